@@ -1,0 +1,45 @@
+"""Every tunable of couchlite in one place, each with the reason for its value.
+
+Values marked "LiteCore" mirror Couchbase Lite's own (``ReplicatorTuning.hh``,
+``BLIPConnection.cc``, ``Message.cc``), so that our peers behave as theirs do on the wire.
+"""
+
+from __future__ import annotations
+
+# --- Database -------------------------------------------------------------------------------
+
+#: Default maximum depth of a revision tree before old revisions are pruned (LiteCore: 20).
+DEFAULT_MAX_REV_TREE_DEPTH = 20
+
+#: Rows fetched per round trip when scanning the changes feed: large enough to amortise the
+#: Python/SQLite boundary, small enough to keep memory flat whatever the collection's size.
+CHANGES_FETCH_SIZE = 1000
+
+#: Page cache per SQLite connection, in KiB (negative PRAGMA cache_size). 8 MiB keeps the hot
+#: B-tree pages of ~100k small documents resident without growing with the database.
+SQLITE_CACHE_KIB = 8192
+
+#: How long a writer waits for SQLite's file lock held by another process before failing.
+SQLITE_BUSY_TIMEOUT_S = 10.0
+
+#: Longest sleep of the expiration purger between checks when no document expires sooner; it is
+#: woken early whenever an earlier expiration is set.
+EXPIRATION_MAX_SLEEP_S = 60.0
+
+#: Read buffer when streaming a blob into the blob store (bytes).
+BLOB_CHUNK_SIZE = 64 * 1024
+
+# --- BLIP (LiteCore values; see cbl-replication-notes.md §2) -------------------------------
+
+#: Frame budget when the next queued message is urgent and this one is not (LiteCore).
+BLIP_SMALL_FRAME_SIZE = 4096
+#: Normal frame budget, header and CRC included (LiteCore ``kBigFrameSize``).
+BLIP_BIG_FRAME_SIZE = 16384
+#: A receiver acknowledges every this many payload bytes of one incoming message (LiteCore).
+BLIP_ACK_THRESHOLD = 50_000
+#: A sender stops sending a message with this many bytes unacknowledged (LiteCore).
+BLIP_MAX_UNACKED_BYTES = 128_000
+#: Largest properties block accepted or sent (LiteCore ``kMaxPropertiesSize``).
+BLIP_MAX_PROPERTIES_SIZE = 100 * 1024
+#: Deflate level for compressed frames (LiteCore default).
+BLIP_COMPRESSION_LEVEL = 6

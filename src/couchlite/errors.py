@@ -1,0 +1,202 @@
+"""The one exception tree of couchlite.
+
+Every error carries a ``domain`` and a ``code`` that mirror Couchbase Lite's error domains
+(``LiteCore``, ``POSIX``, ``SQLite``, ``Network``, ``WebSocket`` -- which also carries HTTP
+statuses below 1000 -- and ``BLIP``), and ``is_transient``: whether retrying the same operation
+later may succeed.
+
+::
+
+    CouchliteError
+    ├── InvalidArgumentError        (also ValueError)   bad input from the caller
+    │   └── ConfigurationError                          invalid configuration, at construction
+    ├── NotFoundError                                   no such document, collection, blob...
+    ├── ConflictError                                   a save or a checkpoint lost a race
+    ├── DatabaseClosedError                             use after close
+    ├── DatabaseError                                   the storage engine failed
+    │   └── CorruptDatabaseError                        unreadable or foreign database file
+    ├── NetworkError                                    connection refused/reset, timeouts...
+    │   └── TLSError                                    certificate or handshake failures
+    ├── AuthenticationError                             credentials refused (HTTP 401)
+    └── ProtocolError                                   a peer broke the wire protocol
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorDomain(StrEnum):
+    """Couchbase Lite's error domains, by the names they have on the wire (BLIP ``Error-Domain``)."""
+
+    LITECORE = "LiteCore"
+    POSIX = "POSIX"
+    SQLITE = "SQLite"
+    FLEECE = "Fleece"
+    NETWORK = "Network"
+    WEBSOCKET = "WebSocket"
+    BLIP = "BLIP"
+    HTTP = "HTTP"
+
+
+class LiteCoreCode:
+    """Codes of the ``LiteCore`` domain (Couchbase Lite's own), by their C names."""
+
+    ASSERTION_FAILED = 1
+    UNIMPLEMENTED = 2
+    BAD_REVISION_ID = 4
+    CORRUPT_REVISION_DATA = 5
+    NOT_OPEN = 6
+    NOT_FOUND = 7
+    CONFLICT = 8
+    INVALID_PARAMETER = 9
+    UNEXPECTED_ERROR = 10
+    CANT_OPEN_FILE = 11
+    IO_ERROR = 12
+    NOT_WRITEABLE = 14
+    CORRUPT_DATA = 15
+    BUSY = 16
+    UNSUPPORTED = 19
+    NOT_A_DATABASE_FILE = 20
+    REMOTE_ERROR = 26
+    DATABASE_TOO_OLD = 27
+    DATABASE_TOO_NEW = 28
+    BAD_DOC_ID = 29
+    DELTA_BASE_UNKNOWN = 31
+    CORRUPT_DELTA = 32
+
+
+class NetworkCode:
+    """Codes of the ``Network`` domain."""
+
+    DNS_FAILURE = 1
+    UNKNOWN_HOST = 2
+    TIMEOUT = 3
+    INVALID_URL = 4
+    TLS_HANDSHAKE_FAILED = 6
+    TLS_CERT_EXPIRED = 7
+    TLS_CERT_UNTRUSTED = 8
+    TLS_CERT_REQUIRED_BY_PEER = 9
+    TLS_CERT_REJECTED_BY_PEER = 10
+    TLS_CERT_UNKNOWN_ROOT = 11
+    UNKNOWN = 13
+    TLS_CERT_NAME_MISMATCH = 15
+    NETWORK_RESET = 16
+    CONNECTION_ABORTED = 17
+    CONNECTION_RESET = 18
+    CONNECTION_REFUSED = 19
+
+
+class CouchliteError(Exception):
+    """The root of every error couchlite raises on purpose."""
+
+    default_domain: ErrorDomain = ErrorDomain.LITECORE
+    default_code: int = LiteCoreCode.UNEXPECTED_ERROR
+    default_transient: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        domain: ErrorDomain | None = None,
+        code: int | None = None,
+        transient: bool | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.domain: ErrorDomain = domain if domain is not None else self.default_domain
+        self.code: int = code if code is not None else self.default_code
+        self.is_transient: bool = transient if transient is not None else self.default_transient
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, domain={self.domain!s}, code={self.code})"
+
+
+class InvalidArgumentError(CouchliteError, ValueError):
+    """The caller passed something invalid: a bad ID, a name, a value JSON cannot hold."""
+
+    default_code = LiteCoreCode.INVALID_PARAMETER
+
+
+class ConfigurationError(InvalidArgumentError):
+    """A configuration object is invalid; raised when it is used to build something."""
+
+
+class NotFoundError(CouchliteError):
+    """The document, collection, blob or checkpoint does not exist."""
+
+    default_code = LiteCoreCode.NOT_FOUND
+
+
+class ConflictError(CouchliteError):
+    """The operation conflicts with a newer revision (of a document or a checkpoint)."""
+
+    default_code = LiteCoreCode.CONFLICT
+
+
+class DatabaseClosedError(CouchliteError):
+    """The database (or an object that belongs to it) is used after it was closed."""
+
+    default_code = LiteCoreCode.NOT_OPEN
+
+
+class DatabaseError(CouchliteError):
+    """The storage engine failed (I/O error, disk full, locked...)."""
+
+    default_domain = ErrorDomain.SQLITE
+    default_code = 1
+
+
+class CorruptDatabaseError(DatabaseError):
+    """The database file is corrupt, not a couchlite database, or from a newer version."""
+
+    default_domain = ErrorDomain.LITECORE
+    default_code = LiteCoreCode.CORRUPT_DATA
+
+
+class NetworkError(CouchliteError):
+    """A network failure: refused, reset, timed out, unreachable. Usually transient."""
+
+    default_domain = ErrorDomain.NETWORK
+    default_code = NetworkCode.UNKNOWN
+    default_transient = True
+
+
+class TLSError(NetworkError):
+    """A TLS failure: untrusted, expired, wrong name, rejected by the peer. Never transient."""
+
+    default_code = NetworkCode.TLS_HANDSHAKE_FAILED
+    default_transient = False
+
+
+class AuthenticationError(CouchliteError):
+    """The peer refused our credentials (HTTP 401)."""
+
+    default_domain = ErrorDomain.WEBSOCKET
+    default_code = 401
+
+
+class ProtocolError(CouchliteError):
+    """A peer violated the wire protocol (BLIP framing, replication messages)."""
+
+    default_domain = ErrorDomain.WEBSOCKET
+    default_code = 1002
+
+
+__all__ = [
+    "AuthenticationError",
+    "ConfigurationError",
+    "ConflictError",
+    "CorruptDatabaseError",
+    "CouchliteError",
+    "DatabaseClosedError",
+    "DatabaseError",
+    "ErrorDomain",
+    "InvalidArgumentError",
+    "LiteCoreCode",
+    "NetworkCode",
+    "NetworkError",
+    "NotFoundError",
+    "ProtocolError",
+    "TLSError",
+]
