@@ -1,0 +1,1 @@
+"""couchlite benchmarks: ``make bench`` (``python -m bench``)."""
