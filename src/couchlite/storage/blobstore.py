@@ -1,0 +1,193 @@
+"""Content-addressed blob store: one file per distinct content, named by its SHA-1.
+
+Digests are Couchbase Lite's: ``"sha1-" + base64(SHA-1 of the content)`` (notes §7). Content is
+streamed into a temporary file in the store's own directory while it is hashed, flushed to disk,
+then renamed onto its final name, so a blob file is either absent or complete: a crash never
+leaves half a blob under a real name. Identical content is stored once, whoever references it;
+the database decides when nothing references a blob any more and deletes it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from couchlite import _tuning
+from couchlite.errors import DatabaseError, ErrorDomain, InvalidArgumentError, NotFoundError
+
+DIGEST_PREFIX = "sha1-"
+
+
+def digest_of(data: bytes | bytearray | memoryview) -> str:
+    return DIGEST_PREFIX + base64.b64encode(hashlib.sha1(data).digest()).decode("ascii")
+
+
+def _raw_digest(digest: str) -> bytes:
+    if not isinstance(digest, str) or not digest.startswith(DIGEST_PREFIX):
+        raise InvalidArgumentError(f"invalid blob digest {digest!r}")
+    try:
+        raw = base64.b64decode(digest[len(DIGEST_PREFIX) :], validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidArgumentError(f"invalid blob digest {digest!r}") from exc
+    if len(raw) != 20:
+        raise InvalidArgumentError(f"invalid blob digest {digest!r}")
+    return raw
+
+
+def is_valid_digest(digest: str) -> bool:
+    try:
+        _raw_digest(digest)
+    except InvalidArgumentError:
+        return False
+    return True
+
+
+class BlobStore:
+    SUFFIX = ".blob"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _io_error("cannot create the blob store", exc) from exc
+
+    def path_for(self, digest: str) -> Path:
+        return self.directory / (_raw_digest(digest).hex() + self.SUFFIX)
+
+    def has(self, digest: str) -> bool:
+        return self.path_for(digest).is_file()
+
+    def put(self, data: bytes | bytearray | memoryview) -> tuple[str, int]:
+        """Store bytes; return (digest, length)."""
+        return self._store(iter((bytes(data),)))
+
+    def put_stream(self, stream: BinaryIO) -> tuple[str, int]:
+        """Store everything read from a binary stream; return (digest, length)."""
+
+        def chunks() -> Iterator[bytes]:
+            while chunk := stream.read(_tuning.BLOB_CHUNK_SIZE):
+                yield chunk
+
+        return self._store(chunks())
+
+    def writer(self, expected_digest: str | None = None) -> BlobWriter:
+        """An incremental writer (for content arriving in pieces, e.g. from a peer)."""
+        return BlobWriter(self, expected_digest)
+
+    def _store(self, chunks: Iterator[bytes]) -> tuple[str, int]:
+        with self.writer() as writer:
+            for chunk in chunks:
+                writer.write(chunk)
+            return writer.finish()
+
+    def open(self, digest: str) -> BinaryIO:
+        try:
+            return open(self.path_for(digest), "rb")
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"no blob {digest}") from exc
+        except OSError as exc:
+            raise _io_error(f"cannot read blob {digest}", exc) from exc
+
+    def read(self, digest: str) -> bytes:
+        with self.open(digest) as fh:
+            return fh.read()
+
+    def size(self, digest: str) -> int:
+        try:
+            return self.path_for(digest).stat().st_size
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"no blob {digest}") from exc
+
+    def delete(self, digest: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path_for(digest).unlink()
+
+    def digests(self) -> Iterator[str]:
+        for path in self.directory.glob("*" + self.SUFFIX):
+            try:
+                raw = bytes.fromhex(path.name[: -len(self.SUFFIX)])
+            except ValueError:
+                continue
+            if len(raw) == 20:
+                yield DIGEST_PREFIX + base64.b64encode(raw).decode("ascii")
+
+    def remove_temporary_files(self) -> None:
+        """Remove leftovers of writes interrupted by a crash."""
+        for path in self.directory.glob("tmp-*"):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+class BlobWriter:
+    """Writes one blob incrementally; ``finish()`` makes it visible atomically."""
+
+    def __init__(self, store: BlobStore, expected_digest: str | None) -> None:
+        self._store = store
+        self._expected = expected_digest
+        self._hash = hashlib.sha1()
+        self._length = 0
+        try:
+            fd, name = tempfile.mkstemp(prefix="tmp-", dir=store.directory)
+        except OSError as exc:
+            raise _io_error("cannot create a blob", exc) from exc
+        self._tmp = Path(name)
+        self._file: BinaryIO | None = os.fdopen(fd, "wb")
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._file is None:
+            raise InvalidArgumentError("blob writer already finished")
+        self._hash.update(data)
+        self._length += len(data)
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            self.abort()
+            raise _io_error("cannot write a blob", exc) from exc
+
+    def finish(self) -> tuple[str, int]:
+        if self._file is None:
+            raise InvalidArgumentError("blob writer already finished")
+        digest = DIGEST_PREFIX + base64.b64encode(self._hash.digest()).decode("ascii")
+        if self._expected is not None and digest != self._expected:
+            self.abort()
+            raise InvalidArgumentError(
+                f"blob content does not match its digest {self._expected} (got {digest})"
+            )
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            self._file = None
+            os.replace(self._tmp, self._store.path_for(digest))
+        except OSError as exc:
+            self.abort()
+            raise _io_error("cannot store a blob", exc) from exc
+        return digest, self._length
+
+    def abort(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
+        with contextlib.suppress(OSError):
+            self._tmp.unlink()
+
+    def __enter__(self) -> BlobWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.abort()
+
+
+def _io_error(what: str, exc: OSError) -> DatabaseError:
+    return DatabaseError(
+        f"{what}: {exc.strerror or exc}", domain=ErrorDomain.POSIX, code=exc.errno or 5
+    )
