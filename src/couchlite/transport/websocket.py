@@ -1,0 +1,473 @@
+"""Message channels over real WebSockets, using the ``websockets`` library's asyncio API.
+
+This module is the one place where ``websockets``, ``OSError`` and ``ssl`` exceptions become
+couchlite errors (``raise ... from exc``); nothing above the transport sees a foreign exception.
+
+What Couchbase Lite expects of the WebSocket layer (cbl-replication-notes.md §1, §3.3-3.6):
+
+* binary messages only, one BLIP frame each; no permessage-deflate (BLIP compresses itself), so
+  ``compression=None`` on both sides;
+* incoming messages up to 1 MiB (LiteCore's limit), text messages ignored with a warning;
+* the server picks the first of the client's offered sub-protocols it supports (LiteCore's
+  ``findMatchingSyncProtocol``) and refuses a client that offers none of them with HTTP 400;
+* the client insists the server chose one of the sub-protocols it offered;
+* pings are answered by ``websockets`` itself, whether or not anyone is calling ``recv``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import inspect
+import logging
+import socket
+import ssl as ssl_module
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.asyncio.server import Server, ServerConnection
+from websockets.asyncio.server import serve as ws_serve
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidMessage,
+    InvalidStatus,
+    InvalidURI,
+    NegotiationError,
+)
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
+
+from couchlite.errors import (
+    AuthenticationError,
+    CouchliteError,
+    ErrorDomain,
+    InvalidArgumentError,
+    NetworkCode,
+    NetworkError,
+    ProtocolError,
+    TLSError,
+)
+from couchlite.transport.channel import (
+    CLOSE_ABNORMAL,
+    CLOSE_NORMAL,
+    CLOSE_PROTOCOL_ERROR,
+    DEFAULT_SUBPROTOCOLS,
+    ChannelClosed,
+    MessageChannel,
+    is_transient_close,
+    truncate_close_reason,
+)
+
+logger = logging.getLogger(__name__)
+
+#: LiteCore refuses incoming WebSocket messages over 1 MiB (notes §1). BLIP frames are at most
+#: 16 KiB, so anything near this is a broken or hostile peer; the margin tolerates a peer whose
+#: own limit counts only the payload it considers "the message".
+MAX_INCOMING_MESSAGE = (1 << 20) + 16 * 1024
+#: LiteCore's connect timeout (``kConnectTimeoutSecs``, notes §3.2).
+DEFAULT_OPEN_TIMEOUT_S = 15.0
+#: LiteCore's pong timeout (``kPongTimeout``, notes §3.6).
+DEFAULT_PING_TIMEOUT_S = 20.0
+#: LiteCore's close-handshake timeout (notes §3.6).
+DEFAULT_CLOSE_TIMEOUT_S = 5.0
+#: Incoming messages websockets buffers before it stops reading the socket: 16 BLIP frames
+#: (at most 256 KiB), enough to keep a 128 KB ACK window busy in both directions.
+DEFAULT_MAX_QUEUE = 16
+#: Outgoing bytes buffered before ``send`` waits; a few big frames, so the writer never idles
+#: while the kernel drains the socket, and memory stays flat when the peer stops reading.
+DEFAULT_WRITE_LIMIT = 64 * 1024
+
+
+class HandshakeRefused(NetworkError):
+    """The server answered the WebSocket upgrade with an HTTP error status (``code``)."""
+
+    default_domain = ErrorDomain.WEBSOCKET
+    default_code = 400
+    default_transient = False
+
+    def __init__(self, status: int, detail: str = "") -> None:
+        text = f"WebSocket upgrade refused with HTTP {status}"
+        super().__init__(
+            f"{text}: {detail}" if detail else text,
+            code=status,
+            transient=is_transient_close(status),
+        )
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeRequest:
+    """The HTTP upgrade request, as a server-side ``process_request`` hook sees it."""
+
+    path: str
+    headers: tuple[tuple[str, str], ...]
+    remote_address: str | None
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (case-insensitive), or ``None``."""
+        wanted = name.lower()
+        return next((v for k, v in self.headers if k.lower() == wanted), None)
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeRejection:
+    """What a ``process_request`` hook returns to refuse an upgrade (e.g. 401 + challenge)."""
+
+    status: int
+    body: str = ""
+    headers: tuple[tuple[str, str], ...] = field(default=())
+
+
+ProcessRequest = Callable[
+    [HandshakeRequest], Awaitable[HandshakeRejection | None] | HandshakeRejection | None
+]
+ChannelHandler = Callable[["WebSocketChannel"], Awaitable[None]]
+
+
+def _format_address(address: Any) -> str | None:
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(address) if address else None
+
+
+def _closed_error(exc: ConnectionClosed) -> ChannelClosed:
+    # The peer's close frame is the interesting one; if none arrived, the one we sent says why
+    # we closed; neither means the TCP connection died (1006, "abnormal closure").
+    frame = exc.rcvd if exc.rcvd is not None else exc.sent
+    if frame is None:
+        return ChannelClosed(CLOSE_ABNORMAL, "connection lost")
+    return ChannelClosed(int(frame.code), frame.reason)
+
+
+class WebSocketChannel:
+    """A :class:`MessageChannel` over a ``websockets`` asyncio connection (client or server)."""
+
+    def __init__(
+        self,
+        connection: ClientConnection | ServerConnection,
+        request: HandshakeRequest | None = None,
+    ) -> None:
+        self._ws = connection
+        self._remote = _format_address(connection.remote_address)
+        #: The upgrade request (server side only): the listener routes on its path.
+        self.request = request
+
+    @property
+    def subprotocol(self) -> str | None:
+        return self._ws.subprotocol
+
+    @property
+    def remote_address(self) -> str | None:
+        return self._remote
+
+    @property
+    def close_code(self) -> int | None:
+        return self._ws.close_code
+
+    @property
+    def close_reason(self) -> str | None:
+        return self._ws.close_reason
+
+    async def send(self, data: bytes) -> None:
+        try:
+            await self._ws.send(data)
+        except ConnectionClosed as exc:
+            raise _closed_error(exc) from exc
+
+    async def recv(self) -> bytes:
+        while True:
+            try:
+                message = await self._ws.recv()
+            except ConnectionClosed as exc:
+                raise _closed_error(exc) from exc
+            if isinstance(message, bytes):
+                return message
+            # LiteCore ignores text messages with a warning rather than failing (notes §2.6).
+            logger.warning("ignoring a text WebSocket message from %s", self._remote)
+
+    async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
+        # websockets bounds the closing handshake with close_timeout, then drops the TCP link.
+        await self._ws.close(code, truncate_close_reason(reason))
+
+    def __repr__(self) -> str:
+        return f"<WebSocketChannel {self._remote} {self.subprotocol}>"
+
+
+def _headers_list(
+    headers: Mapping[str, str] | Iterable[tuple[str, str]] | None,
+) -> list[tuple[str, str]]:
+    if headers is None:
+        return []
+    if isinstance(headers, Mapping):
+        return list(headers.items())
+    return list(headers)
+
+
+def _translate_connect_error(exc: BaseException, url: str) -> CouchliteError:
+    """Map whatever ``connect`` raised to the couchlite error a replicator can act on."""
+    if isinstance(exc, InvalidStatus):
+        status = exc.response.status_code
+        if status == 401:
+            return AuthenticationError(f"{url}: credentials refused (HTTP 401)")
+        detail = exc.response.body.decode("utf-8", "replace").strip() if exc.response.body else ""
+        return HandshakeRefused(status, detail[:200])
+    if isinstance(exc, NegotiationError):
+        # The server chose a sub-protocol we never offered (LiteCore: WebSocket/403).
+        return ProtocolError(f"{url}: {exc}", code=403)
+    if isinstance(exc, InvalidMessage):
+        # Typically the server hung up mid-handshake: a network failure, worth retrying.
+        return NetworkError(
+            f"{url}: invalid handshake response: {exc}", code=NetworkCode.NETWORK_RESET
+        )
+    if isinstance(exc, InvalidHandshake):
+        return ProtocolError(f"{url}: WebSocket handshake failed: {exc}", code=CLOSE_PROTOCOL_ERROR)
+    if isinstance(exc, InvalidURI):
+        return InvalidArgumentError(
+            f"invalid URL {url!r}: {exc}", domain=ErrorDomain.NETWORK, code=NetworkCode.INVALID_URL
+        )
+    if isinstance(exc, ssl_module.SSLCertVerificationError):
+        code = {10: NetworkCode.TLS_CERT_EXPIRED, 62: NetworkCode.TLS_CERT_NAME_MISMATCH}.get(
+            exc.verify_code, NetworkCode.TLS_CERT_UNTRUSTED
+        )
+        return TLSError(f"{url}: {exc.verify_message or exc}", code=code)
+    if isinstance(exc, ssl_module.SSLError):
+        return TLSError(f"{url}: TLS handshake failed: {exc}")
+    if isinstance(exc, TimeoutError):
+        return NetworkError(f"{url}: timed out opening the connection", code=NetworkCode.TIMEOUT)
+    if isinstance(exc, socket.gaierror):
+        code = (
+            NetworkCode.DNS_FAILURE if exc.errno == socket.EAI_AGAIN else NetworkCode.UNKNOWN_HOST
+        )
+        return NetworkError(f"{url}: {exc}", code=code, transient=code == NetworkCode.DNS_FAILURE)
+    if isinstance(exc, OSError):
+        code = {
+            errno.ECONNREFUSED: NetworkCode.CONNECTION_REFUSED,
+            errno.ECONNRESET: NetworkCode.CONNECTION_RESET,
+            errno.ECONNABORTED: NetworkCode.CONNECTION_ABORTED,
+            errno.ENETRESET: NetworkCode.NETWORK_RESET,
+            errno.ETIMEDOUT: NetworkCode.TIMEOUT,
+        }.get(exc.errno or 0, NetworkCode.UNKNOWN)
+        return NetworkError(f"{url}: {exc.strerror or exc}", code=code)
+    return NetworkError(f"{url}: {exc}")
+
+
+async def connect_channel(
+    url: str,
+    *,
+    subprotocols: Sequence[str] = DEFAULT_SUBPROTOCOLS,
+    headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+    ssl: ssl_module.SSLContext | None = None,
+    server_hostname: str | None = None,
+    user_agent: str | None = None,
+    open_timeout: float = DEFAULT_OPEN_TIMEOUT_S,
+    ping_interval: float | None = None,
+    ping_timeout: float | None = DEFAULT_PING_TIMEOUT_S,
+    close_timeout: float = DEFAULT_CLOSE_TIMEOUT_S,
+    max_queue: int = DEFAULT_MAX_QUEUE,
+    write_limit: int = DEFAULT_WRITE_LIMIT,
+) -> WebSocketChannel:
+    """Open a WebSocket to ``url`` (``ws://`` or ``wss://``) and negotiate a BLIP sub-protocol.
+
+    Raises :class:`AuthenticationError` on HTTP 401, :class:`HandshakeRefused` (a
+    :class:`NetworkError` whose ``code`` is the HTTP status) on other refusals,
+    :class:`ProtocolError` when the server picked none of ``subprotocols``, :class:`TLSError`
+    for certificate problems and :class:`NetworkError` (``code`` from :class:`NetworkCode`, e.g.
+    ``CONNECTION_REFUSED``, transient) when the network fails.
+    """
+    if not subprotocols:
+        raise InvalidArgumentError("offer at least one sub-protocol")
+    kwargs: dict[str, Any] = {}
+    if ssl is not None:
+        kwargs["ssl"] = ssl
+    if server_hostname is not None:
+        kwargs["server_hostname"] = server_hostname
+    try:
+        ws = await ws_connect(
+            url,
+            subprotocols=[Subprotocol(s) for s in subprotocols],
+            compression=None,
+            additional_headers=_headers_list(headers),
+            user_agent_header=user_agent if user_agent is not None else "couchlite",
+            # A replicator connects where it is told; environment proxies would surprise it.
+            proxy=None,
+            open_timeout=open_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
+            max_size=MAX_INCOMING_MESSAGE,
+            max_queue=max_queue,
+            write_limit=write_limit,
+            **kwargs,
+        )
+    except (InvalidHandshake, InvalidURI, OSError, TimeoutError) as exc:
+        raise _translate_connect_error(exc, url) from exc
+    if ws.subprotocol is None or ws.subprotocol not in subprotocols:
+        # websockets accepts a server that names no sub-protocol; LiteCore does not (§3.3).
+        await ws.close(CLOSE_PROTOCOL_ERROR, "no sub-protocol")
+        raise ProtocolError(
+            f"{url}: incompatible replication protocol (the server did not accept any of "
+            f"{', '.join(subprotocols)})",
+            code=CLOSE_PROTOCOL_ERROR,
+        )
+    return WebSocketChannel(ws)
+
+
+class ChannelServer:
+    """A listening WebSocket server handing each accepted connection to a channel handler.
+
+    Closing it closes the open connections (1001, going away) and waits for their handlers.
+    """
+
+    def __init__(self, server: Server) -> None:
+        self._server = server
+
+    @property
+    def port(self) -> int:
+        """The TCP port listened on (useful after binding port 0)."""
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        """Every ``(host, port)`` listened on."""
+        return [(str(s.getsockname()[0]), int(s.getsockname()[1])) for s in self._server.sockets]
+
+    async def close(self, timeout: float = DEFAULT_CLOSE_TIMEOUT_S * 2) -> None:
+        """Stop listening, close every connection, wait (bounded) for the handlers to return."""
+        self._server.close()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._server.wait_closed()
+        except TimeoutError:
+            logger.warning("channel server: handlers still running after %.1f s", timeout)
+
+    async def __aenter__(self) -> ChannelServer:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+def _select_subprotocol(
+    supported: Sequence[str],
+) -> Callable[[ServerConnection, Sequence[Subprotocol]], Subprotocol | None]:
+    def select(_connection: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol:
+        # The client's order wins, as in LiteCore's listener (notes §3.4).
+        for candidate in offered:
+            if candidate in supported:
+                return candidate
+        raise NegotiationError(
+            "no supported sub-protocol offered (supported: " + ", ".join(supported) + ")"
+        )
+
+    return select
+
+
+async def serve_channels(
+    handler: Callable[[WebSocketChannel], Awaitable[None]],
+    host: str,
+    port: int,
+    *,
+    subprotocols: Sequence[str] = DEFAULT_SUBPROTOCOLS,
+    ssl: ssl_module.SSLContext | None = None,
+    process_request: ProcessRequest | None = None,
+    server_header: str | None = "couchlite",
+    open_timeout: float = DEFAULT_OPEN_TIMEOUT_S,
+    ping_interval: float | None = None,
+    ping_timeout: float | None = DEFAULT_PING_TIMEOUT_S,
+    close_timeout: float = DEFAULT_CLOSE_TIMEOUT_S,
+    max_queue: int = DEFAULT_MAX_QUEUE,
+    write_limit: int = DEFAULT_WRITE_LIMIT,
+) -> ChannelServer:
+    """Listen on ``host:port`` and run ``await handler(channel)`` for each accepted WebSocket.
+
+    ``process_request`` sees each upgrade request first and may refuse it (e.g. 401). The
+    connection is closed (1000) when the handler returns; an exception escaping the handler is
+    logged and closes the connection with 1011.
+    """
+    if not subprotocols:
+        raise InvalidArgumentError("support at least one sub-protocol")
+    supported = tuple(subprotocols)
+
+    def describe(connection: ServerConnection, request: Request) -> HandshakeRequest:
+        return HandshakeRequest(
+            path=request.path,
+            headers=tuple(request.headers.raw_items()),
+            remote_address=_format_address(connection.remote_address),
+        )
+
+    async def on_request(connection: ServerConnection, request: Request) -> Response | None:
+        if process_request is None:
+            return None
+        verdict = process_request(describe(connection, request))
+        if inspect.isawaitable(verdict):
+            verdict = await verdict
+        if verdict is None:
+            return None
+        response = connection.respond(verdict.status, verdict.body)
+        for name, value in verdict.headers:
+            response.headers[name] = value
+        return response
+
+    async def on_connection(connection: ServerConnection) -> None:
+        request = connection.request
+        channel = WebSocketChannel(
+            connection, describe(connection, request) if request is not None else None
+        )
+        try:
+            await handler(channel)
+        except ChannelClosed:
+            pass
+        except Exception:
+            logger.exception("connection handler for %s failed", channel.remote_address)
+            await channel.close(1011, "unexpected exception")
+
+    kwargs: dict[str, Any] = {}
+    if ssl is not None:
+        kwargs["ssl"] = ssl
+    try:
+        server = await ws_serve(
+            on_connection,
+            host,
+            port,
+            subprotocols=[Subprotocol(s) for s in supported],
+            select_subprotocol=_select_subprotocol(supported),
+            compression=None,
+            process_request=on_request,
+            server_header=server_header,
+            open_timeout=open_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
+            max_size=MAX_INCOMING_MESSAGE,
+            max_queue=max_queue,
+            write_limit=write_limit,
+            **kwargs,
+        )
+    except OSError as exc:
+        raise NetworkError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return ChannelServer(server)
+
+
+def _conforms(channel: WebSocketChannel) -> MessageChannel:
+    # MessageChannel is structural: this fails type checking if WebSocketChannel drifts from it.
+    return channel
+
+
+__all__ = [
+    "DEFAULT_CLOSE_TIMEOUT_S",
+    "DEFAULT_OPEN_TIMEOUT_S",
+    "MAX_INCOMING_MESSAGE",
+    "ChannelHandler",
+    "ChannelServer",
+    "HandshakeRefused",
+    "HandshakeRejection",
+    "HandshakeRequest",
+    "WebSocketChannel",
+    "connect_channel",
+    "serve_channels",
+]
