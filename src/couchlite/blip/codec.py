@@ -1,0 +1,274 @@
+"""BLIP frame codec: headers, running checksums and the shared deflate streams (notes §2.3-§2.5).
+
+Theory of operation
+-------------------
+A frame is ``uvarint(msgno) || uvarint(flags) || payload || crc32_be`` (§2.3); ACK frames carry
+no CRC (§2.7). Each direction of a connection owns exactly one codec object here:
+
+* :class:`FrameEncoder` (outgoing) holds one raw-deflate compressor (level, windowBits -15,
+  memLevel 9) shared by every compressed frame of every message, and the running CRC32 (§2.4)
+  updated with the *uncompressed* bytes of every non-ACK frame before compression.
+* :class:`FrameDecoder` (incoming) holds the matching raw-deflate decompressor and running CRC,
+  updated *after* inflation.
+
+Compressed frames (§2.5): the chunk is compressed and sync-flushed; the final ``00 00 FF FF`` of
+the flush is stripped and the receiver appends it back before inflating. Because deflate output
+size is unknown in advance, the encoder fills a frame in *pieces*: each piece is small enough that
+even incompressible data (stored blocks) cannot overflow the room left, and each piece is
+sync-flushed so the running output size is exact. A single piece for a small message gives the
+same bytes as LiteCore (interop README, re-compression check); large frames contain interior
+sync markers, which every inflater handles (interop fact 11).
+
+Since the shared streams are stateful, frames must be encoded and decoded in wire order, and a
+decoding error leaves the decoder unusable: every error raised here is fatal.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+from couchlite.blip.errors import (
+    CLOSE_INTERNAL_ERROR,
+    CLOSE_MESSAGE_TOO_BIG,
+    CLOSE_PROTOCOL_ERROR,
+    BlipError,
+)
+from couchlite.blip.message import TYPE_MASK, FrameFlags, MessageType
+from couchlite.blip.varint import decode_varint, encode_varint
+
+CHECKSUM_SIZE = 4
+SYNC_FLUSH_TAIL = b"\x00\x00\xff\xff"
+
+#: LiteCore keeps adding compressed pieces to a frame while at least this much room is left.
+MIN_PIECE_ROOM = 1024
+#: Most uncompressed bytes one frame may carry, as a multiple of the frame budget. Without a cap
+#: a run of zeros would put a whole multi-megabyte body into one 16 KB frame, which the peer
+#: must then inflate in one go; 8x keeps frames close to what LiteCore itself produces (~2x).
+MAX_INPUT_PER_FRAME_FACTOR = 8
+#: Hard ceiling on the inflated size of one incoming frame (decompression-bomb guard, applied
+#: even when no max_message_size is set). A LiteCore sender may legitimately pack a highly
+#: compressible body into one frame, so this is generous: one 1 MiB WebSocket message at
+#: deflate's maximum ratio (~1032:1) would otherwise inflate to about 1 GiB.
+MAX_INFLATED_FRAME_SIZE = 64 * 1024 * 1024
+#: The smallest frame budget we can always make progress with (header + CRC + a deflate piece).
+MIN_FRAME_SIZE = 64
+
+_UNDEFINED_TYPES = frozenset({3, 6, 7})
+_ACK_TYPES = frozenset({MessageType.ACK_REQUEST, MessageType.ACK_RESPONSE})
+
+
+@dataclass(frozen=True, slots=True)
+class FrameHeader:
+    """The decoded header of one frame."""
+
+    number: int
+    raw_flags: int
+    header_len: int
+
+    @property
+    def type_code(self) -> int:
+        return self.raw_flags & TYPE_MASK
+
+    @property
+    def type(self) -> MessageType | None:
+        """The message type, or None for the undefined types 3, 6 and 7."""
+        code = self.type_code
+        return None if code in _UNDEFINED_TYPES else MessageType(code)
+
+    @property
+    def flags(self) -> FrameFlags:
+        """The known flag bits (reserved bits are dropped, notes §2.3)."""
+        return FrameFlags(self.raw_flags & 0x78)
+
+    @property
+    def is_ack(self) -> bool:
+        return self.type in _ACK_TYPES
+
+    @property
+    def more_coming(self) -> bool:
+        return bool(self.raw_flags & FrameFlags.MORE_COMING)
+
+
+def parse_frame_header(data: bytes | bytearray | memoryview) -> FrameHeader:
+    """Parse the two varints that open every frame."""
+    number, pos = decode_varint(data, 0)
+    flags, pos = decode_varint(data, pos)
+    return FrameHeader(number, flags, pos)
+
+
+def encode_ack_frame(number: int, ack_type: MessageType, byte_count: int) -> bytes:
+    """An ACK frame (§2.7): urgent, no-reply, payload = varint byte count, no CRC."""
+    flags = int(ack_type) | FrameFlags.URGENT | FrameFlags.NO_REPLY
+    return encode_varint(number) + encode_varint(flags) + encode_varint(byte_count)
+
+
+def decode_ack_payload(header: FrameHeader, data: bytes | bytearray | memoryview) -> int:
+    """The byte count an ACK frame acknowledges."""
+    count, _ = decode_varint(data, header.header_len)
+    return count
+
+
+class OutgoingPayload:
+    """The bytes of one outgoing message, consumed front to back without copying the body.
+
+    The small prefix (properties length + properties) and the caller's body are kept apart so
+    the body is only ever sliced as memoryviews, never concatenated with the prefix.
+    """
+
+    __slots__ = ("_body", "_body_offset", "_prefix", "_prefix_offset", "total")
+
+    def __init__(self, prefix: bytes, body: memoryview) -> None:
+        self._prefix = prefix
+        self._body = body
+        self._prefix_offset = 0
+        self._body_offset = 0
+        self.total = len(prefix) + len(body)
+
+    @property
+    def remaining(self) -> int:
+        return (len(self._prefix) - self._prefix_offset) + (len(self._body) - self._body_offset)
+
+    @property
+    def started(self) -> bool:
+        return self._prefix_offset > 0
+
+    def take(self, limit: int) -> list[memoryview]:
+        """Up to ``limit`` next bytes, as one or two views."""
+        views: list[memoryview] = []
+        if self._prefix_offset < len(self._prefix) and limit > 0:
+            end = min(len(self._prefix), self._prefix_offset + limit)
+            views.append(memoryview(self._prefix)[self._prefix_offset : end])
+            limit -= end - self._prefix_offset
+            self._prefix_offset = end
+        if self._body_offset < len(self._body) and limit > 0:
+            end = min(len(self._body), self._body_offset + limit)
+            views.append(self._body[self._body_offset : end])
+            self._body_offset = end
+        if not self.remaining:
+            # Drop the caller's buffer as soon as it is fully sent.
+            self._body = memoryview(b"")
+            self._body_offset = 0
+        return views
+
+
+class FrameEncoder:
+    """The outgoing half of a connection's codec: running CRC and the shared compressor."""
+
+    def __init__(self, compression_level: int) -> None:
+        self._deflater = zlib.compressobj(compression_level, zlib.DEFLATED, -15, 9)
+        self.checksum = 0
+
+    def encode(
+        self, number: int, flags: int, payload: OutgoingPayload, budget: int
+    ) -> tuple[bytes, bool]:
+        """Encode the next frame of ``payload`` within ``budget`` bytes (header and CRC included).
+
+        ``flags`` is the message's flags without MORE_COMING. Returns the frame and whether the
+        message has more frames to send.
+        """
+        # Flags stay below 0x80, so the header size does not depend on MORE_COMING.
+        header_len = len(encode_varint(number)) + 1
+        room = budget - header_len - CHECKSUM_SIZE
+        if flags & FrameFlags.COMPRESSED:
+            body = self._compress(payload, room, budget * MAX_INPUT_PER_FRAME_FACTOR)
+        else:
+            views = payload.take(room)
+            crc = self.checksum
+            for view in views:
+                crc = zlib.crc32(view, crc)
+            self.checksum = crc
+            body = b"".join(views)
+        more = payload.remaining > 0
+        if more:
+            flags |= FrameFlags.MORE_COMING
+        frame = b"".join(
+            (encode_varint(number), bytes((flags,)), body, self.checksum.to_bytes(4, "big"))
+        )
+        return frame, more
+
+    def _compress(self, payload: OutgoingPayload, room: int, max_input: int) -> bytes:
+        out: list[bytes] = []
+        used = 0
+        consumed = 0
+        crc = self.checksum
+        while payload.remaining and consumed < max_input:
+            left = room - used
+            if out and left < MIN_PIECE_ROOM:
+                break
+            # Worst case for incompressible input: stored blocks (5 bytes each, at most one per
+            # 8 KiB here) plus the 5-byte empty block of the sync flush.
+            piece = min(left - 16 - 5 * (left // 8192 + 1), max_input - consumed)
+            if piece <= 0:
+                break
+            for view in payload.take(piece):
+                crc = zlib.crc32(view, crc)
+                consumed += len(view)
+                data = self._deflater.compress(view)
+                if data:
+                    out.append(data)
+                    used += len(data)
+            data = self._deflater.flush(zlib.Z_SYNC_FLUSH)
+            out.append(data)
+            used += len(data)
+        self.checksum = crc
+        compressed = b"".join(out)
+        if not compressed.endswith(SYNC_FLUSH_TAIL) or len(compressed) - 4 > room:
+            raise BlipError(
+                "compression buffer overflow",
+                close_code=CLOSE_INTERNAL_ERROR,
+                is_remote_fault=False,
+            )
+        return compressed[:-4]
+
+
+class FrameDecoder:
+    """The incoming half of a connection's codec: running CRC and the shared decompressor."""
+
+    def __init__(self) -> None:
+        self._inflater = zlib.decompressobj(-15)
+        self.checksum = 0
+
+    def decode(
+        self,
+        header: FrameHeader,
+        frame: bytes | bytearray | memoryview,
+        max_inflated: int = MAX_INFLATED_FRAME_SIZE,
+    ) -> bytes:
+        """Return the message bytes a non-ACK frame carries, after inflating and checking its CRC.
+
+        ``max_inflated`` bounds the uncompressed size (the caller passes what is left of its
+        message-size allowance); exceeding it raises ``BlipError`` with close code 1009.
+        """
+        view = memoryview(frame)
+        if len(view) < header.header_len + CHECKSUM_SIZE:
+            raise BlipError("frame too short for its checksum", close_code=CLOSE_PROTOCOL_ERROR)
+        payload = view[header.header_len : len(view) - CHECKSUM_SIZE]
+        expected = int.from_bytes(view[len(view) - CHECKSUM_SIZE :], "big")
+        if header.raw_flags & FrameFlags.COMPRESSED:
+            data = self._inflate(payload, max_inflated)
+        else:
+            if len(payload) > max_inflated:
+                raise BlipError("message too big", close_code=CLOSE_MESSAGE_TOO_BIG)
+            data = bytes(payload)
+        self.checksum = zlib.crc32(data, self.checksum)
+        if self.checksum != expected:
+            raise BlipError("invalid checksum", close_code=CLOSE_INTERNAL_ERROR)
+        return data
+
+    def _inflate(self, payload: memoryview, limit: int) -> bytes:
+        limit = min(limit, MAX_INFLATED_FRAME_SIZE)
+        try:
+            data = self._inflater.decompress(bytes(payload) + SYNC_FLUSH_TAIL, limit + 1)
+        except zlib.error as exc:
+            raise BlipError(
+                f"corrupt compressed frame: {exc}", close_code=CLOSE_INTERNAL_ERROR
+            ) from exc
+        if len(data) > limit:
+            raise BlipError("message too big (inflated frame)", close_code=CLOSE_MESSAGE_TOO_BIG)
+        if self._inflater.eof or self._inflater.unconsumed_tail:
+            # A final deflate block would end the shared stream, breaking every later frame.
+            raise BlipError(
+                "corrupt compressed frame: stream ended", close_code=CLOSE_INTERNAL_ERROR
+            )
+        return data
