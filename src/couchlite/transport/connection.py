@@ -1,0 +1,580 @@
+"""The asyncio BLIP connection: a sans-I/O :class:`BlipProtocol` driven over a message channel.
+
+Theory of operation
+-------------------
+Three kinds of tasks, all owned by the connection and cancelled when it closes:
+
+* the **reader** feeds every channel message to ``protocol.receive_frame`` and dispatches the
+  completed messages: responses resolve the futures of :meth:`BlipConnection.request`, requests
+  start a handler task. Receiving may queue ACKs and received ACKs may reopen a window, so the
+  reader always wakes the writer afterwards.
+* the **writer** drains ``protocol.next_frame()`` into ``channel.send()``; it sleeps when the
+  protocol has nothing sendable (empty out-box, or every message waiting for an ACK).
+* one **handler task** per incoming request, at most ``max_concurrent_handlers`` at a time; when
+  they are all busy the reader stops reading, which pushes back on the peer through the
+  channel's (and TCP's) own flow control.
+
+Back-pressure on the sending side: :meth:`request` and :meth:`send_no_reply` wait before queueing
+while the protocol's out-box holds ``max_pending_messages`` messages or, for large messages,
+``max_pending_bytes`` bytes not yet handed to the channel. With the channel's bounded buffer,
+memory stays bounded when the peer stops reading. Bodies are passed through as given (bytes or
+memoryview): the connection never copies them.
+
+Shutdown: the first fatal event wins and decides :attr:`close_error`. A fatal
+:class:`BlipError` in what the peer sent closes the channel with the error's close code
+(1002/1011); the peer closing the channel, or the network failing, ends the connection with
+:class:`ChannelClosed`; a local :meth:`close` flushes the out-box (bounded) and closes with the
+given code. Pending requests then fail with the close error (or :class:`ChannelClosed` after a
+normal close).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import itertools
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from couchlite.blip import BlipError, BlipErrorReply, BlipProtocol, Message, MessageType
+from couchlite.errors import CouchliteError, InvalidArgumentError, NetworkCode, NetworkError
+from couchlite.transport.channel import (
+    CLOSE_NORMAL,
+    CLOSE_UNEXPECTED,
+    ChannelClosed,
+    MessageChannel,
+    truncate_close_reason,
+)
+
+logger = logging.getLogger(__name__)
+
+Properties = Mapping[str, str] | Iterable[tuple[str, str]]
+Body = bytes | bytearray | memoryview
+
+#: Handlers run at once per connection; LiteCore handles up to 100-200 incoming revs in
+#: parallel (notes §13). Beyond this the reader stops reading, which throttles the peer.
+DEFAULT_MAX_CONCURRENT_HANDLERS = 100
+#: Messages queued in the protocol's out-box before senders wait. Each message costs one
+#: entry; 200 matches LiteCore's changes batch and keeps memory small when the peer stalls.
+DEFAULT_MAX_PENDING_MESSAGES = 200
+#: Bytes of large message bodies queued before senders of large messages wait. Small messages
+#: (up to one frame) are bounded by the message count instead, so a queued bulk transfer never
+#: delays an urgent control message behind it.
+DEFAULT_MAX_PENDING_BYTES = 4 * 1024 * 1024
+#: A message no bigger than one big frame is "small" for back-pressure purposes.
+SMALL_MESSAGE_BYTES = 16 * 1024
+#: How long request() waits for its reply by default: the peer may be slow (a big rev, a busy
+#: database), but a reply that never comes must not hang a replicator forever.
+DEFAULT_REQUEST_TIMEOUT_S = 300.0
+#: How long a clean close waits for queued frames to be sent (LiteCore's close timeout, §3.6).
+CLOSE_FLUSH_TIMEOUT_S = 5.0
+#: How long closing waits for cancelled handlers and for the channel's closing handshake.
+CLOSE_TASKS_TIMEOUT_S = 5.0
+
+_connection_ids = itertools.count(1)
+
+
+class RequestTimeout(NetworkError):
+    """No reply arrived within the request's timeout."""
+
+    default_code = NetworkCode.TIMEOUT
+
+
+class ConnectionClosedError(ChannelClosed):
+    """The connection is closed (or closing): no more requests can be sent."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What a request handler answers. ``urgent=None`` copies the request's flag (as LiteCore)."""
+
+    properties: Properties = ()
+    body: Body = b""
+    compressed: bool = False
+    urgent: bool | None = None
+
+
+Handler = Callable[[Message], Awaitable[Reply | None]]
+
+
+class BlipConnection:
+    """BLIP over a :class:`MessageChannel`: requests, replies, handlers, flow control.
+
+    Use ``async with BlipConnection(channel) as conn:`` or :meth:`start` + :meth:`close`; a
+    server-side handler may simply ``await conn.run()``.
+    """
+
+    def __init__(
+        self,
+        channel: MessageChannel,
+        protocol: BlipProtocol | None = None,
+        *,
+        name: str | None = None,
+        max_concurrent_handlers: int = DEFAULT_MAX_CONCURRENT_HANDLERS,
+        max_pending_messages: int = DEFAULT_MAX_PENDING_MESSAGES,
+        max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
+    ) -> None:
+        if max_concurrent_handlers < 1 or max_pending_messages < 1 or max_pending_bytes < 1:
+            raise InvalidArgumentError("connection limits must be positive")
+        self.channel = channel
+        self.protocol = protocol if protocol is not None else BlipProtocol()
+        self.name = name or f"blip-{next(_connection_ids)}"
+        self._handlers: dict[str, Handler] = {}
+        self._max_pending_messages = max_pending_messages
+        self._max_pending_bytes = max_pending_bytes
+        self._handler_slots = asyncio.Semaphore(max_concurrent_handlers)
+        self._pending: dict[int, asyncio.Future[Message]] = {}
+        self._handler_tasks: set[asyncio.Task[None]] = set()
+        self._supervisor: asyncio.Task[None] | None = None
+        self._wake_writer = asyncio.Event()
+        self._progress = asyncio.Event()  # set after frames are sent: capacity may be back
+        self._stop = asyncio.Event()
+        self._closed = asyncio.Event()
+        self._closing = False
+        self._stop_code = CLOSE_NORMAL
+        self._stop_reason = ""
+        self._close_error: CouchliteError | None = None
+        self._end: ChannelClosed | None = None
+        # Estimate of body bytes not yet handed to the channel; see _admissible().
+        self._queued_bytes = 0
+        self._stats = {
+            "requests_sent": 0,
+            "no_reply_sent": 0,
+            "responses_received": 0,
+            "errors_received": 0,
+            "requests_received": 0,
+            "handler_errors": 0,
+            "frames_sent": 0,
+            "frames_received": 0,
+            "bytes_sent": 0,
+            "bytes_received": 0,
+            "sender_waits": 0,
+            "peak_queued_bytes": 0,
+            "peak_pending_messages": 0,
+        }
+
+    # --- public API -----------------------------------------------------------------------
+
+    def register_handler(self, profile: str, handler: Handler) -> None:
+        """Answer requests whose ``Profile`` is ``profile`` with ``handler``."""
+        self._handlers[profile] = handler
+
+    def unregister_handler(self, profile: str) -> None:
+        self._handlers.pop(profile, None)
+
+    @property
+    def is_open(self) -> bool:
+        return self._supervisor is not None and not self._closing and not self._stop.is_set()
+
+    @property
+    def is_closed(self) -> bool:
+        return self._closed.is_set()
+
+    @property
+    def close_error(self) -> CouchliteError | None:
+        """Why the connection ended, if not by a normal (1000) close; ``None`` otherwise."""
+        return self._close_error
+
+    @property
+    def close_code(self) -> int | None:
+        return self._end.code if self._end is not None else None
+
+    @property
+    def close_reason(self) -> str | None:
+        return self._end.reason if self._end is not None else None
+
+    def start(self) -> None:
+        """Start the reader and writer. Idempotent; needs a running event loop."""
+        if self._supervisor is None:
+            self._supervisor = asyncio.get_running_loop().create_task(
+                self._supervise(), name=f"{self.name}-supervisor"
+            )
+
+    async def run(self) -> None:
+        """Start, then wait until the connection ends; raises :attr:`close_error` if any."""
+        self.start()
+        await self._closed.wait()
+        if self._close_error is not None:
+            raise self._close_error
+
+    async def wait_closed(self, timeout: float | None = None) -> None:
+        """Wait (bounded by ``timeout``) for the end; raises :attr:`close_error` if any."""
+        async with asyncio.timeout(timeout):
+            await self._closed.wait()
+        if self._close_error is not None:
+            raise self._close_error
+
+    async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
+        """Flush what is queued (bounded), close the channel with ``code``, wait for the end."""
+        if self._supervisor is None:
+            self._supervisor = asyncio.get_running_loop().create_task(
+                self._supervise(), name=f"{self.name}-supervisor"
+            )
+        if not self._closing and not self._stop.is_set():
+            self._closing = True
+            if code == CLOSE_NORMAL:
+                await self._flush(CLOSE_FLUSH_TIMEOUT_S)
+            self._request_stop(code, reason)
+        await asyncio.shield(self._closed.wait())
+
+    async def __aenter__(self) -> BlipConnection:
+        self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            await self.close()
+        else:
+            await self.close(CLOSE_UNEXPECTED, "unexpected exception")
+
+    async def request(
+        self,
+        properties: Properties,
+        body: Body = b"",
+        *,
+        urgent: bool = False,
+        compressed: bool = False,
+        timeout: float | None = DEFAULT_REQUEST_TIMEOUT_S,
+    ) -> Message:
+        """Send a request and return its reply.
+
+        Raises :class:`BlipErrorReply` if the peer answers ERR, :class:`RequestTimeout` after
+        ``timeout`` seconds (``None``: wait as long as the connection lives), or the
+        connection's close error if the connection ends first.
+        """
+        try:
+            async with asyncio.timeout(timeout):
+                await self._wait_for_room(len(body), urgent)
+                number = self.protocol.send_request(
+                    properties, body, urgent=urgent, compressed=compressed
+                )
+                future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+                self._pending[number] = future
+                self._queued(len(body))
+                self._stats["requests_sent"] += 1
+                try:
+                    reply = await future
+                finally:
+                    self._pending.pop(number, None)
+        except TimeoutError as exc:
+            raise RequestTimeout(f"{self.name}: no reply within {timeout} s") from exc
+        if reply.is_error:
+            raise BlipErrorReply(
+                reply.error_domain or "BLIP",
+                reply.error_code if reply.error_code is not None else 0,
+                reply.error_message,
+            )
+        return reply
+
+    async def send_no_reply(
+        self,
+        properties: Properties,
+        body: Body = b"",
+        *,
+        urgent: bool = False,
+        compressed: bool = False,
+        timeout: float | None = DEFAULT_REQUEST_TIMEOUT_S,
+    ) -> None:
+        """Queue a request that gets no reply; waits (up to ``timeout``) while the out-box is
+        full."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._wait_for_room(len(body), urgent)
+        except TimeoutError as exc:
+            raise RequestTimeout(f"{self.name}: out-box still full after {timeout} s") from exc
+        self.protocol.send_request(
+            properties, body, urgent=urgent, compressed=compressed, no_reply=True
+        )
+        self._queued(len(body))
+        self._stats["no_reply_sent"] += 1
+
+    def statistics(self) -> dict[str, Any]:
+        """A snapshot of counters: this connection's and the protocol's (under ``"blip"``)."""
+        stats: dict[str, Any] = dict(self._stats)
+        stats.update(
+            pending_requests=len(self._pending),
+            running_handlers=len(self._handler_tasks),
+            pending_messages=self.protocol.pending_messages,
+            queued_bytes=self._queued_bytes,
+        )
+        stats["blip"] = dataclasses.asdict(self.protocol.statistics())
+        return stats
+
+    def __repr__(self) -> str:
+        state = "closed" if self.is_closed else "closing" if self._closing else "open"
+        return f"<BlipConnection {self.name} {state} peer={self.channel.remote_address}>"
+
+    # --- back-pressure ----------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closing or self._stop.is_set() or self._closed.is_set():
+            raise self._closed_error_for_callers()
+        if self._supervisor is None:
+            self.start()
+
+    def _closed_error_for_callers(self) -> CouchliteError:
+        if self._close_error is not None:
+            return self._close_error
+        code = self._end.code if self._end is not None else self._stop_code
+        reason = self._end.reason if self._end is not None else self._stop_reason
+        return ConnectionClosedError(code, reason, message=f"{self.name}: connection closed")
+
+    def _admissible(self, size: int) -> bool:
+        pending = self.protocol.pending_messages
+        if pending == 0:
+            # Our byte count is an estimate (compressed frames are smaller than their input);
+            # an empty out-box is the moment to correct its drift.
+            self._queued_bytes = 0
+            return True
+        if pending >= self._max_pending_messages:
+            return False
+        if size <= SMALL_MESSAGE_BYTES:
+            return True
+        return self._queued_bytes + size <= self._max_pending_bytes
+
+    async def _wait_for_room(self, size: int, urgent: bool) -> None:
+        self._check_open()
+        # An urgent message is small by convention and must not queue behind bulk data.
+        if urgent and self.protocol.pending_messages < self._max_pending_messages:
+            return
+        if self._admissible(size):
+            return
+        self._stats["sender_waits"] += 1
+        while not self._admissible(size):
+            self._progress.clear()
+            await self._progress.wait()
+            self._check_open()
+
+    def _queued(self, size: int) -> None:
+        self._queued_bytes += size
+        self._stats["peak_queued_bytes"] = max(self._stats["peak_queued_bytes"], self._queued_bytes)
+        self._stats["peak_pending_messages"] = max(
+            self._stats["peak_pending_messages"], self.protocol.pending_messages
+        )
+        self._wake_writer.set()
+
+    async def _flush(self, timeout: float) -> None:
+        """Let the writer send what is queued; give up after ``timeout`` (e.g. ACK-stalled)."""
+        self._wake_writer.set()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                # The writer sets _progress after each frame and whenever it finds nothing
+                # sendable (e.g. waiting for an ACK), so this loop only turns when things move.
+                protocol = self.protocol
+                while (
+                    protocol.has_output or protocol.pending_messages
+                ) and not self._stop.is_set():
+                    self._progress.clear()
+                    await self._progress.wait()
+
+    # --- tasks ------------------------------------------------------------------------------
+
+    def _request_stop(self, code: int, reason: str, error: CouchliteError | None = None) -> None:
+        """Record the first reason to stop and wake the supervisor; later reasons are ignored."""
+        if self._stop.is_set():
+            return
+        self._stop_code = code
+        self._stop_reason = truncate_close_reason(reason)
+        self._close_error = error
+        self._stop.set()
+        self._progress.set()  # wake senders so they see the closed state
+
+    async def _supervise(self) -> None:
+        reader = asyncio.create_task(self._reader(), name=f"{self.name}-reader")
+        writer = asyncio.create_task(self._writer(), name=f"{self.name}-writer")
+        try:
+            await self._stop.wait()
+        finally:
+            self._closing = True
+            tasks = [reader, writer, *self._handler_tasks]
+            for task in tasks:
+                task.cancel()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CLOSE_TASKS_TIMEOUT_S):
+                    await asyncio.gather(*tasks, return_exceptions=True)
+            await self._close_channel()
+            self._fail_pending()
+            self._closed.set()
+            self._progress.set()
+            if self._close_error is not None:
+                logger.info("%s closed: %s", self.name, self._close_error)
+            else:
+                logger.debug("%s closed (%s)", self.name, self._end)
+
+    async def _close_channel(self) -> None:
+        if self._end is None:
+            self._end = ChannelClosed(self._stop_code, self._stop_reason)
+        # Even after the peer closed, close() completes the handshake and frees the socket.
+        try:
+            async with asyncio.timeout(CLOSE_TASKS_TIMEOUT_S):
+                await self.channel.close(self._stop_code, self._stop_reason)
+        except (TimeoutError, CouchliteError) as exc:
+            logger.debug("%s: closing the channel failed: %s", self.name, exc)
+
+    def _fail_pending(self) -> None:
+        error = self._closed_error_for_callers()
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(error)
+        self._pending.clear()
+
+    async def _reader(self) -> None:
+        try:
+            while True:
+                data = await self.channel.recv()
+                self._stats["frames_received"] += 1
+                self._stats["bytes_received"] += len(data)
+                messages = self.protocol.receive_frame(data)
+                self._wake_writer.set()
+                for message in messages:
+                    await self._dispatch(message)
+        except ChannelClosed as exc:
+            self._end = exc
+            error = None if exc.is_normal else exc
+            self._request_stop(exc.code, exc.reason, error)
+        except BlipError as exc:
+            logger.warning(
+                "%s: fatal BLIP error from %s: %s", self.name, self.channel.remote_address, exc
+            )
+            self._request_stop(exc.close_code, str(exc), exc)
+        except Exception as exc:
+            logger.exception("%s: reader failed", self.name)
+            self._request_stop(
+                CLOSE_UNEXPECTED, "unexpected exception", _unexpected(exc, self.name)
+            )
+
+    async def _writer(self) -> None:
+        protocol, channel, stats, progress = (
+            self.protocol,
+            self.channel,
+            self._stats,
+            self._progress,
+        )
+        try:
+            while True:
+                frame = protocol.next_frame()
+                if frame is None:
+                    progress.set()
+                    self._wake_writer.clear()
+                    await self._wake_writer.wait()
+                    continue
+                await channel.send(frame)
+                stats["frames_sent"] += 1
+                stats["bytes_sent"] += len(frame)
+                self._queued_bytes = max(0, self._queued_bytes - len(frame))
+                progress.set()
+        except ChannelClosed as exc:
+            self._end = exc
+            self._request_stop(exc.code, exc.reason, None if exc.is_normal else exc)
+        except BlipError as exc:
+            logger.error("%s: BLIP error while sending: %s", self.name, exc)
+            self._request_stop(exc.close_code, str(exc), exc)
+        except Exception as exc:
+            logger.exception("%s: writer failed", self.name)
+            self._request_stop(
+                CLOSE_UNEXPECTED, "unexpected exception", _unexpected(exc, self.name)
+            )
+
+    async def _dispatch(self, message: Message) -> None:
+        if message.type is MessageType.REQUEST:
+            self._stats["requests_received"] += 1
+            await self._handler_slots.acquire()
+            task = asyncio.create_task(
+                self._run_handler(message), name=f"{self.name}-handler-{message.number}"
+            )
+            self._handler_tasks.add(task)
+            task.add_done_callback(self._handler_done)
+            return
+        if message.type is MessageType.ERROR:
+            self._stats["errors_received"] += 1
+        else:
+            self._stats["responses_received"] += 1
+        future = self._pending.get(message.number)
+        if future is None:
+            # The requester gave up (timeout, cancellation); the reply has nowhere to go.
+            logger.debug("%s: dropping reply to abandoned request #%d", self.name, message.number)
+        elif not future.done():
+            future.set_result(message)
+
+    def _handler_done(self, task: asyncio.Task[None]) -> None:
+        self._handler_tasks.discard(task)
+        self._handler_slots.release()
+
+    async def _run_handler(self, message: Message) -> None:
+        handler = self._handlers.get(message.profile or "")
+        number, urgent = message.number, message.urgent
+        try:
+            if handler is None:
+                if message.no_reply:
+                    logger.warning("%s: no handler for no-reply %r", self.name, message.profile)
+                    return
+                self._reply_error(number, "BLIP", 404, "no handler for message", urgent)
+                return
+            reply = await handler(message)
+        except BlipErrorReply as exc:
+            if not message.no_reply:
+                self._reply_error(number, exc.error_domain, exc.code, exc.message, urgent)
+            return
+        except Exception:
+            self._stats["handler_errors"] += 1
+            logger.exception("%s: handler for %r failed", self.name, message.profile)
+            if not message.no_reply:
+                self._reply_error(number, "BLIP", 501, "unexpected exception", urgent)
+            return
+        if message.no_reply:
+            return
+        if reply is None:
+            reply = Reply()
+        if self._stop.is_set():
+            return
+        try:
+            self.protocol.send_response(
+                number,
+                reply.properties,
+                reply.body,
+                urgent=urgent if reply.urgent is None else reply.urgent,
+                compressed=reply.compressed,
+            )
+        except BlipError as exc:
+            # The handler built an invalid reply (e.g. oversized properties): its bug, not the
+            # connection's; answer with an error instead.
+            logger.error("%s: invalid reply from handler %r: %s", self.name, message.profile, exc)
+            self._reply_error(number, "BLIP", 501, "unexpected exception", urgent)
+            return
+        self._queued(len(reply.body))
+
+    def _reply_error(self, number: int, domain: str, code: int, text: str, urgent: bool) -> None:
+        if self._stop.is_set():
+            return
+        self.protocol.send_error(number, domain, code, text, urgent=urgent)
+        self._wake_writer.set()
+
+
+def _unexpected(exc: Exception, name: str) -> CouchliteError:
+    if isinstance(exc, CouchliteError):
+        return exc
+    error = CouchliteError(f"{name}: unexpected {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
+
+
+__all__ = [
+    "DEFAULT_MAX_CONCURRENT_HANDLERS",
+    "DEFAULT_MAX_PENDING_BYTES",
+    "DEFAULT_MAX_PENDING_MESSAGES",
+    "DEFAULT_REQUEST_TIMEOUT_S",
+    "BlipConnection",
+    "ConnectionClosedError",
+    "Handler",
+    "Reply",
+    "RequestTimeout",
+]
