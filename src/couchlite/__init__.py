@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+from couchlite.database.blob import Blob
+from couchlite.database.collection import (
+    Collection,
+    CollectionChange,
+    ConcurrencyControl,
+    DocumentChange,
+    ListenerToken,
+    Scope,
+)
+from couchlite.database.database import Database, DatabaseConfiguration
+from couchlite.database.document import Document, MutableDocument
 from couchlite.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -22,17 +33,28 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AuthenticationError",
+    "Blob",
+    "Collection",
+    "CollectionChange",
+    "ConcurrencyControl",
     "ConfigurationError",
     "ConflictError",
     "CorruptDatabaseError",
     "CouchliteError",
+    "Database",
     "DatabaseClosedError",
+    "DatabaseConfiguration",
     "DatabaseError",
+    "Document",
+    "DocumentChange",
     "ErrorDomain",
     "InvalidArgumentError",
+    "ListenerToken",
+    "MutableDocument",
     "NetworkError",
     "NotFoundError",
     "ProtocolError",
+    "Scope",
     "TLSError",
     "__version__",
 ]

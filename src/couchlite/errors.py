@@ -27,7 +27,7 @@ from enum import StrEnum
 
 
 class ErrorDomain(StrEnum):
-    """Couchbase Lite's error domains, by the names they have on the wire (BLIP ``Error-Domain``)."""
+    """Couchbase Lite's error domains, named as on the wire (BLIP ``Error-Domain``)."""
 
     LITECORE = "LiteCore"
     POSIX = "POSIX"

@@ -304,7 +304,8 @@ class RevTree:
 
     def _drop_stale_bodies(self) -> None:
         current = self.current
-        keep_parent = current.parent
+        # a tombstone is never a delta target, so its parent's body is not needed as a base
+        keep_parent = -1 if current.flags & DELETED else current.parent
         for i, rev in enumerate(self.revs):
             if (
                 rev.body is not None

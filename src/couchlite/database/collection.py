@@ -1,0 +1,356 @@
+"""``Collection`` and ``Scope``: where documents live, with their listeners."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from couchlite.database.blob import BLOB_MARKER, Blob
+from couchlite.database.document import Document, MutableDocument
+from couchlite.database.engine import (
+    CollectionState,
+    Engine,
+    Transaction,
+    record_from_tree,
+    tree_of,
+)
+from couchlite.database.names import DEFAULT_NAME, check_doc_id
+from couchlite.errors import (
+    ConflictError,
+    DatabaseClosedError,
+    InvalidArgumentError,
+    NotFoundError,
+)
+from couchlite.model.canonical import canonical_json
+from couchlite.model.revid import new_rev_id
+from couchlite.storage.blobstore import BlobStore
+from couchlite.storage.sqlite_store import DOC_DELETED, DOC_HAS_BLOBS, ChangeRow, DocRecord
+
+if TYPE_CHECKING:
+    from couchlite.database.database import Database
+
+TOMBSTONE_BODY = b"{}"
+
+
+class ConcurrencyControl(Enum):
+    """What ``save``/``delete`` do when the document changed since it was read."""
+
+    LAST_WRITE_WINS = 0
+    FAIL_ON_CONFLICT = 1
+
+
+ConflictHandler = Callable[[MutableDocument, Document | None], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionChange:
+    """Documents of a collection changed by one committed transaction."""
+
+    collection: Collection
+    document_ids: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentChange:
+    collection: Collection
+    document_id: str
+
+
+class ListenerToken:
+    """Returned by ``add_*_listener``; ``remove()`` stops the notifications."""
+
+    __slots__ = ("_engine", "_listener")
+
+    def __init__(self, engine: Engine, listener: Any) -> None:
+        self._engine = engine
+        self._listener = listener
+
+    def remove(self) -> None:
+        self._engine.remove_listener(self._listener)
+
+
+class Scope:
+    """A namespace of collections; exists while it holds at least one collection."""
+
+    __slots__ = ("_database", "_name")
+
+    def __init__(self, database: Database, name: str) -> None:
+        self._database = database
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def database(self) -> Database:
+        return self._database
+
+    def collections(self) -> list[Collection]:
+        return self._database.collections(scope=self._name)
+
+    def collection(self, name: str) -> Collection | None:
+        return self._database.collection(name, scope=self._name)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Scope)
+            and other._database is self._database
+            and other._name == self._name
+        )
+
+    def __hash__(self) -> int:
+        return hash((id(self._database), self._name))
+
+    def __repr__(self) -> str:
+        return f"Scope({self._name!r})"
+
+
+class Collection:
+    """A named set of documents in a database."""
+
+    __slots__ = ("_database", "_state")
+
+    def __init__(self, database: Database, state: CollectionState) -> None:
+        self._database = database
+        self._state = state
+
+    # --- identity -------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._state.name
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(self._database, self._state.scope)
+
+    @property
+    def full_name(self) -> str:
+        return f"{self._state.scope}.{self._state.name}"
+
+    @property
+    def database(self) -> Database:
+        return self._database
+
+    @property
+    def is_default(self) -> bool:
+        return self._state.scope == DEFAULT_NAME and self._state.name == DEFAULT_NAME
+
+    def __repr__(self) -> str:
+        return f"Collection({self.full_name!r})"
+
+    def _engine(self) -> Engine:
+        engine = self._database._engine_or_raise()
+        if self._state.dropped:
+            raise DatabaseClosedError(f"collection {self.full_name} has been deleted")
+        return engine
+
+    def _blob_store(self) -> BlobStore:
+        return self._database._engine_or_raise().blobs
+
+    @property
+    def count(self) -> int:
+        """Live (not deleted) documents."""
+        return self._engine().live_count(self._state)
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def get(self, doc_id: str) -> Document | None:
+        """The document, or ``None`` if it does not exist or is deleted."""
+        if not isinstance(doc_id, str):
+            raise InvalidArgumentError(f"document ID must be a string, not {doc_id!r}")
+        record = self._engine().read_record(self._state, doc_id)
+        if record is None or record.flags & DOC_DELETED:
+            return None
+        return Document(self, doc_id, record.rev, record.seq, record.body)
+
+    def __getitem__(self, doc_id: str) -> Document:
+        doc = self.get(doc_id)
+        if doc is None:
+            raise KeyError(doc_id)
+        return doc
+
+    def __contains__(self, doc_id: object) -> bool:
+        return isinstance(doc_id, str) and self.get(doc_id) is not None
+
+    def document_ids(self) -> Iterator[str]:
+        """The IDs of the live documents, in ID order (committed state)."""
+        engine = self._engine()
+        return engine.store.doc_ids(self._state.id)
+
+    def changes(self, since: int = 0, limit: int | None = None) -> Iterator[ChangeRow]:
+        """Every document changed after sequence ``since`` (tombstones included), in order."""
+        return self._engine().store.changes(self._state.id, since, limit)
+
+    @property
+    def last_sequence(self) -> int:
+        self._engine()
+        return self._state.last_seq
+
+    # --- writes ---------------------------------------------------------------------------
+
+    def _own(self, doc: Document) -> None:
+        owner = doc.collection
+        if owner is not None and owner is not self:
+            if owner.database is not self._database:
+                raise InvalidArgumentError(
+                    f"document {doc.id!r} belongs to another database ({owner.database.name})"
+                )
+            if owner._state.id != self._state.id:
+                raise InvalidArgumentError(
+                    f"document {doc.id!r} belongs to another collection ({owner.full_name})"
+                )
+
+    def save(
+        self,
+        doc: MutableDocument,
+        concurrency_control: ConcurrencyControl = ConcurrencyControl.LAST_WRITE_WINS,
+        conflict_handler: ConflictHandler | None = None,
+    ) -> None:
+        """Save a new revision of ``doc``; updates ``doc.revision_id`` and ``doc.sequence``.
+
+        If the stored document changed since ``doc`` was read: with a ``conflict_handler``,
+        ``handler(doc, current)`` decides (it may edit ``doc``; returning ``False`` aborts with
+        ``ConflictError``); otherwise ``LAST_WRITE_WINS`` saves anyway and ``FAIL_ON_CONFLICT``
+        raises ``ConflictError``.
+        """
+        if not isinstance(doc, MutableDocument):
+            raise InvalidArgumentError("only a MutableDocument can be saved (use to_mutable())")
+        if not isinstance(concurrency_control, ConcurrencyControl):
+            raise InvalidArgumentError(f"invalid concurrency control {concurrency_control!r}")
+        self._own(doc)
+        engine = self._engine()
+        with engine.transaction() as txn:
+            current = engine.read_record(self._state, doc.id)
+            if _conflicts(doc.revision_id, current):
+                if conflict_handler is not None:
+                    current_doc = None
+                    if current is not None and not current.flags & DOC_DELETED:
+                        current_doc = Document(self, doc.id, current.rev, current.seq, current.body)
+                    if not conflict_handler(doc, current_doc):
+                        raise ConflictError(f"the conflict handler rejected saving {doc.id!r}")
+                elif concurrency_control is ConcurrencyControl.FAIL_ON_CONFLICT:
+                    raise ConflictError(
+                        f"document {doc.id!r} was changed: revision {doc.revision_id} is not "
+                        f"the current one ({current.rev if current else 'purged'})"
+                    )
+            body = self._encode(doc, engine, txn)
+            record = self._new_revision(current, doc.id, body, deleted=False)
+            engine.put_record(txn, self._state, record)
+        doc._revision_id = record.rev
+        doc._sequence = record.seq
+        doc._collection = self
+
+    def delete(
+        self,
+        doc: Document,
+        concurrency_control: ConcurrencyControl = ConcurrencyControl.LAST_WRITE_WINS,
+    ) -> None:
+        """Delete a document: a tombstone revision replaces it (and replicates)."""
+        if not isinstance(doc, Document):
+            raise InvalidArgumentError("delete() takes a Document")
+        if not isinstance(concurrency_control, ConcurrencyControl):
+            raise InvalidArgumentError(f"invalid concurrency control {concurrency_control!r}")
+        self._own(doc)
+        engine = self._engine()
+        with engine.transaction() as txn:
+            current = engine.read_record(self._state, doc.id)
+            if current is None or current.flags & DOC_DELETED or doc.revision_id is None:
+                raise NotFoundError(f"document {doc.id!r} not found")
+            if (
+                current.rev != doc.revision_id
+                and concurrency_control is ConcurrencyControl.FAIL_ON_CONFLICT
+            ):
+                raise ConflictError(f"document {doc.id!r} was changed since it was read")
+            record = self._new_revision(current, doc.id, TOMBSTONE_BODY, deleted=True)
+            engine.put_record(txn, self._state, record)
+        doc._revision_id = record.rev
+        doc._sequence = record.seq
+        doc._deleted = True
+
+    def purge(self, doc: Document | str) -> None:
+        """Remove a document and its history entirely (nothing replicates)."""
+        doc_id = doc.id if isinstance(doc, Document) else doc
+        if not isinstance(doc_id, str):
+            raise InvalidArgumentError(f"purge() takes a Document or an ID, not {doc!r}")
+        engine = self._engine()
+        with engine.transaction() as txn:
+            if engine.read_record(self._state, doc_id) is None:
+                raise NotFoundError(f"document {doc_id!r} not found")
+            engine.purge_record(txn, self._state, doc_id)
+
+    def set_document_expiration(self, doc_id: str, when: dt.datetime | None) -> None:
+        """Purge the document automatically at ``when`` (``None`` cancels)."""
+        if when is not None and not isinstance(when, dt.datetime):
+            raise InvalidArgumentError("the expiration must be a datetime or None")
+        timestamp = when.timestamp() if when is not None else None
+        engine = self._engine()
+        with engine.transaction() as txn:
+            if engine.read_record(self._state, doc_id) is None:
+                raise NotFoundError(f"document {doc_id!r} not found")
+            engine.set_expiration(txn, self._state, doc_id, timestamp)
+
+    def get_document_expiration(self, doc_id: str) -> dt.datetime | None:
+        record = self._engine().read_record(self._state, doc_id)
+        if record is None:
+            raise NotFoundError(f"document {doc_id!r} not found")
+        if record.expiration is None:
+            return None
+        return dt.datetime.fromtimestamp(record.expiration, tz=dt.UTC)
+
+    # --- listeners ------------------------------------------------------------------------
+
+    def add_change_listener(self, fn: Callable[[CollectionChange], None]) -> ListenerToken:
+        """Call ``fn(CollectionChange)`` after each commit that changes this collection."""
+        engine = self._engine()
+        return ListenerToken(engine, engine.add_listener(self._state, self, fn, None))
+
+    def add_document_change_listener(
+        self, doc_id: str, fn: Callable[[DocumentChange], None]
+    ) -> ListenerToken:
+        """Call ``fn(DocumentChange)`` after each commit that changes document ``doc_id``."""
+        check_doc_id(doc_id)
+        engine = self._engine()
+        return ListenerToken(engine, engine.add_listener(self._state, self, fn, doc_id))
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _encode(self, doc: MutableDocument, engine: Engine, txn: Transaction) -> bytes:
+        store = engine.blobs
+        written = txn.written_digests
+
+        def default(value: Any) -> Any:
+            if isinstance(value, Blob):
+                props = value._install(store)
+                written.add(props["digest"])
+                return props
+            raise TypeError
+
+        return canonical_json(doc._properties(), default)
+
+    def _new_revision(
+        self, current: DocRecord | None, doc_id: str, body: bytes, *, deleted: bool
+    ) -> DocRecord:
+        sequence = self._state.next_sequence()
+        if current is None:
+            flags = DOC_DELETED if deleted else 0
+            if BLOB_MARKER in body:
+                flags |= DOC_HAS_BLOBS
+            rev = new_rev_id(None, deleted, body)
+            return DocRecord(sequence, doc_id, rev, flags, body, None, None)
+        tree = tree_of(current)
+        tree.add_revision(current.rev, body, deleted=deleted, sequence=sequence)
+        tree.prune(self._database.config.max_rev_tree_depth)
+        return record_from_tree(doc_id, tree, sequence, current.expiration)
+
+
+def _conflicts(base_rev: str | None, current: DocRecord | None) -> bool:
+    if current is None:
+        return base_rev is not None
+    if current.rev == base_rev:
+        return False
+    return not (base_rev is None and current.flags & DOC_DELETED)

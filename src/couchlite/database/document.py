@@ -1,0 +1,229 @@
+"""``Document`` (read-only) and ``MutableDocument``: dict-like views of a document's properties.
+
+A ``Document`` read from a collection holds the stored canonical JSON and parses it on first use;
+blob references in it read back as ``Blob`` objects. A ``MutableDocument`` holds plain Python
+data (nested dicts and lists, ``Blob`` objects anywhere) that is validated and encoded only when
+it is saved.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from couchlite.database.blob import BLOB_MARKER, Blob
+from couchlite.database.names import check_doc_id
+from couchlite.errors import InvalidArgumentError
+
+if TYPE_CHECKING:
+    from couchlite.database.collection import Collection
+    from couchlite.storage.blobstore import BlobStore
+
+
+def _with_blobs(value: Any, store: BlobStore) -> Any:
+    """Replace blob reference dicts by ``Blob`` objects, in place where possible."""
+    if isinstance(value, dict):
+        if Blob.is_blob_dict(value):
+            return Blob._from_properties(value, store)
+        for key, child in value.items():
+            if isinstance(child, (dict, list)):
+                value[key] = _with_blobs(child, store)
+        return value
+    if isinstance(value, list):
+        for i, child in enumerate(value):
+            if isinstance(child, (dict, list)):
+                value[i] = _with_blobs(child, store)
+        return value
+    return value
+
+
+def _blob_free_copy(value: Any) -> Any:
+    """JSON-compatible deep copy of user data (``Blob`` objects become their dicts)."""
+    return orjson.loads(orjson.dumps(value, default=_blob_default))
+
+
+def _blob_default(value: Any) -> Any:
+    if isinstance(value, Blob):
+        return value.properties
+    raise TypeError
+
+
+class Document(Mapping[str, Any]):
+    """A saved document, read-only. ``to_mutable()`` gives an editable copy."""
+
+    __slots__ = ("_body", "_collection", "_deleted", "_id", "_props", "_revision_id", "_sequence")
+
+    def __init__(
+        self,
+        collection: Collection | None,
+        doc_id: str,
+        revision_id: str | None,
+        sequence: int,
+        body: bytes | None,
+        deleted: bool = False,
+    ) -> None:
+        self._collection = collection
+        self._id = doc_id
+        self._revision_id = revision_id
+        self._sequence = sequence
+        self._body = body
+        self._deleted = deleted
+        self._props: dict[str, Any] | None = None
+
+    # --- identity -------------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def revision_id(self) -> str | None:
+        return self._revision_id
+
+    @property
+    def sequence(self) -> int:
+        return self._sequence
+
+    @property
+    def deleted(self) -> bool:
+        return self._deleted
+
+    @property
+    def collection(self) -> Collection | None:
+        return self._collection
+
+    # --- content --------------------------------------------------------------------------
+
+    def _properties(self) -> dict[str, Any]:
+        props = self._props
+        if props is None:
+            props = self._parse()
+            self._props = props
+        return props
+
+    def _parse(self) -> dict[str, Any]:
+        if not self._body:
+            return {}
+        props = orjson.loads(self._body)
+        if not isinstance(props, dict):
+            raise InvalidArgumentError(f"document {self._id!r} body is not a JSON object")
+        if BLOB_MARKER in self._body and self._collection is not None:
+            _with_blobs(props, self._collection._blob_store())
+        return props
+
+    def __getitem__(self, key: str) -> Any:
+        return self._properties()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._properties())
+
+    def __len__(self) -> int:
+        return len(self._properties())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._properties()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A fresh deep copy of the properties (``Blob`` objects where blobs are)."""
+        return self._parse()
+
+    def to_json(self) -> str:
+        """The stored JSON (blobs as their property dicts)."""
+        if self._body is not None:
+            return self._body.decode("utf-8")
+        return "{}"
+
+    def to_mutable(self) -> MutableDocument:
+        doc = MutableDocument(self._id, None)
+        doc._props = self._parse()
+        doc._revision_id = self._revision_id
+        doc._sequence = self._sequence
+        doc._collection = self._collection
+        return doc
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Document):
+            return NotImplemented
+        return self._id == other._id and dict(self.items()) == dict(other.items())
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._id!r}, rev={self._revision_id!r})"
+
+
+class MutableDocument(Document, MutableMapping[str, Any]):
+    """An editable document: ``MutableDocument(id=None, data=None)``; save it in a collection.
+
+    Without an ID, a random UUID is used. ``data`` is copied at the top level; nested values are
+    taken as they are and encoded when the document is saved.
+    """
+
+    __slots__ = ()
+
+    def __init__(
+        self, id: str | Mapping[str, Any] | None = None, data: Mapping[str, Any] | None = None
+    ) -> None:
+        if isinstance(id, Mapping):  # MutableDocument({"a": 1})
+            if data is not None:
+                raise InvalidArgumentError("MutableDocument(id, data): the ID must be a string")
+            id, data = None, id
+        doc_id = check_doc_id(id) if id is not None else str(uuid.uuid4())
+        super().__init__(None, doc_id, None, 0, None)
+        if data is not None and not isinstance(data, Mapping):
+            raise InvalidArgumentError(
+                f"document data must be a mapping, not {type(data).__name__}"
+            )
+        self._props = dict(data) if data is not None else {}
+
+    def _properties(self) -> dict[str, Any]:
+        props = self._props
+        if props is None:
+            props = self._props = {}
+        return props
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if not isinstance(key, str):
+            raise InvalidArgumentError(f"property names must be strings, not {key!r}")
+        self._properties()[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._properties()[key]
+
+    def set_data(self, data: Mapping[str, Any]) -> None:
+        self._props = dict(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A deep copy of the properties as plain data (``Blob`` objects kept as they are)."""
+        props = self._properties()
+        copied = _blob_free_copy(props)
+        if any(isinstance(v, (Blob, dict, list)) for v in props.values()):
+            copied = _restore_blobs(props, copied)
+        return copied  # type: ignore[no-any-return]
+
+    def to_json(self) -> str:
+        return orjson.dumps(self._properties(), default=_blob_default).decode("utf-8")
+
+    def to_mutable(self) -> MutableDocument:
+        doc = MutableDocument(self._id, None)
+        doc._props = self.to_dict()
+        doc._revision_id = self._revision_id
+        doc._sequence = self._sequence
+        doc._collection = self._collection
+        return doc
+
+
+def _restore_blobs(original: Any, copied: Any) -> Any:
+    """Put the original ``Blob`` objects back into a JSON copy made by ``_blob_free_copy``."""
+    if isinstance(original, Blob):
+        return original
+    if isinstance(original, dict):
+        for key, child in original.items():
+            copied[key] = _restore_blobs(child, copied[key])
+    elif isinstance(original, (list, tuple)):
+        for i, child in enumerate(original):
+            copied[i] = _restore_blobs(child, copied[i])
+    return copied

@@ -1,0 +1,638 @@
+"""The engine behind every ``Database`` open on one file: transactions, sequences, listeners.
+
+Theory of operation
+-------------------
+One ``Engine`` exists per database file per process (``Database`` objects opened on the same path
+share it), so that sequences, the write lock and change notifications are the same for all of
+them. Writes are serialised by the engine's re-entrant lock; whoever holds it owns the one open
+``Transaction``.
+
+A transaction keeps its writes in memory -- an overlay of document records keyed by
+``(collection id, document ID)`` -- and reads through it, so the thread that writes sees its own
+writes while every other thread keeps reading the last committed state. Nested transactions
+(``in_batch`` inside ``in_batch``) are savepoints into the overlay's undo log: an inner failure
+rolls back only the inner writes. When the outermost transaction ends, the whole overlay is
+shipped to the store's writer thread as one SQLite transaction (``executemany`` per collection),
+so a batch is all or nothing on disk as well -- a process killed mid-batch leaves the previous
+state -- and costs one thread hand-off, not one per document.
+
+Sequences come from an in-memory counter per collection (loaded at open, persisted with every
+commit). A rolled-back transaction leaves a gap; a sequence is never handed out twice.
+
+After a commit, blobs nobody references any more are deleted, and change listeners are called on
+the committing thread, after the lock is released.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import orjson
+
+from couchlite import _tuning
+from couchlite.database.blob import BLOB_MARKER, BLOB_TYPE
+from couchlite.errors import DatabaseClosedError, DatabaseError, ErrorDomain, LiteCoreCode
+from couchlite.model.revtree import DELETED, RevTree
+from couchlite.storage.blobstore import BlobStore, is_valid_digest
+from couchlite.storage.sqlite_store import (
+    DOC_CONFLICTED,
+    DOC_DELETED,
+    DOC_HAS_BLOBS,
+    CollectionRow,
+    DocRecord,
+    SQLiteStore,
+    table,
+)
+
+if TYPE_CHECKING:
+    from couchlite.database.collection import Collection
+
+log = logging.getLogger(__name__)
+
+Key = tuple[int, str]
+_MISSING: Any = object()
+
+
+@dataclass(slots=True)
+class CollectionState:
+    id: int
+    scope: str
+    name: str
+    last_seq: int
+    doc_count: int
+    dropped: bool = False
+
+    @classmethod
+    def from_row(cls, row: CollectionRow) -> CollectionState:
+        return cls(row.id, row.scope, row.name, row.last_seq, row.doc_count)
+
+    def next_sequence(self) -> int:
+        self.last_seq += 1
+        return self.last_seq
+
+
+@dataclass(slots=True)
+class Transaction:
+    owner: int
+    depth: int = 0
+    #: the overlay: the new record of each written document (``None``: purged)
+    records: dict[Key, DocRecord | None] = field(default_factory=dict)
+    #: the committed record of each written document, as first read
+    origin: dict[Key, DocRecord | None] = field(default_factory=dict)
+    #: expiration changes of documents whose record is not otherwise rewritten
+    expirations: dict[Key, float | None] = field(default_factory=dict)
+    undo: list[tuple[str, Key, Any]] = field(default_factory=list)
+    savepoints: list[int] = field(default_factory=list)
+    collections: set[int] = field(default_factory=set)
+    #: blobs stored for this transaction (deleted again if it rolls back)
+    written_digests: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class _Listener:
+    collection: Collection
+    fn: Callable[[Any], None]
+    doc_id: str | None
+    active: bool = True
+
+
+class Engine:
+    """Shared state of one open database file (see the module docstring)."""
+
+    _registry: dict[Path, Engine] = {}
+    _registry_lock = threading.Lock()
+
+    @classmethod
+    def acquire(cls, directory: Path) -> Engine:
+        key = directory.resolve()
+        with cls._registry_lock:
+            engine = cls._registry.get(key)
+            if engine is None:
+                engine = cls(key)
+                cls._registry[key] = engine
+            engine._refcount += 1
+            return engine
+
+    def release(self) -> None:
+        with self._registry_lock:
+            self._refcount -= 1
+            if self._refcount > 0:
+                return
+            self._registry.pop(self.directory, None)
+        self._shutdown()
+
+    @classmethod
+    def is_open(cls, directory: Path) -> bool:
+        with cls._registry_lock:
+            return directory.resolve() in cls._registry
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._refcount = 0
+        self._lock_file = _lock_directory(directory)
+        try:
+            self.store = SQLiteStore(directory / "db.sqlite3")
+        except BaseException:
+            self._lock_file.close()
+            raise
+        try:
+            self.blobs = BlobStore(directory / "Attachments")
+            self.blobs.remove_temporary_files()
+        except BaseException:
+            self.store.close()
+            self._lock_file.close()
+            raise
+        self.lock = threading.RLock()
+        self.txn: Transaction | None = None
+        self.collections: dict[int, CollectionState] = {
+            row.id: CollectionState.from_row(row) for row in self.store.collections()
+        }
+        self._listeners: dict[int, list[_Listener]] = {}
+        self._listeners_lock = threading.Lock()
+        self._closed = threading.Event()
+        self._purger_wake = threading.Event()
+        self._purger = threading.Thread(
+            target=self._purger_main, name=f"couchlite-expiry:{directory.name}", daemon=True
+        )
+        self._purger.start()
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def check_open(self) -> None:
+        if self._closed.is_set():
+            raise DatabaseClosedError("the database is closed")
+
+    def _shutdown(self) -> None:
+        with self.lock:
+            self._closed.set()
+        self._purger_wake.set()
+        if self._purger is not threading.current_thread():
+            self._purger.join(timeout=30)
+        self.store.close()
+        self._lock_file.close()
+
+    # --- collections ---------------------------------------------------------------------
+
+    def find_collection(self, scope: str, name: str) -> CollectionState | None:
+        for state in self.collections.values():
+            if state.scope == scope and state.name == name and not state.dropped:
+                return state
+        return None
+
+    def create_collection(self, scope: str, name: str) -> CollectionState:
+        with self.lock:
+            self.check_open()
+            found = self.find_collection(scope, name)
+            if found is not None:
+                return found
+            state = CollectionState.from_row(self.store.create_collection(scope, name))
+            self.collections[state.id] = state
+            return state
+
+    def drop_collection(self, state: CollectionState) -> None:
+        with self.lock:
+            self.check_open()
+            if self.txn is not None:
+                raise DatabaseClosedError("cannot delete a collection inside a batch")
+            digests = self.store.drop_collection(state.id)
+            state.dropped = True
+            self.collections.pop(state.id, None)
+            self._collect_garbage(set(digests))
+
+    # --- transactions --------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """Open (or nest into) this thread's transaction; commit when the outermost ends."""
+        self.check_open()
+        self.lock.acquire()
+        try:
+            txn = self.txn
+            if txn is None:
+                self.check_open()
+                txn = self.txn = Transaction(owner=threading.get_ident())
+            txn.depth += 1
+            txn.savepoints.append(len(txn.undo))
+        except BaseException:
+            self.lock.release()
+            raise
+        committed: Transaction | None = None
+        try:
+            try:
+                yield txn
+            except BaseException:
+                self._rollback_to(txn, txn.savepoints[-1])
+                raise
+            if txn.depth == 1:
+                self._commit(txn)
+                committed = txn
+        finally:
+            txn.savepoints.pop()
+            txn.depth -= 1
+            if txn.depth == 0:
+                self.txn = None
+                if committed is None:
+                    self._discard(txn)
+            self.lock.release()
+        if committed is not None:
+            self._after_commit(committed)
+
+    def in_transaction_here(self) -> bool:
+        txn = self.txn
+        return txn is not None and txn.owner == threading.get_ident()
+
+    def _rollback_to(self, txn: Transaction, mark: int) -> None:
+        while len(txn.undo) > mark:
+            kind, key, previous = txn.undo.pop()
+            target: dict[Key, Any] = txn.records if kind == "rec" else txn.expirations
+            if previous is _MISSING:
+                target.pop(key, None)
+            else:
+                target[key] = previous
+
+    def read_record(self, state: CollectionState, doc_id: str) -> DocRecord | None:
+        """The current record of a document, as this thread sees it."""
+        txn = self.txn
+        if txn is not None and txn.owner == threading.get_ident():
+            key = (state.id, doc_id)
+            if key in txn.records:
+                return txn.records[key]
+            record = self.store.get_record(state.id, doc_id)
+            expiration = txn.expirations.get(key, _MISSING)
+            if record is not None and expiration is not _MISSING:
+                record.expiration = expiration
+            return record
+        return self.store.get_record(state.id, doc_id)
+
+    def live_count(self, state: CollectionState) -> int:
+        """Live documents in a collection, as this thread sees it (its batch included)."""
+        count = state.doc_count
+        txn = self.txn
+        if txn is not None and txn.owner == threading.get_ident():
+            for (coll_id, _), record in txn.records.items():
+                if coll_id != state.id:
+                    continue
+                origin = txn.origin.get((coll_id, _))
+                was_live = origin is not None and not origin.flags & DOC_DELETED
+                is_live = record is not None and not record.flags & DOC_DELETED
+                count += is_live - was_live
+        return count
+
+    def _remember_origin(self, txn: Transaction, key: Key) -> None:
+        if key not in txn.origin:
+            txn.origin[key] = self.store.get_record(key[0], key[1])
+
+    def put_record(self, txn: Transaction, state: CollectionState, record: DocRecord) -> None:
+        key = (state.id, record.doc_id)
+        self._remember_origin(txn, key)
+        txn.undo.append(("rec", key, txn.records.get(key, _MISSING)))
+        txn.records[key] = record
+        txn.collections.add(state.id)
+
+    def purge_record(self, txn: Transaction, state: CollectionState, doc_id: str) -> None:
+        key = (state.id, doc_id)
+        self._remember_origin(txn, key)
+        txn.undo.append(("rec", key, txn.records.get(key, _MISSING)))
+        txn.records[key] = None
+        txn.collections.add(state.id)
+
+    def set_expiration(
+        self, txn: Transaction, state: CollectionState, doc_id: str, when: float | None
+    ) -> None:
+        key = (state.id, doc_id)
+        record = txn.records.get(key)
+        if record is not None:
+            txn.undo.append(("rec", key, record))
+            copy = DocRecord(
+                record.seq,
+                record.doc_id,
+                record.rev,
+                record.flags,
+                record.body,
+                record.tree,
+                when,
+            )
+            txn.records[key] = copy
+        else:
+            txn.undo.append(("exp", key, txn.expirations.get(key, _MISSING)))
+            txn.expirations[key] = when
+        txn.collections.add(state.id)
+
+    # --- commit --------------------------------------------------------------------------
+
+    def _commit(self, txn: Transaction) -> None:
+        if not txn.records and not txn.expirations:
+            return
+        plan = _CommitPlan.build(self, txn)
+        self.store.write(plan.apply)
+        for coll_id, delta in plan.count_deltas.items():
+            state = self.collections.get(coll_id)
+            if state is not None:
+                state.doc_count += delta
+        self._collect_garbage(plan.released_digests | txn.written_digests)
+        if plan.expirations_changed:
+            self._purger_wake.set()
+
+    def _discard(self, txn: Transaction) -> None:
+        """A rolled-back transaction: drop blobs written for it that nothing references."""
+        self._collect_garbage(txn.written_digests)
+
+    def _collect_garbage(self, candidates: set[str]) -> None:
+        if not candidates:
+            return
+        try:
+            still = self.store.referenced_digests(sorted(candidates))
+        except Exception:
+            log.warning("blob garbage collection failed", exc_info=True)
+            return
+        for digest in candidates - still:
+            self.blobs.delete(digest)
+
+    def collect_all_garbage(self) -> int:
+        """Delete every blob no document references (maintenance)."""
+        with self.lock:
+            self.check_open()
+            referenced = self.store.all_referenced_digests()
+            removed = 0
+            for digest in list(self.blobs.digests()):
+                if digest not in referenced:
+                    self.blobs.delete(digest)
+                    removed += 1
+            return removed
+
+    def _after_commit(self, txn: Transaction) -> None:
+        changed: dict[int, list[str]] = {}
+        for coll_id, doc_id in txn.records:
+            changed.setdefault(coll_id, []).append(doc_id)
+        if not changed:
+            return
+        with self._listeners_lock:
+            listeners = {cid: list(self._listeners.get(cid, ())) for cid in changed}
+        from couchlite.database.collection import CollectionChange, DocumentChange
+
+        for coll_id, doc_ids in changed.items():
+            for listener in listeners[coll_id]:
+                if not listener.active:
+                    continue
+                try:
+                    if listener.doc_id is None:
+                        listener.fn(CollectionChange(listener.collection, doc_ids))
+                    elif listener.doc_id in doc_ids:
+                        listener.fn(DocumentChange(listener.collection, listener.doc_id))
+                except Exception:
+                    log.exception("a change listener raised")
+
+    # --- listeners -----------------------------------------------------------------------
+
+    def add_listener(
+        self,
+        state: CollectionState,
+        collection: Collection,
+        fn: Callable[[Any], None],
+        doc_id: str | None,
+    ) -> _Listener:
+        listener = _Listener(collection, fn, doc_id)
+        with self._listeners_lock:
+            self._listeners.setdefault(state.id, []).append(listener)
+        return listener
+
+    def remove_listener(self, listener: _Listener) -> None:
+        listener.active = False
+        with self._listeners_lock:
+            for entries in self._listeners.values():
+                if listener in entries:
+                    entries.remove(listener)
+
+    def remove_listeners_of(self, owner: object) -> None:
+        with self._listeners_lock:
+            for entries in self._listeners.values():
+                for listener in [e for e in entries if e.collection.database is owner]:
+                    listener.active = False
+                    entries.remove(listener)
+
+    # --- expiration ----------------------------------------------------------------------
+
+    def wake_purger(self) -> None:
+        self._purger_wake.set()
+
+    def _purger_main(self) -> None:
+        failures = 0
+        while not self._closed.is_set():
+            try:
+                next_time = self.store.next_expiration()
+                now = time.time()
+                if next_time is not None and next_time <= now:
+                    self.purge_expired(now)
+                    failures = 0
+                    continue
+                wait = _tuning.EXPIRATION_MAX_SLEEP_S
+                if next_time is not None:
+                    wait = min(wait, next_time - now)
+                failures = 0
+            except DatabaseClosedError:
+                return
+            except Exception:
+                failures += 1
+                log.warning("purging expired documents failed", exc_info=True)
+                wait = min(_tuning.EXPIRATION_MAX_SLEEP_S, 2.0**failures)
+            self._purger_wake.wait(wait)
+            self._purger_wake.clear()
+
+    def purge_expired(self, now: float | None = None) -> int:
+        """Purge every document whose expiration time has passed; return how many."""
+        now = time.time() if now is None else now
+        purged = 0
+        for state in list(self.collections.values()):
+            doc_ids = [
+                row[0]
+                for row in self.store.fetchall(
+                    f"SELECT doc_id FROM {table(state.id)} WHERE expiration <= ?", (now,)
+                )
+            ]
+            if not doc_ids:
+                continue
+            with self.transaction() as txn:
+                if state.dropped:
+                    continue
+                for doc_id in doc_ids:
+                    record = self.read_record(state, doc_id)
+                    expiration = None if record is None else record.expiration
+                    if expiration is not None and expiration <= now:
+                        self.purge_record(txn, state, doc_id)
+                        purged += 1
+        return purged
+
+
+@dataclass(slots=True)
+class _CommitPlan:
+    """The SQL work of one commit, prepared under the lock and run on the writer thread."""
+
+    upserts: dict[int, list[tuple[Any, ...]]] = field(default_factory=dict)
+    purges: dict[int, list[tuple[str]]] = field(default_factory=dict)
+    expirations: dict[int, list[tuple[float | None, str]]] = field(default_factory=dict)
+    count_deltas: dict[int, int] = field(default_factory=dict)
+    last_seqs: dict[int, int] = field(default_factory=dict)
+    blob_refs: list[tuple[int, str, set[str]]] = field(default_factory=list)
+    released_digests: set[str] = field(default_factory=set)
+    expirations_changed: bool = False
+
+    @classmethod
+    def build(cls, engine: Engine, txn: Transaction) -> _CommitPlan:
+        plan = cls()
+        for (coll_id, doc_id), record in txn.records.items():
+            origin = txn.origin.get((coll_id, doc_id))
+            was_live = origin is not None and not origin.flags & DOC_DELETED
+            is_live = record is not None and not record.flags & DOC_DELETED
+            if was_live != is_live:
+                plan.count_deltas[coll_id] = plan.count_deltas.get(coll_id, 0) + (
+                    1 if is_live else -1
+                )
+            if record is None:
+                plan.purges.setdefault(coll_id, []).append((doc_id,))
+            else:
+                plan.upserts.setdefault(coll_id, []).append(
+                    (
+                        record.seq,
+                        doc_id,
+                        record.rev,
+                        record.flags,
+                        record.body,
+                        record.tree,
+                        record.expiration,
+                    )
+                )
+                if record.expiration is not None:
+                    plan.expirations_changed = True
+            had_blobs = origin is not None and origin.flags & DOC_HAS_BLOBS
+            has_blobs = record is not None and record.flags & DOC_HAS_BLOBS
+            if had_blobs or has_blobs:
+                old = digests_in_record(origin) if had_blobs and origin is not None else set()
+                new = digests_in_record(record) if has_blobs and record is not None else set()
+                if old != new:
+                    plan.blob_refs.append((coll_id, doc_id, new))
+                    plan.released_digests |= old - new
+        for (coll_id, doc_id), when in txn.expirations.items():
+            if (coll_id, doc_id) not in txn.records:
+                plan.expirations.setdefault(coll_id, []).append((when, doc_id))
+                plan.expirations_changed = True
+        for coll_id in txn.collections:
+            state = engine.collections.get(coll_id)
+            if state is not None:
+                plan.last_seqs[coll_id] = state.last_seq
+        return plan
+
+    def apply(self, conn: sqlite3.Connection) -> None:
+        for coll_id in set(itertools.chain(self.upserts, self.purges, self.expirations)):
+            t = table(coll_id)
+            if coll_id in self.purges:
+                conn.executemany(f"DELETE FROM {t} WHERE doc_id = ?", self.purges[coll_id])
+            if coll_id in self.upserts:
+                conn.executemany(
+                    f"INSERT OR REPLACE INTO {t} (seq, doc_id, rev, flags, body, tree, "
+                    "expiration) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    self.upserts[coll_id],
+                )
+            if coll_id in self.expirations:
+                conn.executemany(
+                    f"UPDATE {t} SET expiration = ? WHERE doc_id = ?", self.expirations[coll_id]
+                )
+        for coll_id, last_seq in self.last_seqs.items():
+            conn.execute(
+                "UPDATE collections SET last_seq = max(last_seq, ?), doc_count = doc_count + ? "
+                "WHERE id = ?",
+                (last_seq, self.count_deltas.get(coll_id, 0), coll_id),
+            )
+        for coll_id, doc_id, digests in self.blob_refs:
+            conn.execute("DELETE FROM blob_refs WHERE coll = ? AND doc_id = ?", (coll_id, doc_id))
+            conn.executemany(
+                "INSERT OR IGNORE INTO blob_refs (digest, coll, doc_id) VALUES (?, ?, ?)",
+                [(digest, coll_id, doc_id) for digest in digests],
+            )
+
+
+def _lock_directory(directory: Path) -> IO[bytes]:
+    """Hold an exclusive lock on the database folder: one process at a time may open it."""
+    try:
+        handle = open(directory / "db.lock", "a+b")  # noqa: SIM115 - held until close
+    except OSError as exc:
+        raise DatabaseError(
+            f"cannot open {directory}: {exc.strerror}",
+            domain=ErrorDomain.POSIX,
+            code=exc.errno or 5,
+        ) from exc
+    try:
+        import fcntl
+    except ImportError:  # Windows: SQLite's own locking still prevents concurrent writes
+        return handle
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        handle.close()
+        raise DatabaseError(
+            f"database {directory} is open in another process",
+            domain=ErrorDomain.LITECORE,
+            code=LiteCoreCode.BUSY,
+        ) from exc
+    return handle
+
+
+# --- records and revision trees -----------------------------------------------------------
+
+
+def tree_of(record: DocRecord) -> RevTree:
+    if record.tree is None:
+        return RevTree.single(
+            record.rev, DELETED if record.flags & DOC_DELETED else 0, record.seq, record.body
+        )
+    return RevTree.decode(record.tree, record.body)
+
+
+def record_from_tree(
+    doc_id: str, tree: RevTree, sequence: int, expiration: float | None
+) -> DocRecord:
+    winner = tree.current
+    flags = DOC_DELETED if winner.deleted else 0
+    if len(tree) > 1 and tree.is_conflicted:
+        flags |= DOC_CONFLICTED
+    if any(rev.body is not None and BLOB_MARKER in rev.body for rev in tree.revs):
+        flags |= DOC_HAS_BLOBS
+    encoded = None if len(tree) == 1 else tree.encode(omit_body_of=winner)
+    return DocRecord(sequence, doc_id, winner.rev_id, flags, winner.body, encoded, expiration)
+
+
+def digests_in_record(record: DocRecord) -> set[str]:
+    """Blob digests referenced by any body kept in a document's revision tree."""
+    bodies = [record.body] if record.tree is None else [r.body for r in tree_of(record).revs]
+    found: set[str] = set()
+    for body in bodies:
+        if body is not None and BLOB_MARKER in body:
+            _find_digests(orjson.loads(body), found)
+    return found
+
+
+def _find_digests(value: Any, found: set[str]) -> None:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if item.get("@type") == BLOB_TYPE:
+                digest = item.get("digest")
+                if isinstance(digest, str) and is_valid_digest(digest):
+                    found.add(digest)
+                    continue
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
