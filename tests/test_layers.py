@@ -27,7 +27,10 @@ def _imports(path: Path) -> set[str]:
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
+            if node.module == "couchlite":  # from couchlite import errors -> couchlite.errors
+                names.update(f"couchlite.{alias.name}" for alias in node.names)
+            else:
+                names.add(node.module)
     return names
 
 

@@ -8,14 +8,13 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from couchlite.database.blob import BLOB_MARKER, Blob
+from couchlite.database.blob import Blob
 from couchlite.database.document import Document, MutableDocument
 from couchlite.database.engine import (
     CollectionState,
     Engine,
     Transaction,
-    record_from_tree,
-    tree_of,
+    build_revision,
 )
 from couchlite.database.names import DEFAULT_NAME, check_doc_id
 from couchlite.errors import (
@@ -25,9 +24,8 @@ from couchlite.errors import (
     NotFoundError,
 )
 from couchlite.model.canonical import canonical_json
-from couchlite.model.revid import new_rev_id
 from couchlite.storage.blobstore import BlobStore
-from couchlite.storage.sqlite_store import DOC_DELETED, DOC_HAS_BLOBS, ChangeRow, DocRecord
+from couchlite.storage.sqlite_store import DOC_DELETED, ChangeRow, DocRecord
 
 if TYPE_CHECKING:
     from couchlite.database.database import Database
@@ -225,6 +223,23 @@ class Collection:
         self._own(doc)
         engine = self._engine()
         with engine.transaction() as txn:
+            key = (self._state.id, doc.id)
+            if (
+                txn.depth > 1
+                and doc.revision_id is None
+                and conflict_handler is None
+                and concurrency_control is ConcurrencyControl.LAST_WRITE_WINS
+                and key not in txn.records
+                and key not in txn.origin
+            ):
+                # a new document inside a batch: verified in bulk before the commit
+                body = self._encode(doc, engine, txn)
+                record = self._new_revision(None, doc.id, body, deleted=False)
+                engine.put_new_record_unverified(txn, self._state, record, doc)
+                doc._revision_id = record.rev
+                doc._sequence = record.seq
+                doc._collection = self
+                return
             current = engine.read_record(self._state, doc.id)
             if _conflicts(doc.revision_id, current):
                 if conflict_handler is not None:
@@ -335,17 +350,14 @@ class Collection:
     def _new_revision(
         self, current: DocRecord | None, doc_id: str, body: bytes, *, deleted: bool
     ) -> DocRecord:
-        sequence = self._state.next_sequence()
-        if current is None:
-            flags = DOC_DELETED if deleted else 0
-            if BLOB_MARKER in body:
-                flags |= DOC_HAS_BLOBS
-            rev = new_rev_id(None, deleted, body)
-            return DocRecord(sequence, doc_id, rev, flags, body, None, None)
-        tree = tree_of(current)
-        tree.add_revision(current.rev, body, deleted=deleted, sequence=sequence)
-        tree.prune(self._database.config.max_rev_tree_depth)
-        return record_from_tree(doc_id, tree, sequence, current.expiration)
+        return build_revision(
+            current,
+            doc_id,
+            body,
+            deleted=deleted,
+            sequence=self._state.next_sequence(),
+            max_depth=self._database._config.max_rev_tree_depth,
+        )
 
 
 def _conflicts(base_rev: str | None, current: DocRecord | None) -> bool:

@@ -77,6 +77,7 @@ class Database:
                 code=exc.errno or 5,
             ) from exc
         self._engine: Engine | None = Engine.acquire(self._path)
+        self._engine.max_rev_tree_depth = self._config.max_rev_tree_depth
         self._collections: dict[int, Collection] = {}
         try:
             self.default_collection()

@@ -25,15 +25,16 @@ the committing thread, after the lock is released.
 
 from __future__ import annotations
 
-import contextlib
+import copy
 import itertools
 import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
 import orjson
@@ -41,6 +42,7 @@ import orjson
 from couchlite import _tuning
 from couchlite.database.blob import BLOB_MARKER, BLOB_TYPE
 from couchlite.errors import DatabaseClosedError, DatabaseError, ErrorDomain, LiteCoreCode
+from couchlite.model.revid import new_rev_id
 from couchlite.model.revtree import DELETED, RevTree
 from couchlite.storage.blobstore import BlobStore, is_valid_digest
 from couchlite.storage.sqlite_store import (
@@ -95,6 +97,8 @@ class Transaction:
     collections: set[int] = field(default_factory=set)
     #: blobs stored for this transaction (deleted again if it rolls back)
     written_digests: set[str] = field(default_factory=set)
+    #: records written on the guess that the document was new, checked in bulk later
+    unverified: dict[Key, tuple[DocRecord, Any]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -152,6 +156,7 @@ class Engine:
             self._lock_file.close()
             raise
         self.lock = threading.RLock()
+        self.max_rev_tree_depth = _tuning.DEFAULT_MAX_REV_TREE_DEPTH
         self.txn: Transaction | None = None
         self.collections: dict[int, CollectionState] = {
             row.id: CollectionState.from_row(row) for row in self.store.collections()
@@ -214,41 +219,12 @@ class Engine:
 
     # --- transactions --------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[Transaction]:
-        """Open (or nest into) this thread's transaction; commit when the outermost ends."""
-        self.check_open()
-        self.lock.acquire()
-        try:
-            txn = self.txn
-            if txn is None:
-                self.check_open()
-                txn = self.txn = Transaction(owner=threading.get_ident())
-            txn.depth += 1
-            txn.savepoints.append(len(txn.undo))
-        except BaseException:
-            self.lock.release()
-            raise
-        committed: Transaction | None = None
-        try:
-            try:
-                yield txn
-            except BaseException:
-                self._rollback_to(txn, txn.savepoints[-1])
-                raise
-            if txn.depth == 1:
-                self._commit(txn)
-                committed = txn
-        finally:
-            txn.savepoints.pop()
-            txn.depth -= 1
-            if txn.depth == 0:
-                self.txn = None
-                if committed is None:
-                    self._discard(txn)
-            self.lock.release()
-        if committed is not None:
-            self._after_commit(committed)
+    def transaction(self) -> _TransactionScope:
+        """Open (or nest into) this thread's transaction; commit when the outermost ends.
+
+        Use as ``with engine.transaction() as txn:``.
+        """
+        return _TransactionScope(self)
 
     def in_transaction_here(self) -> bool:
         txn = self.txn
@@ -268,12 +244,17 @@ class Engine:
         txn = self.txn
         if txn is not None and txn.owner == threading.get_ident():
             key = (state.id, doc_id)
+            if key in txn.unverified:
+                self.verify(txn, [key])
             if key in txn.records:
                 return txn.records[key]
-            record = self.store.get_record(state.id, doc_id)
-            expiration = txn.expirations.get(key, _MISSING)
-            if record is not None and expiration is not _MISSING:
-                record.expiration = expiration
+            if key in txn.origin:
+                record = txn.origin[key]
+            else:
+                record = txn.origin[key] = self.store.get_record(state.id, doc_id)
+            if record is not None and key in txn.expirations:
+                record = copy.copy(record)
+                record.expiration = txn.expirations[key]
             return record
         return self.store.get_record(state.id, doc_id)
 
@@ -282,6 +263,7 @@ class Engine:
         count = state.doc_count
         txn = self.txn
         if txn is not None and txn.owner == threading.get_ident():
+            self.verify(txn)
             for (coll_id, _), record in txn.records.items():
                 if coll_id != state.id:
                     continue
@@ -301,6 +283,51 @@ class Engine:
         txn.undo.append(("rec", key, txn.records.get(key, _MISSING)))
         txn.records[key] = record
         txn.collections.add(state.id)
+
+    def put_new_record_unverified(
+        self, txn: Transaction, state: CollectionState, record: DocRecord, doc: Any
+    ) -> None:
+        """Write a document on the guess that it does not exist yet (checked by ``verify``).
+
+        A batch of new documents then costs one bulk look-up per few hundred documents
+        instead of one query each. Only for writes whose outcome, if the guess is wrong, is
+        still well defined: last-write-wins saves of documents without a revision.
+        """
+        key = (state.id, record.doc_id)
+        txn.undo.append(("rec", key, txn.records.get(key, _MISSING)))
+        txn.records[key] = record
+        txn.unverified[key] = (record, doc)
+        txn.collections.add(state.id)
+
+    def verify(self, txn: Transaction, keys: list[Key] | None = None) -> None:
+        """Check guessed-new documents against the store; rebase those that existed."""
+        pending = txn.unverified
+        if not pending:
+            return
+        todo = list(pending) if keys is None else [k for k in keys if k in pending]
+        by_coll: dict[int, list[str]] = {}
+        for coll_id, doc_id in todo:
+            by_coll.setdefault(coll_id, []).append(doc_id)
+        for coll_id, doc_ids in by_coll.items():
+            found = self.store.get_records(coll_id, doc_ids)
+            for doc_id in doc_ids:
+                key = (coll_id, doc_id)
+                guessed, doc = pending.pop(key)
+                existing = found.get(doc_id)
+                txn.origin[key] = existing
+                if existing is None or txn.records.get(key) is not guessed:
+                    continue
+                rebased = build_revision(
+                    existing,
+                    doc_id,
+                    guessed.body or b"{}",
+                    deleted=False,
+                    sequence=guessed.seq,
+                    max_depth=self.max_rev_tree_depth,
+                )
+                txn.records[key] = rebased
+                if doc is not None:
+                    doc._revision_id = rebased.rev
 
     def purge_record(self, txn: Transaction, state: CollectionState, doc_id: str) -> None:
         key = (state.id, doc_id)
@@ -336,6 +363,7 @@ class Engine:
     def _commit(self, txn: Transaction) -> None:
         if not txn.records and not txn.expirations:
             return
+        self.verify(txn)
         plan = _CommitPlan.build(self, txn)
         self.store.write(plan.apply)
         for coll_id, delta in plan.count_deltas.items():
@@ -476,6 +504,59 @@ class Engine:
         return purged
 
 
+class _TransactionScope:
+    """The context manager behind ``Engine.transaction()`` (a class: it is on the hot path)."""
+
+    __slots__ = ("_committed", "_engine", "_txn")
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._committed = False
+
+    def __enter__(self) -> Transaction:
+        engine = self._engine
+        engine.check_open()
+        engine.lock.acquire()
+        try:
+            txn = engine.txn
+            if txn is None:
+                engine.check_open()
+                txn = engine.txn = Transaction(owner=threading.get_ident())
+            txn.depth += 1
+            txn.savepoints.append(len(txn.undo))
+        except BaseException:
+            engine.lock.release()
+            raise
+        self._txn = txn
+        return txn
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        engine = self._engine
+        txn = self._txn
+        committed = False
+        try:
+            if exc_type is not None:
+                engine._rollback_to(txn, txn.savepoints[-1])
+            elif txn.depth == 1:
+                engine._commit(txn)
+                committed = True
+        finally:
+            txn.savepoints.pop()
+            txn.depth -= 1
+            if txn.depth == 0:
+                engine.txn = None
+                if not committed:
+                    engine._discard(txn)
+            engine.lock.release()
+        if committed:
+            engine._after_commit(txn)
+
+
 @dataclass(slots=True)
 class _CommitPlan:
     """The SQL work of one commit, prepared under the lock and run on the writer thread."""
@@ -598,6 +679,28 @@ def tree_of(record: DocRecord) -> RevTree:
             record.rev, DELETED if record.flags & DOC_DELETED else 0, record.seq, record.body
         )
     return RevTree.decode(record.tree, record.body)
+
+
+def build_revision(
+    current: DocRecord | None,
+    doc_id: str,
+    body: bytes,
+    *,
+    deleted: bool,
+    sequence: int,
+    max_depth: int,
+) -> DocRecord:
+    """The record of a document after a new local revision (child of its current one)."""
+    if current is None:
+        flags = DOC_DELETED if deleted else 0
+        if BLOB_MARKER in body:
+            flags |= DOC_HAS_BLOBS
+        rev = new_rev_id(None, deleted, body)
+        return DocRecord(sequence, doc_id, rev, flags, body, None, None)
+    tree = tree_of(current)
+    tree.add_revision(current.rev, body, deleted=deleted, sequence=sequence)
+    tree.prune(max_depth)
+    return record_from_tree(doc_id, tree, sequence, current.expiration)
 
 
 def record_from_tree(

@@ -12,6 +12,8 @@ DEFAULT_NAME = "_default"
 # (except the "_default" names themselves).
 _COLLECTION_NAME = re.compile(r"[A-Za-z0-9-][A-Za-z0-9_%-]{0,250}\Z")
 
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
 #: LiteCore's limit on document IDs, in UTF-8 bytes.
 MAX_DOC_ID_BYTES = 240
 
@@ -44,7 +46,7 @@ def check_doc_id(doc_id: str) -> str:
             f"invalid document ID {doc_id[:40]!r}: must be 1 to {MAX_DOC_ID_BYTES} UTF-8 bytes",
             code=LiteCoreCode.BAD_DOC_ID,
         )
-    if doc_id[0] == "_" or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in doc_id):
+    if doc_id[0] == "_" or _CONTROL_CHARS.search(doc_id):
         raise InvalidArgumentError(
             f"invalid document ID {doc_id!r}: may not start with '_' or contain control characters",
             code=LiteCoreCode.BAD_DOC_ID,

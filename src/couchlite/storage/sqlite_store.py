@@ -120,6 +120,9 @@ class ChangeRow:
         return bool(self.flags & DOC_DELETED)
 
 
+_GET_SQL: dict[int, str] = {}
+
+
 def table(coll_id: int) -> str:
     return f"kv_{int(coll_id)}"
 
@@ -341,7 +344,16 @@ class SQLiteStore:
         return self.read(lambda c: c.execute(sql, params).fetchall())
 
     def fetchone(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> Any:
-        return self.read(lambda c: c.execute(sql, params).fetchone())
+        # the hot path of every document read: no closure, no extra frames
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self.reader()
+        try:
+            return conn.execute(sql, params).fetchone()
+        except sqlite3.Error as exc:
+            if self._closed_flag.is_set():
+                raise DatabaseClosedError("the database is closed") from exc
+            raise translate(exc, "read") from exc
 
     @property
     def closed(self) -> bool:
@@ -426,11 +438,13 @@ class SQLiteStore:
     # --- documents (reads) ---------------------------------------------------------------
 
     def get_record(self, coll_id: int, doc_id: str) -> DocRecord | None:
-        sql = (
-            f"SELECT seq, doc_id, rev, flags, body, tree, expiration FROM {table(coll_id)} "
-            "WHERE doc_id = ?"
-        )
-        row = self.read(lambda c: c.execute(sql, (doc_id,)).fetchone())
+        sql = _GET_SQL.get(coll_id)
+        if sql is None:
+            sql = _GET_SQL[coll_id] = (
+                f"SELECT seq, doc_id, rev, flags, body, tree, expiration FROM {table(coll_id)} "
+                "WHERE doc_id = ?"
+            )
+        row = self.fetchone(sql, (doc_id,))
         return None if row is None else DocRecord(*row)
 
     def get_records(self, coll_id: int, doc_ids: list[str]) -> dict[str, DocRecord]:

@@ -1,0 +1,135 @@
+"""The embedded database: batched insert, get by ID, changes-feed scan, memory.
+
+Every figure is printed next to a baseline measured in the same run on the same machine: plain
+``sqlite3`` ``executemany`` of the same JSON bodies into a 4-column table (same batch size, same
+WAL settings), and primary-key reads of them.
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+import resource
+import sqlite3
+import string
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+
+from couchlite import Database, DatabaseConfiguration, MutableDocument
+
+BATCH = 1000
+
+
+def make_body(i: int, rng: random.Random) -> dict[str, object]:
+    """About 200 bytes of JSON, like a small app record."""
+    return {
+        "type": "order",
+        "customer": f"customer-{i % 5000:05d}",
+        "items": [{"sku": f"sku-{rng.randrange(1000):04d}", "qty": rng.randrange(1, 5)}],
+        "total": round(rng.uniform(1, 500), 2),
+        "paid": bool(i % 2),
+        "note": "".join(rng.choices(string.ascii_lowercase + " ", k=60)),
+    }
+
+
+def bodies(n: int) -> Iterator[tuple[str, dict[str, object]]]:
+    rng = random.Random(42)
+    for i in range(n):
+        yield f"doc-{i:08d}", make_body(i, rng)
+
+
+def rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rate(n: int, seconds: float) -> float:
+    return n / seconds if seconds > 0 else float("inf")
+
+
+def baseline(directory: Path, docs: list[tuple[str, bytes]]) -> tuple[float, float]:
+    conn = sqlite3.connect(directory / "baseline.sqlite3", isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("CREATE TABLE docs (id TEXT PRIMARY KEY, rev TEXT, seq INTEGER, body BLOB)")
+    started = time.perf_counter()
+    for start in range(0, len(docs), BATCH):
+        conn.execute("BEGIN")
+        conn.executemany(
+            "INSERT INTO docs (id, rev, seq, body) VALUES (?, ?, ?, ?)",
+            [
+                (doc_id, "1-0000000000000000000000000000000000000000", start + i, body)
+                for i, (doc_id, body) in enumerate(docs[start : start + BATCH])
+            ],
+        )
+        conn.execute("COMMIT")
+    insert_s = time.perf_counter() - started
+    started = time.perf_counter()
+    for doc_id, _ in docs:
+        conn.execute("SELECT rev, seq, body FROM docs WHERE id = ?", (doc_id,)).fetchone()
+    read_s = time.perf_counter() - started
+    conn.close()
+    return rate(len(docs), insert_s), rate(len(docs), read_s)
+
+
+def main(quick: bool = False) -> None:
+    n = 5_000 if quick else 100_000
+    docs = list(bodies(n))
+    encoded = [(doc_id, orjson.dumps(body)) for doc_id, body in docs]
+    avg = sum(len(b) for _, b in encoded) / n
+    print(f"{n:,} documents, {avg:.0f} bytes of JSON each, batches of {BATCH:,}")
+    with tempfile.TemporaryDirectory(prefix="couchlite-bench-") as tmp:
+        base_insert, base_read = baseline(Path(tmp), encoded)
+        del encoded
+        gc.collect()
+
+        db = Database("bench", DatabaseConfiguration(directory=tmp))
+        col = db.default_collection()
+        rss_start = rss_mib()
+        rss_tenth = 0.0
+        started = time.perf_counter()
+        for start in range(0, n, BATCH):
+            with db.in_batch():
+                for doc_id, body in docs[start : start + BATCH]:
+                    col.save(MutableDocument(doc_id, body))
+            if start + BATCH == n // 10:
+                rss_tenth = rss_mib()
+        insert = rate(n, time.perf_counter() - started)
+        rss_end = rss_mib()
+
+        ids = [doc_id for doc_id, _ in docs]
+        del docs
+        started = time.perf_counter()
+        for doc_id in ids:
+            doc = col.get(doc_id)
+            assert doc is not None and doc["type"] == "order"
+        read = rate(n, time.perf_counter() - started)
+
+        started = time.perf_counter()
+        rows = sum(1 for _ in col.changes())
+        scan = rate(rows, time.perf_counter() - started)
+        assert rows == n and col.count == n
+        db.close()
+
+    print(f"{'':32}{'couchlite':>14}{'sqlite3 baseline':>18}{'ratio':>8}   target")
+    print(
+        f"{'batched insert (docs/s)':32}{insert:14,.0f}{base_insert:18,.0f}"
+        f"{insert / base_insert:8.0%}   >= 50,000 and >= 25% of baseline"
+    )
+    print(
+        f"{'get by ID + a property (docs/s)':32}{read:14,.0f}{base_read:18,.0f}"
+        f"{read / base_read:8.0%}   >= 50,000"
+    )
+    print(f"{'changes-feed scan (rows/s)':32}{scan:14,.0f}{'':18}{'':8}   >= 500,000")
+    print(
+        f"peak RSS: {rss_start:.0f} MiB before inserting, {rss_tenth:.0f} MiB after {n // 10:,} "
+        f"documents, {rss_end:.0f} MiB after {n:,} (growth over the last 90%: "
+        f"{rss_end - rss_tenth:+.0f} MiB)"
+    )
+
+
+if __name__ == "__main__":
+    main()
