@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from couchlite.database.blob import Blob
+from couchlite.database.blob import BLOB_MARKER, Blob
 from couchlite.database.document import Document, MutableDocument
 from couchlite.database.engine import (
     CollectionState,
@@ -24,8 +25,9 @@ from couchlite.errors import (
     NotFoundError,
 )
 from couchlite.model.canonical import canonical_json
+from couchlite.model.revid import new_rev_id
 from couchlite.storage.blobstore import BlobStore
-from couchlite.storage.sqlite_store import DOC_DELETED, ChangeRow, DocRecord
+from couchlite.storage.sqlite_store import DOC_DELETED, DOC_HAS_BLOBS, ChangeRow, DocRecord
 
 if TYPE_CHECKING:
     from couchlite.database.database import Database
@@ -222,24 +224,30 @@ class Collection:
             raise InvalidArgumentError(f"invalid concurrency control {concurrency_control!r}")
         self._own(doc)
         engine = self._engine()
-        with engine.transaction() as txn:
-            key = (self._state.id, doc.id)
-            if (
-                txn.depth > 1
-                and doc.revision_id is None
-                and conflict_handler is None
-                and concurrency_control is ConcurrencyControl.LAST_WRITE_WINS
-                and key not in txn.records
-                and key not in txn.origin
-            ):
-                # a new document inside a batch: verified in bulk before the commit
+        txn = engine.txn
+        if (
+            txn is not None
+            and doc._revision_id is None
+            and conflict_handler is None
+            and concurrency_control is ConcurrencyControl.LAST_WRITE_WINS
+            and txn.owner == threading.get_ident()
+        ):
+            key = (self._state.id, doc._id)
+            if key not in txn.records and key not in txn.origin:
+                # A new document inside a batch: guessed new, verified in bulk before the
+                # commit (see Engine.verify). Nothing below can fail half-way, so no savepoint.
                 body = self._encode(doc, engine, txn)
-                record = self._new_revision(None, doc.id, body, deleted=False)
+                sequence = self._state.next_sequence()
+                flags = DOC_HAS_BLOBS if BLOB_MARKER in body else 0
+                record = DocRecord(
+                    sequence, doc._id, new_rev_id(None, False, body), flags, body, None, None
+                )
                 engine.put_new_record_unverified(txn, self._state, record, doc)
                 doc._revision_id = record.rev
-                doc._sequence = record.seq
+                doc._sequence = sequence
                 doc._collection = self
                 return
+        with engine.transaction() as txn:
             current = engine.read_record(self._state, doc.id)
             if _conflicts(doc.revision_id, current):
                 if conflict_handler is not None:
@@ -335,17 +343,20 @@ class Collection:
     # --- internals ------------------------------------------------------------------------
 
     def _encode(self, doc: MutableDocument, engine: Engine, txn: Transaction) -> bytes:
-        store = engine.blobs
-        written = txn.written_digests
+        encode_extra = txn.encode_extra
+        if encode_extra is None:
+            store = engine.blobs
+            written = txn.written_digests
 
-        def default(value: Any) -> Any:
-            if isinstance(value, Blob):
-                props = value._install(store)
-                written.add(props["digest"])
-                return props
-            raise TypeError
+            def encode_extra(value: Any) -> Any:
+                if isinstance(value, Blob):
+                    props = value._install(store)
+                    written.add(props["digest"])
+                    return props
+                raise TypeError
 
-        return canonical_json(doc._properties(), default)
+            txn.encode_extra = encode_extra
+        return canonical_json(doc._properties(), encode_extra)
 
     def _new_revision(
         self, current: DocRecord | None, doc_id: str, body: bytes, *, deleted: bool

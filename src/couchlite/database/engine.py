@@ -97,6 +97,8 @@ class Transaction:
     collections: set[int] = field(default_factory=set)
     #: blobs stored for this transaction (deleted again if it rolls back)
     written_digests: set[str] = field(default_factory=set)
+    #: orjson's ``default`` for this transaction: stores blobs met while encoding bodies
+    encode_extra: Callable[[Any], Any] | None = None
     #: records written on the guess that the document was new, checked in bulk later
     unverified: dict[Key, tuple[DocRecord, Any]] = field(default_factory=dict)
 
@@ -561,6 +563,8 @@ class _TransactionScope:
 class _CommitPlan:
     """The SQL work of one commit, prepared under the lock and run on the writer thread."""
 
+    #: documents that did not exist (a plain INSERT is cheaper than INSERT OR REPLACE)
+    inserts: dict[int, list[tuple[Any, ...]]] = field(default_factory=dict)
     upserts: dict[int, list[tuple[Any, ...]]] = field(default_factory=dict)
     purges: dict[int, list[tuple[str]]] = field(default_factory=dict)
     expirations: dict[int, list[tuple[float | None, str]]] = field(default_factory=dict)
@@ -584,7 +588,8 @@ class _CommitPlan:
             if record is None:
                 plan.purges.setdefault(coll_id, []).append((doc_id,))
             else:
-                plan.upserts.setdefault(coll_id, []).append(
+                target = plan.inserts if origin is None else plan.upserts
+                target.setdefault(coll_id, []).append(
                     (
                         record.seq,
                         doc_id,
@@ -616,16 +621,18 @@ class _CommitPlan:
         return plan
 
     def apply(self, conn: sqlite3.Connection) -> None:
-        for coll_id in set(itertools.chain(self.upserts, self.purges, self.expirations)):
+        touched = set(itertools.chain(self.inserts, self.upserts, self.purges, self.expirations))
+        for coll_id in touched:
             t = table(coll_id)
             if coll_id in self.purges:
                 conn.executemany(f"DELETE FROM {t} WHERE doc_id = ?", self.purges[coll_id])
-            if coll_id in self.upserts:
-                conn.executemany(
-                    f"INSERT OR REPLACE INTO {t} (seq, doc_id, rev, flags, body, tree, "
-                    "expiration) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    self.upserts[coll_id],
-                )
+            for verb, rows in (("INSERT", self.inserts), ("INSERT OR REPLACE", self.upserts)):
+                if coll_id in rows:
+                    conn.executemany(
+                        f"{verb} INTO {t} (seq, doc_id, rev, flags, body, tree, expiration) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        rows[coll_id],
+                    )
             if coll_id in self.expirations:
                 conn.executemany(
                     f"UPDATE {t} SET expiration = ? WHERE doc_id = ?", self.expirations[coll_id]

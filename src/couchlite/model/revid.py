@@ -60,7 +60,14 @@ def _compact(rev_id: str) -> bytes:
 
 def new_rev_id(parent: str | None, deleted: bool, canonical_body: bytes) -> str:
     """The ID of a new revision with this parent, deleted flag and canonical body."""
-    parent_bin = _compact(parent) if parent else b""
+    if not parent:  # the common case: no parent (empty length prefix), then the flag
+        return (
+            "1-"
+            + hashlib.sha1(
+                (b"\x00\x01" if deleted else b"\x00\x00") + canonical_body, usedforsecurity=False
+            ).hexdigest()
+        )
+    parent_bin = _compact(parent)
     digest = hashlib.sha1(usedforsecurity=False)
     digest.update(bytes((min(len(parent_bin), 255),)))
     digest.update(parent_bin)
