@@ -518,33 +518,38 @@ def test_use_after_close_raises_database_closed(tmp_path: Path) -> None:
     assert len(errors) == 1 and isinstance(errors[0], DatabaseClosedError)
 
 
+def _race_writes_with_close(s: SQLiteStore) -> list[str]:
+    outcomes: list[str] = []
+    lock = threading.Lock()
+    go = threading.Barrier(9)
+
+    def hammer() -> None:
+        go.wait(WAIT_S)
+        for i in range(200):
+            try:
+                s.set_checkpoint(f"k{i}", b"v")
+                outcome = "ok"
+            except DatabaseClosedError:
+                outcome = "closed"
+            with lock:
+                outcomes.append(outcome)
+            if outcome == "closed":
+                return
+
+    threads = [threading.Thread(target=hammer, daemon=True) for _ in range(8)]
+    for t in threads:
+        t.start()
+    go.wait(WAIT_S)
+    s.close()
+    for t in threads:
+        t.join(WAIT_S)
+        assert not t.is_alive(), "a write raced with close() and never returned"
+    return outcomes
+
+
 def test_close_racing_with_writes_never_hangs(tmp_path: Path) -> None:
     """Every write racing with close() either completes or raises DatabaseClosedError."""
     for round_ in range(5):
-        s = SQLiteStore(tmp_path / f"db{round_}.sqlite3")
-        outcomes: list[str] = []
-        lock = threading.Lock()
-        go = threading.Barrier(9)
-
-        def hammer(s: SQLiteStore = s) -> None:
-            go.wait(WAIT_S)
-            for i in range(200):
-                try:
-                    s.set_checkpoint(f"k{i}", b"v")
-                    outcome = "ok"
-                except DatabaseClosedError:
-                    outcome = "closed"
-                with lock:
-                    outcomes.append(outcome)
-                if outcome == "closed":
-                    return
-
-        threads = [threading.Thread(target=hammer, daemon=True) for _ in range(8)]
-        for t in threads:
-            t.start()
-        go.wait(WAIT_S)
-        s.close()
-        for t in threads:
-            t.join(WAIT_S)
-            assert not t.is_alive(), "a write raced with close() and never returned"
+        outcomes = _race_writes_with_close(SQLiteStore(tmp_path / f"db{round_}.sqlite3"))
         assert outcomes
+        assert set(outcomes) <= {"ok", "closed"}
