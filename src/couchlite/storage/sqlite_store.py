@@ -156,6 +156,9 @@ class SQLiteStore:
     def __init__(self, path: Path, *, create: bool = True) -> None:
         self.path = path
         self._closed_flag = threading.Event()
+        # held while a job is queued and while close() queues the stop: no job can land
+        # behind the stop (where nobody would ever run it or fail its future)
+        self._submit_lock = threading.Lock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
@@ -216,9 +219,12 @@ class SQLiteStore:
         try:
             conn = self._open_connection()
             try:
+                # check the format before anything writes: switching the journal mode rewrites
+                # the file header, and a foreign or newer file must be left untouched
+                version = self._check_format(conn)
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = NORMAL")
-                self._migrate(conn)
+                self._migrate(conn, version)
             except BaseException:
                 conn.close()
                 raise
@@ -256,8 +262,9 @@ class SQLiteStore:
         finally:
             conn.close()
 
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    def _check_format(self, conn: sqlite3.Connection) -> int:
+        """The file's schema version; raise if it is not a couchlite database we can open."""
+        version: int = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise CorruptDatabaseError(
                 f"{self.path} has schema version {version}, newer than this couchlite "
@@ -272,12 +279,22 @@ class SQLiteStore:
                     code=LiteCoreCode.NOT_A_DATABASE_FILE,
                 )
         else:
-            marker = conn.execute("SELECT value FROM info WHERE key = 'format'").fetchone()
+            has_info = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'info'"
+            ).fetchone()
+            marker = (
+                conn.execute("SELECT value FROM info WHERE key = 'format'").fetchone()
+                if has_info
+                else None
+            )
             if marker is None or marker[0] != FORMAT_MARKER:
                 raise CorruptDatabaseError(
                     f"{self.path} is not a couchlite database",
                     code=LiteCoreCode.NOT_A_DATABASE_FILE,
                 )
+        return version
+
+    def _migrate(self, conn: sqlite3.Connection, version: int) -> None:
         for target in range(version + 1, SCHEMA_VERSION + 1):
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -304,10 +321,11 @@ class SQLiteStore:
 
     def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(connection)`` on the writer thread in one transaction; return its result."""
-        if self._closed_flag.is_set():
-            raise DatabaseClosedError("the database is closed")
         future: Future[T] = Future()
-        self._jobs.put((fn, future))
+        with self._submit_lock:
+            if self._closed_flag.is_set():
+                raise DatabaseClosedError("the database is closed")
+            self._jobs.put((fn, future))
         return future.result()
 
     # --- readers -------------------------------------------------------------------------
@@ -360,10 +378,11 @@ class SQLiteStore:
         return self._closed_flag.is_set()
 
     def close(self) -> None:
-        if self._closed_flag.is_set():
-            return
-        self._closed_flag.set()
-        self._jobs.put(_STOP)
+        with self._submit_lock:
+            if self._closed_flag.is_set():
+                return
+            self._closed_flag.set()
+            self._jobs.put(_STOP)
         self._writer.join(timeout=30)
         # a write that raced with close() must not wait forever
         while True:
