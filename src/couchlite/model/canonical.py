@@ -17,7 +17,9 @@ when ``null`` appears in the output (orjson writes NaN as ``null``, so we must l
 
 from __future__ import annotations
 
+import enum
 import math
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +27,11 @@ import orjson
 
 from couchlite.errors import InvalidArgumentError
 
-_SORTED = orjson.OPT_SORT_KEYS
+# Datetimes and dataclasses are not JSON: hand them to ``default`` (or refuse them) instead of
+# letting orjson stringify them, so that the result never depends on which path ran.
+_SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+#: orjson's nesting limit; deeper (or cyclic) values are refused
+_MAX_DEPTH = 254
 _INT64_MIN = -(2**63)
 _UINT64_MAX = 2**64 - 1
 
@@ -45,31 +51,40 @@ def canonical_json(value: Any, default: Callable[[Any], Any] | None = None) -> b
 
 def find_invalid_value(value: Any, default: Callable[[Any], Any] | None = None) -> None:
     """Raise ``InvalidArgumentError`` naming the first value JSON cannot represent, if any."""
-    stack: list[tuple[str, Any]] = [("", value)]
+    stack: list[tuple[str, Any, int]] = [("", value, 0)]
     while stack:
-        path, item = stack.pop()
+        path, item, depth = stack.pop()
         if item is None or isinstance(item, (str, bool)):
             continue
-        if isinstance(item, int):
+        if isinstance(item, int) and not isinstance(item, enum.Enum):
             if not _INT64_MIN <= item <= _UINT64_MAX:
                 raise InvalidArgumentError(f"integer out of 64-bit range at {_show(path)}")
             continue
-        if isinstance(item, float):
+        if type(item) is float:  # orjson refuses float subclasses
             if not math.isfinite(item):
                 raise InvalidArgumentError(
                     f"{item!r} cannot be represented in JSON at {_show(path)}"
                 )
             continue
+        if depth >= _MAX_DEPTH:
+            # also ends the walk of a cyclic structure
+            raise InvalidArgumentError(f"value nested too deeply (or cyclic) at {_show(path)}")
         if isinstance(item, dict):
             for key, child in item.items():
                 if not isinstance(key, str):
                     raise InvalidArgumentError(
                         f"dictionary key {key!r} at {_show(path)} is not a string"
                     )
-                stack.append((f"{path}.{key}" if path else key, child))
+                stack.append((f"{path}.{key}" if path else key, child, depth + 1))
             continue
-        if isinstance(item, (list, tuple)):
-            stack.extend((f"{path}[{i}]", child) for i, child in enumerate(item))
+        if isinstance(item, list) or type(item) is tuple:  # orjson refuses tuple subclasses
+            stack.extend((f"{path}[{i}]", child, depth + 1) for i, child in enumerate(item))
+            continue
+        # what orjson serializes natively, without asking ``default``
+        if isinstance(item, enum.Enum):
+            stack.append((path, item.value, depth + 1))
+            continue
+        if isinstance(item, uuid.UUID):
             continue
         if default is not None:
             try:
@@ -77,7 +92,7 @@ def find_invalid_value(value: Any, default: Callable[[Any], Any] | None = None) 
             except TypeError:
                 converted = _UNSUPPORTED
             if converted is not _UNSUPPORTED:
-                stack.append((path, converted))
+                stack.append((path, converted, depth + 1))
                 continue
         raise InvalidArgumentError(
             f"a {type(item).__name__} at {_show(path)} cannot be represented in JSON"
