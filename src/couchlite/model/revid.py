@@ -1,10 +1,11 @@
 """Revision IDs of Couchbase Lite 3.x revision trees (notes §5.1).
 
 A revision ID is ``<generation>-<hex digest>``: a decimal generation >= 1 and 32 to 40 lowercase
-hex digits. New IDs are ``<parent generation + 1>-<SHA-1>`` where the digest covers, as LiteCore
-does: one byte with the length of the parent's compact binary form (varint generation followed by
-the raw digest bytes), that binary form, one byte for the deleted flag, then the canonical JSON
-body. Peers never recompute digests, so this only needs to be deterministic and collision-free.
+hex digits, an even number of them (16 to 20 bytes). New IDs are ``<parent generation + 1>-<SHA-1>``
+where the digest covers, as LiteCore does: one byte with the length of the parent's compact binary
+form (varint generation followed by the raw digest bytes), that binary form, one byte for the
+deleted flag, then the canonical JSON body. Peers never recompute digests, so this only needs to
+be deterministic and collision-free.
 
 Ordering (LiteCore's, used to pick a winner): higher generation first, then the digest compared
 as text, which for equal-length lowercase hex is byte order.
@@ -17,7 +18,7 @@ import re
 
 from couchlite.errors import InvalidArgumentError, LiteCoreCode
 
-_REV_RE = re.compile(r"([1-9][0-9]{0,15})-([0-9a-f]{32,40})\Z")
+_REV_RE = re.compile(r"([1-9][0-9]{0,15})-((?:[0-9a-f]{2}){16,20})\Z")
 
 
 def parse_rev_id(rev_id: str) -> tuple[int, str]:
