@@ -100,6 +100,7 @@ def main(quick: bool = False) -> None:
         generator = bodies(n)
         rss_start = rss_mib()
         rss_tenth = 0.0
+        tenth = 0
         elapsed = 0.0
         for start in range(0, n, BATCH):
             batch = [next(generator) for _ in range(min(BATCH, n - start))]
@@ -108,8 +109,8 @@ def main(quick: bool = False) -> None:
                 for doc_id, body in batch:
                     col.save(MutableDocument(doc_id, body))
             elapsed += time.perf_counter() - started
-            if start + BATCH == n // 10:
-                rss_tenth = rss_mib()
+            if not rss_tenth and start + BATCH >= n // 10:
+                rss_tenth, tenth = rss_mib(), start + BATCH
         insert = rate(n, elapsed)
         rss_end = rss_mib()
 
@@ -137,7 +138,7 @@ def main(quick: bool = False) -> None:
     )
     print(f"{'changes-feed scan (rows/s)':32}{scan:14,.0f}{'':18}{'':8}   >= 500,000")
     print(
-        f"RSS: {rss_start:.0f} MiB before inserting, {rss_tenth:.0f} MiB after {n // 10:,} "
+        f"RSS: {rss_start:.0f} MiB before inserting, {rss_tenth:.0f} MiB after {tenth:,} "
         f"documents, {rss_end:.0f} MiB after {n:,} (growth over the last 90%: "
         f"{rss_end - rss_tenth:+.0f} MiB)"
     )
