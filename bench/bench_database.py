@@ -139,7 +139,7 @@ def main(quick: bool = False) -> None:
     print(f"{'changes-feed scan (rows/s)':32}{scan:14,.0f}{'':18}{'':8}   >= 500,000")
     print(
         f"RSS: {rss_start:.0f} MiB before inserting, {rss_tenth:.0f} MiB after {tenth:,} "
-        f"documents, {rss_end:.0f} MiB after {n:,} (growth over the last 90%: "
+        f"documents, {rss_end:.0f} MiB after {n:,} (growth since then: "
         f"{rss_end - rss_tenth:+.0f} MiB)"
     )
 
