@@ -238,3 +238,23 @@ def test_handler_crash_closes_with_1011(caplog: pytest.LogCaptureFixture) -> Non
 
     run(main())
     assert any("handler bug" in (r.exc_text or "") for r in caplog.records)
+
+
+def test_close_completes_the_handshake_while_the_peer_keeps_sending() -> None:
+    # Regression: with nobody reading, websockets' receive buffer filled up, reading stopped,
+    # and the peer's close frame was never seen (close_timeout, then 1006).
+    async def main() -> None:
+        async def chatter(channel: WebSocketChannel) -> None:
+            await channel.recv()
+            for _ in range(200):
+                await channel.send(b"x" * 1000)
+            await channel.recv()
+
+        async with await serve_channels(chatter, "127.0.0.1", 0) as server:
+            channel = await connect_channel(f"ws://127.0.0.1:{server.port}/", max_queue=4)
+            await channel.send(b"go")
+            await asyncio.sleep(0.05)
+            await channel.close()
+            assert channel.close_code == 1000
+
+    run(main())

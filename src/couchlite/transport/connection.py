@@ -251,22 +251,23 @@ class BlipConnection:
         ``timeout`` seconds (``None``: wait as long as the connection lives), or the
         connection's close error if the connection ends first.
         """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        await self._wait_for_room(len(body), urgent, deadline)
+        number = self.protocol.send_request(properties, body, urgent=urgent, compressed=compressed)
+        future: asyncio.Future[Message] = loop.create_future()
+        self._pending[number] = future
+        self._queued(len(body))
+        self._stats["requests_sent"] += 1
+        # A timer rather than asyncio.timeout(): this is the hot path of every round trip, and
+        # a plain call_at costs a fraction of a Timeout context's bookkeeping.
+        timer = None if deadline is None else loop.call_at(deadline, self._expire, future, timeout)
         try:
-            async with asyncio.timeout(timeout):
-                await self._wait_for_room(len(body), urgent)
-                number = self.protocol.send_request(
-                    properties, body, urgent=urgent, compressed=compressed
-                )
-                future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-                self._pending[number] = future
-                self._queued(len(body))
-                self._stats["requests_sent"] += 1
-                try:
-                    reply = await future
-                finally:
-                    self._pending.pop(number, None)
-        except TimeoutError as exc:
-            raise RequestTimeout(f"{self.name}: no reply within {timeout} s") from exc
+            reply = await future
+        finally:
+            self._pending.pop(number, None)
+            if timer is not None:
+                timer.cancel()
         if reply.is_error:
             raise BlipErrorReply(
                 reply.error_domain or "BLIP",
@@ -286,11 +287,8 @@ class BlipConnection:
     ) -> None:
         """Queue a request that gets no reply; waits (up to ``timeout``) while the out-box is
         full."""
-        try:
-            async with asyncio.timeout(timeout):
-                await self._wait_for_room(len(body), urgent)
-        except TimeoutError as exc:
-            raise RequestTimeout(f"{self.name}: out-box still full after {timeout} s") from exc
+        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+        await self._wait_for_room(len(body), urgent, deadline)
         self.protocol.send_request(
             properties, body, urgent=urgent, compressed=compressed, no_reply=True
         )
@@ -341,7 +339,11 @@ class BlipConnection:
             return True
         return self._queued_bytes + size <= self._max_pending_bytes
 
-    async def _wait_for_room(self, size: int, urgent: bool) -> None:
+    def _expire(self, future: asyncio.Future[Message], timeout: float | None) -> None:
+        if not future.done():
+            future.set_exception(RequestTimeout(f"{self.name}: no reply within {timeout} s"))
+
+    async def _wait_for_room(self, size: int, urgent: bool, deadline: float | None) -> None:
         self._check_open()
         # An urgent message is small by convention and must not queue behind bulk data.
         if urgent and self.protocol.pending_messages < self._max_pending_messages:
@@ -349,10 +351,14 @@ class BlipConnection:
         if self._admissible(size):
             return
         self._stats["sender_waits"] += 1
-        while not self._admissible(size):
-            self._progress.clear()
-            await self._progress.wait()
-            self._check_open()
+        try:
+            async with asyncio.timeout_at(deadline):
+                while not self._admissible(size):
+                    self._progress.clear()
+                    await self._progress.wait()
+                    self._check_open()
+        except TimeoutError as exc:
+            raise RequestTimeout(f"{self.name}: out-box still full (peer not reading)") from exc
 
     def _queued(self, size: int) -> None:
         self._queued_bytes += size

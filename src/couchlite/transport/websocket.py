@@ -17,6 +17,7 @@ What Couchbase Lite expects of the WebSocket layer (cbl-replication-notes.md §1
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import inspect
 import logging
@@ -31,6 +32,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.asyncio.server import Server, ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 from websockets.exceptions import (
+    ConcurrencyError,
     ConnectionClosed,
     InvalidHandshake,
     InvalidMessage,
@@ -55,6 +57,7 @@ from couchlite.transport.channel import (
     CLOSE_ABNORMAL,
     CLOSE_NORMAL,
     CLOSE_PROTOCOL_ERROR,
+    CLOSE_UNEXPECTED,
     DEFAULT_SUBPROTOCOLS,
     ChannelClosed,
     MessageChannel,
@@ -191,8 +194,22 @@ class WebSocketChannel:
             logger.warning("ignoring a text WebSocket message from %s", self._remote)
 
     async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
-        # websockets bounds the closing handshake with close_timeout, then drops the TCP link.
-        await self._ws.close(code, truncate_close_reason(reason))
+        # The peer's closing frame can only be seen if we keep reading: once nobody calls
+        # recv(), websockets' receive buffer fills, it stops reading the socket, and the
+        # handshake would wait for close_timeout. So discard whatever still arrives meanwhile.
+        drain = asyncio.get_running_loop().create_task(self._discard_incoming())
+        try:
+            # websockets bounds the handshake with close_timeout, then drops the TCP link.
+            await self._ws.close(code, truncate_close_reason(reason))
+        finally:
+            drain.cancel()
+            await asyncio.gather(drain, return_exceptions=True)
+
+    async def _discard_incoming(self) -> None:
+        # ConcurrencyError: someone else is still reading, and that read drains the buffer.
+        with contextlib.suppress(ConnectionClosed, ConcurrencyError):
+            while True:
+                await self._ws.recv()
 
     def __repr__(self) -> str:
         return f"<WebSocketChannel {self._remote} {self.subprotocol}>"
@@ -418,13 +435,17 @@ async def serve_channels(
         channel = WebSocketChannel(
             connection, describe(connection, request) if request is not None else None
         )
+        code, reason = CLOSE_NORMAL, ""
         try:
             await handler(channel)
         except ChannelClosed:
             pass
         except Exception:
             logger.exception("connection handler for %s failed", channel.remote_address)
-            await channel.close(1011, "unexpected exception")
+            code, reason = CLOSE_UNEXPECTED, "unexpected exception"
+        # Close here rather than leave it to websockets: our close() keeps draining incoming
+        # messages, so the handshake completes even if the handler had stopped reading.
+        await channel.close(code, reason)
 
     kwargs: dict[str, Any] = {}
     if ssl is not None:
