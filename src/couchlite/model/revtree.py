@@ -14,8 +14,9 @@ A document is *conflicted* when a second live leaf exists besides the winner.
 Bodies: the current revision and every other leaf keep their bodies (a conflict must be
 resolvable); so does the current revision's parent -- the base a delta will be computed against
 -- and any revision flagged ``KEEP_BODY`` (a revision a peer is known to have). Other interior
-bodies are dropped as the tree grows. ``prune(max_depth)`` removes revisions farther than
-``max_depth`` from every leaf; leaves are never pruned.
+bodies are dropped as the tree grows. ``prune(max_depth)`` removes, as LiteCore does, every revision
+more than ``max_depth`` generations away from a leaf descending from it, so that no branch is deeper
+than ``max_depth``; leaves are never pruned (a side branch may be left without ancestors).
 
 Nodes live in a list in which a parent always precedes its children; ``parent`` is an index.
 
@@ -107,8 +108,19 @@ class RevTree:
             split = data.index(b"\n")
             rows = orjson.loads(data[:split])
             pos = split + 1
-            revs = []
+            if not isinstance(rows, list):
+                raise ValueError("not an array of revisions")
+            revs: list[Revision] = []
             for rev_id, parent, flags, sequence, length in rows:
+                if not (
+                    isinstance(rev_id, str)
+                    and type(parent) is int
+                    and -1 <= parent < len(revs)  # a parent precedes its children
+                    and type(flags) is int
+                    and type(sequence) is int
+                    and type(length) is int
+                ):
+                    raise ValueError(f"bad revision row {len(revs)}")
                 if length >= 0:
                     body: bytes | None = data[pos : pos + length]
                     pos += length
@@ -117,6 +129,8 @@ class RevTree:
                 revs.append(Revision(rev_id, parent, flags, sequence, body))
             if pos != len(data) or not revs:
                 raise ValueError("length mismatch")
+            if len({rev.rev_id for rev in revs}) != len(revs):
+                raise ValueError("duplicate revision IDs")
         except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
             raise CorruptDatabaseError(
                 f"corrupt revision tree: {exc}", code=LiteCoreCode.CORRUPT_REVISION_DATA
@@ -235,6 +249,13 @@ class RevTree:
                 raise ConflictError(f"revision {parent_rev_id} is not a leaf")
         if rev_id is None:
             rev_id = new_rev_id(parent_rev_id, deleted, body)
+        else:
+            expected = generation(parent_rev_id) + 1 if parent_rev_id is not None else 1
+            if parse_rev_id(rev_id)[0] != expected:
+                raise InvalidArgumentError(
+                    f"revision {rev_id} cannot be a child of {parent_rev_id}",
+                    code=LiteCoreCode.BAD_REVISION_ID,
+                )
         if rev_id in self._index:
             raise ConflictError(f"revision {rev_id} already exists")
         rev = Revision(rev_id, parent, DELETED if deleted else 0, sequence, body)
@@ -316,28 +337,34 @@ class RevTree:
                 rev.body = None
 
     def prune(self, max_depth: int) -> int:
-        """Remove revisions more than ``max_depth`` generations from every leaf."""
+        """Remove every revision more than ``max_depth`` generations from a leaf below it.
+
+        This is LiteCore's rule: afterwards no branch is deeper than ``max_depth``, even where
+        a revision is near one leaf but too far from another; leaves are never removed.
+        """
         if max_depth < 1:
             raise InvalidArgumentError("max_depth must be at least 1")
         if len(self.revs) <= max_depth:
             return 0
-        depth = [0] * len(self.revs)  # 0: farther than max_depth from every leaf
+        removed_at = [False] * len(self.revs)
         for i, leaf in enumerate(self._is_leaf):
             if not leaf:
                 continue
-            d, j = 1, i
-            while j >= 0 and d <= max_depth:
-                if depth[j] and depth[j] <= d:
-                    break  # a nearer leaf already kept this ancestry
-                depth[j] = d
+            j = i
+            for _ in range(max_depth):
                 j = self.revs[j].parent
-                d += 1
-        if all(depth):
+                if j < 0:
+                    break
+            # j: the first ancestor too far from this leaf; it and all its ancestors go
+            while j >= 0 and not removed_at[j]:
+                removed_at[j] = True
+                j = self.revs[j].parent
+        if not any(removed_at):
             return 0
         remap: dict[int, int] = {}
         kept: list[Revision] = []
         for i, rev in enumerate(self.revs):
-            if depth[i]:
+            if not removed_at[i]:
                 remap[i] = len(kept)
                 kept.append(rev)
         for rev in kept:
