@@ -265,10 +265,15 @@ def test_fatal_blip_error_closes_with_its_code() -> None:
         raw, b_chan = loopback_pair()
         b = BlipConnection(b_chan, BlipProtocol())
         b.start()
+        pending = asyncio.create_task(b.request({"Profile": "never answered"}))
+        await raw.recv()  # b's request reached the wire
         # request #7 when #1 is expected: fatal numbering error (1011)
         await raw.send(bytes([7, 0]) + b"\x00" + b"\x00\x00\x00\x00")
         with pytest.raises(BlipError) as info:
             await b.wait_closed(timeout=5)
+        # the pending request fails with the same typed error
+        with pytest.raises(BlipError):
+            await asyncio.wait_for(pending, 5)
         assert info.value.close_code == 1011
         assert isinstance(b.close_error, BlipError)
         with pytest.raises(ChannelClosed) as closed:
