@@ -12,7 +12,10 @@ Three kinds of tasks, all owned by the connection and cancelled when it closes:
   protocol has nothing sendable (empty out-box, or every message waiting for an ACK).
 * one **handler task** per incoming request, at most ``max_concurrent_handlers`` at a time; when
   they are all busy the reader stops reading, which pushes back on the peer through the
-  channel's (and TCP's) own flow control.
+  channel's (and TCP's) own flow control. Consequence: a handler that itself awaits a reply
+  from the same peer holds its slot meanwhile, and if every slot is held that way the reply
+  can never be read. Such handlers must stay fewer than ``max_concurrent_handlers`` (the
+  replicator's in-flight limits, far below 100, already ensure it).
 
 Back-pressure on the sending side: :meth:`request` and :meth:`send_no_reply` wait before queueing
 while the protocol's out-box holds ``max_pending_messages`` messages or, for large messages,
