@@ -277,3 +277,23 @@ def test_non_string_digest_rejected(store: BlobStore) -> None:
     assert not is_valid_digest(None)  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError):
         store.path_for(b"sha1-abc")  # type: ignore[arg-type]
+
+
+def test_io_errors_become_database_errors(tmp_path: Path) -> None:
+    from couchlite.errors import DatabaseError, ErrorDomain
+
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(DatabaseError, match="cannot create the blob store") as info:
+        BlobStore(tmp_path / "file" / "Attachments")
+    assert info.value.domain == ErrorDomain.POSIX
+    assert info.value.code != 0
+
+    store = BlobStore(tmp_path / "Attachments")
+    digest = digest_of(b"dir")
+    store.path_for(digest).mkdir()  # something that is not a readable blob file
+    with pytest.raises(DatabaseError, match="cannot read blob"):
+        store.read(digest)
+    # storing that content cannot replace the directory: a clear error, no temporary file
+    with pytest.raises(DatabaseError, match="cannot store a blob"):
+        store.put(b"dir")
+    assert leftovers(store) == []

@@ -553,3 +553,68 @@ def test_close_racing_with_writes_never_hangs(tmp_path: Path) -> None:
         outcomes = _race_writes_with_close(SQLiteStore(tmp_path / f"db{round_}.sqlite3"))
         assert outcomes
         assert set(outcomes) <= {"ok", "closed"}
+
+
+# --- smaller queries and error translation ------------------------------------------------
+
+
+def test_next_expiration_across_collections(store: SQLiteStore) -> None:
+    assert store.next_expiration() is None
+    a = store.create_collection("s", "a")
+    b = store.create_collection("s", "b")
+    insert_docs(store, a.id, [(1, "x", 0), (2, "y", 0)])
+    insert_docs(store, b.id, [(1, "z", 0)])
+    assert store.next_expiration() is None
+    store.write(lambda c: c.execute(f"UPDATE {table(a.id)} SET expiration = 500.5"))
+    store.write(lambda c: c.execute(f"UPDATE {table(b.id)} SET expiration = 100.25"))
+    assert store.next_expiration() == 100.25
+    store.drop_collection(b.id)
+    assert store.next_expiration() == 500.5
+
+
+def test_referenced_digests(store: SQLiteStore) -> None:
+    coll = store.create_collection("s", "c")
+    store.write(
+        lambda c: c.executemany(
+            "INSERT INTO blob_refs (digest, coll, doc_id) VALUES (?, ?, ?)",
+            [("sha1-a", coll.id, "d1"), ("sha1-a", coll.id, "d2"), ("sha1-b", coll.id, "d1")],
+        )
+    )
+    assert store.referenced_digests(["sha1-a", "sha1-c"]) == {"sha1-a"}
+    assert store.referenced_digests([]) == set()
+    assert store.all_referenced_digests() == {"sha1-a", "sha1-b"}
+
+
+def test_read_errors_are_translated(store: SQLiteStore) -> None:
+    with pytest.raises(DatabaseError, match="no such table") as info:
+        store.fetchall("SELECT * FROM nowhere")
+    assert not isinstance(info.value, sqlite3.Error)
+    with pytest.raises(DatabaseError, match="no such table"):
+        store.fetchone("SELECT * FROM nowhere")
+    # readers are query-only: a write through one fails instead of bypassing the writer
+    with pytest.raises(DatabaseError, match="readonly"):
+        store.read(lambda c: c.execute("INSERT INTO checkpoints VALUES ('r', X'00')"))
+    assert store.get_checkpoint("r") is None
+
+
+def test_corrupt_page_found_while_reading(tmp_path: Path) -> None:
+    from couchlite.errors import CorruptDatabaseError
+
+    path = tmp_path / "db.sqlite3"
+    s = SQLiteStore(path)
+    coll = s.create_collection("s", "c")
+    insert_docs(s, coll.id, [(seq, f"d{seq:05d}", 0) for seq in range(1, 3001)], body=b"b" * 200)
+    s.close()
+    data = bytearray(path.read_bytes())
+    page = 4096
+    pages = len(data) // page
+    assert pages > 50
+    for n in range(pages // 2, pages // 2 + 8):  # somewhere inside the documents' B-tree
+        data[n * page : (n + 1) * page] = b"\xa5" * page
+    path.write_bytes(bytes(data))
+    s = SQLiteStore(path)  # the schema pages are intact: it opens
+    try:
+        with pytest.raises(CorruptDatabaseError, match="corrupt"):
+            list(s.changes(coll.id))
+    finally:
+        s.close()
