@@ -178,3 +178,32 @@ def test_closing_inside_a_batch_is_refused(db: Database) -> None:
             db.close()
         db.default_collection().save(MutableDocument("d"))
     assert db.default_collection().count == 1
+
+
+def test_documents_get_their_old_revision_back_when_the_batch_fails(db: Database) -> None:
+    col = db.default_collection()
+    existing = MutableDocument("e", {"v": 1})
+    col.save(existing)
+    before = existing.revision_id
+    new = MutableDocument("n", {"x": 1})
+    with pytest.raises(Boom), db.in_batch():
+        col.save(new)
+        existing["v"] = 2
+        col.save(existing)
+        assert new.revision_id is not None and existing.revision_id != before
+        raise Boom
+    assert new.revision_id is None and new.sequence == 0
+    assert existing.revision_id == before
+    col.save(new, ConcurrencyControl.FAIL_ON_CONFLICT)
+    col.save(existing, ConcurrencyControl.FAIL_ON_CONFLICT)
+    assert col.get("e")["v"] == 2  # type: ignore[index]
+
+
+def test_deleting_a_collection_inside_a_batch_is_refused(db: Database) -> None:
+    from couchlite import DatabaseError
+
+    db.create_collection("c")
+    with db.in_batch(), pytest.raises(DatabaseError) as info:
+        db.delete_collection("c")
+    assert info.value.code == 16  # BUSY
+    assert db.collection("c") is not None

@@ -243,9 +243,7 @@ class Collection:
                     sequence, doc._id, new_rev_id(None, False, body), flags, body, None, None
                 )
                 engine.put_new_record_unverified(txn, self._state, record, doc)
-                doc._revision_id = record.rev
-                doc._sequence = sequence
-                doc._collection = self
+                engine.stamp_document(doc, record.rev, sequence, self)
                 return
         with engine.transaction() as txn:
             current = engine.read_record(self._state, doc.id)
@@ -264,9 +262,7 @@ class Collection:
             body = self._encode(doc, engine, txn)
             record = self._new_revision(current, doc.id, body, deleted=False)
             engine.put_record(txn, self._state, record)
-        doc._revision_id = record.rev
-        doc._sequence = record.seq
-        doc._collection = self
+        engine.stamp_document(doc, record.rev, record.seq, self)
 
     def delete(
         self,
@@ -291,9 +287,7 @@ class Collection:
                 raise ConflictError(f"document {doc.id!r} was changed since it was read")
             record = self._new_revision(current, doc.id, TOMBSTONE_BODY, deleted=True)
             engine.put_record(txn, self._state, record)
-        doc._revision_id = record.rev
-        doc._sequence = record.seq
-        doc._deleted = True
+        engine.stamp_document(doc, record.rev, record.seq, doc._collection, deleted=True)
 
     def purge(self, doc: Document | str) -> None:
         """Remove a document and its history entirely (nothing replicates)."""

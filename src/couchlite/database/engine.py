@@ -92,7 +92,8 @@ class Transaction:
     origin: dict[Key, DocRecord | None] = field(default_factory=dict)
     #: expiration changes of documents whose record is not otherwise rewritten
     expirations: dict[Key, float | None] = field(default_factory=dict)
-    undo: list[tuple[str, Key, Any]] = field(default_factory=list)
+    #: ("rec" | "exp", key, previous value) or ("doc", document, its previous state)
+    undo: list[tuple[str, Any, Any]] = field(default_factory=list)
     savepoints: list[int] = field(default_factory=list)
     collections: set[int] = field(default_factory=set)
     #: blobs stored for this transaction (deleted again if it rolls back)
@@ -213,7 +214,11 @@ class Engine:
         with self.lock:
             self.check_open()
             if self.txn is not None:
-                raise DatabaseClosedError("cannot delete a collection inside a batch")
+                raise DatabaseError(
+                    "cannot delete a collection inside a batch",
+                    domain=ErrorDomain.LITECORE,
+                    code=LiteCoreCode.BUSY,
+                )
             digests = self.store.drop_collection(state.id)
             state.dropped = True
             self.collections.pop(state.id, None)
@@ -235,6 +240,9 @@ class Engine:
     def _rollback_to(self, txn: Transaction, mark: int) -> None:
         while len(txn.undo) > mark:
             kind, key, previous = txn.undo.pop()
+            if kind == "doc":  # a document object's revision, handed out before the commit
+                key._revision_id, key._sequence, key._collection, key._deleted = previous
+                continue
             target: dict[Key, Any] = txn.records if kind == "rec" else txn.expirations
             if previous is _MISSING:
                 target.pop(key, None)
@@ -259,6 +267,19 @@ class Engine:
                 record.expiration = txn.expirations[key]
             return record
         return self.store.get_record(state.id, doc_id)
+
+    def stamp_document(
+        self, doc: Any, rev: str, sequence: int, collection: Any, deleted: bool = False
+    ) -> None:
+        """Give a document object its new revision; undone if this thread's batch rolls back."""
+        txn = self.txn
+        if txn is not None and txn.owner == threading.get_ident():
+            previous = (doc._revision_id, doc._sequence, doc._collection, doc._deleted)
+            txn.undo.append(("doc", doc, previous))
+        doc._revision_id = rev
+        doc._sequence = sequence
+        doc._collection = collection
+        doc._deleted = deleted
 
     def live_count(self, state: CollectionState) -> int:
         """Live documents in a collection, as this thread sees it (its batch included)."""
@@ -545,7 +566,11 @@ class _TransactionScope:
             if exc_type is not None:
                 engine._rollback_to(txn, txn.savepoints[-1])
             elif txn.depth == 1:
-                engine._commit(txn)
+                try:
+                    engine._commit(txn)
+                except BaseException:
+                    engine._rollback_to(txn, 0)  # restores the documents' revisions too
+                    raise
                 committed = True
         finally:
             txn.savepoints.pop()
