@@ -1,0 +1,120 @@
+"""The threads behind the synchronous façades.
+
+``Replicator`` and ``UrlEndpointListener`` are thin synchronous wrappers over their asyncio
+implementations. Their work runs on one library-owned event loop, in a daemon thread started on
+first use (``loop_thread()``); user callbacks (change listeners, filters are not callbacks of this
+kind) are delivered on a separate notifier thread (``notify``), so a slow or failing callback
+never stalls replication and callbacks are delivered in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import queue
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class LoopThread:
+    """An asyncio event loop running forever in a daemon thread."""
+
+    def __init__(self, name: str = "couchlite-loop") -> None:
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self._thread.start()
+        self._ready.wait()
+
+    def _main(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        self._ready.set()
+        loop.run_forever()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        assert self._loop is not None
+        return self._loop
+
+    def in_loop_thread(self) -> bool:
+        return threading.current_thread() is self._thread
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Schedule ``coro`` on the loop; returns a thread-safe future."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the loop and wait for its result (not from the loop's own thread)."""
+        if self.in_loop_thread():
+            coro.close()
+            raise RuntimeError("LoopThread.run() called from the event loop thread")
+        future = self.submit(coro)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError("the operation did not finish in time") from None
+
+    def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        self.loop.call_soon_threadsafe(fn, *args)
+
+
+class Notifier:
+    """Delivers user callbacks in order on one daemon thread; exceptions are logged."""
+
+    def __init__(self, name: str = "couchlite-notifier") -> None:
+        self._queue: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]]] = (
+            queue.SimpleQueue()
+        )
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self._thread.start()
+
+    def _main(self) -> None:
+        while True:
+            fn, args = self._queue.get()
+            try:
+                fn(*args)
+            except Exception:
+                log.exception("a listener callback raised")
+
+    def notify(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._queue.put((fn, args))
+
+    def in_notifier_thread(self) -> bool:
+        return threading.current_thread() is self._thread
+
+
+_lock = threading.Lock()
+_loop_thread: LoopThread | None = None
+_notifier: Notifier | None = None
+
+
+def loop_thread() -> LoopThread:
+    """The shared event-loop thread, started on first use."""
+    global _loop_thread
+    with _lock:
+        if _loop_thread is None:
+            _loop_thread = LoopThread()
+        return _loop_thread
+
+
+def notifier() -> Notifier:
+    """The shared notifier thread, started on first use."""
+    global _notifier
+    with _lock:
+        if _notifier is None:
+            _notifier = Notifier()
+        return _notifier
+
+
+def notify(fn: Callable[..., Any], *args: Any) -> None:
+    """Call ``fn(*args)`` on the notifier thread."""
+    notifier().notify(fn, *args)

@@ -1,0 +1,1 @@
+"""replicator: the replication engine (active and passive sessions) and its public API."""

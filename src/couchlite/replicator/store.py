@@ -1,0 +1,218 @@
+"""What the replication engine needs from a database: the narrow, injected interface.
+
+The replicator never touches SQLite: it is handed objects satisfying these protocols (the
+implementation is ``couchlite.database.replication``). Every method is synchronous and fast
+(reads use the calling thread's connection; writes are one transaction each), and safe to call
+from any thread. Batch methods exist so that the engine never does per-document round trips.
+
+Vocabulary (notes §4): the *source* side of a direction sends ``changes``/``proposeChanges`` and
+``rev`` messages; the *sink* side answers which revisions it wants and inserts them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+from couchlite.errors import CouchliteError
+
+#: ``check_proposed`` answers, per entry (notes §4.7)
+PROPOSE_OK = 0
+PROPOSE_ALREADY_HAVE = 304
+PROPOSE_CONFLICT = 409
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeEntry:
+    """One row of a collection's changes feed."""
+
+    sequence: int
+    doc_id: str
+    rev_id: str
+    deleted: bool
+    body_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingRevision:
+    """A revision to send in a ``rev`` message."""
+
+    doc_id: str
+    rev_id: str
+    #: canonical JSON of the revision (``b"{}"`` for a tombstone)
+    body: bytes
+    deleted: bool
+    #: ancestors newest first, excluding ``rev_id``; cut after the first revision the peer has
+    history: list[str]
+    #: the document's sequence in the local collection
+    sequence: int
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingRevision:
+    """A revision received in a ``rev`` message, ready to insert."""
+
+    doc_id: str
+    rev_id: str
+    #: ancestors newest first, excluding ``rev_id`` (the ``history`` property, split)
+    history: Sequence[str]
+    #: the document body as JSON (a delta already applied); ``b"{}"`` for a tombstone
+    body: bytes
+    deleted: bool
+    #: the sender accepted this through ``proposeChanges`` (``noconflicts``): the insertion
+    #: must then extend the current revision, or fail with a 409 ``ConflictError``
+    no_conflicts: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class InsertOutcome:
+    """What ``insert_revisions`` did with one revision."""
+
+    #: ``None`` when stored (or already present); else why not (409 conflict, 400 bad input...)
+    error: CouchliteError | None = None
+    #: the revision was already present: nothing changed
+    already_present: bool = False
+    #: after the insertion the document has conflicting branches (active pull only)
+    conflicted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ConflictingRevisions:
+    """The two branches of a conflicted document, for a conflict resolver."""
+
+    doc_id: str
+    local_rev: str
+    local_body: bytes | None  # None when the local branch is deleted
+    remote_rev: str
+    remote_body: bytes | None  # None when the remote branch is deleted
+
+
+class ListenerHandle(Protocol):
+    def remove(self) -> None: ...
+
+
+class CollectionStore(Protocol):
+    """One local collection, as the replicator sees it."""
+
+    @property
+    def scope_name(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def last_sequence(self) -> int: ...
+
+    @property
+    def is_empty(self) -> bool:
+        """No documents at all, tombstones included (``subChanges`` ``activeOnly``)."""
+        ...
+
+    # --- source side ------------------------------------------------------------------------
+
+    def changes_since(self, since: int, limit: int) -> list[ChangeEntry]:
+        """Up to ``limit`` changes after sequence ``since``, in sequence order."""
+        ...
+
+    def add_change_listener(self, callback: Callable[[], None]) -> ListenerHandle:
+        """Call ``callback()`` (on the committing thread) after each commit to the collection."""
+        ...
+
+    def get_revision(
+        self, doc_id: str, rev_id: str, known_revs: Sequence[str], max_history: int
+    ) -> OutgoingRevision | None:
+        """The revision ``rev_id`` of ``doc_id`` with its history, or ``None`` if it is gone
+        (purged, or replaced and its body dropped). ``known_revs``: revisions the peer said it
+        has; the history stops after the first of them, and at ``max_history`` entries."""
+        ...
+
+    def current_revision(self, doc_id: str) -> tuple[str, bool] | None:
+        """``(rev_id, deleted)`` of the current revision, or ``None`` if there is no document."""
+        ...
+
+    def document_body(self, doc_id: str, rev_id: str) -> bytes | None:
+        """The body of one revision if it is still kept (e.g. for a filter or a delta)."""
+        ...
+
+    def mark_remote_revision(self, doc_id: str, rev_id: str) -> None:
+        """The peer now has ``rev_id``: keep its body as a future delta base."""
+        ...
+
+    # --- sink side --------------------------------------------------------------------------
+
+    def check_proposed(
+        self, entries: Sequence[tuple[str, str, str | None]]
+    ) -> list[int | tuple[int, str]]:
+        """Answer ``proposeChanges`` entries ``(doc_id, rev_id, server_rev_id)``: ``0`` (send
+        it), ``304`` (already have it), or ``(409, current_rev_id)`` (conflict)."""
+        ...
+
+    def find_missing(
+        self, entries: Sequence[tuple[str, str]], max_ancestors: int = 20
+    ) -> list[list[str] | None]:
+        """Answer ``changes`` entries ``(doc_id, rev_id)``: ``None`` if we already have that
+        revision, else the revisions we hold that may be its ancestors (possibly empty)."""
+        ...
+
+    def insert_revisions(self, revisions: Sequence[IncomingRevision]) -> list[InsertOutcome]:
+        """Insert revisions with their histories, all in one transaction (outcomes in order).
+
+        Without ``no_conflicts`` an insertion may create a conflicting branch (active pull);
+        with it, a revision that does not extend the current one fails with a 409."""
+        ...
+
+    def conflicting_revisions(self, doc_id: str, remote_rev: str) -> ConflictingRevisions | None:
+        """The local and remote branches of a conflicted document (``None`` if not conflicted,
+        or if ``remote_rev`` is no longer a leaf)."""
+        ...
+
+    def resolve_conflict(
+        self, doc_id: str, local_rev: str, remote_rev: str, body: bytes | None
+    ) -> str:
+        """Settle a conflict as Couchbase Lite does: the resolution becomes a child of the
+        remote revision (``body`` ``None`` = a tombstone) and the local branch is closed with a
+        tombstone. Raises ``ConflictError`` if either branch changed meanwhile. Returns the
+        new revision ID."""
+        ...
+
+    def purge(self, doc_id: str) -> bool:
+        """Purge a document (auto-purge after access removal); ``False`` if absent."""
+        ...
+
+
+class DatabaseStore(Protocol):
+    """The database-wide part: identity, checkpoints, blobs, collections."""
+
+    @property
+    def public_uuid(self) -> str: ...
+
+    @property
+    def private_uuid(self) -> str: ...
+
+    def collection(self, scope: str, name: str) -> CollectionStore | None: ...
+
+    # checkpoints (notes §9)
+    def get_local_checkpoint(self, checkpoint_id: str) -> bytes | None: ...
+
+    def set_local_checkpoint(self, checkpoint_id: str, body: bytes) -> None: ...
+
+    def get_peer_checkpoint(self, client_id: str) -> tuple[str, bytes] | None: ...
+
+    def set_peer_checkpoint(self, client_id: str, body: bytes, rev: str | None) -> str:
+        """Store if ``rev`` matches the stored revision (``ConflictError`` otherwise)."""
+        ...
+
+    # blobs (notes §7)
+    def has_blob(self, digest: str) -> bool: ...
+
+    def blob_length(self, digest: str) -> int | None: ...
+
+    def open_blob(self, digest: str) -> BinaryIO:
+        """Raises ``NotFoundError`` for an unknown digest."""
+        ...
+
+    def store_blob(self, digest: str, data: bytes) -> None:
+        """Store content received from a peer; ``InvalidArgumentError`` if it does not hash to
+        ``digest``."""
+        ...
