@@ -34,11 +34,24 @@ from couchlite.blip.errors import (
     CLOSE_PROTOCOL_ERROR,
     BlipError,
 )
-from couchlite.blip.message import TYPE_MASK, FrameFlags, MessageType
+from couchlite.blip.message import (
+    FLAG_COMPRESSED,
+    FLAG_MORE_COMING,
+    FLAG_NO_REPLY,
+    FLAG_URGENT,
+    FRAME_FLAGS,
+    MESSAGE_TYPES,
+    TYPE_MASK,
+    FrameFlags,
+    MessageType,
+)
 from couchlite.blip.varint import decode_varint, encode_varint
 
 CHECKSUM_SIZE = 4
 SYNC_FLUSH_TAIL = b"\x00\x00\xff\xff"
+SYNC_FLUSH = zlib.Z_SYNC_FLUSH
+#: Flags bytes, prebuilt (flags stay below 0x80, so they are always one varint byte).
+_BYTE = tuple(bytes((i,)) for i in range(0x80))
 
 #: LiteCore keeps adding compressed pieces to a frame while at least this much room is left.
 MIN_PIECE_ROOM = 1024
@@ -54,7 +67,6 @@ MAX_INFLATED_FRAME_SIZE = 64 * 1024 * 1024
 #: The smallest frame budget we can always make progress with (header + CRC + a deflate piece).
 MIN_FRAME_SIZE = 64
 
-_UNDEFINED_TYPES = frozenset({3, 6, 7})
 _ACK_TYPES = frozenset({MessageType.ACK_REQUEST, MessageType.ACK_RESPONSE})
 
 
@@ -73,13 +85,12 @@ class FrameHeader:
     @property
     def type(self) -> MessageType | None:
         """The message type, or None for the undefined types 3, 6 and 7."""
-        code = self.type_code
-        return None if code in _UNDEFINED_TYPES else MessageType(code)
+        return MESSAGE_TYPES.get(self.raw_flags & TYPE_MASK)
 
     @property
     def flags(self) -> FrameFlags:
         """The known flag bits (reserved bits are dropped, notes §2.3)."""
-        return FrameFlags(self.raw_flags & 0x78)
+        return FRAME_FLAGS[(self.raw_flags & 0x78) >> 3]
 
     @property
     def is_ack(self) -> bool:
@@ -87,7 +98,7 @@ class FrameHeader:
 
     @property
     def more_coming(self) -> bool:
-        return bool(self.raw_flags & FrameFlags.MORE_COMING)
+        return bool(self.raw_flags & FLAG_MORE_COMING)
 
 
 def parse_frame_header(data: bytes | bytearray | memoryview) -> FrameHeader:
@@ -99,7 +110,7 @@ def parse_frame_header(data: bytes | bytearray | memoryview) -> FrameHeader:
 
 def encode_ack_frame(number: int, ack_type: MessageType, byte_count: int) -> bytes:
     """An ACK frame (§2.7): urgent, no-reply, payload = varint byte count, no CRC."""
-    flags = int(ack_type) | FrameFlags.URGENT | FrameFlags.NO_REPLY
+    flags = int(ack_type) | FLAG_URGENT | FLAG_NO_REPLY
     return encode_varint(number) + encode_varint(flags) + encode_varint(byte_count)
 
 
@@ -152,6 +163,12 @@ class OutgoingPayload:
         return views
 
 
+def _overflow() -> BlipError:
+    return BlipError(
+        "compression buffer overflow", close_code=CLOSE_INTERNAL_ERROR, is_remote_fault=False
+    )
+
+
 class FrameEncoder:
     """The outgoing half of a connection's codec: running CRC and the shared compressor."""
 
@@ -170,7 +187,7 @@ class FrameEncoder:
         # Flags stay below 0x80, so the header size does not depend on MORE_COMING.
         header_len = len(encode_varint(number)) + 1
         room = budget - header_len - CHECKSUM_SIZE
-        if flags & FrameFlags.COMPRESSED:
+        if flags & FLAG_COMPRESSED:
             body = self._compress(payload, room, budget * MAX_INPUT_PER_FRAME_FACTOR)
         else:
             views = payload.take(room)
@@ -181,11 +198,40 @@ class FrameEncoder:
             body = b"".join(views)
         more = payload.remaining > 0
         if more:
-            flags |= FrameFlags.MORE_COMING
+            flags |= FLAG_MORE_COMING
         frame = b"".join(
-            (encode_varint(number), bytes((flags,)), body, self.checksum.to_bytes(4, "big"))
+            (encode_varint(number), _BYTE[flags], body, self.checksum.to_bytes(4, "big"))
         )
         return frame, more
+
+    def encode_whole(
+        self, number: int, flags: int, prefix: bytes, body: memoryview, budget: int
+    ) -> bytes | None:
+        """The only frame of a message ``prefix + body``, or None if it may not fit in one.
+
+        The fast path for small messages: no :class:`OutgoingPayload`, no intermediate views,
+        one join. Gives exactly the bytes :meth:`encode` would (None leaves all state as is).
+        """
+        size = len(prefix) + len(body)
+        head = encode_varint(number)
+        room = budget - len(head) - 1 - CHECKSUM_SIZE
+        if flags & FLAG_COMPRESSED:
+            # The bound of the first piece in _compress: guaranteed to fit when it is all.
+            if size > min(room - 16 - 5 * (room // 8192 + 1), budget * MAX_INPUT_PER_FRAME_FACTOR):
+                return None
+            crc = zlib.crc32(body, zlib.crc32(prefix, self.checksum))
+            deflater = self._deflater
+            compressed = (
+                deflater.compress(prefix) + deflater.compress(body) + deflater.flush(SYNC_FLUSH)
+            )
+            self.checksum = crc
+            if not compressed.endswith(SYNC_FLUSH_TAIL) or len(compressed) - 4 > room:
+                raise _overflow()
+            return b"".join((head, _BYTE[flags], compressed[:-4], crc.to_bytes(4, "big")))
+        if size > room:
+            return None
+        crc = self.checksum = zlib.crc32(body, zlib.crc32(prefix, self.checksum))
+        return b"".join((head, _BYTE[flags], prefix, body, crc.to_bytes(4, "big")))
 
     def _compress(self, payload: OutgoingPayload, room: int, max_input: int) -> bytes:
         out: list[bytes] = []
@@ -208,17 +254,13 @@ class FrameEncoder:
                 if data:
                     out.append(data)
                     used += len(data)
-            data = self._deflater.flush(zlib.Z_SYNC_FLUSH)
+            data = self._deflater.flush(SYNC_FLUSH)
             out.append(data)
             used += len(data)
         self.checksum = crc
         compressed = b"".join(out)
         if not compressed.endswith(SYNC_FLUSH_TAIL) or len(compressed) - 4 > room:
-            raise BlipError(
-                "compression buffer overflow",
-                close_code=CLOSE_INTERNAL_ERROR,
-                is_remote_fault=False,
-            )
+            raise _overflow()
         return compressed[:-4]
 
 
@@ -240,19 +282,31 @@ class FrameDecoder:
         ``max_inflated`` bounds the uncompressed size (the caller passes what is left of its
         message-size allowance); exceeding it raises ``BlipError`` with close code 1009.
         """
+        compressed = header.raw_flags & FLAG_COMPRESSED != 0
         view = memoryview(frame)
-        if len(view) < header.header_len + CHECKSUM_SIZE:
+        return bytes(self.decode_payload(compressed, view, header.header_len, max_inflated))
+
+    def decode_payload(
+        self, compressed: bool, view: memoryview, start: int, max_inflated: int
+    ) -> bytes | memoryview:
+        """:meth:`decode` for a frame whose header (``start`` bytes) the caller has parsed.
+
+        An uncompressed payload comes back as a view into ``view`` (no copy): the caller copies
+        what it keeps.
+        """
+        end = len(view) - CHECKSUM_SIZE
+        if end < start:
             raise BlipError("frame too short for its checksum", close_code=CLOSE_PROTOCOL_ERROR)
-        payload = view[header.header_len : len(view) - CHECKSUM_SIZE]
-        expected = int.from_bytes(view[len(view) - CHECKSUM_SIZE :], "big")
-        if header.raw_flags & FrameFlags.COMPRESSED:
-            data = self._inflate(payload, max_inflated)
+        expected = int.from_bytes(view[end:], "big")
+        data: bytes | memoryview
+        if compressed:
+            data = self._inflate(view[start:end], max_inflated)
         else:
-            if len(payload) > max_inflated:
+            if end - start > max_inflated:
                 raise BlipError("message too big", close_code=CLOSE_MESSAGE_TOO_BIG)
-            data = bytes(payload)
-        self.checksum = zlib.crc32(data, self.checksum)
-        if self.checksum != expected:
+            data = view[start:end]
+        crc = self.checksum = zlib.crc32(data, self.checksum)
+        if crc != expected:
             raise BlipError("invalid checksum", close_code=CLOSE_INTERNAL_ERROR)
         return data
 

@@ -45,9 +45,7 @@ from couchlite.blip.codec import (
     FrameDecoder,
     FrameEncoder,
     OutgoingPayload,
-    decode_ack_payload,
     encode_ack_frame,
-    parse_frame_header,
 )
 from couchlite.blip.errors import (
     CLOSE_INTERNAL_ERROR,
@@ -56,13 +54,25 @@ from couchlite.blip.errors import (
     BlipError,
 )
 from couchlite.blip.message import (
+    FLAG_COMPRESSED,
+    FLAG_MORE_COMING,
+    FLAG_NO_REPLY,
+    FLAG_URGENT,
+    FRAME_FLAGS,
+    MESSAGE_TYPES,
+    TYPE_ACK_REQUEST,
+    TYPE_ACK_RESPONSE,
+    TYPE_ERROR,
+    TYPE_MASK,
+    TYPE_REQUEST,
+    TYPE_RESPONSE,
     FrameFlags,
     Message,
     MessageType,
     decode_properties,
     encode_properties,
 )
-from couchlite.blip.varint import encode_varint, try_decode_varint
+from couchlite.blip.varint import decode_varint, encode_varint, try_decode_varint
 from couchlite.errors import InvalidArgumentError
 
 Properties = Mapping[str, str] | Iterable[tuple[str, str]]
@@ -83,23 +93,34 @@ class BlipStatistics:
     acks_received: int = 0
 
 
-class _OutMessage:
-    __slots__ = ("bytes_sent", "flags", "number", "payload", "unacked")
+_EMPTY_VIEW = memoryview(b"")
 
-    def __init__(self, number: int, flags: int, payload: OutgoingPayload) -> None:
+
+class _OutMessage:
+    __slots__ = (
+        "body",
+        "bytes_sent",
+        "flags",
+        "key",
+        "number",
+        "payload",
+        "prefix",
+        "unacked",
+        "urgent",
+    )
+
+    def __init__(self, number: int, flags: int, prefix: bytes, body: memoryview) -> None:
         self.number = number
         self.flags = flags
-        self.payload = payload
+        self.prefix = prefix
+        self.body = body
+        #: Created only when the message turns out to need several frames (see next_frame).
+        self.payload: OutgoingPayload | None = None
         self.bytes_sent = 0
         self.unacked = 0
-
-    @property
-    def key(self) -> tuple[bool, int]:
-        return (self.flags & 0x07) != MessageType.REQUEST, self.number
-
-    @property
-    def urgent(self) -> bool:
-        return bool(self.flags & FrameFlags.URGENT)
+        # Plain attributes, not properties: the out-box reads them several times per frame.
+        self.key = ((flags & TYPE_MASK) != TYPE_REQUEST, number)
+        self.urgent = flags & FLAG_URGENT != 0
 
 
 class _InMessage:
@@ -119,7 +140,7 @@ class _InMessage:
     def __init__(self, type_: MessageType, number: int, flags: FrameFlags) -> None:
         self.type = type_
         self.number = number
-        self.flags = flags & ~FrameFlags.MORE_COMING
+        self.flags = flags  # without MORE_COMING
         self.chunks: list[bytes] = []
         self.size = 0
         self.props_start = 0
@@ -273,18 +294,18 @@ class BlipProtocol:
         no_reply: bool = False,
     ) -> int:
         """Queue a request; return its number (1, 2, 3... per connection)."""
-        self._check_usable()
-        flags = self._flags(MessageType.REQUEST, urgent, compressed)
+        if self._error is not None:
+            raise self._error
+        flags = self._flags(TYPE_REQUEST, urgent, compressed)
         if no_reply:
-            flags |= FrameFlags.NO_REPLY
-        payload = OutgoingPayload(
-            encode_properties(properties, self._max_properties_size), _as_bytes_view(body)
-        )
+            flags |= FLAG_NO_REPLY
+        prefix = encode_properties(properties, self._max_properties_size)
+        view = memoryview(body) if type(body) is bytes else _as_bytes_view(body)
         number = self._next_request_number
         self._next_request_number += 1
         if not no_reply:
             self._awaiting_response.add(number)
-        self._enqueue(_OutMessage(number, flags, payload))
+        self._requeue(_OutMessage(number, flags, prefix, view))
         return number
 
     def send_response(
@@ -297,7 +318,7 @@ class BlipProtocol:
         compressed: bool = False,
     ) -> None:
         """Queue the reply to incoming request ``request_number``."""
-        self._send_reply(MessageType.RESPONSE, request_number, properties, body, urgent, compressed)
+        self._send_reply(TYPE_RESPONSE, request_number, properties, body, urgent, compressed)
 
     def send_error(
         self,
@@ -310,13 +331,11 @@ class BlipProtocol:
     ) -> None:
         """Queue an ERR reply (``Error-Domain``, ``Error-Code``, UTF-8 message body, §2.8)."""
         props = (("Error-Domain", domain), ("Error-Code", str(int(code))))
-        self._send_reply(
-            MessageType.ERROR, request_number, props, message.encode("utf-8"), urgent, False
-        )
+        self._send_reply(TYPE_ERROR, request_number, props, message.encode("utf-8"), urgent, False)
 
     def _send_reply(
         self,
-        type_: MessageType,
+        type_: int,
         number: int,
         properties: Properties,
         body: Body,
@@ -330,23 +349,18 @@ class BlipProtocol:
                 " (unknown, still arriving, already answered, or NoReply)",
                 is_remote_fault=False,
             )
-        payload = OutgoingPayload(
-            encode_properties(properties, self._max_properties_size), _as_bytes_view(body)
-        )
+        prefix = encode_properties(properties, self._max_properties_size)
+        view = memoryview(body) if type(body) is bytes else _as_bytes_view(body)
         self._awaiting_reply.discard(number)
-        self._enqueue(_OutMessage(number, self._flags(type_, urgent, compressed), payload))
+        self._requeue(_OutMessage(number, self._flags(type_, urgent, compressed), prefix, view))
 
-    def _flags(self, type_: MessageType, urgent: bool, compressed: bool) -> int:
-        flags = int(type_)
+    def _flags(self, type_: int, urgent: bool, compressed: bool) -> int:
+        flags = type_
         if urgent:
-            flags |= FrameFlags.URGENT
+            flags |= FLAG_URGENT
         if compressed and self._compression_enabled:
-            flags |= FrameFlags.COMPRESSED
+            flags |= FLAG_COMPRESSED
         return flags
-
-    def _enqueue(self, msg: _OutMessage) -> None:
-        self._outgoing[msg.key] = msg
-        self._requeue(msg)
 
     def _requeue(self, msg: _OutMessage) -> None:
         queue = self._outbox
@@ -377,14 +391,31 @@ class BlipProtocol:
             self._count_sent(frame)
             self._stats["acks_sent"] += 1
             return frame
-        if not self._outbox:
+        outbox = self._outbox
+        if not outbox:
             return None
-        msg = self._outbox.popleft()
+        msg = outbox.popleft()
         budget = self._frame_size
-        if not msg.urgent and self._outbox and self._outbox[0].urgent:
+        if not msg.urgent and outbox and outbox[0].urgent:
             budget = self._small_frame_size
+        stats = self._stats
         try:
-            frame, more = self._encoder.encode(msg.number, msg.flags, msg.payload, budget)
+            payload = msg.payload
+            if payload is None:
+                # First frame: most messages fit in one, encoded straight from prefix + body.
+                whole = self._encoder.encode_whole(
+                    msg.number, msg.flags, msg.prefix, msg.body, budget
+                )
+                if whole is not None:
+                    stats["frames_sent"] += 1
+                    stats["bytes_sent"] += len(whole)
+                    stats["messages_sent"] += 1
+                    return whole
+                payload = msg.payload = OutgoingPayload(msg.prefix, msg.body)
+                msg.body = _EMPTY_VIEW
+                # Only a message spanning frames can be ACKed, so only those are registered.
+                self._outgoing[msg.key] = msg
+            frame, more = self._encoder.encode(msg.number, msg.flags, payload, budget)
         except BlipError as exc:
             self._error = exc
             raise
@@ -410,36 +441,37 @@ class BlipProtocol:
 
     def receive_frame(self, data: bytes | bytearray | memoryview) -> list[Message]:
         """Process one incoming frame; return the messages it completed (zero or one)."""
-        self._check_usable()
+        if self._error is not None:
+            raise self._error
         try:
-            return self._receive(_as_bytes_view(data))
+            return self._receive(memoryview(data) if type(data) is bytes else _as_bytes_view(data))
         except BlipError as exc:
             self._error = exc
             raise
 
     def _receive(self, view: memoryview) -> list[Message]:
-        self._stats["frames_received"] += 1
-        self._stats["bytes_received"] += len(view)
-        header = parse_frame_header(view)
-        type_ = header.type
-        if type_ is None:
+        stats = self._stats
+        stats["frames_received"] += 1
+        stats["bytes_received"] += len(view)
+        # The header, parsed inline with plain ints (parse_frame_header builds a FrameHeader).
+        number, pos = decode_varint(view, 0)
+        raw_flags, pos = decode_varint(view, pos)
+        code = raw_flags & TYPE_MASK
+        if code > TYPE_ERROR:
+            if code in (TYPE_ACK_REQUEST, TYPE_ACK_RESPONSE):
+                stats["acks_received"] += 1
+                byte_count, _ = decode_varint(view, pos)
+                self._received_ack(code == TYPE_ACK_RESPONSE, number, byte_count)
             return []  # undefined types are reserved for future use: ignored (§2.6)
-        if header.is_ack:
-            self._stats["acks_received"] += 1
-            self._received_ack(
-                type_ is MessageType.ACK_RESPONSE, header.number, decode_ack_payload(header, view)
-            )
-            return []
 
-        number = header.number
-        is_response = type_ is not MessageType.REQUEST
+        is_response = code != TYPE_REQUEST
         table = self._in_responses if is_response else self._in_requests
         msg = table.get(number)
         if msg is None:
             if is_response:
                 if self._strict and number not in self._awaiting_response:
                     raise BlipError(
-                        f"{type_.wire_name} #{number} answers no pending request",
+                        f"{MESSAGE_TYPES[code].wire_name} #{number} answers no pending request",
                         close_code=CLOSE_INTERNAL_ERROR,
                     )
             elif self._strict and number != self._last_request_in + 1:
@@ -449,22 +481,26 @@ class BlipProtocol:
                 )
             else:
                 self._last_request_in = number
-            msg = _InMessage(type_, number, header.flags)
+            if not raw_flags & FLAG_MORE_COMING:
+                return [self._receive_whole(code, number, raw_flags, view, pos)]
+            msg = _InMessage(MESSAGE_TYPES[code], number, FRAME_FLAGS[(raw_flags & 0x38) >> 3])
             table[number] = msg
 
         allowance = MAX_INFLATED_FRAME_SIZE
         if self._max_message_size is not None:
             allowance = self._max_message_size - msg.size
-        data = self._decoder.decode(header, view, allowance)
+        data = bytes(
+            self._decoder.decode_payload(raw_flags & FLAG_COMPRESSED != 0, view, pos, allowance)
+        )
         if self._max_message_size is not None and msg.size + len(data) > self._max_message_size:
             raise BlipError("message too big", close_code=CLOSE_MESSAGE_TOO_BIG)
         msg.add(data, self._max_properties_size)
         msg.frame_count += 1
-        wire_bytes = len(view) - header.header_len
+        wire_bytes = len(view) - pos
         msg.received += wire_bytes
         msg.unacked += wire_bytes
 
-        if header.more_coming:
+        if raw_flags & FLAG_MORE_COMING:
             if msg.unacked >= self._ack_threshold:
                 ack_type = MessageType.ACK_RESPONSE if is_response else MessageType.ACK_REQUEST
                 self._acks.append(encode_ack_frame(number, ack_type, msg.received))
@@ -472,13 +508,50 @@ class BlipProtocol:
             return []
 
         del table[number]
-        message = msg.finish()
-        if is_response:
+        return [self._completed(msg.finish())]
+
+    def _receive_whole(
+        self, code: int, number: int, raw_flags: int, view: memoryview, pos: int
+    ) -> Message:
+        """A message that arrived in one frame: split straight from the frame, no _InMessage.
+
+        Performs the same checks, in the same order, as the _InMessage path.
+        """
+        limit = self._max_message_size
+        data = self._decoder.decode_payload(
+            raw_flags & FLAG_COMPRESSED != 0,
+            view,
+            pos,
+            MAX_INFLATED_FRAME_SIZE if limit is None else limit,
+        )
+        decoded = try_decode_varint(data)
+        if decoded is None:
+            raise BlipError("message ends before its properties length", close_code=1002)
+        props_len, start = decoded
+        if props_len > self._max_properties_size:
+            raise BlipError(
+                f"oversized properties ({props_len} bytes)", close_code=CLOSE_PROTOCOL_ERROR
+            )
+        end = start + props_len
+        if len(data) < end:
+            raise BlipError("message ends inside its properties", close_code=1002)
+        message = Message(
+            MESSAGE_TYPES[code],
+            number,
+            FRAME_FLAGS[(raw_flags & 0x38) >> 3],
+            decode_properties(data[start:end]),
+            bytes(data[end:]),
+        )
+        return self._completed(message)
+
+    def _completed(self, message: Message) -> Message:
+        number = message.number
+        if message.type is not MessageType.REQUEST:
             self._awaiting_response.discard(number)
-        elif not message.no_reply:
+        elif not int.__and__(message.flags, FLAG_NO_REPLY):
             self._awaiting_reply.add(number)
         self._stats["messages_received"] += 1
-        return [message]
+        return message
 
     def _received_ack(self, for_response: bool, number: int, byte_count: int) -> None:
         msg = self._outgoing.get((for_response, number))
