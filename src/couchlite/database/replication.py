@@ -1,0 +1,412 @@
+"""The database seen by the replicator: ``replication_store(db)`` implements
+``couchlite.replicator.store.DatabaseStore`` / ``CollectionStore`` on top of the engine.
+
+Every batch method does one bulk read or one transaction, so the replicator never pays a
+per-document round trip. Reads are of committed state on the calling thread's connection; writes
+go through the engine's transactions (so they commit on the writer thread, notify change
+listeners, and keep blob references and sequences exactly as local saves do).
+
+Revisions received from a peer are validated (IDs, history, JSON object bodies) and stored in
+canonical form; the revision a peer sent is flagged ``KEEP_BODY`` so that it stays available as a
+delta base once local edits move past it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, BinaryIO
+
+from couchlite.database.collection import Collection, CollectionChange, ListenerToken
+from couchlite.database.engine import (
+    CollectionState,
+    Engine,
+    Transaction,
+    record_from_tree,
+    tree_of,
+)
+from couchlite.database.names import check_doc_id
+from couchlite.errors import (
+    ConflictError,
+    CouchliteError,
+    InvalidArgumentError,
+    LiteCoreCode,
+    NotFoundError,
+)
+from couchlite.model.canonical import canonicalize
+from couchlite.model.revid import generation, parse_rev_id
+from couchlite.model.revtree import KEEP_BODY, RevTree
+from couchlite.replicator.store import (
+    PROPOSE_ALREADY_HAVE,
+    PROPOSE_CONFLICT,
+    PROPOSE_OK,
+    ChangeEntry,
+    ConflictingRevisions,
+    IncomingRevision,
+    InsertOutcome,
+    OutgoingRevision,
+)
+from couchlite.storage.sqlite_store import DOC_DELETED, DocRecord
+
+if TYPE_CHECKING:
+    from couchlite.database.database import Database
+
+TOMBSTONE_BODY = b"{}"
+
+
+class ReplicationCollection:
+    """``CollectionStore`` for one local collection."""
+
+    def __init__(self, collection: Collection) -> None:
+        self._collection = collection
+
+    @property
+    def collection(self) -> Collection:
+        return self._collection
+
+    def _engine(self) -> Engine:
+        return self._collection._engine()
+
+    @property
+    def _coll_id(self) -> int:
+        return self._collection._state.id
+
+    @property
+    def scope_name(self) -> str:
+        return self._collection.scope.name
+
+    @property
+    def name(self) -> str:
+        return self._collection.name
+
+    @property
+    def last_sequence(self) -> int:
+        return self._collection.last_sequence
+
+    @property
+    def is_empty(self) -> bool:
+        return not any(True for _ in self._engine().store.changes(self._coll_id, 0, 1))
+
+    def _records(self, doc_ids: list[str]) -> dict[str, DocRecord]:
+        return self._engine().store.get_records(self._coll_id, doc_ids)
+
+    def _record(self, doc_id: str) -> DocRecord | None:
+        return self._engine().store.get_record(self._coll_id, doc_id)
+
+    # --- source side ------------------------------------------------------------------------
+
+    def changes_since(self, since: int, limit: int) -> list[ChangeEntry]:
+        return [
+            ChangeEntry(row.sequence, row.doc_id, row.rev_id, row.deleted, row.body_size)
+            for row in self._engine().store.changes(self._coll_id, since, limit)
+        ]
+
+    def add_change_listener(self, callback: Callable[[], None]) -> ListenerToken:
+        def relay(change: CollectionChange) -> None:
+            callback()
+
+        return self._collection.add_change_listener(relay)
+
+    def get_revision(
+        self, doc_id: str, rev_id: str, known_revs: Sequence[str], max_history: int
+    ) -> OutgoingRevision | None:
+        record = self._record(doc_id)
+        if record is None:
+            return None
+        if record.tree is None:  # the common case: a single revision
+            if record.rev != rev_id or record.body is None:
+                return None
+            return OutgoingRevision(
+                doc_id, rev_id, record.body, bool(record.flags & DOC_DELETED), [], record.seq
+            )
+        tree = tree_of(record)
+        rev = tree.get(rev_id)
+        if rev is None or rev.body is None:
+            return None
+        known = set(known_revs)
+        history: list[str] = []
+        for ancestor in tree.history(rev_id)[1:]:
+            if len(history) >= max_history:
+                break
+            history.append(ancestor)
+            if ancestor in known:
+                break
+        return OutgoingRevision(doc_id, rev_id, rev.body, rev.deleted, history, record.seq)
+
+    def current_revision(self, doc_id: str) -> tuple[str, bool] | None:
+        record = self._record(doc_id)
+        if record is None:
+            return None
+        return record.rev, bool(record.flags & DOC_DELETED)
+
+    def document_body(self, doc_id: str, rev_id: str) -> bytes | None:
+        record = self._record(doc_id)
+        if record is None:
+            return None
+        if record.rev == rev_id:
+            return record.body
+        if record.tree is None:
+            return None
+        rev = tree_of(record).get(rev_id)
+        return None if rev is None else rev.body
+
+    def mark_remote_revision(self, doc_id: str, rev_id: str) -> None:
+        record = self._record(doc_id)
+        # The current revision's body is always kept (and its parent's, once it is replaced),
+        # so only a revision that is already older than the current one needs the flag.
+        if record is None or record.rev == rev_id or record.tree is None:
+            return
+        engine = self._engine()
+        state = self._collection._state
+        with engine.transaction() as txn:
+            record = engine.read_record(state, doc_id)
+            if record is None or record.tree is None:
+                return
+            tree = tree_of(record)
+            rev = tree.get(rev_id)
+            if rev is None or rev.body is None or rev.flags & KEEP_BODY:
+                return
+            tree.set_flag(rev_id, KEEP_BODY)
+            updated = record_from_tree(doc_id, tree, record.seq, record.expiration)
+            engine.put_record(txn, state, updated)
+
+    # --- sink side --------------------------------------------------------------------------
+
+    def check_proposed(
+        self, entries: Sequence[tuple[str, str, str | None]]
+    ) -> list[int | tuple[int, str]]:
+        records = self._records([doc_id for doc_id, _, _ in entries])
+        answers: list[int | tuple[int, str]] = []
+        for doc_id, rev_id, server_rev in entries:
+            record = records.get(doc_id)
+            if record is None:
+                answers.append(PROPOSE_OK)
+            elif record.rev == rev_id or (record.tree is not None and rev_id in tree_of(record)):
+                answers.append(PROPOSE_ALREADY_HAVE)
+            elif record.rev == server_rev or (not server_rev and record.flags & DOC_DELETED):
+                answers.append(PROPOSE_OK)
+            else:
+                answers.append((PROPOSE_CONFLICT, record.rev))
+        return answers
+
+    def find_missing(
+        self, entries: Sequence[tuple[str, str]], max_ancestors: int = 20
+    ) -> list[list[str] | None]:
+        records = self._records([doc_id for doc_id, _ in entries])
+        answers: list[list[str] | None] = []
+        for doc_id, rev_id in entries:
+            record = records.get(doc_id)
+            if record is None:
+                answers.append([])
+            elif record.rev == rev_id:
+                answers.append(None)
+            elif record.tree is None:
+                older = generation(record.rev) < generation(rev_id)
+                answers.append([record.rev] if older else [])
+            else:
+                tree = tree_of(record)
+                if rev_id in tree:
+                    answers.append(None)
+                else:
+                    answers.append(tree.known_ancestors(rev_id, max_ancestors))
+        return answers
+
+    def insert_revisions(self, revisions: Sequence[IncomingRevision]) -> list[InsertOutcome]:
+        engine = self._engine()
+        state = self._collection._state
+        max_depth = engine.max_rev_tree_depth
+        outcomes: list[InsertOutcome] = []
+        with engine.transaction() as txn:
+            for incoming in revisions:
+                try:
+                    outcome = self._insert_one(engine, txn, state, incoming, max_depth)
+                except CouchliteError as exc:
+                    outcome = InsertOutcome(error=exc)
+                outcomes.append(outcome)
+        return outcomes
+
+    def _insert_one(
+        self,
+        engine: Engine,
+        txn: Transaction,
+        state: CollectionState,
+        incoming: IncomingRevision,
+        max_depth: int,
+    ) -> InsertOutcome:
+        check_doc_id(incoming.doc_id)
+        history = [incoming.rev_id, *incoming.history]
+        for rev_id in history:
+            parse_rev_id(rev_id)
+        if incoming.deleted:
+            body = TOMBSTONE_BODY
+        else:
+            body = canonicalize(incoming.body)
+            if not body.startswith(b"{"):
+                raise InvalidArgumentError(
+                    f"the body of {incoming.doc_id!r} is not a JSON object",
+                    code=LiteCoreCode.CORRUPT_REVISION_DATA,
+                )
+        record = engine.read_record(state, incoming.doc_id)
+        if record is None:
+            tree = RevTree()
+        else:
+            tree = tree_of(record)
+            if incoming.rev_id in tree:
+                return InsertOutcome(already_present=True, conflicted=tree.is_conflicted)
+            if (
+                incoming.no_conflicts
+                and not record.flags & DOC_DELETED
+                and record.rev not in incoming.history
+            ):
+                raise ConflictError(
+                    f"{incoming.doc_id} {incoming.rev_id} does not descend from the current "
+                    f"revision {record.rev}",
+                    code=409,
+                )
+        sequence = state.next_sequence()
+        result = tree.insert_history(history, body, deleted=incoming.deleted, sequence=sequence)
+        result.revision.flags |= KEEP_BODY
+        tree.prune(max_depth)
+        expiration = None if record is None else record.expiration
+        engine.put_record(txn, state, record_from_tree(incoming.doc_id, tree, sequence, expiration))
+        return InsertOutcome(conflicted=len(tree) > 1 and tree.is_conflicted)
+
+    def conflicting_revisions(self, doc_id: str, remote_rev: str) -> ConflictingRevisions | None:
+        record = self._record(doc_id)
+        if record is None or record.tree is None:
+            return None
+        tree = tree_of(record)
+        remote = tree.get(remote_rev)
+        if remote is None or not tree.is_leaf(remote) or not tree.is_conflicted:
+            return None
+        others = [r for r in tree.leaves() if r is not remote and not r.deleted]
+        if not others:
+            return None
+        local = max(others, key=RevTree._winner_key)
+        return ConflictingRevisions(
+            doc_id,
+            local.rev_id,
+            None if local.deleted else local.body,
+            remote.rev_id,
+            None if remote.deleted else remote.body,
+        )
+
+    def resolve_conflict(
+        self, doc_id: str, local_rev: str, remote_rev: str, body: bytes | None
+    ) -> str:
+        engine = self._engine()
+        state = self._collection._state
+        with engine.transaction() as txn:
+            record = engine.read_record(state, doc_id)
+            tree = tree_of(record) if record is not None else None
+            local = tree.get(local_rev) if tree is not None else None
+            remote = tree.get(remote_rev) if tree is not None else None
+            if (
+                record is None
+                or tree is None
+                or local is None
+                or remote is None
+                or not tree.is_leaf(local)
+                or not tree.is_leaf(remote)
+            ):
+                raise ConflictError(f"the conflict of {doc_id!r} changed while being resolved")
+            merged = TOMBSTONE_BODY if body is None else canonicalize(body)
+            sequence = state.next_sequence()
+            # close the local branch, then (unless the remote revision is the resolution
+            # itself) add the resolution as a child of the remote revision
+            tree.add_revision(local_rev, TOMBSTONE_BODY, deleted=True, sequence=sequence)
+            remote_is_result = (body is None) == remote.deleted and (
+                body is None or remote.body == merged
+            )
+            if remote_is_result:
+                winner = remote_rev
+            else:
+                winner = tree.add_revision(
+                    remote_rev, merged, deleted=body is None, sequence=sequence
+                ).rev_id
+            tree.prune(engine.max_rev_tree_depth)
+            updated = record_from_tree(doc_id, tree, sequence, record.expiration)
+            engine.put_record(txn, state, updated)
+        return winner
+
+    def purge(self, doc_id: str) -> bool:
+        try:
+            self._collection.purge(doc_id)
+        except NotFoundError:
+            return False
+        return True
+
+
+class ReplicationDatabase:
+    """``DatabaseStore`` for one open ``Database``."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    @property
+    def database(self) -> Database:
+        return self._database
+
+    @property
+    def public_uuid(self) -> str:
+        return self._database.uuid
+
+    @property
+    def private_uuid(self) -> str:
+        return self._database.private_uuid
+
+    def collection(self, scope: str, name: str) -> ReplicationCollection | None:
+        found = self._database.collection(name, scope=scope)
+        return None if found is None else ReplicationCollection(found)
+
+    def for_collection(self, collection: Collection) -> ReplicationCollection:
+        if collection.database is not self._database:
+            raise InvalidArgumentError("the collection belongs to another database")
+        return ReplicationCollection(collection)
+
+    # --- checkpoints --------------------------------------------------------------------------
+
+    def _engine(self) -> Engine:
+        return self._database._engine_or_raise()
+
+    def get_local_checkpoint(self, checkpoint_id: str) -> bytes | None:
+        return self._engine().store.get_checkpoint(checkpoint_id)
+
+    def set_local_checkpoint(self, checkpoint_id: str, body: bytes) -> None:
+        self._engine().store.set_checkpoint(checkpoint_id, body)
+
+    def get_peer_checkpoint(self, client_id: str) -> tuple[str, bytes] | None:
+        return self._engine().store.get_peer_checkpoint(client_id)
+
+    def set_peer_checkpoint(self, client_id: str, body: bytes, rev: str | None) -> str:
+        return self._engine().store.set_peer_checkpoint(client_id, body, rev)
+
+    # --- blobs --------------------------------------------------------------------------------
+
+    def has_blob(self, digest: str) -> bool:
+        try:
+            return self._engine().blobs.has(digest)
+        except InvalidArgumentError:
+            return False
+
+    def blob_length(self, digest: str) -> int | None:
+        try:
+            return self._engine().blobs.size(digest)
+        except (NotFoundError, InvalidArgumentError):
+            return None
+
+    def open_blob(self, digest: str) -> BinaryIO:
+        try:
+            return self._engine().blobs.open(digest)
+        except InvalidArgumentError as exc:
+            raise NotFoundError(f"no blob {digest!r}") from exc
+
+    def store_blob(self, digest: str, data: bytes) -> None:
+        with self._engine().blobs.writer(expected_digest=digest) as writer:
+            writer.write(data)
+            writer.finish()
+
+
+def replication_store(database: Database) -> ReplicationDatabase:
+    """The ``DatabaseStore`` the replication engine uses for ``database``."""
+    database._engine_or_raise()
+    return ReplicationDatabase(database)
