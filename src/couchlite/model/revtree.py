@@ -361,18 +361,7 @@ class RevTree:
                 j = self.revs[j].parent
         if not any(removed_at):
             return 0
-        remap: dict[int, int] = {}
-        kept: list[Revision] = []
-        for i, rev in enumerate(self.revs):
-            if not removed_at[i]:
-                remap[i] = len(kept)
-                kept.append(rev)
-        for rev in kept:
-            rev.parent = remap.get(rev.parent, -1)
-        removed = len(self.revs) - len(kept)
-        self.revs = kept
-        self._reindex()
-        return removed
+        return self._keep_only([not removed for removed in removed_at])
 
     def remove_branch(self, leaf_rev_id: str) -> int:
         """Remove a leaf and its ancestors that no other leaf needs (a purged branch)."""
@@ -388,11 +377,15 @@ class RevTree:
                     k = self.revs[k].parent
         if not any(needed):
             raise InvalidArgumentError("cannot remove the only branch of a document")
+        return self._keep_only(needed)
+
+    def _keep_only(self, keep: list[bool]) -> int:
+        """Drop the revisions not marked in ``keep``; orphans become roots. Returns how many."""
         remap: dict[int, int] = {}
         kept: list[Revision] = []
-        for j, rev in enumerate(self.revs):
-            if needed[j]:
-                remap[j] = len(kept)
+        for i, rev in enumerate(self.revs):
+            if keep[i]:
+                remap[i] = len(kept)
                 kept.append(rev)
         for rev in kept:
             rev.parent = remap.get(rev.parent, -1)
