@@ -7,7 +7,7 @@ Three kinds of tasks, all owned by the connection and cancelled when it closes:
 * the **reader** feeds every channel message to ``protocol.receive_frame`` and dispatches the
   completed messages: responses resolve the futures of :meth:`BlipConnection.request`, requests
   start a handler task. Receiving may queue ACKs and received ACKs may reopen a window, so the
-  reader always wakes the writer afterwards.
+  reader wakes the writer afterwards whenever the protocol has output.
 * the **writer** drains ``protocol.next_frame()`` into ``channel.send()``; it sleeps when the
   protocol has nothing sendable (empty out-box, or every message waiting for an ACK).
 * one **handler task** per incoming request, at most ``max_concurrent_handlers`` at a time; when
@@ -132,6 +132,8 @@ class BlipConnection:
         self._handler_slots = asyncio.Semaphore(max_concurrent_handlers)
         self._pending: dict[int, asyncio.Future[Message]] = {}
         self._handler_tasks: set[asyncio.Task[None]] = set()
+        # One name for every handler task: formatting one per request costs more than it helps.
+        self._handler_name = f"{self.name}-handler"
         self._supervisor: asyncio.Task[None] | None = None
         self._wake_writer = asyncio.Event()
         self._progress = asyncio.Event()  # set after frames are sent: capacity may be back
@@ -256,7 +258,9 @@ class BlipConnection:
         """
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
-        await self._wait_for_room(len(body), urgent, deadline)
+        self._check_open()
+        if not self._has_room(len(body), urgent):
+            await self._wait_for_room(len(body), urgent, deadline)
         number = self.protocol.send_request(properties, body, urgent=urgent, compressed=compressed)
         future: asyncio.Future[Message] = loop.create_future()
         self._pending[number] = future
@@ -290,8 +294,11 @@ class BlipConnection:
     ) -> None:
         """Queue a request that gets no reply; waits (up to ``timeout``) while the out-box is
         full."""
-        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
-        await self._wait_for_room(len(body), urgent, deadline)
+        self._check_open()
+        if not self._has_room(len(body), urgent):
+            # Only now is the deadline worth a clock read: usually there is room.
+            deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+            await self._wait_for_room(len(body), urgent, deadline)
         self.protocol.send_request(
             properties, body, urgent=urgent, compressed=compressed, no_reply=True
         )
@@ -346,12 +353,15 @@ class BlipConnection:
         if not future.done():
             future.set_exception(RequestTimeout(f"{self.name}: no reply within {timeout} s"))
 
-    async def _wait_for_room(self, size: int, urgent: bool, deadline: float | None) -> None:
-        self._check_open()
+    def _has_room(self, size: int, urgent: bool) -> bool:
         # An urgent message is small by convention and must not queue behind bulk data.
         if urgent and self.protocol.pending_messages < self._max_pending_messages:
-            return
-        if self._admissible(size):
+            return True
+        return self._admissible(size)
+
+    async def _wait_for_room(self, size: int, urgent: bool, deadline: float | None) -> None:
+        """Wait until :meth:`_has_room`; the caller has checked :meth:`_check_open`."""
+        if self._has_room(size, urgent):
             return
         self._stats["sender_waits"] += 1
         try:
@@ -364,11 +374,13 @@ class BlipConnection:
             raise RequestTimeout(f"{self.name}: out-box still full (peer not reading)") from exc
 
     def _queued(self, size: int) -> None:
-        self._queued_bytes += size
-        self._stats["peak_queued_bytes"] = max(self._stats["peak_queued_bytes"], self._queued_bytes)
-        self._stats["peak_pending_messages"] = max(
-            self._stats["peak_pending_messages"], self.protocol.pending_messages
-        )
+        stats = self._stats
+        queued = self._queued_bytes = self._queued_bytes + size
+        if queued > stats["peak_queued_bytes"]:
+            stats["peak_queued_bytes"] = queued
+        pending = self.protocol.pending_messages
+        if pending > stats["peak_pending_messages"]:
+            stats["peak_pending_messages"] = pending
         self._wake_writer.set()
 
     async def _flush(self, timeout: float) -> None:
@@ -437,13 +449,17 @@ class BlipConnection:
         self._pending.clear()
 
     async def _reader(self) -> None:
+        protocol, recv, stats = self.protocol, self.channel.recv, self._stats
         try:
             while True:
-                data = await self.channel.recv()
-                self._stats["frames_received"] += 1
-                self._stats["bytes_received"] += len(data)
-                messages = self.protocol.receive_frame(data)
-                self._wake_writer.set()
+                data = await recv()
+                stats["frames_received"] += 1
+                stats["bytes_received"] += len(data)
+                messages = protocol.receive_frame(data)
+                if protocol.has_output:
+                    # ACKs to send, or an ACK reopened a window. Waking the writer for nothing
+                    # would cost an event-loop turn per incoming frame.
+                    self._wake_writer.set()
                 for message in messages:
                     await self._dispatch(message)
         except ChannelClosed as exc:
@@ -497,9 +513,7 @@ class BlipConnection:
         if message.type is MessageType.REQUEST:
             self._stats["requests_received"] += 1
             await self._handler_slots.acquire()
-            task = asyncio.create_task(
-                self._run_handler(message), name=f"{self.name}-handler-{message.number}"
-            )
+            task = asyncio.create_task(self._run_handler(message), name=self._handler_name)
             self._handler_tasks.add(task)
             task.add_done_callback(self._handler_done)
             return
