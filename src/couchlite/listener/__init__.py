@@ -1,0 +1,21 @@
+"""listener: the passive peer (``UrlEndpointListener``), its configuration and authenticators."""
+
+from __future__ import annotations
+
+from couchlite.listener.config import (
+    ListenerPasswordAuthenticator,
+    UrlEndpointListenerConfiguration,
+)
+from couchlite.listener.listener import (
+    AsyncUrlEndpointListener,
+    ConnectionStatus,
+    UrlEndpointListener,
+)
+
+__all__ = [
+    "AsyncUrlEndpointListener",
+    "ConnectionStatus",
+    "ListenerPasswordAuthenticator",
+    "UrlEndpointListener",
+    "UrlEndpointListenerConfiguration",
+]

@@ -1,0 +1,189 @@
+"""The listener's configuration and its authenticators.
+
+``UrlEndpointListenerConfiguration`` is a plain mutable object (api.md, "Listener"); it is
+copied and validated when a listener is created, so later edits do not affect a running
+listener and mistakes surface at construction as :class:`ConfigurationError` (the convention of
+architecture.md). Validation produces a :class:`ListenerSettings`: the frozen, checked form the
+listener actually runs with.
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from couchlite.database.collection import Collection
+from couchlite.database.database import Database
+from couchlite.errors import ConfigurationError, CouchliteError
+from couchlite.listener.interfaces import resolve_interface
+from couchlite.tls.identity import TLSIdentity
+
+PasswordCheck = Callable[[str, str], bool | Awaitable[bool]]
+
+
+class ListenerPasswordAuthenticator:
+    """Accepts a peer when ``fn(username, password)`` returns ``True`` (HTTP Basic auth).
+
+    ``fn`` may be a plain function or a coroutine function (or return an awaitable). Plain
+    functions run in a worker thread so a slow check (a database, a hash) never stalls other
+    connections; anything but ``True`` -- including an exception -- refuses the peer (401).
+    """
+
+    __slots__ = ("_fn",)
+
+    def __init__(self, fn: PasswordCheck) -> None:
+        if not callable(fn):
+            raise ConfigurationError("ListenerPasswordAuthenticator needs a callable")
+        self._fn = fn
+
+    @property
+    def fn(self) -> PasswordCheck:
+        return self._fn
+
+    def __repr__(self) -> str:
+        return f"ListenerPasswordAuthenticator({self._fn!r})"
+
+
+@dataclass
+class UrlEndpointListenerConfiguration:
+    """What a listener serves and how (api.md, "Listener").
+
+    ``collections``: served collections, all from one database. ``port``: ``None``/0 picks a
+    free port. ``network_interface``: an IP address or an interface name (``"lo"``,
+    ``"eth0"``); ``None`` listens on every interface. ``disable_tls``: serve ``ws://`` instead of
+    ``wss://``. ``tls_identity``: the server identity; ``None`` uses the database's anonymous
+    self-signed identity. ``authenticator``: ``None`` admits every peer. ``read_only``: peers
+    may pull but not push. ``enable_delta_sync``: allow delta ``rev`` messages.
+    """
+
+    collections: Sequence[Collection]
+    port: int | None = None
+    network_interface: str | None = None
+    disable_tls: bool = False
+    tls_identity: TLSIdentity | None = None
+    authenticator: ListenerPasswordAuthenticator | None = None
+    read_only: bool = False
+    enable_delta_sync: bool = False
+
+
+@dataclass(frozen=True)
+class ListenerSettings:
+    """A validated copy of a configuration (see :func:`validate`)."""
+
+    database: Database
+    collections: tuple[Collection, ...]
+    port: int
+    #: the host to bind: "" for every interface, else one address
+    bind_host: str
+    #: what the user asked for (for messages), ``None`` for every interface
+    network_interface: str | None
+    disable_tls: bool
+    tls_identity: TLSIdentity | None
+    authenticator: ListenerPasswordAuthenticator | None
+    read_only: bool
+    enable_delta_sync: bool
+    #: the user's configuration, copied
+    config: UrlEndpointListenerConfiguration = field(compare=False, repr=False)
+
+
+def _check_bool(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{name} must be a bool, not {type(value).__name__}")
+    return value
+
+
+def _check_collections(collections: object) -> tuple[Database, tuple[Collection, ...]]:
+    if isinstance(collections, Collection) or not isinstance(collections, Sequence | set):
+        raise ConfigurationError("collections must be a list of Collection objects")
+    items = tuple(collections)
+    if not items:
+        raise ConfigurationError("a listener needs at least one collection")
+    for item in items:
+        if not isinstance(item, Collection):
+            raise ConfigurationError(
+                f"collections must hold Collection objects, not {type(item).__name__}"
+            )
+    database = items[0].database
+    if database.is_closed:
+        raise ConfigurationError(f"database {database.name!r} is closed")
+    seen: set[str] = set()
+    for item in items:
+        # Two Database objects may be open on the same files: "one database" means one folder.
+        if item.database is not database and item.database.path != database.path:
+            raise ConfigurationError(
+                "all collections of a listener must belong to one database "
+                f"({database.name!r} and {item.database.name!r} differ)"
+            )
+        if item.full_name in seen:
+            raise ConfigurationError(f"collection {item.full_name} is listed twice")
+        seen.add(item.full_name)
+    return database, items
+
+
+def _check_port(port: object) -> int:
+    if port is None:
+        return 0
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ConfigurationError(f"port must be None or an integer 0-65535, not {port!r}")
+    return port
+
+
+def _bind_host(network_interface: object) -> str:
+    if network_interface is None:
+        return ""
+    if not isinstance(network_interface, str) or not network_interface.strip():
+        raise ConfigurationError("network_interface must be an IP address or an interface name")
+    text = network_interface.strip()
+    candidate = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        pass
+    try:
+        return resolve_interface(text)
+    except CouchliteError as exc:
+        raise ConfigurationError(str(exc)) from exc
+
+
+def validate(config: UrlEndpointListenerConfiguration) -> ListenerSettings:
+    """Copy ``config`` and check it; raises :class:`ConfigurationError` when it is invalid."""
+    if not isinstance(config, UrlEndpointListenerConfiguration):
+        raise ConfigurationError("expected a UrlEndpointListenerConfiguration")
+    config = copy.copy(config)
+    database, collections = _check_collections(config.collections)
+    config.collections = list(collections)
+    disable_tls = _check_bool(config.disable_tls, "disable_tls")
+    identity = config.tls_identity
+    if identity is not None and not isinstance(identity, TLSIdentity):
+        raise ConfigurationError("tls_identity must be a TLSIdentity")
+    authenticator = config.authenticator
+    if authenticator is not None and not isinstance(authenticator, ListenerPasswordAuthenticator):
+        raise ConfigurationError(
+            f"unsupported authenticator {type(authenticator).__name__} "
+            "(expected ListenerPasswordAuthenticator)"
+        )
+    return ListenerSettings(
+        database=database,
+        collections=collections,
+        port=_check_port(config.port),
+        bind_host=_bind_host(config.network_interface),
+        network_interface=config.network_interface,
+        disable_tls=disable_tls,
+        # With TLS off there is no identity in use, whatever was configured (api.md).
+        tls_identity=None if disable_tls else identity,
+        authenticator=authenticator,
+        read_only=_check_bool(config.read_only, "read_only"),
+        enable_delta_sync=_check_bool(config.enable_delta_sync, "enable_delta_sync"),
+        config=config,
+    )
+
+
+__all__ = [
+    "ListenerPasswordAuthenticator",
+    "ListenerSettings",
+    "PasswordCheck",
+    "UrlEndpointListenerConfiguration",
+    "validate",
+]

@@ -1,0 +1,480 @@
+"""``AsyncUrlEndpointListener`` and ``UrlEndpointListener``: the passive replication peer.
+
+Theory of operation
+-------------------
+A listener is a WebSocket server (:func:`couchlite.transport.websocket.serve_channels`) in
+front of one database:
+
+1. **HTTP.** Every request first meets :meth:`AsyncUrlEndpointListener._process_request`:
+   password authentication, then routing to ``/<dbname>/_blipsync`` (``handshake.py`` has the
+   table of refusals). ``websockets`` then negotiates the sub-protocol, ``BLIP_3+CBMobile_3``
+   or ``BLIP_3+CBMobile_2``, in the client's order of preference (notes §3.4), and refuses a
+   client that offers neither (400).
+2. **Connections.** Each accepted WebSocket becomes a :class:`BlipConnection` with a passive
+   replication session attached (``PassiveSession``; pushes allowed unless ``read_only``), is
+   entered in the bookkeeping and started. The handler task that ``serve_channels`` runs for it
+   (owned by the server, awaited when it closes) waits for the connection to end, then closes
+   the session (bounded) and removes the entry. A peer that breaks BLIP or vanishes ends only
+   its own connection; a peer that goes silent without closing is found by the WebSocket
+   heartbeat (:data:`HEARTBEAT_S`).
+3. **Status.** ``connection_count`` counts the entries; ``active_connection_count`` those
+   whose session is replicating right now (``is_busy``), as in Couchbase Lite (notes §11.1).
+4. **Stop.** New requests are refused (503), every connection is closed with 1001 "going
+   away" (a transient error for the peer's replicator, notes §3.6), then the server closes and
+   waits (bounded) for the handlers.
+
+TLS is on by default: a configured :class:`TLSIdentity`, else the database's anonymous identity
+(:mod:`couchlite.tls.keystore`), loaded off the event loop at start.
+
+``UrlEndpointListener`` is the synchronous façade: the same object running on the library's
+event-loop thread (``couchlite._runtime``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import importlib
+import itertools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from importlib import metadata
+from types import TracebackType
+from typing import Any, Protocol
+from urllib.parse import quote
+
+from couchlite._runtime import loop_thread
+from couchlite.database.replication import replication_store
+from couchlite.errors import ErrorDomain, NetworkError, NotFoundError
+from couchlite.listener import handshake
+from couchlite.listener.config import (
+    ListenerSettings,
+    UrlEndpointListenerConfiguration,
+    validate,
+)
+from couchlite.listener.interfaces import local_addresses, url_host
+from couchlite.tls.identity import TLSIdentity
+from couchlite.tls.keystore import load_or_create_anonymous_identity
+from couchlite.transport.channel import CLOSE_GOING_AWAY, DEFAULT_SUBPROTOCOLS
+from couchlite.transport.connection import BlipConnection
+from couchlite.transport.websocket import (
+    ChannelServer,
+    HandshakeRejection,
+    HandshakeRequest,
+    WebSocketChannel,
+    serve_channels,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Seconds between WebSocket pings to each peer: LiteCore's default heartbeat (notes §3.6).
+#: Without it a peer that disappears without closing (power loss, network gone) would hold its
+#: connection, and its count in ``status``, forever.
+HEARTBEAT_S = 300.0
+#: Bound on closing one session (its own work is bounded; this guards against a stuck one).
+SESSION_CLOSE_TIMEOUT_S = 10.0
+#: Bound on closing every connection during stop (each close is itself bounded at ~10 s).
+STOP_CONNECTIONS_TIMEOUT_S = 15.0
+#: How long the synchronous façade waits for start (key generation, binding) and stop.
+SYNC_START_TIMEOUT_S = 60.0
+SYNC_STOP_TIMEOUT_S = 60.0
+#: Attempts at binding one port on every interface (see ``_bind``).
+_BIND_ATTEMPTS = 5
+
+_listener_ids = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionStatus:
+    """``connection_count``: open connections; ``active_connection_count``: those replicating."""
+
+    connection_count: int
+    active_connection_count: int
+
+
+class PassiveSessionLike(Protocol):
+    """What the listener needs of a passive replication session."""
+
+    @property
+    def is_busy(self) -> bool: ...
+
+    def attach(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+SessionFactory = Callable[[BlipConnection], PassiveSessionLike]
+
+
+def _make_session_factory(settings: ListenerSettings) -> SessionFactory:
+    """Build the per-connection session factory for ``settings`` (called once per start).
+
+    A module-level function so that tests can substitute a stand-in session.
+    """
+    store = replication_store(settings.database)
+    collection_stores = []
+    for collection in settings.collections:
+        found = store.collection(collection.scope.name, collection.name)
+        if found is None:
+            raise NotFoundError(f"collection {collection.full_name} no longer exists")
+        collection_stores.append(found)
+    # The replication engine is written concurrently with this module; resolved at run time
+    # so that the listener can be built and tested on its own.
+    passive: Any = importlib.import_module("couchlite.replicator.passive")
+    allow_push = not settings.read_only
+
+    def factory(connection: BlipConnection) -> PassiveSessionLike:
+        session: PassiveSessionLike = passive.PassiveSession(
+            connection, store, collection_stores, allow_push=allow_push, allow_pull=True
+        )
+        return session
+
+    return factory
+
+
+@cache
+def _server_header() -> str:
+    try:
+        version = metadata.version("couchlite")
+    except metadata.PackageNotFoundError:
+        version = "0.0.0"
+    return f"CouchbaseLite/{version} (couchlite)"
+
+
+@dataclass(eq=False)
+class _Peer:
+    name: str
+    connection: BlipConnection
+    session: PassiveSessionLike
+    remote_address: str | None
+
+
+class AsyncUrlEndpointListener:
+    """The passive peer for asyncio applications: ``await start()``, ``await stop()``,
+    ``async with``. The configuration is copied and validated here (``ConfigurationError``)."""
+
+    def __init__(self, config: UrlEndpointListenerConfiguration) -> None:
+        self._settings = validate(config)
+        self._id = next(_listener_ids)
+        self._name = f"listener-{self._id}"
+        self._lock = asyncio.Lock()
+        self._server: ChannelServer | None = None
+        self._identity: TLSIdentity | None = self._settings.tls_identity
+        self._session_factory: SessionFactory | None = None
+        self._peers: dict[int, _Peer] = {}
+        self._peer_ids = itertools.count(1)
+        self._stopping = False
+
+    # --- public API ---------------------------------------------------------------------------
+
+    @property
+    def config(self) -> UrlEndpointListenerConfiguration:
+        """A copy of the configuration in use."""
+        copied = UrlEndpointListenerConfiguration(**vars(self._settings.config))
+        copied.collections = list(self._settings.collections)
+        return copied
+
+    @property
+    def port(self) -> int | None:
+        """The TCP port listened on; ``None`` when not listening."""
+        server = self._server
+        return server.port if server is not None else None
+
+    @property
+    def urls(self) -> list[str]:
+        """``ws[s]://<address>:<port>/<dbname>``, one per usable address; [] when stopped."""
+        server = self._server
+        if server is None:
+            return []
+        scheme = "ws" if self._settings.disable_tls else "wss"
+        if self._settings.bind_host:
+            hosts = [self._settings.bind_host]
+        else:
+            bound = [host for host, _port in server.addresses]
+            hosts = local_addresses(
+                ipv4=any(":" not in h for h in bound), ipv6=any(":" in h for h in bound)
+            )
+        path = quote(self._settings.database.name, safe="")
+        return [f"{scheme}://{url_host(host)}:{server.port}/{path}" for host in hosts]
+
+    @property
+    def tls_identity(self) -> TLSIdentity | None:
+        """The identity presented (``None`` with TLS disabled; the anonymous one once
+        started when none was configured)."""
+        return None if self._settings.disable_tls else self._identity
+
+    @property
+    def status(self) -> ConnectionStatus:
+        # A snapshot: tuple() copies the values without running Python code, so a sync
+        # façade's caller on another thread cannot see the dict change size mid-iteration.
+        peers = tuple(self._peers.values())
+        return ConnectionStatus(len(peers), sum(1 for p in peers if _busy(p)))
+
+    @property
+    def is_listening(self) -> bool:
+        return self._server is not None
+
+    async def start(self) -> None:
+        """Listen; returns once listening. Idempotent while started.
+
+        Raises :class:`NetworkError` (``POSIX`` domain, e.g. ``EADDRINUSE``) when the address
+        cannot be bound, :class:`TLSError` when the identity cannot be used or saved.
+        """
+        async with self._lock:
+            if self._server is not None:
+                return
+            settings = self._settings
+            factory = _make_session_factory(settings)
+            ssl_context = None
+            if not settings.disable_tls:
+                if self._identity is None:
+                    database = settings.database
+                    # RSA key generation and file I/O: keep them off the event loop.
+                    self._identity = await asyncio.to_thread(
+                        load_or_create_anonymous_identity, database.path, database.private_uuid
+                    )
+                ssl_context = await asyncio.to_thread(self._identity.server_ssl_context)
+            self._session_factory = factory
+            self._stopping = False
+            self._server = await self._bind(ssl_context)
+            logger.info(
+                "%s: listening on port %d for database %r (%s)",
+                self._name,
+                self._server.port,
+                settings.database.name,
+                "ws" if ssl_context is None else "wss",
+            )
+
+    async def stop(self) -> None:
+        """Close every connection (1001, going away) and stop listening. Idempotent."""
+        async with self._lock:
+            server = self._server
+            if server is None:
+                return
+            self._stopping = True
+            peers = list(self._peers.values())
+            if peers:
+                try:
+                    async with asyncio.timeout(STOP_CONNECTIONS_TIMEOUT_S):
+                        await asyncio.gather(
+                            *(
+                                p.connection.close(CLOSE_GOING_AWAY, "listener stopped")
+                                for p in peers
+                            ),
+                            return_exceptions=True,
+                        )
+                except TimeoutError:
+                    logger.warning("%s: connections still closing at stop", self._name)
+            # Stops listening, closes any connection still opening, waits for the handlers
+            # (which close the sessions); bounded inside.
+            await server.close()
+            self._server = None
+            self._session_factory = None
+            logger.info("%s: stopped", self._name)
+
+    async def __aenter__(self) -> AsyncUrlEndpointListener:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def __repr__(self) -> str:
+        state = f"port {self.port}" if self._server is not None else "stopped"
+        return f"<AsyncUrlEndpointListener {self._name} {self._settings.database.name!r} {state}>"
+
+    # --- binding ------------------------------------------------------------------------------
+
+    async def _serve_on(self, port: int, ssl_context: Any) -> ChannelServer:
+        settings = self._settings
+        try:
+            return await serve_channels(
+                self._serve,
+                settings.bind_host,
+                port,
+                subprotocols=DEFAULT_SUBPROTOCOLS,
+                ssl=ssl_context,
+                process_request=self._process_request,
+                server_header=_server_header(),
+                ping_interval=HEARTBEAT_S,
+            )
+        except NetworkError as exc:
+            raise _bind_error(exc, settings, port) from exc
+
+    async def _bind(self, ssl_context: Any) -> ChannelServer:
+        # On every interface asyncio binds IPv4 and IPv6 separately; with port 0 the kernel may
+        # pick a different port for each. Advertised URLs need one port, so bind again on the
+        # first socket's port, and start over (bounded) if something took it meanwhile.
+        wanted = self._settings.port
+        for attempt in range(_BIND_ATTEMPTS):
+            server = await self._serve_on(wanted, ssl_context)
+            ports = {port for _host, port in server.addresses}
+            if len(ports) == 1:
+                return server
+            retry_port = server.addresses[0][1]
+            await server.close()
+            try:
+                server = await self._serve_on(retry_port, ssl_context)
+            except NetworkError:
+                if attempt == _BIND_ATTEMPTS - 1:
+                    raise
+                continue
+            if len({port for _host, port in server.addresses}) == 1:
+                return server
+            await server.close()
+        raise NetworkError(f"{self._name}: could not bind one port on every interface")
+
+    # --- HTTP ---------------------------------------------------------------------------------
+
+    async def _process_request(self, request: HandshakeRequest) -> HandshakeRejection | None:
+        if self._stopping:
+            return handshake.SHUTTING_DOWN
+        rejection = await handshake.authenticate(self._settings.authenticator, request, self._name)
+        if rejection is None:
+            rejection = handshake.route(request, self._settings.database.name)
+        if rejection is not None:
+            logger.debug(
+                "%s: %s %s -> %d",
+                self._name,
+                request.remote_address,
+                request.path,
+                rejection.status,
+            )
+        return rejection
+
+    # --- connections --------------------------------------------------------------------------
+
+    async def _serve(self, channel: WebSocketChannel) -> None:
+        factory = self._session_factory
+        if self._stopping or factory is None:
+            await channel.close(CLOSE_GOING_AWAY, "listener stopped")
+            return
+        number = next(self._peer_ids)
+        name = f"{self._name}#{number}"
+        connection = BlipConnection(channel, name=name)
+        session = factory(connection)
+        session.attach()
+        peer = _Peer(name, connection, session, channel.remote_address)
+        self._peers[number] = peer
+        logger.info("%s: %s connected (%s)", name, peer.remote_address, channel.subprotocol)
+        try:
+            connection.start()
+            # As long as the peer stays: the heartbeat ends a silent one, stop() any other.
+            await connection.wait_closed()
+            logger.info("%s: %s disconnected", name, peer.remote_address)
+        except Exception as exc:
+            logger.info("%s: %s disconnected: %s", name, peer.remote_address, exc)
+        finally:
+            try:
+                await self._close_peer(peer)
+            finally:
+                del self._peers[number]
+
+    async def _close_peer(self, peer: _Peer) -> None:
+        # The connection is normally closed by now; closing it first also covers a handler
+        # interrupted by cancellation. Then the session can release whatever it holds.
+        try:
+            await peer.connection.close(CLOSE_GOING_AWAY, "listener stopped")
+        except Exception:
+            logger.exception("%s: closing the connection failed", peer.name)
+        try:
+            async with asyncio.timeout(SESSION_CLOSE_TIMEOUT_S):
+                await peer.session.close()
+        except TimeoutError:
+            logger.warning(
+                "%s: the session did not close within %.0f s", peer.name, SESSION_CLOSE_TIMEOUT_S
+            )
+        except Exception:
+            logger.exception("%s: closing the session failed", peer.name)
+
+
+def _busy(peer: _Peer) -> bool:
+    with contextlib.suppress(Exception):
+        return bool(peer.session.is_busy)
+    return False
+
+
+def _bind_error(exc: NetworkError, settings: ListenerSettings, port: int) -> NetworkError:
+    cause = exc.__cause__
+    where = f"{settings.bind_host or '*'}:{port}"
+    if isinstance(cause, OSError) and cause.errno:
+        if cause.errno == errno.EADDRINUSE:
+            text = f"cannot listen on {where}: the port is already in use"
+        elif cause.errno == errno.EADDRNOTAVAIL:
+            text = f"cannot listen on {where}: not an address of this machine"
+        else:
+            text = f"cannot listen on {where}: {cause.strerror or cause}"
+        return NetworkError(text, domain=ErrorDomain.POSIX, code=cause.errno, transient=False)
+    return exc
+
+
+class UrlEndpointListener:
+    """The passive peer, synchronous: ``start()`` returns once listening, ``stop()`` closes
+    everything. The work runs on the library's event-loop thread."""
+
+    def __init__(self, config: UrlEndpointListenerConfiguration) -> None:
+        self._impl = AsyncUrlEndpointListener(config)
+
+    @property
+    def config(self) -> UrlEndpointListenerConfiguration:
+        return self._impl.config
+
+    @property
+    def port(self) -> int | None:
+        return self._impl.port
+
+    @property
+    def urls(self) -> list[str]:
+        return self._impl.urls
+
+    @property
+    def tls_identity(self) -> TLSIdentity | None:
+        return self._impl.tls_identity
+
+    @property
+    def status(self) -> ConnectionStatus:
+        return self._impl.status
+
+    @property
+    def is_listening(self) -> bool:
+        return self._impl.is_listening
+
+    def start(self) -> None:
+        """Listen; returns once listening, raises on failure (see the async ``start``)."""
+        loop_thread().run(self._impl.start(), timeout=SYNC_START_TIMEOUT_S)
+
+    def stop(self) -> None:
+        """Close every connection (1001) and stop listening; returns when done."""
+        loop_thread().run(self._impl.stop(), timeout=SYNC_STOP_TIMEOUT_S)
+
+    def __enter__(self) -> UrlEndpointListener:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return repr(self._impl).replace("AsyncUrlEndpointListener", "UrlEndpointListener", 1)
+
+
+__all__ = [
+    "HEARTBEAT_S",
+    "AsyncUrlEndpointListener",
+    "ConnectionStatus",
+    "PassiveSessionLike",
+    "UrlEndpointListener",
+]
