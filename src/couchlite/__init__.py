@@ -28,10 +28,19 @@ from couchlite.errors import (
     ProtocolError,
     TLSError,
 )
+from couchlite.listener import (
+    AsyncUrlEndpointListener,
+    ConnectionStatus,
+    ListenerPasswordAuthenticator,
+    UrlEndpointListener,
+    UrlEndpointListenerConfiguration,
+)
+from couchlite.tls import TLSIdentity
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncUrlEndpointListener",
     "AuthenticationError",
     "Blob",
     "Collection",
@@ -39,6 +48,7 @@ __all__ = [
     "ConcurrencyControl",
     "ConfigurationError",
     "ConflictError",
+    "ConnectionStatus",
     "CorruptDatabaseError",
     "CouchliteError",
     "Database",
@@ -49,6 +59,7 @@ __all__ = [
     "DocumentChange",
     "ErrorDomain",
     "InvalidArgumentError",
+    "ListenerPasswordAuthenticator",
     "ListenerToken",
     "MutableDocument",
     "NetworkError",
@@ -56,5 +67,8 @@ __all__ = [
     "ProtocolError",
     "Scope",
     "TLSError",
+    "TLSIdentity",
+    "UrlEndpointListener",
+    "UrlEndpointListenerConfiguration",
     "__version__",
 ]
