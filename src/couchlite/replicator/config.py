@@ -1,0 +1,558 @@
+"""Replicator configuration: what to replicate, with whom, and how (api.md "Replicator").
+
+Theory of operation
+-------------------
+The user-facing classes (:class:`UrlEndpoint`, :class:`BasicAuthenticator`,
+:class:`CollectionConfiguration`, :class:`ReplicatorConfiguration`) are plain mutable objects, as
+in Couchbase Lite: set attributes in any order, add collections, hand the configuration to a
+replicator. Nothing but the URL and the credentials is checked while it is being built.
+
+When a replicator is created it calls :meth:`ReplicatorConfiguration._validated`, which checks
+everything at once (raising :class:`ConfigurationError`) and returns a frozen
+:class:`ValidatedConfiguration` -- a copy, so later edits to the configuration object do not
+reach a running replicator (architecture.md, "Configuration objects are copied").
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Union
+from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from couchlite.errors import ConfigurationError, InvalidArgumentError
+from couchlite.replicator.types import Conflict, DocumentFlags, ReplicatorType
+
+if TYPE_CHECKING:
+    from couchlite.database.collection import Collection
+    from couchlite.database.database import Database
+    from couchlite.database.document import Document
+
+#: ``fn(document, flags) -> bool``: replicate this revision?
+ReplicationFilter = Callable[["Document", DocumentFlags], bool]
+#: ``fn(conflict) -> Document | None`` (or a coroutine function): the resolution, ``None`` to
+#: delete the document
+ConflictResolver = Callable[[Conflict], Union["Document", Awaitable[Union["Document", None]], None]]
+
+#: What ``pinned_server_certificate`` accepts (api.md "TLS identities": one of all three forms).
+CertificateLike = bytes | bytearray | str | x509.Certificate
+
+#: Headers a user may not set: the WebSocket handshake owns them.
+_RESERVED_HEADERS = frozenset(
+    {
+        "host",
+        "connection",
+        "upgrade",
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-protocol",
+        "sec-websocket-extensions",
+        "sec-websocket-accept",
+        "content-length",
+    }
+)
+
+#: LiteCore's defaults (notes §3.6): 300 s heartbeat, backoff capped at 300 s, one-shot
+#: replicators give up after 10 attempts (9 retries), continuous ones never do.
+DEFAULT_HEARTBEAT_S = 300.0
+DEFAULT_MAX_ATTEMPT_WAIT_S = 300.0
+DEFAULT_ONE_SHOT_MAX_ATTEMPTS = 10
+
+
+class UrlEndpoint:
+    """The remote database: ``ws://host[:port]/<db>`` or ``wss://...``.
+
+    The last path segment names the database; the replicator connects to
+    ``<path>/_blipsync`` (notes §3.1). Credentials belong in an authenticator, not the URL.
+    """
+
+    __slots__ = ("_parts", "_url")
+
+    def __init__(self, url: str) -> None:
+        if not isinstance(url, str):
+            raise ConfigurationError(f"the endpoint URL must be a string, not {type(url).__name__}")
+        try:
+            parts = urlsplit(url)
+            port = parts.port  # raises ValueError for a bad port
+        except ValueError as exc:
+            raise ConfigurationError(f"invalid endpoint URL {url!r}: {exc}") from exc
+        if parts.scheme.lower() not in ("ws", "wss"):
+            raise ConfigurationError(
+                f"invalid endpoint URL {url!r}: the scheme must be ws:// or wss://"
+            )
+        if not parts.hostname:
+            raise ConfigurationError(f"invalid endpoint URL {url!r}: no host")
+        if parts.username is not None or parts.password is not None:
+            # Credentials in a URL end up in logs; Couchbase Lite wants an authenticator too.
+            raise ConfigurationError(
+                "credentials in the endpoint URL are not supported: use BasicAuthenticator"
+            )
+        if parts.fragment:
+            raise ConfigurationError(f"invalid endpoint URL {url!r}: fragments are not allowed")
+        segments = [s for s in parts.path.split("/") if s]
+        if not segments:
+            raise ConfigurationError(
+                f"invalid endpoint URL {url!r}: the path must name the remote database"
+            )
+        name = unquote(segments[-1])
+        if name.startswith("_"):
+            # Listeners route `/[^_][^/]*/_blipsync` (notes §3.1): such a name can never match.
+            raise ConfigurationError(
+                f"invalid endpoint URL {url!r}: database names cannot start with '_'"
+            )
+        if port == 0:
+            raise ConfigurationError(f"invalid endpoint URL {url!r}: port 0")
+        self._url = url
+        self._parts = parts
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    @property
+    def database_name(self) -> str:
+        """The remote database's name: the last segment of the URL's path."""
+        return unquote([s for s in self._parts.path.split("/") if s][-1])
+
+    @property
+    def is_tls(self) -> bool:
+        return self._parts.scheme.lower() == "wss"
+
+    @property
+    def host(self) -> str:
+        host = self._parts.hostname
+        assert host is not None  # checked in __init__
+        return host
+
+    @property
+    def blipsync_url(self) -> str:
+        """The URL of the WebSocket upgrade request: the path with ``/_blipsync`` appended."""
+        parts: SplitResult = self._parts
+        path = parts.path.rstrip("/") + "/_blipsync"
+        return urlunsplit((parts.scheme.lower(), parts.netloc, path, parts.query, ""))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, UrlEndpoint):
+            return NotImplemented
+        return self._url == other._url
+
+    def __hash__(self) -> int:
+        return hash(self._url)
+
+    def __repr__(self) -> str:
+        return f"UrlEndpoint({self._url!r})"
+
+
+class BasicAuthenticator:
+    """HTTP Basic credentials, sent preemptively with the upgrade request (notes §3.2)."""
+
+    __slots__ = ("_password", "_username")
+
+    def __init__(self, username: str, password: str) -> None:
+        if not isinstance(username, str) or not isinstance(password, str):
+            raise InvalidArgumentError("username and password must be strings")
+        if ":" in username:
+            # Basic credentials are "user:password": a colon in the name cannot be encoded.
+            raise InvalidArgumentError("a Basic authentication username cannot contain ':'")
+        self._username = username
+        self._password = password
+
+    @property
+    def username(self) -> str:
+        return self._username
+
+    @property
+    def password(self) -> str:
+        return self._password
+
+    def authorization_header(self) -> str:
+        """The ``Authorization`` header value."""
+        token = base64.b64encode(f"{self._username}:{self._password}".encode()).decode("ascii")
+        return f"Basic {token}"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, BasicAuthenticator):
+            return NotImplemented
+        return (self._username, self._password) == (other._username, other._password)
+
+    def __hash__(self) -> int:
+        return hash((self._username, self._password))
+
+    def __repr__(self) -> str:
+        return f"BasicAuthenticator(username={self._username!r}, password='***')"
+
+
+@dataclass
+class CollectionConfiguration:
+    """Per-collection options: document IDs, push/pull filters, conflict resolver.
+
+    ``push_filter`` / ``pull_filter``: ``fn(document, flags) -> bool``, called for each revision
+    about to be sent / just received (``flags`` has ``DocumentFlags.DELETED`` for tombstones);
+    return False to skip it. ``conflict_resolver``: ``fn(conflict) -> Document | None``, plain or
+    ``async``; ``None`` deletes the document. Without one, Couchbase Lite's default rule applies.
+    """
+
+    document_ids: Iterable[str] | None = None
+    push_filter: ReplicationFilter | None = None
+    pull_filter: ReplicationFilter | None = None
+    conflict_resolver: ConflictResolver | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ValidatedCollection:
+    """One collection of a validated configuration, its options frozen."""
+
+    collection: Collection
+    document_ids: frozenset[str] | None
+    push_filter: ReplicationFilter | None
+    pull_filter: ReplicationFilter | None
+    conflict_resolver: ConflictResolver | None
+
+    @property
+    def scope_name(self) -> str:
+        return self.collection.scope.name
+
+    @property
+    def name(self) -> str:
+        return self.collection.name
+
+
+@dataclass(frozen=True, slots=True)
+class ValidatedConfiguration:
+    """A checked, frozen copy of a :class:`ReplicatorConfiguration` (what a replicator runs)."""
+
+    endpoint: UrlEndpoint
+    database: Database
+    collections: tuple[ValidatedCollection, ...]
+    replicator_type: ReplicatorType
+    continuous: bool
+    authenticator: BasicAuthenticator | None
+    accept_only_self_signed_server_certificate: bool
+    #: DER of the pinned certificate
+    pinned_server_certificate: bytes | None
+    headers: tuple[tuple[str, str], ...]
+    user_agent: str | None
+    heartbeat: float
+    #: total connection attempts before giving up; 0 = unlimited (the default 0 is resolved)
+    max_attempts: int
+    max_attempt_wait_time: float
+    enable_auto_purge: bool
+    enable_delta_sync: bool = field(default=False)
+
+    def collection_for(self, collection: Collection) -> ValidatedCollection | None:
+        for entry in self.collections:
+            if _same_collection(entry.collection, collection):
+                return entry
+        return None
+
+
+def _same_collection(a: Collection, b: Collection) -> bool:
+    return a.database is b.database and a.full_name == b.full_name
+
+
+def certificate_der(value: object, what: str = "certificate") -> bytes:
+    """The DER form of a certificate given as a ``cryptography`` object, PEM or DER bytes.
+
+    Raises :class:`ConfigurationError` if ``value`` is not a certificate.
+    """
+    if isinstance(value, x509.Certificate):
+        return value.public_bytes(Encoding.DER)
+    if isinstance(value, str):
+        value = value.encode("ascii", "replace")
+    if not isinstance(value, (bytes, bytearray)):
+        raise ConfigurationError(
+            f"{what} must be a cryptography x509.Certificate, PEM or DER bytes, "
+            f"not {type(value).__name__}"
+        )
+    data = bytes(value)
+    try:
+        if b"-----BEGIN" in data:
+            cert = x509.load_pem_x509_certificate(data)
+        else:
+            cert = x509.load_der_x509_certificate(data)
+    except ValueError as exc:
+        raise ConfigurationError(f"{what} is not a valid X.509 certificate: {exc}") from exc
+    return cert.public_bytes(Encoding.DER)
+
+
+def _endpoint(value: object) -> UrlEndpoint:
+    if isinstance(value, str):
+        return UrlEndpoint(value)
+    if not isinstance(value, UrlEndpoint):
+        raise ConfigurationError(f"target must be a UrlEndpoint, not {type(value).__name__}")
+    return value
+
+
+def _number(value: object, name: str, *, minimum: float, allow_equal: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigurationError(f"{name} must be a number of seconds, not {value!r}")
+    number = float(value)
+    if math.isnan(number) or number < minimum or (number == minimum and not allow_equal):
+        raise ConfigurationError(f"{name} must be > {minimum:g} (got {value!r})")
+    return number
+
+
+def _filter(value: object, name: str) -> Any:
+    if value is not None and not callable(value):
+        raise ConfigurationError(f"{name} must be callable or None, not {type(value).__name__}")
+    return value
+
+
+def _copy_ids(value: Iterable[str] | None) -> Iterable[str] | None:
+    # A snapshot, so later edits of the caller's list do not leak in; anything odd is kept as
+    # it is for _validated() to refuse.
+    if value is None or isinstance(value, (str, bytes)):
+        return value
+    try:
+        return list(value)
+    except TypeError:
+        return value
+
+
+def _document_ids(value: Iterable[str] | None) -> frozenset[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)):
+        # A lone string would silently become a set of one-character IDs.
+        raise ConfigurationError("document_ids must be a collection of strings, not a string")
+    try:
+        ids = frozenset(value)
+    except TypeError as exc:
+        raise ConfigurationError(f"document_ids must be iterable: {exc}") from exc
+    bad = [i for i in ids if not isinstance(i, str) or not i]
+    if bad:
+        raise ConfigurationError(f"document_ids must be non-empty strings (got {bad[0]!r})")
+    return ids
+
+
+class ReplicatorConfiguration:
+    """Everything a replicator needs; copied and validated when a replicator is created."""
+
+    def __init__(
+        self,
+        target: UrlEndpoint | str,
+        *,
+        replicator_type: ReplicatorType = ReplicatorType.PUSH_AND_PULL,
+        continuous: bool = False,
+        authenticator: BasicAuthenticator | None = None,
+        accept_only_self_signed_server_certificate: bool = False,
+        pinned_server_certificate: CertificateLike | None = None,
+        headers: Mapping[str, str] | None = None,
+        heartbeat: float = DEFAULT_HEARTBEAT_S,
+        max_attempts: int = 0,
+        max_attempt_wait_time: float = DEFAULT_MAX_ATTEMPT_WAIT_S,
+        enable_auto_purge: bool = True,
+        enable_delta_sync: bool = False,
+    ) -> None:
+        self.target = _endpoint(target)
+        self.replicator_type = replicator_type
+        self.continuous = continuous
+        self.authenticator = authenticator
+        self.accept_only_self_signed_server_certificate = accept_only_self_signed_server_certificate
+        self.pinned_server_certificate = pinned_server_certificate
+        self.headers: dict[str, str] = dict(headers) if headers is not None else {}
+        self.heartbeat = heartbeat
+        self.max_attempts = max_attempts
+        self.max_attempt_wait_time = max_attempt_wait_time
+        self.enable_auto_purge = enable_auto_purge
+        self.enable_delta_sync = enable_delta_sync
+        self._collections: list[tuple[Collection, CollectionConfiguration]] = []
+
+    # --- collections --------------------------------------------------------------------------
+
+    def add_collection(
+        self, collection: Collection, config: CollectionConfiguration | None = None
+    ) -> None:
+        """Replicate ``collection`` (replacing its configuration if it was already added).
+
+        The collection configuration is copied: editing it afterwards changes nothing here.
+        """
+        from couchlite.database.collection import Collection
+
+        if not isinstance(collection, Collection):
+            raise InvalidArgumentError(
+                f"add_collection() takes a Collection, not {type(collection).__name__}"
+            )
+        if config is None:
+            config = CollectionConfiguration()
+        elif not isinstance(config, CollectionConfiguration):
+            raise InvalidArgumentError(
+                f"config must be a CollectionConfiguration, not {type(config).__name__}"
+            )
+        copied = CollectionConfiguration(
+            document_ids=_copy_ids(config.document_ids),
+            push_filter=config.push_filter,
+            pull_filter=config.pull_filter,
+            conflict_resolver=config.conflict_resolver,
+        )
+        for i, (existing, _) in enumerate(self._collections):
+            if _same_collection(existing, collection):
+                self._collections[i] = (collection, copied)
+                return
+        self._collections.append((collection, copied))
+
+    def add_collections(
+        self, collections: Iterable[Collection], config: CollectionConfiguration | None = None
+    ) -> None:
+        """Replicate each of ``collections`` with the same configuration."""
+        for collection in collections:
+            self.add_collection(collection, config)
+
+    def remove_collection(self, collection: Collection) -> None:
+        self._collections = [
+            (c, cfg) for c, cfg in self._collections if not _same_collection(c, collection)
+        ]
+
+    @property
+    def collections(self) -> list[Collection]:
+        return [c for c, _ in self._collections]
+
+    def collection_config(self, collection: Collection) -> CollectionConfiguration | None:
+        """A copy of the configuration of ``collection``, or ``None`` if it was not added."""
+        for existing, cfg in self._collections:
+            if _same_collection(existing, collection):
+                return CollectionConfiguration(
+                    document_ids=_copy_ids(cfg.document_ids),
+                    push_filter=cfg.push_filter,
+                    pull_filter=cfg.pull_filter,
+                    conflict_resolver=cfg.conflict_resolver,
+                )
+        return None
+
+    @property
+    def database(self) -> Database | None:
+        """The database of the configured collections (``None`` before any is added)."""
+        return self._collections[0][0].database if self._collections else None
+
+    def __repr__(self) -> str:
+        names = ", ".join(c.full_name for c, _ in self._collections)
+        return (
+            f"ReplicatorConfiguration({self.target!r}, {self.replicator_type.name}, "
+            f"continuous={self.continuous}, collections=[{names}])"
+        )
+
+    # --- validation -------------------------------------------------------------------------
+
+    def _validated(self) -> ValidatedConfiguration:
+        """Check everything and return a frozen copy; :class:`ConfigurationError` otherwise."""
+        endpoint = _endpoint(self.target)
+        if not self._collections:
+            raise ConfigurationError("no collections to replicate: call add_collection()")
+        database = self._collections[0][0].database
+        if any(c.database is not database for c, _ in self._collections):
+            raise ConfigurationError("all collections of a replicator must be of one database")
+        if database.is_closed:
+            raise ConfigurationError("the database of the collections is closed")
+        if not isinstance(self.replicator_type, ReplicatorType):
+            raise ConfigurationError(
+                f"replicator_type must be a ReplicatorType, not {self.replicator_type!r}"
+            )
+        for name in (
+            "continuous",
+            "accept_only_self_signed_server_certificate",
+            "enable_auto_purge",
+            "enable_delta_sync",
+        ):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigurationError(f"{name} must be a bool, not {getattr(self, name)!r}")
+        if self.authenticator is not None and not isinstance(
+            self.authenticator, BasicAuthenticator
+        ):
+            raise ConfigurationError(
+                f"unsupported authenticator {type(self.authenticator).__name__}"
+            )
+        pinned = None
+        if self.pinned_server_certificate is not None:
+            pinned = certificate_der(self.pinned_server_certificate, "pinned_server_certificate")
+            if self.accept_only_self_signed_server_certificate:
+                raise ConfigurationError(
+                    "pinned_server_certificate and accept_only_self_signed_server_certificate "
+                    "cannot both be set"
+                )
+        if (pinned is not None or self.accept_only_self_signed_server_certificate) and (
+            not endpoint.is_tls
+        ):
+            raise ConfigurationError("certificate options need a wss:// endpoint")
+        headers, user_agent = self._validated_headers()
+        heartbeat = _number(self.heartbeat, "heartbeat", minimum=0.0, allow_equal=False)
+        wait = _number(
+            self.max_attempt_wait_time, "max_attempt_wait_time", minimum=0.0, allow_equal=False
+        )
+        attempts = self.max_attempts
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 0:
+            raise ConfigurationError(f"max_attempts must be an int >= 0, not {attempts!r}")
+        if attempts == 0:
+            attempts = 0 if self.continuous else DEFAULT_ONE_SHOT_MAX_ATTEMPTS
+        collections = []
+        for collection, cfg in self._collections:
+            collections.append(
+                ValidatedCollection(
+                    collection=collection,
+                    document_ids=_document_ids(cfg.document_ids),
+                    push_filter=_filter(cfg.push_filter, "push_filter"),
+                    pull_filter=_filter(cfg.pull_filter, "pull_filter"),
+                    conflict_resolver=_filter(cfg.conflict_resolver, "conflict_resolver"),
+                )
+            )
+        return ValidatedConfiguration(
+            endpoint=endpoint,
+            database=database,
+            collections=tuple(collections),
+            replicator_type=self.replicator_type,
+            continuous=self.continuous,
+            authenticator=self.authenticator,
+            accept_only_self_signed_server_certificate=self.accept_only_self_signed_server_certificate,
+            pinned_server_certificate=pinned,
+            headers=headers,
+            user_agent=user_agent,
+            heartbeat=heartbeat,
+            max_attempts=attempts,
+            max_attempt_wait_time=wait,
+            enable_auto_purge=self.enable_auto_purge,
+            enable_delta_sync=self.enable_delta_sync,
+        )
+
+    def _validated_headers(self) -> tuple[tuple[tuple[str, str], ...], str | None]:
+        if not isinstance(self.headers, Mapping):
+            raise ConfigurationError(
+                f"headers must be a mapping, not {type(self.headers).__name__}"
+            )
+        headers: list[tuple[str, str]] = []
+        user_agent = None
+        for name, value in self.headers.items():
+            if not isinstance(name, str) or not isinstance(value, str):
+                raise ConfigurationError(f"header names and values must be strings: {name!r}")
+            if not name or any(c in name for c in " :\r\n\t") or any(c in value for c in "\r\n"):
+                raise ConfigurationError(f"invalid header {name!r}")
+            lowered = name.lower()
+            if lowered in _RESERVED_HEADERS:
+                raise ConfigurationError(f"header {name!r} is set by the WebSocket handshake")
+            if lowered == "user-agent":
+                # LiteCore lets the application's User-Agent replace its own (notes §3.2).
+                user_agent = value
+                continue
+            if lowered == "authorization" and self.authenticator is not None:
+                raise ConfigurationError(
+                    "an Authorization header conflicts with the configured authenticator"
+                )
+            headers.append((name, value))
+        return tuple(headers), user_agent
+
+
+__all__ = [
+    "BasicAuthenticator",
+    "CertificateLike",
+    "CollectionConfiguration",
+    "ConflictResolver",
+    "ReplicationFilter",
+    "ReplicatorConfiguration",
+    "UrlEndpoint",
+    "ValidatedCollection",
+    "ValidatedConfiguration",
+    "certificate_der",
+]

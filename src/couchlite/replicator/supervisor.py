@@ -1,0 +1,432 @@
+"""The retry supervisor of an active replicator: connect, run one session, decide what next.
+
+Theory of operation
+-------------------
+One :class:`Supervisor` runs per ``start()`` of a replicator, as one task owned by the
+replicator. It loops over *attempts*; each attempt is
+
+1. **connect** -- ``connect_channel(<target>/_blipsync)`` with the BLIP sub-protocols, the
+   ``Authorization`` header (preemptive Basic auth, notes §3.2), the user's headers, our
+   ``User-Agent``, the heartbeat as the ping interval, and for ``wss://`` a TLS context from
+   :mod:`couchlite.replicator.tlsclient` (default / pinned / self-signed-only);
+2. **session** -- a :class:`BlipConnection` over the channel and an ``ActiveSession`` (the
+   engine) run to completion: a one-shot session returns when done, a continuous one runs until
+   the connection fails;
+3. **close** -- with 1000, bounded, whatever happened.
+
+What next is decided only here (never inside the connection code, architecture.md):
+
+* a one-shot session that finished, or a stop request -> done (STOPPED, no error);
+* a permanent error (``is_transient`` False: 401, 403, 404, TLS, protocol...) -> STOPPED with it;
+* a transient error (refused/reset, 1001/1006, 503...) -> OFFLINE, wait ``2**(n-1)`` seconds
+  (1, 2, 4 ... capped at ``max_attempt_wait_time``) on the injected :class:`BackoffClock`, and
+  try again -- unless ``max_attempts`` attempts failed in a row (0 = unlimited). The count of
+  failures restarts after every connection that opened.
+* a continuous session that *ends* without an error was closed normally by the peer; LiteCore
+  reports that as 1001 "closed by peer" and retries (notes §3.6), so do we.
+
+A stop is a cancellation of the supervisor's task: it interrupts whichever await is pending --
+the connection handshake, the session, the backoff sleep -- at once; ``finally`` blocks close
+the connection (1000, bounded).
+
+The user's push/pull filters and conflict resolvers are adapted here to the engine's byte-level
+callbacks (:func:`session_collections`): a filter sees a read-only ``Document`` built from the
+revision's body; a resolver's answer becomes the body bytes of the resolution.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from couchlite.database.blob import Blob
+from couchlite.database.document import Document, MutableDocument
+from couchlite.errors import CouchliteError, InvalidArgumentError
+from couchlite.model.canonical import canonical_json
+from couchlite.replicator.config import (
+    ConflictResolver,
+    ReplicationFilter,
+    ValidatedCollection,
+    ValidatedConfiguration,
+)
+from couchlite.replicator.options import SessionCollectionOptions, SessionEvents
+from couchlite.replicator.store import ConflictingRevisions, DatabaseStore
+from couchlite.replicator.tlsclient import PeerCertificate, client_context
+from couchlite.replicator.types import Conflict, DocumentFlags
+from couchlite.transport.channel import (
+    CLOSE_GOING_AWAY,
+    CLOSE_NORMAL,
+    DEFAULT_SUBPROTOCOLS,
+    ChannelClosed,
+    MessageChannel,
+)
+from couchlite.transport.connection import BlipConnection
+
+if TYPE_CHECKING:
+    import ssl
+
+    from couchlite.database.collection import Collection
+
+logger = logging.getLogger(__name__)
+
+#: Bound on closing a connection (BLIP flush + WebSocket closing handshake, 5 s each at most).
+CLOSE_TIMEOUT_S = 12.0
+#: LiteCore's pong timeout (notes §3.6): min(20 s, heartbeat - 1 s).
+MAX_PONG_TIMEOUT_S = 20.0
+
+_supervisor_ids = itertools.count(1)
+
+
+class BackoffClock(Protocol):
+    """What the supervisor waits on between attempts (a fake one makes retry tests instant)."""
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class AsyncioClock:
+    """The real clock: ``asyncio.sleep``."""
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class Connector(Protocol):
+    """``couchlite.transport.websocket.connect_channel``'s shape, as the supervisor calls it."""
+
+    def __call__(
+        self,
+        url: str,
+        *,
+        subprotocols: Sequence[str],
+        headers: Sequence[tuple[str, str]],
+        ssl: ssl.SSLContext | None,
+        user_agent: str | None,
+        ping_interval: float | None,
+        ping_timeout: float | None,
+    ) -> Awaitable[MessageChannel]: ...
+
+
+class Session(Protocol):
+    async def run(self) -> None: ...
+
+
+SessionFactory = Callable[..., Session]
+
+
+class SupervisorOwner(SessionEvents, Protocol):
+    """What the supervisor reports to (the replicator), on the event loop."""
+
+    def connecting(self) -> None: ...
+
+    def connected(self, server_certificate_der: bytes | None) -> None: ...
+
+    def offline(self, error: CouchliteError) -> None: ...
+
+
+def backoff_delay(failures: int, cap: float) -> float:
+    """The wait after ``failures`` consecutive failed attempts: 1, 2, 4 ... s, at most ``cap``."""
+    if failures < 1:
+        return 0.0
+    # min() before the power would overflow a float after ~1000 failures of a continuous one.
+    return min(cap, 2.0 ** min(failures - 1, 64))
+
+
+def default_connector() -> Connector:
+    # Imported lazily: importing couchlite must not import websockets (and the replicator
+    # package never imports it itself, tests/test_layers.py).
+    from couchlite.transport.websocket import connect_channel
+
+    return connect_channel
+
+
+def default_session_factory() -> SessionFactory:
+    from couchlite.replicator.active import ActiveSession
+
+    factory: SessionFactory = ActiveSession
+    return factory
+
+
+def default_database_store(config: ValidatedConfiguration) -> DatabaseStore:
+    from couchlite.database.replication import replication_store
+
+    return replication_store(config.database)
+
+
+def _user_agent() -> str:
+    import couchlite  # the package root, already imported by whoever built the config
+
+    return f"couchlite/{couchlite.__version__}"
+
+
+class Supervisor:
+    """Attempts, sessions and retries of one run of a replicator (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: ValidatedConfiguration,
+        owner: SupervisorOwner,
+        *,
+        reset: bool = False,
+        clock: BackoffClock | None = None,
+        connector: Connector | None = None,
+        session_factory: SessionFactory | None = None,
+        database_store: DatabaseStore | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.config = config
+        self.owner = owner
+        self.reset = reset
+        self.clock = clock if clock is not None else AsyncioClock()
+        self._connector = connector
+        self._session_factory = session_factory
+        self._database_store = database_store
+        self.name = name or f"repl-{next(_supervisor_ids)}"
+        #: connection attempts made so far (for tests and statistics)
+        self.attempts = 0
+
+    async def run(self) -> CouchliteError | None:
+        """Run attempts until done; returns the error that stopped it (``None``: success).
+
+        Cancel the task running it to stop: the cancellation propagates, after cleanup.
+        """
+        failures = 0
+        while True:
+            self.owner.connecting()
+            self.attempts += 1
+            error, opened = await self._attempt()
+            if error is None:
+                return None
+            if opened:
+                failures = 0
+            failures += 1
+            limit = self.config.max_attempts
+            if not error.is_transient:
+                logger.info("%s: stopping on a permanent error: %s", self.name, error)
+                return error
+            if limit and failures >= limit:
+                logger.info("%s: giving up after %d attempts: %s", self.name, failures, error)
+                return error
+            delay = backoff_delay(failures, self.config.max_attempt_wait_time)
+            logger.info("%s: offline (%s); retrying in %.0f s", self.name, error, delay)
+            self.owner.offline(error)
+            await self.clock.sleep(delay)
+
+    async def _attempt(self) -> tuple[CouchliteError | None, bool]:
+        """One connection and session; returns (error or None, whether the connection opened)."""
+        try:
+            channel, certificate = await self._connect()
+        except CouchliteError as exc:
+            return exc, False
+        connection = BlipConnection(channel, name=self.name)
+        connection.start()
+        try:
+            self.owner.connected(certificate)
+            session = self._make_session(connection)
+            await session.run()
+            if self.config.continuous:
+                # The session only returns when the connection ended under it: the peer closed
+                # "normally" while we still wanted to talk (LiteCore reports 1001, notes §3.6).
+                error = connection.close_error or ChannelClosed(
+                    CLOSE_GOING_AWAY, "connection closed by peer"
+                )
+                return error, True
+            return None, True
+        except CouchliteError as exc:
+            return exc, True
+        except Exception as exc:  # an engine bug must stop the replicator, not vanish
+            logger.exception("%s: replication session failed", self.name)
+            return CouchliteError(f"unexpected error in the replication session: {exc}"), True
+        finally:
+            await self._close(connection)
+
+    async def _connect(self) -> tuple[MessageChannel, bytes | None]:
+        config = self.config
+        headers: list[tuple[str, str]] = []
+        if config.authenticator is not None:
+            headers.append(("Authorization", config.authenticator.authorization_header()))
+        headers.extend(config.headers)
+        record = PeerCertificate()
+        context = None
+        if config.endpoint.is_tls:
+            context = client_context(
+                record,
+                pinned_der=config.pinned_server_certificate,
+                only_self_signed=config.accept_only_self_signed_server_certificate,
+            )
+        connect = self._connector if self._connector is not None else default_connector()
+        url = config.endpoint.blipsync_url
+        logger.debug("%s: connecting to %s", self.name, url)  # never the headers: credentials
+        channel = await connect(
+            url,
+            subprotocols=DEFAULT_SUBPROTOCOLS,
+            headers=headers,
+            ssl=context,
+            user_agent=config.user_agent or _user_agent(),
+            ping_interval=config.heartbeat,
+            ping_timeout=min(MAX_PONG_TIMEOUT_S, max(config.heartbeat - 1.0, config.heartbeat / 2)),
+        )
+        logger.info("%s: connected to %s (%s)", self.name, url, channel.subprotocol)
+        return channel, record.der
+
+    def _make_session(self, connection: BlipConnection) -> Session:
+        config = self.config
+        store = (
+            self._database_store
+            if self._database_store is not None
+            else default_database_store(config)
+        )
+        factory = (
+            self._session_factory
+            if self._session_factory is not None
+            else default_session_factory()
+        )
+        return factory(
+            connection,
+            store,
+            session_collections(config, store),
+            replicator_type=config.replicator_type,
+            continuous=config.continuous,
+            remote_url=config.endpoint.url,
+            reset=self.reset,
+            enable_auto_purge=config.enable_auto_purge,
+            events=self.owner,
+        )
+
+    async def _close(self, connection: BlipConnection) -> None:
+        # Runs in `finally`, possibly while a stop cancels us: shield the close so the peer gets
+        # its 1000 even then, but never wait longer than the bound.
+        close = asyncio.ensure_future(connection.close(CLOSE_NORMAL))
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await asyncio.shield(close)
+        except TimeoutError:
+            logger.warning("%s: the connection did not close in time", self.name)
+        except asyncio.CancelledError:
+            # A stop during the close: let the close finish in the background, bounded by its
+            # own timeouts, and keep the cancellation.
+            close.add_done_callback(_consume)
+            raise
+        except CouchliteError:
+            pass  # the session already reported why the connection ended
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.debug("connection close failed: %s", future.exception())
+
+
+# --- adapting the user's functions to the engine ------------------------------------------
+
+
+def session_collections(
+    config: ValidatedConfiguration, store: DatabaseStore
+) -> list[SessionCollectionOptions]:
+    """The engine's view of the configured collections, user functions wrapped."""
+    options = []
+    for entry in config.collections:
+        collection_store = store.collection(entry.scope_name, entry.name)
+        if collection_store is None:
+            raise InvalidArgumentError(f"collection {entry.collection.full_name} no longer exists")
+        options.append(
+            SessionCollectionOptions(
+                store=collection_store,
+                document_ids=entry.document_ids,
+                push_filter=_wrap_filter(entry.push_filter, entry, "push"),
+                pull_filter=_wrap_filter(entry.pull_filter, entry, "pull"),
+                conflict_resolver=_wrap_resolver(entry.conflict_resolver, entry),
+            )
+        )
+    return options
+
+
+def _wrap_filter(
+    fn: ReplicationFilter | None, entry: ValidatedCollection, direction: str
+) -> Callable[[str, str, bool, bytes], bool] | None:
+    if fn is None:
+        return None
+    collection = entry.collection
+
+    def keep(doc_id: str, rev_id: str, deleted: bool, body: bytes) -> bool:
+        document = Document(collection, doc_id, rev_id, 0, body, deleted)
+        flags = DocumentFlags.DELETED if deleted else DocumentFlags.NONE
+        try:
+            return bool(fn(document, flags))
+        except Exception:
+            # Couchbase Lite skips the document when its filter fails; it is not replicated.
+            logger.exception("%s filter raised for document %r; skipping it", direction, doc_id)
+            return False
+
+    return keep
+
+
+def _wrap_resolver(
+    fn: ConflictResolver | None, entry: ValidatedCollection
+) -> Callable[[ConflictingRevisions], Awaitable[bytes | None]] | None:
+    if fn is None:
+        return None
+    collection = entry.collection
+
+    async def resolve(revisions: ConflictingRevisions) -> bytes | None:
+        doc_id = revisions.doc_id
+        local = _side(collection, doc_id, revisions.local_rev, revisions.local_body)
+        remote = _side(collection, doc_id, revisions.remote_rev, revisions.remote_body)
+        conflict = Conflict(doc_id, local, remote)
+        if inspect.iscoroutinefunction(fn):
+            result = await fn(conflict)
+        else:
+            # A plain resolver may block (reading the database, asking a user...): off the loop,
+            # so that the connection keeps answering pings meanwhile.
+            result = await asyncio.to_thread(fn, conflict)
+            if inspect.isawaitable(result):
+                result = await result
+        return resolution_body(result, collection, doc_id)
+
+    return resolve
+
+
+def _side(collection: Collection, doc_id: str, rev_id: str, body: bytes | None) -> Document | None:
+    return None if body is None else Document(collection, doc_id, rev_id, 0, body)
+
+
+def resolution_body(result: object, collection: Collection, doc_id: str) -> bytes | None:
+    """The body bytes of a resolver's answer; ``None`` means "delete the document".
+
+    Blobs: a ``MutableDocument`` may hold ``Blob`` objects, new ones included; they are written
+    to the local blob store here. A read-only ``Document`` is taken as stored, so its blobs must
+    already be in this database (true of both sides of the conflict).
+    """
+    if result is None:
+        return None
+    if not isinstance(result, Document):
+        raise InvalidArgumentError(
+            f"a conflict resolver must return a Document or None, not {type(result).__name__}"
+        )
+    if result.id != doc_id:
+        # Couchbase Lite warns and uses the resolution's content for the conflicted document.
+        logger.warning("conflict resolver for %r returned document %r", doc_id, result.id)
+    if isinstance(result, MutableDocument):
+        store = collection._blob_store()
+
+        def encode_blob(value: Any) -> Any:
+            if isinstance(value, Blob):
+                return value._install(store)
+            raise TypeError
+
+        return canonical_json(result.to_dict(), encode_blob)
+    return result.to_json().encode("utf-8")
+
+
+__all__ = [
+    "AsyncioClock",
+    "BackoffClock",
+    "Connector",
+    "Supervisor",
+    "SupervisorOwner",
+    "backoff_delay",
+    "resolution_body",
+    "session_collections",
+]

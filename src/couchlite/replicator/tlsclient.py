@@ -1,0 +1,114 @@
+"""The active replicator's TLS client context (notes §11.2): default, pinned, self-signed-only.
+
+Theory of operation
+-------------------
+Python's ``ssl`` has no certificate-verification callback, but an ``SSLContext`` lets us choose
+the class of the ``SSLObject`` that asyncio drives through the handshake (``sslobject_class``).
+Ours runs after OpenSSL has finished its own checks: it records the peer's leaf certificate (for
+``Replicator.server_certificate``) and, for the two special modes, applies the check OpenSSL
+cannot express, raising ``ssl.SSLCertVerificationError`` *inside the handshake*. The connection
+then fails exactly as an ordinary verification failure does, and the transport turns it into a
+:class:`~couchlite.errors.TLSError` at its single translation boundary.
+
+* default: system CAs, host name checked (``ssl.create_default_context``);
+* ``pinned_server_certificate``: OpenSSL verification off; the leaf's DER must equal the pinned
+  certificate's (LiteCore's ``allow_only_certificate``: no CA chain, no host name needed);
+* ``accept_only_self_signed_server_certificate``: verification off; the leaf must be self-signed
+  -- issuer equal to subject, and its signature verifying with its own public key -- and within
+  its validity period. A CA-issued certificate is refused, as LiteCore's ``onlySelfSignedServer``.
+
+A fresh context (and ``SSLObject`` class) is made per connection attempt, so the recorded
+certificate always belongs to the attempt that made it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ssl
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+
+#: OpenSSL's X509_V_ERR_CERT_HAS_EXPIRED: the transport maps it to TLS_CERT_EXPIRED.
+_VERIFY_EXPIRED = 10
+#: Any other code: the transport reports TLS_CERT_UNTRUSTED.
+_VERIFY_UNTRUSTED = 0
+
+
+class PeerCertificate:
+    """Where one connection attempt records the server's leaf certificate (DER)."""
+
+    __slots__ = ("der",)
+
+    def __init__(self) -> None:
+        self.der: bytes | None = None
+
+    def certificate(self) -> x509.Certificate | None:
+        return x509.load_der_x509_certificate(self.der) if self.der is not None else None
+
+
+def _refuse(message: str, code: int = _VERIFY_UNTRUSTED) -> ssl.SSLCertVerificationError:
+    error = ssl.SSLCertVerificationError(message)
+    # The transport reads these, as it does on OpenSSL's own verification errors.
+    error.verify_code = code
+    error.verify_message = message
+    return error
+
+
+def self_signed_problem(der: bytes) -> tuple[str, int] | None:
+    """Why the certificate ``der`` is not an acceptable self-signed leaf, or ``None`` if it is."""
+    try:
+        cert = x509.load_der_x509_certificate(der)
+    except ValueError:
+        return "the server certificate cannot be parsed", _VERIFY_UNTRUSTED
+    if cert.issuer != cert.subject:
+        return "the server certificate is not self-signed", _VERIFY_UNTRUSTED
+    try:
+        cert.verify_directly_issued_by(cert)
+    except (ValueError, TypeError, InvalidSignature):
+        # Issuer == subject but signed by another key: a CA-issued cert posing as self-signed.
+        return "the server certificate is not self-signed", _VERIFY_UNTRUSTED
+    now = dt.datetime.now(dt.UTC)
+    if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+        return "the server certificate has expired or is not yet valid", _VERIFY_EXPIRED
+    return None
+
+
+def client_context(
+    record: PeerCertificate,
+    *,
+    pinned_der: bytes | None = None,
+    only_self_signed: bool = False,
+) -> ssl.SSLContext:
+    """A client context for one connection attempt; the leaf certificate goes to ``record``."""
+    if pinned_der is not None or only_self_signed:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        # Our own check below replaces OpenSSL's chain and host-name verification.
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    else:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+
+    class CheckedSSLObject(ssl.SSLObject):
+        def do_handshake(self) -> None:
+            # Raises SSLWantReadError until the handshake completes: checks run once, at the end.
+            super().do_handshake()
+            der = self.getpeercert(binary_form=True)
+            if der is None:
+                raise _refuse("the server sent no certificate")
+            record.der = der
+            if pinned_der is not None and der != pinned_der:
+                raise _refuse("certificate does not match the pinned certificate")
+            if only_self_signed:
+                problem = self_signed_problem(der)
+                if problem is not None:
+                    raise _refuse(*problem)
+
+    object_class: Any = CheckedSSLObject
+    context.sslobject_class = object_class
+    return context
+
+
+__all__ = ["PeerCertificate", "client_context", "self_signed_problem"]
