@@ -1,0 +1,415 @@
+"""The active session: one replication over one BlipConnection, as Couchbase Lite 3.2's
+active replicator runs it (notes §4.1, §4.2, §9, §10; interop facts 3-8, 17).
+
+Theory of operation
+-------------------
+1. **Mode** (notes §4.1): replicating only the default collection uses the legacy protocol --
+   ``getCheckpoint`` first and no ``collection`` property anywhere, as the 3.2 recordings show;
+   otherwise ``getCollections`` comes first (body ``{"checkpoint_ids", "collections"}``) and every
+   collection-scoped message carries ``collection: "<index>"`` right after ``Profile``. A ``null``
+   entry in the reply stops the session with WebSocket/404.
+2. **Checkpoints** (:mod:`couchlite.replicator.checkpoint`): the peer's answer is reconciled with
+   the local body to decide where each direction starts.
+3. **Work**: per collection a :class:`~couchlite.replicator.puller.Puller` (``subChanges`` is sent
+   first) and a :class:`~couchlite.replicator.pusher.Pusher`, all concurrent, sharing one rev
+   semaphore and one ``remote_revs`` map per collection (what the peer is known to have; it
+   stops pulled revisions from being pushed back and supplies ``serverRevID``).
+4. **End**: one-shot -- when every pusher returned and every puller finished, the checkpoints
+   are saved (``setCheckpoint``, then locally) and :meth:`ActiveSession.run` returns; the
+   caller closes the connection with 1000. Continuous -- checkpoints are saved every
+   ``CHECKPOINT_SAVE_INTERVAL_S`` and :meth:`run` lasts until the connection closes (raising
+   its close error) or the task is cancelled.
+
+Errors: fatal answers to session-level requests raise a typed :class:`CouchliteError` from
+:meth:`run` (e.g. WebSocket/403 from a read-only peer, WebSocket/404 for an unknown collection);
+per-document failures are only reported through ``documents_replicated``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from couchlite.blip import BlipErrorReply, Message
+from couchlite.errors import (
+    ConfigurationError,
+    CouchliteError,
+    ErrorDomain,
+    NotFoundError,
+    ProtocolError,
+)
+from couchlite.replicator._common import (
+    CHANGES_BATCH_SIZE,
+    CHECKPOINT_SAVE_INTERVAL_S,
+    CollectionContext,
+    Reporter,
+    http_reply,
+    remote_error,
+)
+from couchlite.replicator.checkpoint import Checkpointer, CheckpointState, checkpoint_id
+from couchlite.replicator.options import SessionCollectionOptions, SessionEvents
+from couchlite.replicator.puller import Puller
+from couchlite.replicator.pusher import Pusher
+from couchlite.replicator.sink import BlobFetcher
+from couchlite.replicator.source import RevSender
+from couchlite.replicator.store import DatabaseStore
+from couchlite.replicator.types import ReplicatorType
+from couchlite.transport.connection import BlipConnection, ConnectionClosedError, Reply
+
+logger = logging.getLogger(__name__)
+
+
+class _Unit:
+    """One collection of the session with its workers."""
+
+    def __init__(self, context: CollectionContext, options: SessionCollectionOptions) -> None:
+        self.context = context
+        self.options = options
+        self.checkpointer: Checkpointer | None = None
+        self.pusher: Pusher | None = None
+        self.puller: Puller | None = None
+        self.remote_revs: dict[str, str] = {}
+
+    def state(self) -> CheckpointState:
+        assert self.checkpointer is not None
+        start = self.checkpointer.start
+        return CheckpointState(
+            self.pusher.checkpoint if self.pusher is not None else start.local,
+            self.puller.checkpoint if self.puller is not None else start.remote,
+        )
+
+
+class ActiveSession:
+    """Replicates ``collections`` with the peer at the other end of ``connection``."""
+
+    def __init__(
+        self,
+        connection: BlipConnection,
+        db: DatabaseStore,
+        collections: list[SessionCollectionOptions],
+        *,
+        replicator_type: ReplicatorType,
+        continuous: bool,
+        remote_url: str,
+        reset: bool = False,
+        enable_auto_purge: bool = True,
+        events: SessionEvents | None = None,
+    ) -> None:
+        if not collections:
+            raise ConfigurationError("a replication needs at least one collection")
+        self.connection = connection
+        self.db = db
+        self.replicator_type = replicator_type
+        self.continuous = continuous
+        self.remote_url = remote_url
+        self.reset = reset
+        self.enable_auto_purge = enable_auto_purge
+        self.events = events
+        self.legacy = len(collections) == 1 and _is_default(collections[0])
+        self._units = [
+            _Unit(
+                CollectionContext(i, opts.store, {} if self.legacy else {"collection": str(i)}),
+                opts,
+            )
+            for i, opts in enumerate(collections)
+        ]
+        self.reporter: Reporter | None = None
+        self.sender = RevSender(connection, db)
+        self.blobs = BlobFetcher(connection, db)
+
+    # --- statistics (tests and benchmarks) ---------------------------------------------------
+
+    @property
+    def revs_sent(self) -> int:
+        return sum(u.pusher.revs_sent for u in self._units if u.pusher is not None)
+
+    @property
+    def revs_received(self) -> int:
+        return sum(u.puller.revs_received for u in self._units if u.puller is not None)
+
+    # --- running -------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self.reporter = Reporter(self.events)
+        self._register_handlers()
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                watcher = tasks.create_task(self._watch_connection(), name="session-watch")
+                await self._work(tasks)
+                watcher.cancel()
+        except BaseExceptionGroup as group:
+            raise _first_error(group) from None
+        except BlipErrorReply as exc:
+            raise remote_error(exc) from exc
+        finally:
+            for unit in self._units:
+                if unit.puller is not None:
+                    unit.puller.close()
+            self.reporter.set_busy(self, False)
+            self.reporter.close()
+
+    def _register_handlers(self) -> None:
+        conn = self.connection
+        conn.register_handler("changes", self._on_changes)
+        conn.register_handler("rev", self._on_rev)
+        conn.register_handler("norev", self._on_norev)
+        conn.register_handler("getAttachment", self.sender.handle_get_attachment)
+
+    async def _watch_connection(self) -> None:
+        await self.connection.wait_closed()
+        raise ConnectionClosedError(
+            self.connection.close_code or 1001,
+            self.connection.close_reason or "",
+            message="the connection closed while replicating",
+        )
+
+    async def _work(self, tasks: asyncio.TaskGroup) -> None:
+        assert self.reporter is not None
+        self.reporter.set_busy(self, True)
+        await self._start_checkpoints()
+        pushes, pulls = self.replicator_type.pushes, self.replicator_type.pulls
+        for unit in self._units:
+            assert unit.checkpointer is not None
+            start = unit.checkpointer.start
+            if pulls:
+                unit.puller = Puller(
+                    self.connection,
+                    unit.context,
+                    unit.options,
+                    since=start.remote,
+                    had_checkpoint=unit.checkpointer.had_local and not self.reset,
+                    continuous=self.continuous,
+                    enable_auto_purge=self.enable_auto_purge,
+                    reporter=self.reporter,
+                    blobs=self.blobs,
+                    remote_revs=unit.remote_revs,
+                )
+            if pushes:
+                unit.pusher = Pusher(
+                    self.connection,
+                    unit.context,
+                    unit.options,
+                    since=start.local,
+                    continuous=self.continuous,
+                    reporter=self.reporter,
+                    sender=self.sender,
+                    remote_revs=unit.remote_revs,
+                    puller=unit.puller,
+                )
+        for unit in self._units:
+            if unit.puller is not None:
+                await unit.puller.start()
+        for unit in self._units:
+            if unit.pusher is not None:
+                self.reporter.set_busy(unit.pusher, True)  # no idle flicker before it runs
+        push_tasks = [
+            tasks.create_task(unit.pusher.run(), name=f"pusher-{unit.context.index}")
+            for unit in self._units
+            if unit.pusher is not None
+        ]
+        self.reporter.set_busy(self, False)
+        if self.continuous:
+            tasks.create_task(self._save_periodically(), name="checkpoint-saver")
+            await self.connection.wait_closed()
+            return  # the watcher raises the close error
+        saver = tasks.create_task(self._save_periodically(), name="checkpoint-saver")
+        for task in push_tasks:
+            await task
+        for unit in self._units:
+            if unit.puller is not None:
+                await _wait_event(unit.puller.finished, self.connection)
+        saver.cancel()
+        await self._save_all()
+
+    async def _start_checkpoints(self) -> None:
+        pushes, pulls = self.replicator_type.pushes, self.replicator_type.pulls
+        for unit in self._units:
+            store = unit.context.store
+            cp_id = checkpoint_id(
+                self.db.private_uuid,
+                self.remote_url,
+                store.scope_name,
+                store.name,
+                pull=pulls,
+                push=pushes,
+                document_ids=unit.options.document_ids,
+            )
+            unit.checkpointer = Checkpointer(
+                self.connection, self.db, unit.context, cp_id, reset=self.reset
+            )
+        if self.legacy:
+            checkpointer = self._units[0].checkpointer
+            assert checkpointer is not None
+            body, rev = await checkpointer.fetch_remote()
+            checkpointer.begin(body, rev)
+            return
+        request = {
+            "checkpoint_ids": [u.checkpointer.id for u in self._units if u.checkpointer],
+            "collections": [u.context.path for u in self._units],
+        }
+        try:
+            reply = await self.connection.request(
+                {"Profile": "getCollections"}, orjson.dumps(request)
+            )
+        except BlipErrorReply as exc:
+            raise remote_error(exc, "getCollections refused") from exc
+        try:
+            entries = reply.json()
+        except CouchliteError:
+            entries = None
+        if not isinstance(entries, list) or len(entries) != len(self._units):
+            raise ProtocolError("invalid getCollections reply")
+        for unit, entry in zip(self._units, entries, strict=True):
+            assert unit.checkpointer is not None
+            if entry is None:
+                raise NotFoundError(
+                    f"Collection '{unit.context.path}' is not found on the remote server",
+                    domain=ErrorDomain.WEBSOCKET,
+                    code=404,
+                )
+            if not isinstance(entry, dict):
+                raise ProtocolError("invalid getCollections reply entry")
+            rev = entry.pop("rev", None) or entry.pop("_rev", None)
+            entry.pop("_rev", None)
+            unit.checkpointer.begin(orjson.dumps(entry) if entry else None, rev)
+
+    async def _save_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(CHECKPOINT_SAVE_INTERVAL_S)
+            await self._save_all()
+
+    async def _save_all(self) -> None:
+        for unit in self._units:
+            assert unit.checkpointer is not None
+            await unit.checkpointer.save(unit.state())
+
+    # --- handlers (the peer's pusher talks to our pullers) -------------------------------------
+
+    def _puller_for(self, message: Message) -> Puller:
+        index_text = message.properties.get("collection")
+        if self.legacy:
+            if index_text is not None:
+                raise http_reply(400, "inappropriate use of the collection property.")
+            index = 0
+        else:
+            if index_text is None or not index_text.isdigit():
+                raise http_reply(400, "inappropriate use of the collection property.")
+            index = int(index_text)
+            if index >= len(self._units):
+                raise http_reply(400, "the collection property is out of range.")
+        puller = self._units[index].puller
+        if puller is None:
+            raise http_reply(403, "Attempting to push to a pull-only replicator")
+        return puller
+
+    async def _on_changes(self, message: Message) -> Reply | None:
+        return await self._puller_for(message).handle_changes(message)
+
+    async def _on_rev(self, message: Message) -> Reply | None:
+        return await self._puller_for(message).handle_rev(message)
+
+    async def _on_norev(self, message: Message) -> Reply | None:
+        return await self._puller_for(message).handle_norev(message)
+
+
+def _is_default(options: SessionCollectionOptions) -> bool:
+    return options.store.scope_name == "_default" and options.store.name == "_default"
+
+
+async def _wait_event(event: asyncio.Event, connection: BlipConnection) -> None:
+    # Bounded by the connection's life: the session watcher raises when it closes.
+    while not event.is_set():
+        try:
+            async with asyncio.timeout(CHECKPOINT_SAVE_INTERVAL_S):
+                await event.wait()
+        except TimeoutError:
+            if connection.is_closed:
+                return
+
+
+def _first_error(group: BaseExceptionGroup[Any]) -> BaseException:
+    """The exception to raise from :meth:`ActiveSession.run` for a failed task group."""
+    found: list[BaseException] = list(_leaves(group))
+    for exc in found:
+        if isinstance(exc, CouchliteError) and not isinstance(exc, ConnectionClosedError):
+            return exc
+    for exc in found:
+        if isinstance(exc, CouchliteError):
+            return exc
+    for exc in found:
+        if not isinstance(exc, asyncio.CancelledError):
+            error = CouchliteError(f"replication failed: {type(exc).__name__}: {exc}")
+            error.__cause__ = exc
+            return error
+    return found[0] if found else CouchliteError("replication failed")
+
+
+def _leaves(group: BaseExceptionGroup[Any]) -> Iterator[BaseException]:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        elif isinstance(exc, BlipErrorReply):
+            yield remote_error(exc)
+        else:
+            yield exc
+
+
+async def pending_document_ids(
+    db: DatabaseStore,
+    options: SessionCollectionOptions,
+    remote_url: str,
+    replicator_type: ReplicatorType,
+) -> set[str]:
+    """Documents the next push would send: changes after the local checkpoint that pass the
+    document-ID and push filters. (Synchronous store reads; async for the façade's loop.)"""
+    return pending_document_ids_sync(db, options, remote_url, replicator_type)
+
+
+def pending_document_ids_sync(
+    db: DatabaseStore,
+    options: SessionCollectionOptions,
+    remote_url: str,
+    replicator_type: ReplicatorType,
+) -> set[str]:
+    """:func:`pending_document_ids` for synchronous callers (any thread)."""
+    if not replicator_type.pushes:
+        raise ConfigurationError("pending documents exist only for push replications")
+    store = options.store
+    cp_id = checkpoint_id(
+        db.private_uuid,
+        remote_url,
+        store.scope_name,
+        store.name,
+        pull=replicator_type.pulls,
+        push=True,
+        document_ids=options.document_ids,
+    )
+    state = CheckpointState.parse(db.get_local_checkpoint(cp_id))
+    cursor = state.local if state is not None else 0
+    pending: set[str] = set()
+    while True:
+        changes = store.changes_since(cursor, CHANGES_BATCH_SIZE)
+        if not changes:
+            return pending
+        cursor = changes[-1].sequence
+        for change in changes:
+            if options.document_ids is not None and change.doc_id not in options.document_ids:
+                continue
+            if options.push_filter is not None:
+                body = store.document_body(change.doc_id, change.rev_id)
+                try:
+                    keep = body is not None and options.push_filter(
+                        change.doc_id, change.rev_id, change.deleted, body
+                    )
+                except Exception:
+                    keep = False
+                if not keep:
+                    continue
+            pending.add(change.doc_id)
+
+
+__all__ = ["ActiveSession", "pending_document_ids", "pending_document_ids_sync"]

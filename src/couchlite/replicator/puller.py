@@ -1,0 +1,267 @@
+"""The active puller: ``subChanges``, then answering ``changes`` and receiving ``rev``s.
+
+Theory of operation (notes §4.5, §4.6, §4.8, §4.9; interop facts 6, 7, 8)
+-------------------------------------------------------------------------
+1. ``subChanges`` with properties in LiteCore's order -- ``[since], [continuous], batch: 200,
+   sendReplacementRevs: 1, versioning: rev-trees, [activeOnly: true], revocations: true`` --
+   and a ``{"docIDs": [...]}`` body when document IDs are filtered.
+2. Each ``changes`` is answered at once, in one batched ``find_missing`` read: ``0`` for a
+   revision we have (or an entry filtered out / revoked), else the list of ancestors we hold;
+   reply properties ``maxHistory: 50``, ``blobs: true``, compressed (urgent copies the request).
+   Entries whose ``deleted`` value has bit 2 or 4 set (and is not 5) mean access was removed:
+   the document is purged locally when auto-purge is on and reported with ``ACCESS_REMOVED``.
+3. Each ``rev``: missing ``sequence`` is ``HTTP``/400; the pull filter runs on the received
+   revision (a rejected one is not saved but counts as done); missing blobs are fetched; the
+   revision goes through the batching inserter (without ``no_conflicts``: a conflicting branch
+   is stored and then resolved, see :mod:`couchlite.replicator.conflicts`); the reply is sent
+   after the batch commits. ``norev`` just marks its sequence done.
+4. Progress and the checkpoint: every announced sequence enters a :class:`SequenceTracker`;
+   ``remote`` of the checkpoint is the last sequence of its finished prefix. An empty ``changes``
+   means caught up; a one-shot pull is finished once that arrived and nothing is outstanding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import orjson
+
+from couchlite.blip import BlipErrorReply, Message
+from couchlite.errors import CouchliteError
+from couchlite.replicator._common import (
+    CHANGES_BATCH_SIZE,
+    MAX_HISTORY,
+    MAX_POSSIBLE_ANCESTORS,
+    CollectionContext,
+    Reporter,
+    SequenceTracker,
+    doc_flags,
+    http_reply,
+    remote_error,
+    sequence_key,
+)
+from couchlite.replicator.conflicts import resolve_conflict
+from couchlite.replicator.options import SessionCollectionOptions
+from couchlite.replicator.sink import BlobFetcher, Inserter, incoming, parse_rev, reply_error_for
+from couchlite.replicator.types import DocumentFlags, ReplicatedDocument
+from couchlite.transport.connection import BlipConnection, Reply
+
+logger = logging.getLogger(__name__)
+
+_CHANGES_REPLY_PROPS = {"maxHistory": str(MAX_HISTORY), "blobs": "true"}
+
+
+class Puller:
+    """Pulls one collection for an :class:`~couchlite.replicator.active.ActiveSession`."""
+
+    def __init__(
+        self,
+        connection: BlipConnection,
+        context: CollectionContext,
+        options: SessionCollectionOptions,
+        *,
+        since: Any,
+        had_checkpoint: bool,
+        continuous: bool,
+        enable_auto_purge: bool,
+        reporter: Reporter,
+        blobs: BlobFetcher,
+        remote_revs: dict[str, str],
+    ) -> None:
+        self.connection = connection
+        self.context = context
+        self.store = context.store
+        self.options = options
+        self.since = since
+        self.had_checkpoint = had_checkpoint
+        self.continuous = continuous
+        self.enable_auto_purge = enable_auto_purge
+        self.reporter = reporter
+        self.blobs = blobs
+        #: the revision the peer is known to have, per document (shared with the pusher)
+        self.remote_revs = remote_revs
+        self.tracker = SequenceTracker(since)
+        self.inserter = Inserter(self.store)
+        self.caught_up = False
+        self.finished = asyncio.Event()
+        self.revs_received = 0
+
+    async def start(self) -> None:
+        """Send ``subChanges``; a refusal is fatal to the session."""
+        props = self.context.props("subChanges")
+        if self.since is not None:
+            props["since"] = sequence_key(self.since)
+        if self.continuous:
+            props["continuous"] = "true"
+        props["batch"] = str(CHANGES_BATCH_SIZE)
+        props["sendReplacementRevs"] = "1"
+        props["versioning"] = "rev-trees"
+        if self.store.is_empty and not self.had_checkpoint:
+            props["activeOnly"] = "true"
+        props["revocations"] = "true"
+        body = b""
+        if self.options.document_ids is not None:
+            body = orjson.dumps({"docIDs": sorted(self.options.document_ids)})
+        self.reporter.set_busy(self, True)
+        try:
+            await self.connection.request(props, body)
+        except BlipErrorReply as exc:
+            raise remote_error(exc, "subChanges refused") from exc
+
+    @property
+    def checkpoint(self) -> Any:
+        return self.tracker.checkpoint
+
+    def _check_finished(self) -> None:
+        if self.caught_up and self.tracker.outstanding == 0:
+            if not self.finished.is_set():
+                self.inserter.flush()
+                self.finished.set()
+            self.reporter.set_busy(self, False)
+
+    def close(self) -> None:
+        self.inserter.close()
+
+    # --- handlers -------------------------------------------------------------------------
+
+    async def handle_changes(self, message: Message) -> Reply | None:
+        try:
+            entries = message.json()
+        except CouchliteError:
+            raise BlipErrorReply("BLIP", 400, "Invalid JSON body") from None
+        if not isinstance(entries, list):
+            raise BlipErrorReply("BLIP", 400, "Invalid JSON body")
+        if not entries:
+            self.caught_up = True
+            self._check_finished()
+            return None
+        if message.no_reply:
+            return None  # a non-empty changes sent noreply cannot be answered (notes §4.6)
+        self.finished.clear()
+        self.reporter.set_busy(self, True)
+        answers: list[Any] = [0] * len(entries)
+        to_check: list[tuple[int, str, str, str]] = []
+        tracker = self.tracker
+        doc_ids = self.options.document_ids
+        for i, entry in enumerate(entries):
+            if not isinstance(entry, list) or len(entry) < 3:
+                continue
+            seq, doc_id, rev_id = entry[0], entry[1], entry[2]
+            if not isinstance(doc_id, str) or not isinstance(rev_id, str) or "-" not in rev_id:
+                continue
+            key = sequence_key(seq)
+            tracker.add(key, seq)
+            deleted = entry[3] if len(entry) > 3 else 0
+            deleted_bits = int(deleted) if isinstance(deleted, bool | int) else 0
+            if deleted_bits >= 2 and deleted_bits != 5:
+                self._access_removed(doc_id)
+                tracker.done(key)
+            elif doc_ids is not None and doc_id not in doc_ids:
+                tracker.done(key)
+            else:
+                to_check.append((i, doc_id, rev_id, key))
+        if to_check:
+            missing = self.store.find_missing(
+                [(d, r) for _, d, r, _ in to_check], MAX_POSSIBLE_ANCESTORS
+            )
+            requested = 0
+            for (i, doc_id, rev_id, key), known in zip(to_check, missing, strict=True):
+                if known is None:
+                    self.remote_revs[doc_id] = rev_id
+                    tracker.done(key)
+                else:
+                    answers[i] = known
+                    requested += 1
+            if requested:
+                self.reporter.add_total(requested)
+        self._check_finished()
+        return Reply(_CHANGES_REPLY_PROPS, orjson.dumps(answers), compressed=True)
+
+    def _access_removed(self, doc_id: str) -> None:
+        if not self.enable_auto_purge:
+            return
+        try:
+            self.store.purge(doc_id)
+        except CouchliteError as exc:
+            logger.warning("auto-purge of %r failed: %s", doc_id, exc)
+            return
+        self.remote_revs.pop(doc_id, None)
+        self.reporter.document(
+            False,
+            ReplicatedDocument(
+                doc_id, self.store.scope_name, self.store.name, DocumentFlags.ACCESS_REMOVED
+            ),
+            count=False,
+        )
+
+    def _key_of(self, sequence: str) -> str:
+        if self.tracker.is_pending(sequence):
+            return sequence
+        try:
+            return sequence_key(orjson.loads(sequence))
+        except orjson.JSONDecodeError:
+            return sequence
+
+    async def handle_rev(self, message: Message) -> Reply | None:
+        rev = parse_rev(message)
+        if rev.sequence is None:
+            raise http_reply(400, "received 'rev' message with missing 'sequence'")
+        key = self._key_of(rev.sequence)
+        self.revs_received += 1
+        store = self.store
+        try:
+            pull_filter = self.options.pull_filter
+            if pull_filter is not None and not _keep(
+                pull_filter, rev.doc_id, rev.rev_id, rev.deleted, rev.body
+            ):
+                self.reporter.add_completed()
+                return None
+            try:
+                await self.blobs.fetch_missing(self.context, rev.doc_id, rev.body)
+            except CouchliteError as exc:
+                self._report(rev.doc_id, rev.deleted, exc)
+                raise reply_error_for(exc) from exc
+            outcome = await self.inserter.insert(incoming(rev, no_conflicts=False))
+            if outcome.error is not None:
+                self._report(rev.doc_id, rev.deleted, outcome.error)
+                raise reply_error_for(outcome.error)
+            self.remote_revs[rev.doc_id] = rev.rev_id
+            error = None
+            if outcome.conflicted:
+                error = await resolve_conflict(
+                    store, rev.doc_id, rev.rev_id, self.options.conflict_resolver
+                )
+            self._report(rev.doc_id, rev.deleted, error)
+            return None
+        finally:
+            self.tracker.done(key)
+            self._check_finished()
+
+    async def handle_norev(self, message: Message) -> Reply | None:
+        sequence = message.properties.get("sequence")
+        if sequence is not None:
+            self.reporter.add_completed()
+            self.tracker.done(self._key_of(sequence))
+            self._check_finished()
+        return None
+
+    def _report(self, doc_id: str, deleted: bool, error: CouchliteError | None) -> None:
+        self.reporter.document(
+            False,
+            ReplicatedDocument(
+                doc_id, self.store.scope_name, self.store.name, doc_flags(deleted), error
+            ),
+        )
+
+
+def _keep(fn: Any, doc_id: str, rev_id: str, deleted: bool, body: bytes) -> bool:
+    try:
+        return bool(fn(doc_id, rev_id, deleted, body))
+    except Exception:  # the user's filter: a failure rejects the revision
+        logger.exception("replication filter failed for %r", doc_id)
+        return False
+
+
+__all__ = ["Puller"]

@@ -1,0 +1,205 @@
+"""The sink side shared by both sessions: parsing ``rev``, fetching blobs, batched inserts.
+
+Theory of operation (notes §4.8, §4.10, §7; interop facts 5, 6, 9, 10)
+---------------------------------------------------------------------
+A ``rev`` handler parses the message (:func:`parse_rev`), fetches the blobs the body references
+that the local blob store lacks (``getAttachment`` with ``digest``, ``docID``,
+``compress: "true"``; stored with ``store_blob``) *before* inserting, then hands the revision to
+the collection's :class:`Inserter` and awaits its outcome; only then does it reply, so the peer
+learns of a revision exactly when it is durable.
+
+The :class:`Inserter` is what makes receiving fast: revisions arriving within
+``INSERT_BATCH_DELAY_S`` (or until ``INSERT_BATCH_SIZE`` are queued) are inserted with one
+``insert_revisions`` call -- one transaction -- and every waiting handler is woken with its own
+outcome. It runs on the event loop thread as a timer callback: no task and no thread hop per
+revision (the store's write is one short transaction per batch).
+
+Concurrent fetches of the same digest (two documents sharing a blob) share one request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from couchlite.blip import BlipErrorReply, Message
+from couchlite.errors import CouchliteError, InvalidArgumentError
+from couchlite.replicator._common import (
+    INSERT_BATCH_DELAY_S,
+    INSERT_BATCH_SIZE,
+    CollectionContext,
+    blob_references,
+    error_reply_for,
+    http_reply,
+    remote_error,
+)
+from couchlite.replicator.store import (
+    CollectionStore,
+    DatabaseStore,
+    IncomingRevision,
+    InsertOutcome,
+)
+from couchlite.transport.connection import BlipConnection
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedRev:
+    doc_id: str
+    rev_id: str
+    #: the ``sequence`` property verbatim (JSON text), ``None`` when absent
+    sequence: str | None
+    deleted: bool
+    history: list[str]
+    body: bytes
+    no_conflicts: bool
+
+
+def parse_rev(message: Message) -> ParsedRev:
+    """The fields of a ``rev`` message; ``HTTP``/400 when it is unusable (notes §4.8)."""
+    props = message.properties
+    doc_id = props.get("id")
+    rev_id = props.get("rev")
+    if not doc_id or not rev_id:
+        raise http_reply(400, "received 'rev' message with missing 'id' or 'rev'")
+    if "deltaSrc" in props:
+        # we never announce "deltas": a delta here is the peer's mistake
+        raise http_reply(422, "deltas are not supported")
+    error = props.get("error")
+    if error is not None:
+        raise http_reply(int(error) if error.isdigit() else 500, "rev carried an error")
+    history_text = props.get("history")
+    history = [h.strip() for h in history_text.split(",") if h.strip()] if history_text else []
+    return ParsedRev(
+        doc_id,
+        rev_id,
+        props.get("sequence"),
+        message.bool_property("deleted"),
+        history,
+        message.body or b"{}",
+        message.bool_property("noconflicts"),
+    )
+
+
+class Inserter:
+    """Batches revisions into ``insert_revisions`` transactions (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: CollectionStore,
+        *,
+        batch_size: int = INSERT_BATCH_SIZE,
+        delay: float = INSERT_BATCH_DELAY_S,
+    ) -> None:
+        self.store = store
+        self._batch_size = batch_size
+        self._delay = delay
+        self._queue: list[tuple[IncomingRevision, asyncio.Future[InsertOutcome]]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self.batches = 0
+
+    async def insert(self, revision: IncomingRevision) -> InsertOutcome:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[InsertOutcome] = loop.create_future()
+        self._queue.append((revision, future))
+        if len(self._queue) >= self._batch_size:
+            self.flush()
+        elif self._timer is None:
+            self._timer = loop.call_later(self._delay, self.flush)
+        return await future
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        items, self._queue = self._queue, []
+        if not items:
+            return
+        self.batches += 1
+        try:
+            outcomes: Sequence[InsertOutcome] = self.store.insert_revisions([r for r, _ in items])
+        except CouchliteError as exc:
+            outcomes = [InsertOutcome(error=exc)] * len(items)
+        except Exception as exc:  # a store bug must fail the revisions, not hang their handlers
+            logger.exception("insert_revisions failed")
+            error = CouchliteError(f"insert failed: {type(exc).__name__}: {exc}")
+            outcomes = [InsertOutcome(error=error)] * len(items)
+        for (_, future), outcome in zip(items, outcomes, strict=True):
+            if not future.done():
+                future.set_result(outcome)
+
+    def close(self) -> None:
+        """Commit what is queued (the handlers waiting on it will answer)."""
+        self.flush()
+
+
+class BlobFetcher:
+    """Fetches missing blobs from the peer with ``getAttachment``, once per digest."""
+
+    def __init__(self, connection: BlipConnection, db: DatabaseStore) -> None:
+        self.connection = connection
+        self.db = db
+        self._fetching: dict[str, asyncio.Future[None]] = {}
+        self.requests = 0
+
+    async def fetch_missing(self, context: CollectionContext, doc_id: str, body: bytes) -> None:
+        """Make every blob ``body`` references present locally; raises the peer's error."""
+        for blob in blob_references(body):
+            digest: str = blob["digest"]
+            if self.db.has_blob(digest):
+                continue
+            pending = self._fetching.get(digest)
+            if pending is not None:
+                await asyncio.shield(pending)
+                continue
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._fetching[digest] = future
+            try:
+                await self._fetch(context, doc_id, digest)
+            except BaseException as exc:
+                future.set_exception(exc)
+                future.exception()  # consumed here; waiters re-raise it
+                raise
+            else:
+                future.set_result(None)
+            finally:
+                del self._fetching[digest]
+
+    async def _fetch(self, context: CollectionContext, doc_id: str, digest: str) -> None:
+        props = context.props("getAttachment")
+        props.update(digest=digest, docID=doc_id, compress="true")
+        self.requests += 1
+        try:
+            reply = await self.connection.request(props)
+        except BlipErrorReply as exc:
+            raise remote_error(exc, f"getAttachment {digest}") from exc
+        try:
+            self.db.store_blob(digest, reply.body)
+        except InvalidArgumentError as exc:
+            raise CouchliteError(f"blob {digest} from the peer does not match its digest") from exc
+
+
+def incoming(rev: ParsedRev, *, no_conflicts: bool) -> IncomingRevision:
+    return IncomingRevision(
+        rev.doc_id, rev.rev_id, rev.history, rev.body, rev.deleted, no_conflicts
+    )
+
+
+def reply_error_for(exc: CouchliteError) -> BlipErrorReply:
+    """How a sink answers a ``rev`` it could not store."""
+    if isinstance(exc, BlipErrorReply):
+        return exc
+    return error_reply_for(exc)
+
+
+__all__ = [
+    "BlobFetcher",
+    "Inserter",
+    "ParsedRev",
+    "incoming",
+    "parse_rev",
+    "reply_error_for",
+]
