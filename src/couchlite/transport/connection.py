@@ -38,7 +38,8 @@ import contextlib
 import dataclasses
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+import types
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -73,6 +74,9 @@ SMALL_MESSAGE_BYTES = 16 * 1024
 #: How long request() waits for its reply by default: the peer may be slow (a big rev, a busy
 #: database), but a reply that never comes must not hang a replicator forever.
 DEFAULT_REQUEST_TIMEOUT_S = 300.0
+#: Frames a task that queued a message sends itself before leaving the rest to the writer task:
+#: enough for a small message and the ACKs before it, without making a caller do bulk work.
+INLINE_FRAMES = 4
 #: How long a clean close waits for queued frames to be sent (LiteCore's close timeout, §3.6).
 CLOSE_FLUSH_TIMEOUT_S = 5.0
 #: How long closing waits for cancelled handlers and for the channel's closing handshake.
@@ -136,6 +140,10 @@ class BlipConnection:
         self._handler_name = f"{self.name}-handler"
         self._supervisor: asyncio.Task[None] | None = None
         self._wake_writer = asyncio.Event()
+        # True while a frame's send is in progress (only ever awaited by the writer task).
+        self._sending = False
+        # A send started by _send_now that must wait for the channel: the writer finishes it.
+        self._handoff: tuple[Coroutine[Any, Any, None], Any, bytes] | None = None
         self._progress = asyncio.Event()  # set after frames are sent: capacity may be back
         self._stop = asyncio.Event()
         self._closed = asyncio.Event()
@@ -381,7 +389,7 @@ class BlipConnection:
         pending = self.protocol.pending_messages
         if pending > stats["peak_pending_messages"]:
             stats["peak_pending_messages"] = pending
-        self._wake_writer.set()
+        self._send_now()
 
     async def _flush(self, timeout: float) -> None:
         """Let the writer send what is queued; give up after ``timeout`` (e.g. ACK-stalled)."""
@@ -422,6 +430,9 @@ class BlipConnection:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(CLOSE_TASKS_TIMEOUT_S):
                     await asyncio.gather(*tasks, return_exceptions=True)
+            if self._handoff is not None:
+                self._handoff[0].close()  # a send the writer never got to finish
+                self._handoff = None
             await self._close_channel()
             self._fail_pending()
             self._closed.set()
@@ -457,9 +468,8 @@ class BlipConnection:
                 stats["bytes_received"] += len(data)
                 messages = protocol.receive_frame(data)
                 if protocol.has_output:
-                    # ACKs to send, or an ACK reopened a window. Waking the writer for nothing
-                    # would cost an event-loop turn per incoming frame.
-                    self._wake_writer.set()
+                    # ACKs to send, or an ACK reopened a window.
+                    self._send_now()
                 for message in messages:
                     await self._dispatch(message)
         except ChannelClosed as exc:
@@ -477,26 +487,85 @@ class BlipConnection:
                 CLOSE_UNEXPECTED, "unexpected exception", _unexpected(exc, self.name)
             )
 
-    async def _writer(self) -> None:
-        protocol, channel, stats, progress = (
-            self.protocol,
-            self.channel,
-            self._stats,
-            self._progress,
-        )
+    def _send_now(self) -> None:
+        """Send queued frames from the calling task, as far as the channel takes them at once.
+
+        Waking the writer task costs an event-loop turn per wake-up, which used to be a good
+        part of a round trip's latency. So whoever queues something sends it right away, as
+        long as no send is in progress and the channel accepts the frame without waiting; the
+        caller never awaits here, so it cannot be cancelled half-way through a send (channels
+        need not be cancel-safe). A send that has to wait for back-pressure is handed to the
+        writer task, which finishes it; so are frames beyond ``INLINE_FRAMES``.
+        """
+        if self._sending or self._stop.is_set():
+            self._wake_writer.set()
+            return
+        protocol, channel = self.protocol, self.channel
         try:
-            while True:
+            for _ in range(INLINE_FRAMES):
                 frame = protocol.next_frame()
                 if frame is None:
-                    progress.set()
+                    self._progress.set()
+                    return
+                send = channel.send(frame)
+                try:
+                    waiting_on = send.send(None)
+                except StopIteration:
+                    self._sent(frame)
+                    continue
+                # Back-pressure: the send is suspended on `waiting_on`; the writer resumes it.
+                self._sending = True
+                self._handoff = (send, waiting_on, frame)
+                break
+        except ChannelClosed as exc:
+            self._end = exc
+            self._request_stop(exc.code, exc.reason, None if exc.is_normal else exc)
+            return
+        except BlipError as exc:
+            logger.error("%s: BLIP error while sending: %s", self.name, exc)
+            self._request_stop(exc.close_code, str(exc), exc)
+            return
+        except Exception as exc:
+            logger.exception("%s: sending failed", self.name)
+            self._request_stop(
+                CLOSE_UNEXPECTED, "unexpected exception", _unexpected(exc, self.name)
+            )
+            return
+        self._wake_writer.set()
+
+    def _sent(self, frame: bytes) -> None:
+        stats = self._stats
+        stats["frames_sent"] += 1
+        stats["bytes_sent"] += len(frame)
+        self._queued_bytes = max(0, self._queued_bytes - len(frame))
+        self._progress.set()
+
+    async def _writer(self) -> None:
+        protocol, channel = self.protocol, self.channel
+        try:
+            while True:
+                handoff = self._handoff
+                if handoff is not None:
+                    self._handoff = None
+                    send, waiting_on, handed = handoff
+                    try:
+                        await _resume(send, waiting_on)
+                    finally:
+                        self._sending = False
+                    self._sent(handed)
+                    continue
+                frame = protocol.next_frame()
+                if frame is None:
+                    self._progress.set()
                     self._wake_writer.clear()
                     await self._wake_writer.wait()
                     continue
-                await channel.send(frame)
-                stats["frames_sent"] += 1
-                stats["bytes_sent"] += len(frame)
-                self._queued_bytes = max(0, self._queued_bytes - len(frame))
-                progress.set()
+                self._sending = True
+                try:
+                    await channel.send(frame)
+                finally:
+                    self._sending = False
+                self._sent(frame)
         except ChannelClosed as exc:
             self._end = exc
             self._request_stop(exc.code, exc.reason, None if exc.is_normal else exc)
@@ -579,7 +648,31 @@ class BlipConnection:
         if self._stop.is_set():
             return
         self.protocol.send_error(number, domain, code, text, urgent=urgent)
-        self._wake_writer.set()
+        self._send_now()
+
+
+@types.coroutine
+def _resume(send: Coroutine[Any, Any, None], waiting_on: Any) -> Generator[Any, None, None]:
+    """Await the rest of coroutine ``send``, which already yielded ``waiting_on`` to its first
+    driver (:meth:`BlipConnection._send_now`, which stepped it by hand).
+
+    This is ``yield from send`` for a coroutine that has already started: what it yields (an
+    asyncio future, or None for a bare yield) goes up to the awaiting task, and what the task
+    throws in (cancellation, a failed future) goes down into ``send``.
+    """
+    while True:
+        try:
+            yield waiting_on
+        except BaseException as exc:  # forwarded into `send`, not handled here
+            try:
+                waiting_on = send.throw(exc)
+            except StopIteration:
+                return
+            continue
+        try:
+            waiting_on = send.send(None)
+        except StopIteration:
+            return
 
 
 def _unexpected(exc: Exception, name: str) -> CouchliteError:
