@@ -1,0 +1,161 @@
+"""Push-and-pull, continuous mode, the getCollections path, and a real WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from couchlite import CouchliteError
+from couchlite.database.replication import replication_store
+from couchlite.errors import ErrorDomain
+from couchlite.replicator.active import ActiveSession
+from couchlite.replicator.options import SessionCollectionOptions
+from couchlite.replicator.passive import PassiveSession
+from couchlite.replicator.types import ReplicatorType
+from couchlite.transport.connection import BlipConnection
+from couchlite.transport.websocket import connect_channel, serve_channels
+
+from .helpers import REMOTE_URL, Events, connected, open_db, put, replicate, run, snapshot
+
+
+def test_push_and_pull_both_ways(tmp_path: Path) -> None:
+    a, b = open_db(tmp_path, "a"), open_db(tmp_path, "b")
+    try:
+        for i in range(20):
+            put(a.default_collection(), f"a{i}", {"from": "a", "i": i})
+            put(b.default_collection(), f"b{i}", {"from": "b", "i": i})
+        session = run(replicate(a, b))
+        assert session.revs_sent == 20 and session.revs_received == 20
+        assert snapshot(a.default_collection()) == snapshot(b.default_collection())
+        assert len(snapshot(a.default_collection())) == 40
+        # nothing echoes back, nothing is sent again
+        again = run(replicate(a, b))
+        assert again.revs_sent == 0 and again.revs_received == 0
+    finally:
+        a.close()
+        b.close()
+
+
+def test_multiple_collections_push_and_pull(tmp_path: Path) -> None:
+    a, b = open_db(tmp_path, "a"), open_db(tmp_path, "b")
+    try:
+        mine = [a.default_collection(), a.create_collection("items", "store")]
+        theirs = [b.default_collection(), b.create_collection("items", "store")]
+        put(mine[0], "x", {"v": 1})
+        put(mine[1], "y", {"v": 2})
+        put(theirs[1], "z", {"v": 3})
+        run(replicate(a, b, collections=mine, passive_collections=theirs))
+        assert snapshot(mine[0]) == snapshot(theirs[0])
+        assert snapshot(mine[1]) == snapshot(theirs[1])
+        assert set(snapshot(mine[1])) == {"y", "z"}
+    finally:
+        a.close()
+        b.close()
+
+
+def test_unknown_collection_on_the_remote_is_fatal_404(tmp_path: Path) -> None:
+    a, b = open_db(tmp_path, "a"), open_db(tmp_path, "b")
+    try:
+        mine = [a.create_collection("items", "store")]
+        with pytest.raises(CouchliteError) as info:
+            run(replicate(a, b, collections=mine, passive_collections=[b.default_collection()]))
+        assert info.value.domain is ErrorDomain.WEBSOCKET and info.value.code == 404
+    finally:
+        a.close()
+        b.close()
+
+
+def test_continuous_push_and_pull(tmp_path: Path) -> None:
+    a, b = open_db(tmp_path, "a"), open_db(tmp_path, "b")
+
+    async def main() -> None:
+        put(a.default_collection(), "first", {"n": 1})
+        store = replication_store(a)
+        events = Events()
+        async with connected(b) as pair:
+            session = ActiveSession(
+                pair.active,
+                store,
+                [SessionCollectionOptions(store.for_collection(a.default_collection()))],
+                replicator_type=ReplicatorType.PUSH_AND_PULL,
+                continuous=True,
+                remote_url=REMOTE_URL,
+                events=events,
+            )
+            task = asyncio.create_task(session.run())
+            try:
+                await _until(lambda: b.default_collection().get("first") is not None)
+                await _until(lambda: events.busy and events.busy[-1] is False)
+                # made after the session went idle: both directions deliver it
+                put(a.default_collection(), "later-a", {"n": 2})
+                put(b.default_collection(), "later-b", {"n": 3})
+                await _until(lambda: b.default_collection().get("later-a") is not None)
+                await _until(lambda: a.default_collection().get("later-b") is not None)
+                await _until(
+                    lambda: snapshot(a.default_collection()) == snapshot(b.default_collection())
+                )
+            finally:
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+
+    try:
+        run(main())
+    finally:
+        a.close()
+        b.close()
+
+
+async def _until(predicate, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+def test_push_and_pull_over_a_real_websocket(tmp_path: Path) -> None:
+    a, b = open_db(tmp_path, "a"), open_db(tmp_path, "b")
+
+    async def main() -> None:
+        for i in range(100):
+            put(a.default_collection(), f"a{i}", {"i": i})
+            put(b.default_collection(), f"b{i}", {"i": i})
+        pstore = replication_store(b)
+
+        async def serve(channel) -> None:
+            conn = BlipConnection(channel, name="ws-passive")
+            session = PassiveSession(conn, pstore, [pstore.for_collection(b.default_collection())])
+            session.attach()
+            try:
+                await conn.run()
+            except CouchliteError:
+                pass
+            finally:
+                await session.close()
+
+        server = await serve_channels(serve, "127.0.0.1", 0)
+        async with server:
+            channel = await connect_channel(f"ws://127.0.0.1:{server.port}/b/_blipsync")
+            conn = BlipConnection(channel, name="ws-active")
+            conn.start()
+            store = replication_store(a)
+            session = ActiveSession(
+                conn,
+                store,
+                [SessionCollectionOptions(store.for_collection(a.default_collection()))],
+                replicator_type=ReplicatorType.PUSH_AND_PULL,
+                continuous=False,
+                remote_url=f"ws://127.0.0.1:{server.port}/b",
+            )
+            async with asyncio.timeout(20):
+                await session.run()
+            await conn.close()
+        assert snapshot(a.default_collection()) == snapshot(b.default_collection())
+        assert len(snapshot(a.default_collection())) == 200
+
+    try:
+        run(main())
+    finally:
+        a.close()
+        b.close()
