@@ -333,3 +333,35 @@ def test_urgent_message_overtakes_bulk_on_loopback() -> None:
             assert order == ["urgent", "bulk"]
 
     run(main())
+
+
+def test_sends_waiting_for_back_pressure_finish_in_order_even_if_the_caller_is_cancelled() -> None:
+    async def main() -> None:
+        a_chan, b_chan = loopback_pair(max_queue=2)
+        a = BlipConnection(a_chan, BlipProtocol(), name="a")
+        a.start()
+        # Nobody reads b_chan yet: the third frame's send has to wait (and is handed over).
+        for i in range(6):
+            await a.send_no_reply({"Profile": "sink"}, b"%d" % i)
+        stuck = asyncio.create_task(a.request({"Profile": "echo"}, b"cancelled"))
+        await asyncio.sleep(0.01)
+        assert b_chan.queued == 2 and not stuck.done()
+        stuck.cancel()  # the caller goes away; its frame is already committed to the stream
+        await asyncio.gather(stuck, return_exceptions=True)
+
+        b = BlipConnection(b_chan, BlipProtocol(), name="b")
+        seen: list[bytes] = []
+
+        async def sink(message: Message) -> None:
+            seen.append(message.body)
+
+        b.register_handler("sink", sink)
+        b.register_handler("echo", echo)
+        b.start()
+        reply = await a.request({"Profile": "echo"}, b"after")
+        assert reply.body == b"after"  # the stream (numbering, CRC) is intact
+        assert seen == [b"%d" % i for i in range(6)]
+        await a.close()
+        await b.close()
+
+    run(main())
