@@ -35,18 +35,40 @@ from couchlite.listener import (
     UrlEndpointListener,
     UrlEndpointListenerConfiguration,
 )
+from couchlite.replicator.config import (
+    BasicAuthenticator,
+    CollectionConfiguration,
+    ReplicatorConfiguration,
+    UrlEndpoint,
+)
+from couchlite.replicator.replicator import AsyncReplicator, Replicator
+from couchlite.replicator.types import (
+    Conflict,
+    DocumentFlags,
+    DocumentReplication,
+    ReplicatedDocument,
+    ReplicatorActivityLevel,
+    ReplicatorChange,
+    ReplicatorProgress,
+    ReplicatorStatus,
+    ReplicatorType,
+)
 from couchlite.tls import TLSIdentity
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncReplicator",
     "AsyncUrlEndpointListener",
     "AuthenticationError",
+    "BasicAuthenticator",
     "Blob",
     "Collection",
     "CollectionChange",
+    "CollectionConfiguration",
     "ConcurrencyControl",
     "ConfigurationError",
+    "Conflict",
     "ConflictError",
     "ConnectionStatus",
     "CorruptDatabaseError",
@@ -57,6 +79,8 @@ __all__ = [
     "DatabaseError",
     "Document",
     "DocumentChange",
+    "DocumentFlags",
+    "DocumentReplication",
     "ErrorDomain",
     "InvalidArgumentError",
     "ListenerPasswordAuthenticator",
@@ -65,9 +89,18 @@ __all__ = [
     "NetworkError",
     "NotFoundError",
     "ProtocolError",
+    "ReplicatedDocument",
+    "Replicator",
+    "ReplicatorActivityLevel",
+    "ReplicatorChange",
+    "ReplicatorConfiguration",
+    "ReplicatorProgress",
+    "ReplicatorStatus",
+    "ReplicatorType",
     "Scope",
     "TLSError",
     "TLSIdentity",
+    "UrlEndpoint",
     "UrlEndpointListener",
     "UrlEndpointListenerConfiguration",
     "__version__",

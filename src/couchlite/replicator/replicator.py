@@ -150,7 +150,10 @@ class AsyncReplicator:
 
     @property
     def server_certificate(self) -> x509.Certificate | None:
-        """The server's leaf certificate from the latest TLS connection, else ``None``."""
+        """The server's leaf certificate from the latest TLS handshake, else ``None``.
+
+        Also set when the certificate was refused (pinned or self-signed-only checks), so that
+        it can be inspected."""
         der = self._server_certificate
         return x509.load_der_x509_certificate(der) if der is not None else None
 
@@ -380,9 +383,10 @@ class AsyncReplicator:
     def connecting(self) -> None:
         self._set_status(Level.CONNECTING, None, None)
 
-    def connected(self, server_certificate_der: bytes | None) -> None:
-        if server_certificate_der is not None:
-            self._server_certificate = server_certificate_der
+    def certificate_received(self, der: bytes) -> None:
+        self._server_certificate = der
+
+    def connected(self) -> None:
         self._set_status(Level.BUSY, None, None)
 
     def offline(self, error: CouchliteError) -> None:

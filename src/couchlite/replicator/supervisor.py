@@ -122,7 +122,9 @@ class SupervisorOwner(SessionEvents, Protocol):
 
     def connecting(self) -> None: ...
 
-    def connected(self, server_certificate_der: bytes | None) -> None: ...
+    def certificate_received(self, der: bytes) -> None: ...
+
+    def connected(self) -> None: ...
 
     def offline(self, error: CouchliteError) -> None: ...
 
@@ -217,14 +219,21 @@ class Supervisor:
 
     async def _attempt(self) -> tuple[CouchliteError | None, bool]:
         """One connection and session; returns (error or None, whether the connection opened)."""
+        record = PeerCertificate()
         try:
-            channel, certificate = await self._connect()
+            channel = await self._connect(record)
         except CouchliteError as exc:
+            if record.der is not None:
+                # Refused after the TLS handshake (pinned / self-signed checks, HTTP errors): the
+                # certificate we were shown is what the user needs to diagnose it.
+                self.owner.certificate_received(record.der)
             return exc, False
         connection = BlipConnection(channel, name=self.name)
         connection.start()
         try:
-            self.owner.connected(certificate)
+            if record.der is not None:
+                self.owner.certificate_received(record.der)
+            self.owner.connected()
             session = self._make_session(connection)
             await session.run()
             if self.config.continuous:
@@ -243,13 +252,12 @@ class Supervisor:
         finally:
             await self._close(connection)
 
-    async def _connect(self) -> tuple[MessageChannel, bytes | None]:
+    async def _connect(self, record: PeerCertificate) -> MessageChannel:
         config = self.config
         headers: list[tuple[str, str]] = []
         if config.authenticator is not None:
             headers.append(("Authorization", config.authenticator.authorization_header()))
         headers.extend(config.headers)
-        record = PeerCertificate()
         context = None
         if config.endpoint.is_tls:
             context = client_context(
@@ -270,7 +278,7 @@ class Supervisor:
             ping_timeout=min(MAX_PONG_TIMEOUT_S, max(config.heartbeat - 1.0, config.heartbeat / 2)),
         )
         logger.info("%s: connected to %s (%s)", self.name, url, channel.subprotocol)
-        return channel, record.der
+        return channel
 
     def _make_session(self, connection: BlipConnection) -> Session:
         config = self.config

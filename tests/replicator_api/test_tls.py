@@ -1,0 +1,134 @@
+"""TLS of the active replicator against real TLS servers on 127.0.0.1: default verification,
+pinned certificates, self-signed-only; the server certificate the replicator reports."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+
+from couchlite import (
+    Database,
+    ReplicatorActivityLevel,
+    ReplicatorConfiguration,
+    TLSError,
+    UrlEndpoint,
+)
+from couchlite.errors import NetworkCode
+from couchlite.replicator.replicator import AsyncReplicator
+from couchlite.replicator.tlsclient import self_signed_problem
+from couchlite.transport.channel import ChannelClosed
+from couchlite.transport.websocket import WebSocketChannel, serve_channels
+
+from .helpers import FakeClock, StubSession, der, make_certificate, pem, run, server_context
+
+Level = ReplicatorActivityLevel
+
+
+async def _hold(channel: WebSocketChannel) -> None:
+    try:
+        while True:
+            await channel.recv()
+    except ChannelClosed:
+        pass
+
+
+def _replicate(db: Database, context: ssl.SSLContext, **options: Any) -> AsyncReplicator:
+    """Run a one-shot replicator against a TLS server using ``context``; return it stopped."""
+
+    async def main() -> AsyncReplicator:
+        async with await serve_channels(_hold, "127.0.0.1", 0, ssl=context) as srv:
+            config = ReplicatorConfiguration(
+                UrlEndpoint(f"wss://127.0.0.1:{srv.port}/db"), **options
+            )
+            config.add_collection(db.default_collection())
+            clock = FakeClock()
+            repl = AsyncReplicator(config, clock=clock, _session_factory=StubSession)
+            await repl.start()
+            await repl.wait_for(Level.STOPPED)
+            assert clock.delays == []  # TLS failures are never retried
+            return repl
+
+    return run(main())
+
+
+@pytest.fixture
+def self_signed(tmp_path: Path) -> tuple[x509.Certificate, ssl.SSLContext]:
+    cert, key = make_certificate()
+    return cert, server_context(tmp_path, cert, key)
+
+
+@pytest.fixture
+def ca_issued(tmp_path: Path) -> tuple[x509.Certificate, x509.Certificate, ssl.SSLContext]:
+    ca = make_certificate("Test CA", ca=True)
+    leaf, key = make_certificate(issuer=ca)
+    return ca[0], leaf, server_context(tmp_path, leaf, key, chain=[ca[0]])
+
+
+def test_self_signed_accepted_with_accept_only_self_signed(db: Database, self_signed: Any) -> None:
+    cert, context = self_signed
+    repl = _replicate(db, context, accept_only_self_signed_server_certificate=True)
+    assert repl.status.error is None
+    assert repl.connection_attempts == 1
+    assert repl.server_certificate == cert
+
+
+def test_pinned_certificate_accepted(db: Database, self_signed: Any) -> None:
+    cert, context = self_signed
+    for form in (cert, pem(cert), der(cert)):
+        repl = _replicate(db, context, pinned_server_certificate=form)
+        assert repl.status.error is None
+        assert repl.server_certificate == cert
+
+
+def test_other_pinned_certificate_refused(db: Database, self_signed: Any) -> None:
+    _, context = self_signed
+    other, _ = make_certificate()
+    repl = _replicate(db, context, pinned_server_certificate=other, max_attempts=5)
+    error = repl.status.error
+    assert isinstance(error, TLSError) and not error.is_transient
+    assert "does not match the pinned certificate" in str(error)
+    assert repl.connection_attempts == 1
+    # the certificate we were shown is still reported, for diagnosis
+    assert repl.server_certificate is not None
+
+
+def test_self_signed_refused_by_default_verification(db: Database, self_signed: Any) -> None:
+    _, context = self_signed
+    repl = _replicate(db, context)
+    error = repl.status.error
+    assert isinstance(error, TLSError)
+    assert error.code == NetworkCode.TLS_CERT_UNTRUSTED
+    assert repl.connection_attempts == 1
+
+
+def test_ca_issued_refused_by_self_signed_only(db: Database, ca_issued: Any) -> None:
+    _, _, context = ca_issued
+    repl = _replicate(db, context, accept_only_self_signed_server_certificate=True)
+    error = repl.status.error
+    assert isinstance(error, TLSError) and "not self-signed" in str(error)
+    assert repl.connection_attempts == 1
+
+
+def test_ca_issued_accepted_when_pinned(db: Database, ca_issued: Any) -> None:
+    _, leaf, context = ca_issued
+    repl = _replicate(db, context, pinned_server_certificate=leaf)
+    assert repl.status.error is None
+    assert repl.server_certificate == leaf
+
+
+def test_self_signed_check() -> None:
+    ca = make_certificate("CA", ca=True)
+    leaf, _ = make_certificate(issuer=ca)
+    assert self_signed_problem(der(ca[0])) is None
+    assert self_signed_problem(der(make_certificate()[0])) is None
+    assert self_signed_problem(der(leaf)) is not None
+    # same subject as the issuer, but signed by another key: not self-signed
+    impostor_ca = make_certificate("Impostor", ca=True)
+    impostor, _ = make_certificate("Impostor", issuer=impostor_ca)
+    assert impostor.issuer == impostor.subject
+    assert self_signed_problem(der(impostor)) is not None
+    assert self_signed_problem(b"garbage") is not None
