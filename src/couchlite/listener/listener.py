@@ -35,15 +35,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import importlib
 import itertools
 import logging
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import quote
 
 from couchlite._runtime import loop_thread
@@ -56,6 +56,8 @@ from couchlite.listener.config import (
     validate,
 )
 from couchlite.listener.interfaces import local_addresses, url_host
+from couchlite.replicator.passive import PassiveSession
+from couchlite.replicator.store import CollectionStore
 from couchlite.tls.identity import TLSIdentity
 from couchlite.tls.keystore import load_or_create_anonymous_identity
 from couchlite.transport.channel import CLOSE_GOING_AWAY, DEFAULT_SUBPROTOCOLS
@@ -115,22 +117,19 @@ def _make_session_factory(settings: ListenerSettings) -> SessionFactory:
     A module-level function so that tests can substitute a stand-in session.
     """
     store = replication_store(settings.database)
-    collection_stores = []
+    collection_stores: list[CollectionStore] = []
     for collection in settings.collections:
         found = store.collection(collection.scope.name, collection.name)
         if found is None:
             raise NotFoundError(f"collection {collection.full_name} no longer exists")
         collection_stores.append(found)
-    # The replication engine is written concurrently with this module; resolved at run time
-    # so that the listener can be built and tested on its own.
-    passive: Any = importlib.import_module("couchlite.replicator.passive")
+    # read_only: peers may pull from us but not push to us (notes §11.4).
     allow_push = not settings.read_only
 
     def factory(connection: BlipConnection) -> PassiveSessionLike:
-        session: PassiveSessionLike = passive.PassiveSession(
+        return PassiveSession(
             connection, store, collection_stores, allow_push=allow_push, allow_pull=True
         )
-        return session
 
     return factory
 
@@ -293,7 +292,7 @@ class AsyncUrlEndpointListener:
 
     # --- binding ------------------------------------------------------------------------------
 
-    async def _serve_on(self, port: int, ssl_context: Any) -> ChannelServer:
+    async def _serve_on(self, port: int, ssl_context: ssl.SSLContext | None) -> ChannelServer:
         settings = self._settings
         try:
             return await serve_channels(
@@ -309,7 +308,7 @@ class AsyncUrlEndpointListener:
         except NetworkError as exc:
             raise _bind_error(exc, settings, port) from exc
 
-    async def _bind(self, ssl_context: Any) -> ChannelServer:
+    async def _bind(self, ssl_context: ssl.SSLContext | None) -> ChannelServer:
         # On every interface asyncio binds IPv4 and IPv6 separately; with port 0 the kernel may
         # pick a different port for each. Advertised URLs need one port, so bind again on the
         # first socket's port, and start over (bounded) if something took it meanwhile.
