@@ -524,10 +524,13 @@ class BlipProtocol:
             pos,
             MAX_INFLATED_FRAME_SIZE if limit is None else limit,
         )
-        decoded = try_decode_varint(data)
-        if decoded is None:
-            raise BlipError("message ends before its properties length", close_code=1002)
-        props_len, start = decoded
+        if data and data[0] < 0x80:
+            props_len, start = data[0], 1  # the usual one-byte properties length
+        else:
+            decoded = try_decode_varint(data)
+            if decoded is None:
+                raise BlipError("message ends before its properties length", close_code=1002)
+            props_len, start = decoded
         if props_len > self._max_properties_size:
             raise BlipError(
                 f"oversized properties ({props_len} bytes)", close_code=CLOSE_PROTOCOL_ERROR
@@ -535,14 +538,21 @@ class BlipProtocol:
         end = start + props_len
         if len(data) < end:
             raise BlipError("message ends inside its properties", close_code=1002)
+        flags = FRAME_FLAGS[(raw_flags & 0x38) >> 3]
         message = Message(
             MESSAGE_TYPES[code],
             number,
-            FRAME_FLAGS[(raw_flags & 0x38) >> 3],
+            flags,
             decode_properties(data[start:end]),
             bytes(data[end:]),
         )
-        return self._completed(message)
+        # What _completed does, inline on this hot path.
+        if code != TYPE_REQUEST:
+            self._awaiting_response.discard(number)
+        elif not raw_flags & FLAG_NO_REPLY:
+            self._awaiting_reply.add(number)
+        self._stats["messages_received"] += 1
+        return message
 
     def _completed(self, message: Message) -> Message:
         number = message.number

@@ -133,7 +133,10 @@ class BlipConnection:
         self._handlers: dict[str, Handler] = {}
         self._max_pending_messages = max_pending_messages
         self._max_pending_bytes = max_pending_bytes
-        self._handler_slots = asyncio.Semaphore(max_concurrent_handlers)
+        # Free handler slots; a plain counter (and an event for the rare wait) is cheaper per
+        # request than awaiting a Semaphore.
+        self._free_slots = max_concurrent_handlers
+        self._slot_freed = asyncio.Event()
         self._pending: dict[int, asyncio.Future[Message]] = {}
         self._handler_tasks: set[asyncio.Task[None]] = set()
         # One name for every handler task: formatting one per request costs more than it helps.
@@ -471,7 +474,13 @@ class BlipConnection:
                     # ACKs to send, or an ACK reopened a window.
                     self._send_now()
                 for message in messages:
-                    await self._dispatch(message)
+                    if message.type is MessageType.REQUEST:
+                        while self._free_slots <= 0:
+                            self._slot_freed.clear()
+                            await self._slot_freed.wait()
+                        self._start_handler(message)
+                    else:
+                        self._resolve(message)
         except ChannelClosed as exc:
             self._end = exc
             error = None if exc.is_normal else exc
@@ -578,14 +587,14 @@ class BlipConnection:
                 CLOSE_UNEXPECTED, "unexpected exception", _unexpected(exc, self.name)
             )
 
-    async def _dispatch(self, message: Message) -> None:
-        if message.type is MessageType.REQUEST:
-            self._stats["requests_received"] += 1
-            await self._handler_slots.acquire()
-            task = asyncio.create_task(self._run_handler(message), name=self._handler_name)
-            self._handler_tasks.add(task)
-            task.add_done_callback(self._handler_done)
-            return
+    def _start_handler(self, message: Message) -> None:
+        self._stats["requests_received"] += 1
+        self._free_slots -= 1
+        task = asyncio.create_task(self._run_handler(message), name=self._handler_name)
+        self._handler_tasks.add(task)
+        task.add_done_callback(self._handler_done)
+
+    def _resolve(self, message: Message) -> None:
         if message.type is MessageType.ERROR:
             self._stats["errors_received"] += 1
         else:
@@ -599,7 +608,8 @@ class BlipConnection:
 
     def _handler_done(self, task: asyncio.Task[None]) -> None:
         self._handler_tasks.discard(task)
-        self._handler_slots.release()
+        self._free_slots += 1
+        self._slot_freed.set()
 
     async def _run_handler(self, message: Message) -> None:
         handler = self._handlers.get(message.profile or "")
