@@ -7,6 +7,7 @@ over real sockets, and raw ``websockets`` clients where a client has to misbehav
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 from websockets.asyncio.client import connect as ws_connect
@@ -41,8 +42,10 @@ def _other_tasks() -> set[asyncio.Task[object]]:
 
 
 def test_status_counts_connections_and_busy_sessions(
-    db: Database, stub_sessions: StubRegistry
+    db: Database, stub_sessions: StubRegistry, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="couchlite.listener")
+
     async def main() -> None:
         async with AsyncUrlEndpointListener(plain_config(db)) as listener:
             assert listener.status == ConnectionStatus(0, 0)
@@ -67,6 +70,9 @@ def test_status_counts_connections_and_busy_sessions(
             assert all(s.allow_push for s in stub_sessions.sessions)
 
     run(main())
+    # each connection logs under its own id
+    ids = {r.getMessage().split(":")[0] for r in caplog.records if "connected" in r.getMessage()}
+    assert len(ids) == 2 and all(i.startswith("listener-") and "#" in i for i in ids)
 
 
 def test_garbage_frames_close_only_that_connection(

@@ -84,7 +84,9 @@ def test_strict_verifiers_accept_the_pinned_anonymous_certificate(
 def test_anonymous_identity_survives_restarts(
     tmp_path, db: Database, stub_sessions: StubRegistry
 ) -> None:
-    with UrlEndpointListener(_tls_config(db)) as first:
+    first = UrlEndpointListener(_tls_config(db))
+    assert first.tls_identity is None  # the anonymous identity is loaded by start()
+    with first:
         assert first.tls_identity is not None
         fingerprint = _fingerprint(first.tls_identity.certificates[0])
     with UrlEndpointListener(_tls_config(db)) as second:
