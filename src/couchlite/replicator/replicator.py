@@ -43,7 +43,7 @@ from cryptography import x509
 
 from couchlite import _runtime
 from couchlite.errors import CouchliteError, InvalidArgumentError, LiteCoreCode
-from couchlite.replicator.checkpoint import CheckpointState, checkpoint_id
+from couchlite.replicator.active import pending_document_ids_sync
 from couchlite.replicator.config import ReplicatorConfiguration, ValidatedConfiguration
 from couchlite.replicator.supervisor import (
     BackoffClock,
@@ -51,9 +51,9 @@ from couchlite.replicator.supervisor import (
     SessionFactory,
     Supervisor,
     default_database_store,
+    session_collections,
 )
 from couchlite.replicator.types import (
-    DocumentFlags,
     DocumentReplication,
     ReplicatedDocument,
     ReplicatorActivityLevel,
@@ -75,8 +75,6 @@ Dispatch = Callable[..., None]
 DEFAULT_WAIT_S = 30.0
 #: Bound of ``stop()``: the connection's close is itself bounded well below this.
 STOP_TIMEOUT_S = 20.0
-#: Changes read per round when computing pending documents.
-_PENDING_BATCH = 1000
 
 _replicator_ids = itertools.count(1)
 #: Running replicators: strong references while their task runs (see the module docstring).
@@ -318,61 +316,21 @@ class AsyncReplicator:
         """IDs of the documents of ``collection`` with changes not pushed yet.
 
         Computed from the local checkpoint, as Couchbase Lite does: every change after its
-        ``local`` sequence that passes the document-ID list and the push filter. Raises for a
-        pull-only replicator and for a collection that is not replicated.
+        ``local`` sequence that passes the document-ID list and the push filter (the engine's
+        own rule, so the answer matches what the next push sends). Raises
+        ``ConfigurationError`` for a pull-only replicator, ``InvalidArgumentError`` for a
+        collection that is not replicated.
         """
         config = self._config
-        if not config.replicator_type.pushes:
-            raise CouchliteError(
-                "a pull-only replicator has no pending documents", code=LiteCoreCode.UNSUPPORTED
-            )
         entry = config.collection_for(collection)
         if entry is None:
             raise InvalidArgumentError(f"collection {collection.full_name} is not replicated")
         if self._store is None:
             self._store = default_database_store(config)
-        store = self._store
-        collection_store = store.collection(entry.scope_name, entry.name)
-        if collection_store is None:
-            raise InvalidArgumentError(f"collection {collection.full_name} no longer exists")
-        cp_id = checkpoint_id(
-            store.private_uuid,
-            config.endpoint.url,
-            entry.scope_name,
-            entry.name,
-            pull=config.replicator_type.pulls,
-            push=True,
-            document_ids=entry.document_ids,
+        options = session_collections(config, self._store, only=entry)[0]
+        return pending_document_ids_sync(
+            self._store, options, config.endpoint.url, config.replicator_type
         )
-        state = CheckpointState.parse(store.get_local_checkpoint(cp_id))
-        since = state.local if state is not None else 0
-        from couchlite.database.document import Document
-
-        pending: set[str] = set()
-        while True:
-            rows = collection_store.changes_since(since, _PENDING_BATCH)
-            for row in rows:
-                since = max(since, row.sequence)
-                if entry.document_ids is not None and row.doc_id not in entry.document_ids:
-                    continue
-                if row.deleted and state is None:
-                    # A first push skips tombstones of documents the peer never saw (LiteCore).
-                    continue
-                if entry.push_filter is not None:
-                    body = collection_store.document_body(row.doc_id, row.rev_id) or b"{}"
-                    flags = DocumentFlags.DELETED if row.deleted else DocumentFlags.NONE
-                    doc = Document(
-                        collection, row.doc_id, row.rev_id, row.sequence, body, row.deleted
-                    )
-                    try:
-                        if not entry.push_filter(doc, flags):
-                            continue
-                    except Exception:
-                        logger.exception("push filter raised for %r", row.doc_id)
-                        continue
-                pending.add(row.doc_id)
-            if len(rows) < _PENDING_BATCH:
-                return pending
 
     def is_document_pending(self, doc_id: str, collection: Collection) -> bool:
         """Whether ``doc_id`` of ``collection`` has changes not pushed yet."""

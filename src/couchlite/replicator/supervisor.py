@@ -47,6 +47,7 @@ from couchlite.database.blob import Blob
 from couchlite.database.document import Document, MutableDocument
 from couchlite.errors import CouchliteError, InvalidArgumentError
 from couchlite.model.canonical import canonical_json
+from couchlite.replicator.active import ActiveSession
 from couchlite.replicator.config import (
     ConflictResolver,
     ReplicationFilter,
@@ -146,8 +147,6 @@ def default_connector() -> Connector:
 
 
 def default_session_factory() -> SessionFactory:
-    from couchlite.replicator.active import ActiveSession
-
     factory: SessionFactory = ActiveSession
     return factory
 
@@ -331,11 +330,13 @@ def _consume(future: asyncio.Future[Any]) -> None:
 
 
 def session_collections(
-    config: ValidatedConfiguration, store: DatabaseStore
+    config: ValidatedConfiguration,
+    store: DatabaseStore,
+    only: ValidatedCollection | None = None,
 ) -> list[SessionCollectionOptions]:
-    """The engine's view of the configured collections, user functions wrapped."""
+    """The engine's view of the configured collections (or of ``only``), functions wrapped."""
     options = []
-    for entry in config.collections:
+    for entry in config.collections if only is None else (only,):
         collection_store = store.collection(entry.scope_name, entry.name)
         if collection_store is None:
             raise InvalidArgumentError(f"collection {entry.collection.full_name} no longer exists")
