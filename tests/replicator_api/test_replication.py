@@ -16,6 +16,7 @@ import pytest
 
 from couchlite import (
     AsyncReplicator,
+    Blob,
     CollectionConfiguration,
     ConfigurationError,
     Conflict,
@@ -300,3 +301,29 @@ def test_passive_side_in_a_child_process(tmp_path: Path, pair: tuple[Database, D
         child.stdout.close()
     assert child.returncode == 0
     assert docs == dump(a.default_collection())
+
+
+def test_resolution_with_a_new_blob(pair: tuple[Database, Database]) -> None:
+    a, b = pair
+    _make_conflict(a, b)
+
+    def with_blob(conflict: Conflict) -> Document | None:
+        merged = MutableDocument(conflict.document_id, {"side": "merged"})
+        merged["image"] = Blob("image/png", b"\x89PNG-resolution")
+        return merged
+
+    async def main() -> None:
+        async with passive_server(b) as server:
+            config = _config(a, server.port, CollectionConfiguration(conflict_resolver=with_blob))
+            repl = AsyncReplicator(config)
+            await repl.start()
+            assert (await repl.wait_for(Level.STOPPED)).error is None
+            # a second run pushes the resolution, blob included
+            await repl.start()
+            assert (await repl.wait_for(Level.STOPPED)).error is None
+
+    run(main())
+    for db in (a, b):
+        doc = db.default_collection()["doc"]
+        assert doc["side"] == "merged"
+        assert doc["image"].content == b"\x89PNG-resolution"
