@@ -433,6 +433,7 @@ class BlipConnection:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(CLOSE_TASKS_TIMEOUT_S):
                     await asyncio.gather(*tasks, return_exceptions=True)
+            self._handler_tasks.clear()
             if self._handoff is not None:
                 self._handoff[0].close()  # a send the writer never got to finish
                 self._handoff = None
@@ -592,7 +593,6 @@ class BlipConnection:
         self._free_slots -= 1
         task = asyncio.create_task(self._run_handler(message), name=self._handler_name)
         self._handler_tasks.add(task)
-        task.add_done_callback(self._handler_done)
 
     def _resolve(self, message: Message) -> None:
         if message.type is MessageType.ERROR:
@@ -606,53 +606,58 @@ class BlipConnection:
         elif not future.done():
             future.set_result(message)
 
-    def _handler_done(self, task: asyncio.Task[None]) -> None:
-        self._handler_tasks.discard(task)
-        self._free_slots += 1
-        self._slot_freed.set()
-
     async def _run_handler(self, message: Message) -> None:
-        handler = self._handlers.get(message.profile or "")
-        number, urgent = message.number, message.urgent
+        # The slot is released here rather than in a done callback: one event-loop callback
+        # less per request. (A task cancelled before it ever ran skips this, but that only
+        # happens when the connection closes, and _supervise then forgets all handler tasks.)
         try:
-            if handler is None:
-                if message.no_reply:
-                    logger.warning("%s: no handler for no-reply %r", self.name, message.profile)
+            handler = self._handlers.get(message.profile or "")
+            number, urgent = message.number, message.urgent
+            try:
+                if handler is None:
+                    if message.no_reply:
+                        logger.warning("%s: no handler for no-reply %r", self.name, message.profile)
+                        return
+                    self._reply_error(number, "BLIP", 404, "no handler for message", urgent)
                     return
-                self._reply_error(number, "BLIP", 404, "no handler for message", urgent)
+                reply = await handler(message)
+            except BlipErrorReply as exc:
+                if not message.no_reply:
+                    self._reply_error(number, exc.error_domain, exc.code, exc.message, urgent)
                 return
-            reply = await handler(message)
-        except BlipErrorReply as exc:
-            if not message.no_reply:
-                self._reply_error(number, exc.error_domain, exc.code, exc.message, urgent)
-            return
-        except Exception:
-            self._stats["handler_errors"] += 1
-            logger.exception("%s: handler for %r failed", self.name, message.profile)
-            if not message.no_reply:
+            except Exception:
+                self._stats["handler_errors"] += 1
+                logger.exception("%s: handler for %r failed", self.name, message.profile)
+                if not message.no_reply:
+                    self._reply_error(number, "BLIP", 501, "unexpected exception", urgent)
+                return
+            if message.no_reply:
+                return
+            if reply is None:
+                reply = Reply()
+            if self._stop.is_set():
+                return
+            try:
+                self.protocol.send_response(
+                    number,
+                    reply.properties,
+                    reply.body,
+                    urgent=urgent if reply.urgent is None else reply.urgent,
+                    compressed=reply.compressed,
+                )
+            except BlipError as exc:
+                # The handler built an invalid reply (e.g. oversized properties): its bug, not
+                # the connection's; answer with an error instead.
+                logger.error(
+                    "%s: invalid reply from handler %r: %s", self.name, message.profile, exc
+                )
                 self._reply_error(number, "BLIP", 501, "unexpected exception", urgent)
-            return
-        if message.no_reply:
-            return
-        if reply is None:
-            reply = Reply()
-        if self._stop.is_set():
-            return
-        try:
-            self.protocol.send_response(
-                number,
-                reply.properties,
-                reply.body,
-                urgent=urgent if reply.urgent is None else reply.urgent,
-                compressed=reply.compressed,
-            )
-        except BlipError as exc:
-            # The handler built an invalid reply (e.g. oversized properties): its bug, not the
-            # connection's; answer with an error instead.
-            logger.error("%s: invalid reply from handler %r: %s", self.name, message.profile, exc)
-            self._reply_error(number, "BLIP", 501, "unexpected exception", urgent)
-            return
-        self._queued(len(reply.body))
+                return
+            self._queued(len(reply.body))
+        finally:
+            self._handler_tasks.discard(asyncio.current_task())
+            self._free_slots += 1
+            self._slot_freed.set()
 
     def _reply_error(self, number: int, domain: str, code: int, text: str, urgent: bool) -> None:
         if self._stop.is_set():
