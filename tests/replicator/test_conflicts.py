@@ -71,13 +71,13 @@ def test_custom_sync_and_async_resolvers(tmp_path: Path) -> None:
         try:
             seen: list[ConflictingRevisions] = []
 
-            def merge(conflict: ConflictingRevisions) -> bytes:
+            def merge(conflict: ConflictingRevisions, seen: list = seen) -> bytes:
                 seen.append(conflict)
                 left = orjson.loads(conflict.local_body or b"{}")
                 right = orjson.loads(conflict.remote_body or b"{}")
                 return orjson.dumps({"merged": [left["v"], right["v"]]})
 
-            async def amerge(conflict: ConflictingRevisions) -> bytes:
+            async def amerge(conflict: ConflictingRevisions, merge=merge) -> bytes:
                 await asyncio.sleep(0)
                 return merge(conflict)
 

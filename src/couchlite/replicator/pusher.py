@@ -256,10 +256,13 @@ class Pusher:
         self.revs_sent += 1
         if result.error is None:
             self.remote_revs[change.doc_id] = change.rev_id
-            try:
-                self.store.mark_remote_revision(change.doc_id, change.rev_id)
-            except CouchliteError as exc:
-                logger.warning("mark_remote_revision(%r) failed: %s", change.doc_id, exc)
+            if result.revision.sequence != change.sequence:
+                # Only a revision that stopped being current needs marking: the current one's
+                # body is kept anyway, and skipping the call saves a read per document.
+                try:
+                    self.store.mark_remote_revision(change.doc_id, change.rev_id)
+                except CouchliteError as exc:
+                    logger.warning("mark_remote_revision(%r) failed: %s", change.doc_id, exc)
             self._completed(change, None)
         elif result.error.code == 409 and self.puller is not None:
             self._conflict(change)
