@@ -163,3 +163,25 @@ def test_rev_conflicting_with_noconflicts_is_409(tmp_path: Path) -> None:
         assert b.default_collection().get("d").revision_id == current
     finally:
         b.close()
+
+
+def test_get_attachment_serves_only_digests_it_sent(tmp_path: Path) -> None:
+    from couchlite import Blob, MutableDocument
+
+    b = open_db(tmp_path, "b")
+    b.default_collection().save(MutableDocument("d", {"f": Blob("text/plain", b"secret")}))
+    digest = b.default_collection().get("d")["f"].digest
+
+    async def main() -> None:
+        async with connected(b) as pair:
+            props = {"Profile": "getAttachment", "digest": digest, "compress": "true"}
+            assert await _error(pair.active, props) == ("LiteCore", 7, "No such blob")
+            assert (await _error(pair.active, {"Profile": "getAttachment"}))[:2] == (
+                "LiteCore",
+                9,
+            )
+
+    try:
+        run(main())
+    finally:
+        b.close()
