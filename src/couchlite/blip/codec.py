@@ -187,20 +187,21 @@ class FrameEncoder:
         # Flags stay below 0x80, so the header size does not depend on MORE_COMING.
         header_len = len(encode_varint(number)) + 1
         room = budget - header_len - CHECKSUM_SIZE
+        parts: list[bytes] | list[memoryview]
         if flags & FLAG_COMPRESSED:
-            body = self._compress(payload, room, budget * MAX_INPUT_PER_FRAME_FACTOR)
+            parts = [self._compress(payload, room, budget * MAX_INPUT_PER_FRAME_FACTOR)]
         else:
-            views = payload.take(room)
+            # The views go straight into the frame's single join: one copy of the body.
+            parts = payload.take(room)
             crc = self.checksum
-            for view in views:
+            for view in parts:
                 crc = zlib.crc32(view, crc)
             self.checksum = crc
-            body = b"".join(views)
         more = payload.remaining > 0
         if more:
             flags |= FLAG_MORE_COMING
         frame = b"".join(
-            (encode_varint(number), _BYTE[flags], body, self.checksum.to_bytes(4, "big"))
+            (encode_varint(number), _BYTE[flags], *parts, self.checksum.to_bytes(4, "big"))
         )
         return frame, more
 

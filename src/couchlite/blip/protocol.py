@@ -141,7 +141,8 @@ class _InMessage:
         self.type = type_
         self.number = number
         self.flags = flags  # without MORE_COMING
-        self.chunks: list[bytes] = []
+        # Views into the frames when those are immutable bytes (no copy until finish()).
+        self.chunks: list[bytes | memoryview] = []
         self.size = 0
         self.props_start = 0
         self.props_end: int | None = None
@@ -149,7 +150,7 @@ class _InMessage:
         self.unacked = 0
         self.frame_count = 0
 
-    def add(self, data: bytes, max_properties_size: int) -> None:
+    def add(self, data: bytes | memoryview, max_properties_size: int) -> None:
         if data:
             self.chunks.append(data)
             self.size += len(data)
@@ -172,8 +173,8 @@ class _InMessage:
             raise BlipError("message ends before its properties length", close_code=1002)
         if self.size < self.props_end:
             raise BlipError("message ends inside its properties", close_code=1002)
-        props_parts: list[bytes] = []
-        body_parts: list[bytes] = []
+        props_parts: list[bytes | memoryview] = []
+        body_parts: list[bytes | memoryview] = []
         offset = 0
         for chunk in self.chunks:
             end = offset + len(chunk)
@@ -489,9 +490,9 @@ class BlipProtocol:
         allowance = MAX_INFLATED_FRAME_SIZE
         if self._max_message_size is not None:
             allowance = self._max_message_size - msg.size
-        data = bytes(
-            self._decoder.decode_payload(raw_flags & FLAG_COMPRESSED != 0, view, pos, allowance)
-        )
+        data = self._decoder.decode_payload(raw_flags & FLAG_COMPRESSED != 0, view, pos, allowance)
+        if not view.readonly:
+            data = bytes(data)  # the caller may reuse a mutable buffer: keep a copy
         if self._max_message_size is not None and msg.size + len(data) > self._max_message_size:
             raise BlipError("message too big", close_code=CLOSE_MESSAGE_TOO_BIG)
         msg.add(data, self._max_properties_size)
