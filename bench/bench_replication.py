@@ -67,6 +67,9 @@ class Peer:
             self.ask("quit")
         finally:
             self.proc.wait(60)
+            for pipe in (self.proc.stdin, self.proc.stdout):
+                if pipe is not None:
+                    pipe.close()
 
 
 def replicate(peer: Peer, db: Database, kind: ReplicatorType) -> float:
