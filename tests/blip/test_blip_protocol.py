@@ -421,3 +421,21 @@ def test_properties_and_length_varint_may_spill_across_frames() -> None:
         crc = zlib.crc32(piece, crc)
     (m,) = out
     assert m.properties == {"Profile": "x" * 300} and m.body == b"BODY" and m.frame_count == 4
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_received_frames_may_live_in_a_reused_mutable_buffer(compressed: bool) -> None:
+    sender, receiver = BlipProtocol(frame_size=200), BlipProtocol()
+    body = bytes(range(256)) * 8
+    sender.send_request({"Profile": "x", "k": "v"}, body, compressed=compressed)
+    sender.send_request({"Profile": "small"}, b"tiny")
+    buffer = bytearray()
+    got: list[Message] = []
+    while (data := sender.next_frame()) is not None:
+        buffer[:] = data  # one buffer for every frame, overwritten each time
+        got.extend(receiver.receive_frame(buffer))
+        buffer[:] = b"\xff" * len(buffer)
+    by_profile = {m.profile: m for m in got}
+    assert (by_profile["x"].properties, by_profile["x"].body) == ({"Profile": "x", "k": "v"}, body)
+    assert by_profile["x"].frame_count > 1
+    assert by_profile["small"].body == b"tiny"
