@@ -8,8 +8,26 @@ import sys
 import couchlite
 
 PROMISED = {
+    "AsyncReplicator",
+    "AsyncUrlEndpointListener",
+    "BasicAuthenticator",
     "Blob",
     "Collection",
+    "CollectionConfiguration",
+    "Conflict",
+    "DocumentFlags",
+    "DocumentReplication",
+    "ListenerPasswordAuthenticator",
+    "Replicator",
+    "ReplicatorActivityLevel",
+    "ReplicatorChange",
+    "ReplicatorConfiguration",
+    "ReplicatorStatus",
+    "ReplicatorType",
+    "TLSIdentity",
+    "UrlEndpoint",
+    "UrlEndpointListener",
+    "UrlEndpointListenerConfiguration",
     "CollectionChange",
     "ConcurrencyControl",
     "ConfigurationError",
@@ -60,7 +78,7 @@ def test_import_has_no_side_effects() -> None:
 
 def test_demo_runs(tmp_path) -> None:  # type: ignore[no-untyped-def]
     out = subprocess.run(
-        [sys.executable, "-m", "couchlite.demo", "--directory", str(tmp_path)],
+        [sys.executable, "-m", "couchlite.demo", "--local", "--directory", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -68,3 +86,15 @@ def test_demo_runs(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert out.returncode == 0, out.stderr
     assert "refused" in out.stdout and "done." in out.stdout
     assert (tmp_path / "shop.cblite2" / "db.sqlite3").exists()
+
+
+def test_peer_to_peer_demo_runs(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out = subprocess.run(
+        [sys.executable, "-m", "couchlite.demo", "--directory", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "both databases identical: True" in out.stdout and "done." in out.stdout
+    assert "merged on both sides" in out.stdout

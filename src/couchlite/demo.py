@@ -1,178 +1,313 @@
-"""``make demo``: a real local scenario through the public API, narrated.
+"""``make demo``: real peer-to-peer sync between two processes, narrated.
 
-Two databases on disk, named collections, documents edited and deleted, a blob shared by two
-documents, a conflict between two writers settled three ways, a batch that fails and leaves
-nothing behind, and a document that expires and disappears on its own. Peer-to-peer sync comes
-with the replication work; nothing here pretends to sync.
+A "laptop" process opens its database and serves it with a ``UrlEndpointListener`` (TLS with its
+anonymous self-signed identity, password authentication) on 127.0.0.1. This "phone" process opens
+its own database and runs a continuous push-and-pull ``Replicator`` against it, pinning the
+laptop's certificate. Both sides edit documents while they sync; both edit the same note while
+apart, and a conflict resolver merges the two versions when they meet again. Progress is shown as
+it happens; the final state of both databases is printed and compared; then everything stops.
 
-Run: ``python -m couchlite.demo [--directory DIR]`` (default: a temporary folder, removed after).
+Run: ``python -m couchlite.demo`` (``--local`` for the tour of the local data API).
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 from couchlite import (
-    Blob,
-    ConcurrencyControl,
-    ConflictError,
+    BasicAuthenticator,
+    CollectionConfiguration,
+    Conflict,
     Database,
     DatabaseConfiguration,
     Document,
-    InvalidArgumentError,
+    ListenerPasswordAuthenticator,
     MutableDocument,
+    Replicator,
+    ReplicatorActivityLevel,
+    ReplicatorChange,
+    ReplicatorConfiguration,
+    UrlEndpoint,
+    UrlEndpointListener,
+    UrlEndpointListenerConfiguration,
 )
+from couchlite.demo_local import run as run_local
+
+USER, PASSWORD = "demo", "s3cret-passw0rd"
+WAIT_S = 60.0
 
 
-def say(text: str = "") -> None:
-    print(text, flush=True)
+def say(who: str, text: str) -> None:
+    print(f"[{who:>6}] {text}", flush=True)
 
 
-def step(title: str) -> None:
-    say()
-    say(f"== {title}")
+# --- the laptop: a listener in its own process ---------------------------------------------
 
 
-def show(doc: Document | None) -> str:
-    if doc is None:
-        return "(none)"
-    return f"{doc.id} rev {doc.revision_id[:12] if doc.revision_id else '-'}… {doc.to_json()}"
-
-
-def run(directory: Path) -> None:
-    config = DatabaseConfiguration(directory=directory)
-    say(f"couchlite demo — databases in {directory}")
-
-    step("Open a database and its collections")
-    db = Database("shop", config)
-    orders = db.create_collection("orders", scope="sales")
-    customers = db.create_collection("customers", scope="sales")
-    say(f"database {db.name!r} at {db.path} (public UUID {db.uuid})")
-    say(
-        f"scopes: {[s.name for s in db.scopes()]}; in 'sales': "
-        f"{[c.full_name for c in db.collections(scope='sales')]}"
+def serve(directory: Path) -> int:
+    """The child process: serve a database, obey commands from stdin (JSON lines)."""
+    db = Database("laptop", DatabaseConfiguration(directory=directory))
+    notes = db.create_collection("notes", scope="demo")
+    config = UrlEndpointListenerConfiguration(collections=[notes])
+    config.network_interface = "127.0.0.1"
+    config.authenticator = ListenerPasswordAuthenticator(
+        lambda user, password: user == USER and password == PASSWORD
     )
+    listener = UrlEndpointListener(config)
+    listener.start()
+    from cryptography.hazmat.primitives.serialization import Encoding
 
-    changes: list[str] = []
-    orders.add_change_listener(
-        lambda change: changes.append(f"{len(change.document_ids)} order(s) changed")
-    )
-
-    step("Save, read and update documents")
-    alice = MutableDocument("alice", {"name": "Alice", "city": "Lyon", "tags": ["vip"]})
-    customers.save(alice)
-    order = MutableDocument("order-1", {"customer": "alice", "items": [{"sku": "A1", "qty": 2}]})
-    orders.save(order)
-    say(f"saved  {show(orders.get('order-1'))}")
-    order["status"] = "paid"
-    order["items"].append({"sku": "B7", "qty": 1})
-    orders.save(order)
-    say(f"update {show(orders.get('order-1'))}")
-    say(f"orders: {orders.count}, customers: {customers.count}")
-
-    step("A blob, stored once and shared by two documents")
-    receipt = b"%PDF-1.7 receipt for order-1 " * 200
-    orders.save(
-        MutableDocument(
-            "order-2", {"customer": "alice", "receipt": Blob("application/pdf", receipt)}
-        )
-    )
-    orders.save(
-        MutableDocument(
-            "order-3", {"customer": "alice", "receipt": Blob("application/pdf", receipt)}
-        )
-    )
-    blob = orders.get("order-2")["receipt"]  # type: ignore[index]
-    files = list((db.path / "Attachments").glob("*.blob"))
-    say(
-        f"blob {blob.digest} ({blob.length} bytes, {blob.content_type}) — {len(files)} file on disk"
-    )
-    say(f"order-3 reads the same content: {orders.get('order-3')['receipt'].content == receipt}")  # type: ignore[index]
-    orders.purge("order-2")
-    orders.purge("order-3")
-    files = list((db.path / "Attachments").glob("*.blob"))
-    say(f"both documents purged -> blob files left: {len(files)}")
-
-    step("A conflict: two writers start from the same revision")
-    first = customers.get("alice").to_mutable()  # type: ignore[union-attr]
-    second = customers.get("alice").to_mutable()  # type: ignore[union-attr]
-    first["city"] = "Paris"
-    customers.save(first)
-    say(f"writer 1 saved: {show(customers.get('alice'))}")
-    second["tags"] = ["vip", "newsletter"]
-    try:
-        customers.save(second, concurrency_control=ConcurrencyControl.FAIL_ON_CONFLICT)
-    except ConflictError as exc:
-        say(f"writer 2 with FAIL_ON_CONFLICT: refused ({exc.message})")
-
-    def merge(mine: MutableDocument, current: Document | None) -> bool:
-        assert current is not None
-        mine["city"] = current["city"]  # keep writer 1's city, add writer 2's tags
-        return True
-
-    customers.save(second, conflict_handler=merge)
-    say(f"writer 2 with a merging conflict handler: {show(customers.get('alice'))}")
-
-    step("A batch that fails leaves nothing behind")
-    try:
-        with db.in_batch():
-            orders.save(MutableDocument("order-4", {"customer": "bob"}))
-            orders.save(MutableDocument("order-5", {"customer": "bob", "total": float("nan")}))
-    except InvalidArgumentError as exc:
-        say(f"the batch raised: {exc.message}")
-    say(f"order-4 after the failed batch: {show(orders.get('order-4'))}")
-    with db.in_batch():
-        for i in range(4, 104):
-            orders.save(MutableDocument(f"order-{i}", {"customer": "bob", "n": i}))
-    say(f"a good batch of 100 orders: count is now {orders.count}")
-
-    step("Delete (a tombstone that will replicate) and purge (gone without trace)")
-    orders.delete(orders.get("order-4"))  # type: ignore[arg-type]
-    orders.purge("order-5")
-    tail = list(orders.changes(since=orders.last_sequence - 3))
-    for change in tail:
-        state = "deleted" if change.deleted else "live"
-        say(f"  seq {change.sequence:>3} {change.doc_id:<10} {change.rev_id[:14]}… {state}")
-
-    step("Expiration: a document purges itself")
-    expired = threading.Event()
-    orders.add_document_change_listener("order-6", lambda change: expired.set())
-    orders.set_document_expiration("order-6", dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1))
-    say(f"order-6 expires at {orders.get_document_expiration('order-6'):%H:%M:%S}")
-    started = time.monotonic()
-    expired.wait(15)
-    say(f"after {time.monotonic() - started:.1f} s: order-6 is {show(orders.get('order-6'))}")
-
-    step("Listeners saw every commit")
-    say(f"{len(changes)} notifications; the last: {changes[-1]!r}")
-
-    step("Everything is on disk: reopen and look")
+    assert listener.tls_identity is not None
+    cert = listener.tls_identity.certificates[0]
+    hello = {
+        "port": listener.port,
+        "cert_pem": cert.public_bytes(Encoding.PEM).decode(),
+        "subject": cert.subject.rfc4514_string(),
+    }
+    print(orjson.dumps(hello).decode(), flush=True)
+    for line in sys.stdin:
+        command = orjson.loads(line)
+        op = command["op"]
+        if op == "put":
+            existing = notes.get(command["id"])
+            doc = existing.to_mutable() if existing else MutableDocument(command["id"])
+            doc.set_data(command["body"])
+            notes.save(doc)
+            answer: Any = {"rev": doc.revision_id}
+        elif op == "get":
+            stored = notes.get(command["id"])
+            answer = None if stored is None else orjson.loads(stored.to_json())
+        elif op == "dump":
+            answer = {}
+            for doc_id in notes.document_ids():
+                found = notes.get(doc_id)
+                assert found is not None
+                answer[doc_id] = {"rev": found.revision_id, "body": orjson.loads(found.to_json())}
+        elif op == "status":
+            status = listener.status
+            answer = {"connections": status.connection_count}
+        else:  # stop
+            listener.stop()
+            db.close()
+            print(orjson.dumps({"stopped": True}).decode(), flush=True)
+            return 0
+        print(orjson.dumps(answer).decode(), flush=True)
+    listener.stop()
     db.close()
-    with Database("shop", config) as again:
-        reopened = again.collection("orders", scope="sales")
-        people = again.collection("customers", scope="sales")
-        assert reopened is not None and people is not None
-        say(f"orders after reopening: {reopened.count}; alice: {show(people.get('alice'))}")
+    return 0
 
-    step("A second database, independent of the first")
-    with Database("warehouse", config) as other:
-        other.default_collection().save(MutableDocument("stock-A1", {"qty": 40}))
-        count = other.default_collection().count
-        say(f"{other.name!r} has its own UUID {other.uuid} and {count} document")
-    say()
-    say("done.")
+
+class Laptop:
+    """The phone's handle on the laptop process."""
+
+    def __init__(self, directory: Path) -> None:
+        import subprocess
+
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "couchlite.demo", "--serve", str(directory)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.hello = orjson.loads(self._readline())
+
+    def _readline(self) -> str:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the laptop process stopped unexpectedly")
+        return line
+
+    def ask(self, op: str, **fields: Any) -> Any:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(orjson.dumps({"op": op, **fields}).decode() + "\n")
+        self.proc.stdin.flush()
+        return orjson.loads(self._readline())
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.ask("stop")
+            self.proc.wait(WAIT_S)
+
+
+# --- the phone: this process -----------------------------------------------------------------
+
+
+def text_of(doc: Document | None) -> object:
+    return None if doc is None else doc.get("text")
+
+
+def wait_until(what: str, predicate: Any) -> float:
+    started = time.monotonic()
+    while not predicate():
+        if time.monotonic() - started > WAIT_S:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+def merge_notes(conflict: Conflict) -> Document | None:
+    """Keep both edits: the union of the tags, the longer text, both authors."""
+    local, remote = conflict.local_document, conflict.remote_document
+    if local is None or remote is None:
+        return local or remote
+    merged = local.to_mutable()
+    merged["tags"] = sorted(set(local.get("tags", [])) | set(remote.get("tags", [])))
+    merged["text"] = max(local.get("text", ""), remote.get("text", ""), key=len)
+    merged["edited_by"] = sorted({local.get("edited_by", "?"), remote.get("edited_by", "?")})
+    return merged
+
+
+def run_p2p(directory: Path) -> None:
+    print(f"couchlite peer-to-peer demo — databases in {directory}", flush=True)
+    laptop = Laptop(directory / "laptop")
+    hello = laptop.hello
+    url = f"wss://127.0.0.1:{hello['port']}/laptop"
+    say("laptop", f"listening at {url} (TLS, password required)")
+    say("laptop", f"anonymous self-signed certificate: {hello['subject']}")
+
+    phone_db = Database("phone", DatabaseConfiguration(directory=directory / "phone"))
+    notes = phone_db.create_collection("notes", scope="demo")
+    try:
+        for i, text in enumerate(["buy milk", "call mum", "book flights"]):
+            notes.save(MutableDocument(f"phone-{i}", {"text": text, "edited_by": "phone"}))
+        for i, text in enumerate(["fix bike", "water plants"]):
+            laptop.ask("put", id=f"laptop-{i}", body={"text": text, "edited_by": "laptop"})
+        body = {"text": "shopping list", "tags": ["home"], "edited_by": "phone"}
+        notes.save(MutableDocument("shared", body))
+        say("phone", f"{notes.count} notes; laptop: {len(laptop.ask('dump'))} notes")
+
+        config = ReplicatorConfiguration(target=UrlEndpoint(url))
+        config.add_collection(notes, CollectionConfiguration(conflict_resolver=merge_notes))
+        config.continuous = True
+        config.authenticator = BasicAuthenticator(USER, PASSWORD)
+        config.pinned_server_certificate = hello["cert_pem"].encode()
+
+        last: list[str] = []
+
+        def show(change: ReplicatorChange) -> None:
+            status = change.status
+            line = (
+                f"replicator {status.activity.name:<10} progress "
+                f"{status.progress.completed}/{status.progress.total}"
+            )
+            if status.error is not None:
+                line += f" error: {status.error}"
+            if not last or last[-1] != line:
+                last.append(line)
+                say("phone", line)
+
+        def replicator() -> Replicator:
+            repl = Replicator(config)
+            repl.add_change_listener(show)
+            repl.add_document_replication_listener(
+                lambda event: say(
+                    "phone",
+                    f"{'pushed' if event.is_push else 'pulled'} "
+                    + ", ".join(d.id for d in event.documents),
+                )
+            )
+            return repl
+
+        repl = replicator()
+        repl.start()
+        repl.wait_for(ReplicatorActivityLevel.IDLE, timeout=WAIT_S)
+        say("phone", f"in sync: phone {notes.count} notes, laptop {len(laptop.ask('dump'))}")
+
+        say("phone", "edit phone-0 on the phone ...")
+        doc = notes.get("phone-0")
+        assert doc is not None
+        edited = doc.to_mutable()
+        edited["text"] = "buy oat milk"
+        notes.save(edited)
+        seconds = wait_until(
+            "the laptop to see the edit",
+            lambda: (laptop.ask("get", id="phone-0") or {}).get("text") == "buy oat milk",
+        )
+        say("laptop", f"sees 'buy oat milk' after {seconds:.2f} s")
+        say("laptop", "edit laptop-1 on the laptop ...")
+        laptop.ask("put", id="laptop-1", body={"text": "water the plants", "edited_by": "laptop"})
+        seconds = wait_until(
+            "the phone to see the edit",
+            lambda: text_of(notes.get("laptop-1")) == "water the plants",
+        )
+        say("phone", f"sees 'water the plants' after {seconds:.2f} s")
+
+        say("phone", "going offline; both sides edit 'shared' while apart ...")
+        repl.stop()
+        repl.wait_for(ReplicatorActivityLevel.STOPPED, timeout=WAIT_S)
+        mine = notes.get("shared")
+        assert mine is not None
+        mine_edit = mine.to_mutable()
+        mine_edit["tags"] = ["home", "urgent"]
+        notes.save(mine_edit)
+        theirs = {"text": "shopping list: eggs, bread", "tags": ["home", "weekend"]}
+        laptop.ask("put", id="shared", body={**theirs, "edited_by": "laptop"})
+        say("phone", "back online: the conflict resolver merges the two versions")
+        repl = replicator()
+        repl.start()
+        merged = threading.Event()
+
+        def converged() -> bool:
+            phone = notes.get("shared")
+            remote = laptop.ask("get", id="shared") or {}
+            done = (
+                phone is not None
+                and phone.get("tags") == ["home", "urgent", "weekend"]
+                and remote.get("tags") == ["home", "urgent", "weekend"]
+            )
+            if done:
+                merged.set()
+            return done
+
+        seconds = wait_until("the merged note on both sides", converged)
+        say("phone", f"merged on both sides after {seconds:.2f} s: {notes.get('shared').to_json()}")  # type: ignore[union-attr]
+        repl.wait_for(ReplicatorActivityLevel.IDLE, timeout=WAIT_S)
+
+        print(flush=True)
+        remote_state = laptop.ask("dump")
+        local_state = {}
+        for doc_id in notes.document_ids():
+            found = notes.get(doc_id)
+            assert found is not None
+            local_state[doc_id] = {"rev": found.revision_id, "body": orjson.loads(found.to_json())}
+        print(f"{'document':<10} {'phone':<34} {'laptop':<34}", flush=True)
+        for doc_id in sorted(set(local_state) | set(remote_state)):
+            mine_rev = local_state.get(doc_id, {}).get("rev", "-")
+            theirs_rev = remote_state.get(doc_id, {}).get("rev", "-")
+            print(f"{doc_id:<10} {mine_rev[:32]:<34} {theirs_rev[:32]:<34}", flush=True)
+        same = local_state == remote_state
+        print(f"\nboth databases identical: {same}", flush=True)
+
+        repl.stop()
+        repl.wait_for(ReplicatorActivityLevel.STOPPED, timeout=WAIT_S)
+        say("phone", "replicator stopped")
+        if not same:
+            raise SystemExit("the databases differ")
+    finally:
+        laptop.stop()
+        say("laptop", "listener stopped")
+        phone_db.close()
+    print("done.", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m couchlite.demo", description=__doc__)
     parser.add_argument("--directory", type=Path, help="keep the databases in this folder")
+    parser.add_argument("--local", action="store_true", help="the local data-API tour")
+    parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.serve is not None:
+        return serve(args.serve)
+    run = run_local if args.local else run_p2p
     if args.directory is not None:
         args.directory.mkdir(parents=True, exist_ok=True)
         run(args.directory)
