@@ -65,6 +65,10 @@ INSERT_BATCH_SIZE = 200
 #: How long the inserter waits for more revisions before committing a partial batch. Short
 #: enough to be invisible in latency, long enough to gather the revs of one burst of frames.
 INSERT_BATCH_DELAY_S = 0.003
+#: Run each batch's ``insert_revisions`` on a worker thread: the commit then overlaps with the
+#: event loop's work on the next messages instead of blocking it (one thread hop per *batch*,
+#: never per document). Measured: see the engine report.
+INSERT_IN_THREAD = True
 #: How often an active session saves changed checkpoints (LiteCore ``checkpointInterval``).
 CHECKPOINT_SAVE_INTERVAL_S = 5.0
 #: Retries of ``setCheckpoint`` after a 409 (each preceded by a ``getCheckpoint``).

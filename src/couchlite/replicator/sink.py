@@ -29,6 +29,7 @@ from couchlite.errors import CouchliteError, InvalidArgumentError
 from couchlite.replicator._common import (
     INSERT_BATCH_DELAY_S,
     INSERT_BATCH_SIZE,
+    INSERT_IN_THREAD,
     CollectionContext,
     blob_references,
     error_reply_for,
@@ -119,14 +120,29 @@ class Inserter:
         if not items:
             return
         self.batches += 1
+        revisions = [r for r, _ in items]
+        if INSERT_IN_THREAD:
+            loop = asyncio.get_running_loop()
+            done = loop.run_in_executor(None, self._insert, revisions)
+            done.add_done_callback(lambda f: self._deliver(items, f.result()))
+        else:
+            self._deliver(items, self._insert(revisions))
+
+    def _insert(self, revisions: list[IncomingRevision]) -> Sequence[InsertOutcome]:
         try:
-            outcomes: Sequence[InsertOutcome] = self.store.insert_revisions([r for r, _ in items])
+            return self.store.insert_revisions(revisions)
         except CouchliteError as exc:
-            outcomes = [InsertOutcome(error=exc)] * len(items)
+            return [InsertOutcome(error=exc)] * len(revisions)
         except Exception as exc:  # a store bug must fail the revisions, not hang their handlers
             logger.exception("insert_revisions failed")
             error = CouchliteError(f"insert failed: {type(exc).__name__}: {exc}")
-            outcomes = [InsertOutcome(error=error)] * len(items)
+            return [InsertOutcome(error=error)] * len(revisions)
+
+    @staticmethod
+    def _deliver(
+        items: list[tuple[IncomingRevision, asyncio.Future[InsertOutcome]]],
+        outcomes: Sequence[InsertOutcome],
+    ) -> None:
         for (_, future), outcome in zip(items, outcomes, strict=True):
             if not future.done():
                 future.set_result(outcome)
