@@ -159,3 +159,40 @@ def test_push_and_pull_over_a_real_websocket(tmp_path: Path) -> None:
     finally:
         a.close()
         b.close()
+
+
+def test_continuous_session_raises_when_the_peer_closes(tmp_path: Path) -> None:
+    a, b = open_db(tmp_path, "a"), open_db(tmp_path, "b")
+
+    async def main() -> None:
+        store = replication_store(a)
+        async with connected(b) as pair:
+            session = ActiveSession(
+                pair.active,
+                store,
+                [SessionCollectionOptions(store.for_collection(a.default_collection()))],
+                replicator_type=ReplicatorType.PULL,
+                continuous=True,
+                remote_url=REMOTE_URL,
+            )
+            task = asyncio.create_task(session.run())
+            await _until(lambda: pair.passive_session.is_busy is False and session.reporter)
+            await asyncio.sleep(0.05)
+            # the active puller refuses a rev without a sequence (notes §4.8)
+            from couchlite.blip import BlipErrorReply
+
+            with pytest.raises(BlipErrorReply) as info:
+                await pair.passive.request(
+                    {"Profile": "rev", "id": "x", "rev": "1-" + "ab" * 20}, b"{}"
+                )
+            assert (info.value.error_domain, info.value.code) == ("HTTP", 400)
+            await pair.passive.close(1001, "going away")
+            with pytest.raises(CouchliteError):
+                async with asyncio.timeout(5):
+                    await task
+
+    try:
+        run(main())
+    finally:
+        a.close()
+        b.close()

@@ -214,8 +214,8 @@ class ActiveSession:
         self.reporter.set_busy(self, False)
         if self.continuous:
             tasks.create_task(self._save_periodically(), name="checkpoint-saver")
-            await self.connection.wait_closed()
-            return  # the watcher raises the close error
+            await self._watch_connection()  # raises the close error
+            return
         saver = tasks.create_task(self._save_periodically(), name="checkpoint-saver")
         for task in push_tasks:
             await task
