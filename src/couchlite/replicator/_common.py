@@ -313,6 +313,9 @@ class CollectionContext:
     store: CollectionStore
     #: ``{"collection": "<index>"}`` in collection-aware mode, empty in legacy mode (notes §4.1)
     address: dict[str, str] = field(default_factory=dict)
+    #: doc_id -> the revision the peer is known to have (it sent it, or accepted ours) during
+    #: this session: such changes are not announced back to it (no echo)
+    peer_revs: dict[str, str] = field(default_factory=dict)
 
     @property
     def path(self) -> str:

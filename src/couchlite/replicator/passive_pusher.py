@@ -117,6 +117,8 @@ class PassivePusher:
     def _wanted(self, change: ChangeEntry) -> bool:
         if self.document_ids is not None and change.doc_id not in self.document_ids:
             return False
+        if self.context.peer_revs.get(change.doc_id) == change.rev_id:
+            return False  # the peer pushed this very revision to us: no echo
         return not (self.active_only and change.deleted)
 
     async def _send_changes(

@@ -236,8 +236,13 @@ class Puller:
             self._report(rev.doc_id, rev.deleted, error)
             return None
         finally:
-            self.tracker.done(key)
-            self._check_finished()
+            # Marked done once the handler's reply is queued (it is, right after this returns),
+            # so "idle" is never announced before the peer can know the revision arrived.
+            asyncio.get_running_loop().call_soon(self._rev_done, key)
+
+    def _rev_done(self, key: str) -> None:
+        self.tracker.done(key)
+        self._check_finished()
 
     async def handle_norev(self, message: Message) -> Reply | None:
         sequence = message.properties.get("sequence")
