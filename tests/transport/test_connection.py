@@ -365,3 +365,41 @@ def test_sends_waiting_for_back_pressure_finish_in_order_even_if_the_caller_is_c
         await b.close()
 
     run(main())
+
+
+def test_requests_arriving_together_still_run_their_handlers_concurrently() -> None:
+    async def main() -> None:
+        async with connected_pair() as (a, b, _, _):
+            released = asyncio.Event()
+            all_done = asyncio.Event()
+            finished: list[str] = []
+
+            def done(tag: str) -> None:
+                finished.append(tag)
+                if len(finished) == 5:
+                    all_done.set()
+
+            async def block(message: Message) -> None:
+                await released.wait()  # only the last request of the burst releases us
+                done("block")
+
+            async def release(message: Message) -> None:
+                released.set()
+                done("release")
+
+            async def sync(message: Message) -> None:
+                done("sync")
+
+            b.register_handler("block", block)
+            b.register_handler("release", release)
+            b.register_handler("sync", sync)
+            # No await below suspends: all five frames reach b's reader in one go.
+            for profile in ("block", "sync", "block", "sync", "release"):
+                await a.send_no_reply({"Profile": profile})
+            await asyncio.wait_for(all_done.wait(), 5)
+            assert finished.index("release") < finished.index("block")
+            assert sorted(finished) == ["block", "block", "release", "sync", "sync"]
+            await asyncio.sleep(0)
+            assert b.statistics()["running_handlers"] == 0
+
+    run(main())
