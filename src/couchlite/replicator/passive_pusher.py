@@ -108,10 +108,13 @@ class PassivePusher:
             await self._lists_pending.wait_quiet()
             props = self.context.props("changes")
             await self.connection.send_no_reply(props, b"[]", urgent=True)
+            # Idle once everything is announced and every wanted rev is on its way: the peer
+            # can only go idle after this (causally), so a listener never counts a connection
+            # as active after its client reported idle.
+            self.reporter.set_busy(self, False)
             if watcher is None:
                 return
             await self._revs_pending.wait_quiet()
-            self.reporter.set_busy(self, False)
             await watcher.wait()
 
     def _wanted(self, change: ChangeEntry) -> bool:
