@@ -16,10 +16,19 @@ urgent message waits behind a normal one. A message with ``max_unacked_bytes`` o
 not acknowledged leaves the out-box for the "icebox" until an ACK from the peer reopens its
 window; other messages keep flowing meanwhile.
 
+Performance: a small message is one frame, and both directions have a fast path for that case
+(``FrameEncoder.encode_whole``; ``_receive_whole``) that skips the multi-frame machinery
+(``OutgoingPayload``, ``_InMessage``, the ACK bookkeeping) but performs the same checks. Hot
+paths test flags as plain ints (``FLAG_*``, ``TYPE_*``): ``IntFlag``/``IntEnum`` arithmetic runs
+Python-level ``enum`` code, and used to be a third of the cost of a small message. The enums
+appear only at the API boundary, taken from prebuilt tables (``MESSAGE_TYPES``,
+``FRAME_FLAGS``).
+
 Incoming (§2.3-§2.7). Frames are checked in wire order through one :class:`FrameDecoder`
 (inflate, running CRC). Requests must be numbered last+1 (or continue one in progress);
 responses must answer one of our requests still awaiting its reply. Message bytes are kept as
-the chunks they arrived in and joined once when the last frame arrives. Every
+the chunks they arrived in (views of the frames when those are immutable ``bytes``) and joined
+once when the last frame arrives. Every
 ``ack_threshold`` bytes of one message (frame size after its header, as on the wire) we queue an
 ACK. Every violation raises :class:`BlipError` and poisons the object: later ``receive_frame``
 and ``send_*`` calls re-raise it and ``next_frame`` returns None.

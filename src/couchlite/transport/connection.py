@@ -9,7 +9,12 @@ Three kinds of tasks, all owned by the connection and cancelled when it closes:
   go to a handler task. Receiving may queue ACKs and received ACKs may reopen a window, so the
   reader wakes the writer afterwards whenever the protocol has output.
 * the **writer** drains ``protocol.next_frame()`` into ``channel.send()``; it sleeps when the
-  protocol has nothing sendable (empty out-box, or every message waiting for an ACK).
+  protocol has nothing sendable (empty out-box, or every message waiting for an ACK). Most
+  frames never reach it: whichever task queues a message (a requester, a handler replying,
+  the reader queuing ACKs) sends up to ``INLINE_FRAMES`` frames itself, saving the writer's
+  wake-up, as long as the channel takes each frame without waiting (``_send_now``). A send
+  that must wait for back-pressure, and whatever is left, goes to the writer. One frame is in
+  transit at a time (``_sending``), so frames reach the channel in ``next_frame`` order.
 * **handler tasks** run the handlers of incoming requests, at most ``max_concurrent_handlers``
   requests at a time. Requests that arrive together share one task while their handlers
   complete without waiting (a task per request cost more than a small handler); as soon as
@@ -81,8 +86,8 @@ SMALL_MESSAGE_BYTES = 16 * 1024
 #: database), but a reply that never comes must not hang a replicator forever.
 DEFAULT_REQUEST_TIMEOUT_S = 300.0
 #: Frames a task that queued a message sends itself before leaving the rest to the writer task:
-#: enough for a small message and the ACKs before it, without making a caller do bulk work.
-INLINE_FRAMES = 4
+#: a 64 KiB body (five 16 KiB frames) plus a few ACKs, without making a caller do bulk work.
+INLINE_FRAMES = 8
 #: How long a clean close waits for queued frames to be sent (LiteCore's close timeout, §3.6).
 CLOSE_FLUSH_TIMEOUT_S = 5.0
 #: How long closing waits for cancelled handlers and for the channel's closing handshake.
