@@ -418,8 +418,9 @@ class BlipConnection:
                 # The writer sets _progress after each frame and whenever it finds nothing
                 # sendable (e.g. waiting for an ACK), so this loop only turns when things move.
                 protocol = self.protocol
+                # _sending: the last frame may still be on its way to the channel.
                 while (
-                    protocol.has_output or protocol.pending_messages
+                    protocol.has_output or protocol.pending_messages or self._sending
                 ) and not self._stop.is_set():
                     self._progress.clear()
                     await self._progress.wait()
