@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import orjson
 import pytest
 
 from couchlite import CouchliteError
 from couchlite.database.replication import replication_store
 from couchlite.errors import ErrorDomain
 from couchlite.replicator.active import ActiveSession
+from couchlite.replicator.checkpoint import checkpoint_id
 from couchlite.replicator.options import SessionCollectionOptions
 from couchlite.replicator.passive import PassiveSession
 from couchlite.replicator.types import ReplicatorType
@@ -190,6 +192,48 @@ def test_continuous_session_raises_when_the_peer_closes(tmp_path: Path) -> None:
             with pytest.raises(CouchliteError):
                 async with asyncio.timeout(5):
                     await task
+
+    try:
+        run(main())
+    finally:
+        a.close()
+        b.close()
+
+
+def test_stopping_a_continuous_session_saves_its_checkpoint(tmp_path: Path) -> None:
+    a, b = open_db(tmp_path, "a"), open_db(tmp_path, "b")
+
+    async def main() -> None:
+        for i in range(10):
+            put(a.default_collection(), f"d{i}", {"i": i})
+        store = replication_store(a)
+        async with connected(b) as pair:
+            session = ActiveSession(
+                pair.active,
+                store,
+                [SessionCollectionOptions(store.for_collection(a.default_collection()))],
+                replicator_type=ReplicatorType.PUSH,
+                continuous=True,
+                remote_url=REMOTE_URL,
+            )
+            task = asyncio.create_task(session.run())
+            await _until(lambda: b.default_collection().count == 10)
+            await _until(lambda: session.reporter is not None and not session.reporter.busy)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        cp_id = checkpoint_id(
+            store.private_uuid,
+            REMOTE_URL,
+            "_default",
+            "_default",
+            pull=False,
+            push=True,
+            document_ids=None,
+        )
+        saved = store.get_local_checkpoint(cp_id)
+        assert saved is not None and orjson.loads(saved)["local"] == 10
+        assert replication_store(b).get_peer_checkpoint(cp_id) is not None
 
     try:
         run(main())

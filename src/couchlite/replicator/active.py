@@ -62,6 +62,9 @@ from couchlite.transport.connection import BlipConnection, ConnectionClosedError
 
 logger = logging.getLogger(__name__)
 
+#: How long a stopped (cancelled) session may spend saving its checkpoints before giving up.
+STOP_SAVE_TIMEOUT_S = 2.0
+
 
 class _Unit:
     """One collection of the session with its workers."""
@@ -141,6 +144,9 @@ class ActiveSession:
                 watcher = tasks.create_task(self._watch_connection(), name="session-watch")
                 await self._work(tasks)
                 watcher.cancel()
+        except asyncio.CancelledError:
+            await self._save_on_stop()
+            raise
         except BaseExceptionGroup as group:
             raise _first_error(group) from None
         except BlipErrorReply as exc:
@@ -276,6 +282,16 @@ class ActiveSession:
             rev = entry.pop("rev", None) or entry.pop("_rev", None)
             entry.pop("_rev", None)
             unit.checkpointer.begin(orjson.dumps(entry) if entry else None, rev)
+
+    async def _save_on_stop(self) -> None:
+        """A stop (cancellation) keeps the progress made: save what is done, best effort."""
+        if any(u.checkpointer is None or u.checkpointer.saved is None for u in self._units):
+            return  # stopped before the checkpoints were even read
+        try:
+            async with asyncio.timeout(STOP_SAVE_TIMEOUT_S):
+                await self._save_all()
+        except (CouchliteError, TimeoutError) as exc:
+            logger.info("checkpoint not saved on stop: %s", exc)
 
     async def _save_periodically(self) -> None:
         while True:
