@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from couchlite.blip import BlipErrorReply, Message
 from couchlite.errors import CouchliteError, LiteCoreCode
 from couchlite.replicator._common import (
+    COMPRESS_REV_MIN_BYTES,
     MAX_REVS_IN_FLIGHT,
     CollectionContext,
     blob_references,
@@ -100,7 +101,9 @@ class RevSender:
         for blob in blob_references(body):
             self._served_digests.add(blob["digest"])
         try:
-            await self.connection.request(props, body, compressed=True)
+            await self.connection.request(
+                props, body, compressed=len(body) >= COMPRESS_REV_MIN_BYTES
+            )
         except BlipErrorReply as exc:
             return SendResult(revision, remote_error(exc, f"rev {doc_id} {revision.rev_id}"))
         return SendResult(revision)
