@@ -306,7 +306,7 @@ class BlipProtocol:
         """Queue a request; return its number (1, 2, 3... per connection)."""
         if self._error is not None:
             raise self._error
-        flags = self._flags(TYPE_REQUEST, urgent, compressed)
+        flags = self._flags(TYPE_REQUEST, urgent, compressed) if urgent or compressed else 0
         if no_reply:
             flags |= FLAG_NO_REPLY
         prefix = encode_properties(properties, self._max_properties_size)
@@ -315,7 +315,11 @@ class BlipProtocol:
         self._next_request_number += 1
         if not no_reply:
             self._awaiting_response.add(number)
-        self._requeue(_OutMessage(number, flags, prefix, view))
+        msg = _OutMessage(number, flags, prefix, view)
+        if urgent:
+            self._requeue(msg)
+        else:
+            self._outbox.append(msg)  # what _requeue does with a normal message
         return number
 
     def send_response(

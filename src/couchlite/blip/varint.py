@@ -23,8 +23,11 @@ def encode_varint(value: int) -> bytes:
     """Encode a non-negative integer below 2**64."""
     if 0 <= value < 0x80:
         return _ONE_BYTE[value]
+    # Message numbers keep growing over a connection's life: two and three bytes unrolled.
     if 0x80 <= value < 0x4000:
         return bytes(((value & 0x7F) | 0x80, value >> 7))
+    if 0x4000 <= value < 0x200000:
+        return bytes(((value & 0x7F) | 0x80, ((value >> 7) & 0x7F) | 0x80, value >> 14))
     if value < 0 or value > MAX_VARINT_VALUE:
         raise ValueError(f"varint out of range: {value}")
     out = bytearray()
@@ -37,10 +40,20 @@ def encode_varint(value: int) -> bytes:
 
 def decode_varint(data: bytes | bytearray | memoryview, offset: int = 0) -> tuple[int, int]:
     """Decode the varint at ``offset``; return ``(value, offset just after it)``."""
-    if offset < len(data):
-        first = data[offset]
-        if first < 0x80:  # the common one-byte case, without the loop
-            return first, offset + 1
+    # Up to three bytes without the loop; anything else (longer, truncated, malformed) takes
+    # the general path below, which also produces the errors.
+    if 0 <= offset < len(data) - 2:
+        b0 = data[offset]
+        if b0 < 0x80:
+            return b0, offset + 1
+        b1 = data[offset + 1]
+        if b1 < 0x80:
+            return (b0 & 0x7F) | (b1 << 7), offset + 2
+        b2 = data[offset + 2]
+        if b2 < 0x80:
+            return (b0 & 0x7F) | ((b1 & 0x7F) << 7) | (b2 << 14), offset + 3
+    elif offset < len(data) and data[offset] < 0x80:
+        return data[offset], offset + 1
     value = 0
     shift = 0
     end = len(data)

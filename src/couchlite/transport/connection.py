@@ -656,26 +656,26 @@ class BlipConnection:
 
     async def _run_handler(self, message: Message) -> None:
         handler = self._handlers.get(message.profile or "")
-        number, urgent = message.number, message.urgent
+        number, urgent, no_reply = message.number, message.urgent, message.no_reply
         try:
             if handler is None:
-                if message.no_reply:
+                if no_reply:
                     logger.warning("%s: no handler for no-reply %r", self.name, message.profile)
                     return
                 self._reply_error(number, "BLIP", 404, "no handler for message", urgent)
                 return
             reply = await handler(message)
         except BlipErrorReply as exc:
-            if not message.no_reply:
+            if not no_reply:
                 self._reply_error(number, exc.error_domain, exc.code, exc.message, urgent)
             return
         except Exception:
             self._stats["handler_errors"] += 1
             logger.exception("%s: handler for %r failed", self.name, message.profile)
-            if not message.no_reply:
+            if not no_reply:
                 self._reply_error(number, "BLIP", 501, "unexpected exception", urgent)
             return
-        if message.no_reply:
+        if no_reply:
             return
         if reply is None:
             reply = Reply()
