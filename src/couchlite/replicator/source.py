@@ -10,8 +10,9 @@ with properties in the order LiteCore writes them: ``Profile, [collection], id, 
 Bodies go into BLIP as the store returned them -- no re-encoding, no copy.
 
 The number of ``rev`` requests awaiting replies is bounded per session by a semaphore that the
-*caller* acquires before it reads the revision, so memory and the peer's handler slots stay
-bounded while dozens of revisions are pipelined (never one round trip per document).
+*caller* acquires before it reads the revision, and their bodies by a byte budget, so memory
+and the peer's handler slots stay bounded while dozens of revisions are pipelined (never one
+round trip per document).
 
 Blobs: every digest referenced by a revision we sent is remembered; ``getAttachment`` serves
 only those (the notes' security rule) and answers ``LiteCore``/7 "No such blob" otherwise.
@@ -28,7 +29,9 @@ from couchlite.blip import BlipErrorReply, Message
 from couchlite.errors import CouchliteError, LiteCoreCode
 from couchlite.replicator._common import (
     COMPRESS_REV_MIN_BYTES,
+    MAX_REV_BYTES_IN_FLIGHT,
     MAX_REVS_IN_FLIGHT,
+    WAIT_TIMEOUT_S,
     CollectionContext,
     blob_references,
     remote_error,
@@ -60,6 +63,8 @@ class RevSender:
         #: acquired by callers before reading a revision, released when its reply arrived
         self.slots = asyncio.Semaphore(MAX_REVS_IN_FLIGHT)
         self._served_digests: set[str] = set()
+        self._bytes_in_flight = 0
+        self._bytes_room = asyncio.Event()
 
     async def send(
         self,
@@ -100,12 +105,20 @@ class RevSender:
         body = revision.body
         for blob in blob_references(body):
             self._served_digests.add(blob["digest"])
+        size = len(body)
+        # The byte budget (LiteCore: 2 MiB of revs awaiting replies); one rev always may go.
+        while self._bytes_in_flight and self._bytes_in_flight + size > MAX_REV_BYTES_IN_FLIGHT:
+            self._bytes_room.clear()
+            async with asyncio.timeout(WAIT_TIMEOUT_S):
+                await self._bytes_room.wait()
+        self._bytes_in_flight += size
         try:
-            await self.connection.request(
-                props, body, compressed=len(body) >= COMPRESS_REV_MIN_BYTES
-            )
+            await self.connection.request(props, body, compressed=size >= COMPRESS_REV_MIN_BYTES)
         except BlipErrorReply as exc:
             return SendResult(revision, remote_error(exc, f"rev {doc_id} {revision.rev_id}"))
+        finally:
+            self._bytes_in_flight -= size
+            self._bytes_room.set()
         return SendResult(revision)
 
     async def send_norev(
