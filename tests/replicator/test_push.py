@@ -70,3 +70,17 @@ def test_second_push_sends_nothing_and_reset_starts_over(tmp_path: Path) -> None
     finally:
         src.close()
         dst.close()
+
+
+def test_large_documents_push_and_pull(tmp_path: Path) -> None:
+    src, dst = open_db(tmp_path, "src"), open_db(tmp_path, "dst")
+    try:
+        big = {"rows": [{"i": i, "text": "x" * 90} for i in range(12_000)]}  # ~1.3 MB
+        for i in range(3):
+            put(src.default_collection(), f"big{i}", {**big, "n": i})
+            put(dst.default_collection(), f"remote{i}", {**big, "n": -i})
+        run(replicate(src, dst))
+        assert snapshot(src.default_collection()) == snapshot(dst.default_collection())
+    finally:
+        src.close()
+        dst.close()
