@@ -296,6 +296,19 @@ class Engine:
                 count += is_live - was_live
         return count
 
+    def prefetch(self, txn: Transaction, state: CollectionState, doc_ids: list[str]) -> None:
+        """Read the committed records of many documents in bulk before writing them."""
+        wanted = [
+            doc_id
+            for doc_id in doc_ids
+            if (state.id, doc_id) not in txn.origin and (state.id, doc_id) not in txn.records
+        ]
+        if not wanted:
+            return
+        found = self.store.get_records(state.id, wanted)
+        for doc_id in wanted:
+            txn.origin[(state.id, doc_id)] = found.get(doc_id)
+
     def _remember_origin(self, txn: Transaction, key: Key) -> None:
         if key not in txn.origin:
             txn.origin[key] = self.store.get_record(key[0], key[1])

@@ -216,6 +216,7 @@ class ReplicationCollection:
         max_depth = engine.max_rev_tree_depth
         outcomes: list[InsertOutcome] = []
         with engine.transaction() as txn:
+            engine.prefetch(txn, state, [incoming.doc_id for incoming in revisions])
             for incoming in revisions:
                 try:
                     outcome = self._insert_one(engine, txn, state, incoming, max_depth)
