@@ -1,12 +1,27 @@
-"""``TLSIdentity``: a certificate chain and its private key, as a TLS server presents them.
+"""``TLSIdentity``: a certificate chain and its private key, as a TLS peer presents them.
 
 Theory of operation
 -------------------
 An identity is immutable: the leaf certificate first, then any intermediates, and the leaf's
-private key. It is built from PEM (:meth:`TLSIdentity.from_pem`) or generated
-(:meth:`TLSIdentity.create_anonymous`, the self-signed identity a listener uses when none is
-configured, notes §11.2), and turned into what Python's ``ssl`` module needs with
-:meth:`TLSIdentity.server_ssl_context`.
+private key. It comes from
+
+* :meth:`TLSIdentity.create_identity` -- a new RSA-2048 key and a certificate with Couchbase
+  Lite's attribute names (:mod:`couchlite.tls.certificates`), self-signed or signed by an
+  ``issuer`` identity the caller holds (a CA certificate and its key);
+* :meth:`TLSIdentity.from_pem` (key + chain) or :meth:`TLSIdentity.import_identity` (PKCS#12);
+* :meth:`TLSIdentity.identity` -- one kept under a label in a :class:`~couchlite.tls.store.KeyStore`
+  (``create_identity`` and ``import_identity`` with a ``label`` save it there);
+* :meth:`TLSIdentity.create_anonymous` -- the self-signed identity a listener uses when none is
+  configured (notes §11.2).
+
+It leaves as PEM (:meth:`certificates_pem`, :meth:`private_key_pem`) or PKCS#12
+(:meth:`to_pkcs12`); the private key only ever leaves encrypted, with a password the caller
+chooses. :meth:`load_into` and :meth:`server_ssl_context` hand it to Python's ``ssl``.
+
+Errors: a malformed input or a wrong password is an :class:`InvalidArgumentError` (cryptography
+cannot always tell the two apart for PKCS#12, so neither do we), a missing label a
+:class:`NotFoundError`, an expired certificate a :class:`TLSError` with code
+``TLS_CERT_EXPIRED`` (7) where one is about to be used or imported.
 
 ``ssl.SSLContext.load_cert_chain`` reads only files, so the context is built through a
 short-lived file in a private temporary folder: the key in it is encrypted with a one-time random
@@ -24,28 +39,41 @@ import os
 import secrets
 import ssl
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from couchlite.errors import InvalidArgumentError, TLSError
+from couchlite.errors import InvalidArgumentError, NetworkCode, TLSError
+from couchlite.tls.certificates import (
+    CLOCK_SKEW_ALLOWANCE,
+    DEFAULT_VALIDITY,
+    KeyUsage,
+    build_certificate,
+    is_ca_certificate,
+    key_usage_flags,
+    order_chain,
+    subject_and_names,
+)
+
+if TYPE_CHECKING:
+    from couchlite.tls.store import KeyStore
 
 #: The common name of generated anonymous certificates.
 ANONYMOUS_COMMON_NAME = "couchlite-anonymous"
 #: The label of the anonymous identity (CBL exposes its own as ``AnonymousLabel``).
 ANONYMOUS_LABEL = "couchlite-anonymous"
-#: LiteCore's default certificate validity (``kOneYear``, notes §11.2).
-DEFAULT_VALIDITY = dt.timedelta(days=365)
-#: Backdating of ``not_valid_before``, so that a peer whose clock runs a little behind ours
-#: does not reject a certificate generated a moment ago as "not yet valid".
-CLOCK_SKEW_ALLOWANCE = dt.timedelta(minutes=5)
 #: RSA key size of generated identities (CBL's default, notes §11.2).
 RSA_KEY_BITS = 2048
+
+#: PBKDF2 rounds of exported PKCS#12 files (the password may be a human one).
+PKCS12_KDF_ROUNDS = 100_000
 
 _SUPPORTED_KEYS = (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)
 
@@ -107,6 +135,135 @@ class TLSIdentity:
             # TypeError: a password for an unencrypted key or none for an encrypted one.
             raise InvalidArgumentError(f"cannot load the PEM private key: {exc}") from exc
         return cls(certificates, key, label=label)
+
+    @classmethod
+    def create_identity(
+        cls,
+        key_usages: KeyUsage | Iterable[KeyUsage],
+        attributes: Mapping[str, str | Sequence[str]],
+        expiration: dt.datetime | dt.timedelta | None = None,
+        label: str | None = None,
+        *,
+        issuer: TLSIdentity | None = None,
+        is_ca: bool = False,
+        keystore: KeyStore | None = None,
+    ) -> TLSIdentity:
+        """A new identity: an RSA-2048 key and a certificate for ``attributes``.
+
+        ``key_usages``: :class:`KeyUsage` flags (``SERVER_AUTH``, ``CLIENT_AUTH``, both).
+        ``attributes``: Couchbase Lite's attribute names (:class:`CertAttribute`; ``CN`` is
+        required). ``expiration``: when it expires (a datetime, or a timedelta from now); one
+        year by default. ``issuer``: sign with this CA identity instead of self-signing (the
+        chain becomes the new leaf followed by the issuer's chain; the expiry is capped at the
+        issuer's). ``is_ca``: make a CA certificate, to issue others with. ``label``: also save
+        it in ``keystore`` (the default key store when ``None``) under that label --
+        :class:`ConflictError` if the label is taken.
+
+        Generating the key takes a noticeable fraction of a second: call it off the event loop.
+        """
+        usages = key_usage_flags(key_usages)
+        if not usages and not is_ca:
+            raise InvalidArgumentError("an identity needs KeyUsage.SERVER_AUTH and/or CLIENT_AUTH")
+        subject, alt_names = subject_and_names(attributes)
+        if issuer is not None:
+            if not isinstance(issuer, TLSIdentity):
+                raise InvalidArgumentError("issuer must be a TLSIdentity (a CA and its key)")
+            if not is_ca_certificate(issuer._certificates[0]):
+                raise InvalidArgumentError("the issuer's certificate is not a CA certificate")
+            if issuer.is_expired():
+                raise TLSError(
+                    "the issuer's certificate has expired", code=NetworkCode.TLS_CERT_EXPIRED
+                )
+        key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_KEY_BITS)
+        signing_key = key if issuer is None else issuer._private_key
+        assert isinstance(signing_key, _SUPPORTED_KEYS)  # checked by the constructor
+        certificate = build_certificate(
+            subject=subject,
+            alt_names=alt_names,
+            public_key=key.public_key(),
+            signing_key=signing_key,
+            issuer=issuer._certificates[0] if issuer is not None else None,
+            key_usages=usages,
+            expiration=expiration,
+            is_ca=is_ca,
+        )
+        chain = [certificate] + (list(issuer._certificates) if issuer is not None else [])
+        identity = cls(chain, key, label=label)
+        if label is not None:
+            _store(keystore).save(identity, label)
+        return identity
+
+    @classmethod
+    def import_identity(
+        cls,
+        pkcs12_data: bytes,
+        password: str | bytes | None,
+        label: str | None = None,
+        *,
+        keystore: KeyStore | None = None,
+    ) -> TLSIdentity:
+        """An identity from PKCS#12 data (``.p12``/``.pfx``) encrypted with ``password``.
+
+        With a ``label`` it is also saved in ``keystore`` (default: the default key store).
+        Raises :class:`InvalidArgumentError` for a wrong password or data that is not PKCS#12
+        with a key and a certificate, :class:`TLSError` (``TLS_CERT_EXPIRED``) if the
+        certificate has expired.
+        """
+        if not isinstance(pkcs12_data, (bytes, bytearray)):
+            raise InvalidArgumentError("pkcs12_data must be bytes")
+        secret = password.encode("utf-8") if isinstance(password, str) else password
+        try:
+            key, certificate, others = pkcs12.load_key_and_certificates(bytes(pkcs12_data), secret)
+        except (ValueError, TypeError) as exc:
+            raise InvalidArgumentError(
+                "cannot read the PKCS#12 data: wrong password, or not PKCS#12"
+            ) from exc
+        if key is None or certificate is None:
+            raise InvalidArgumentError("the PKCS#12 data holds no private key or no certificate")
+        chain = order_chain(certificate, others)
+        identity = cls(chain, key, label=label)
+        if identity.is_expired():
+            raise TLSError(
+                f"the imported certificate expired on {identity.expiration.isoformat()}",
+                code=NetworkCode.TLS_CERT_EXPIRED,
+            )
+        if label is not None:
+            _store(keystore).save(identity, label)
+        return identity
+
+    @classmethod
+    def identity(
+        cls, label: str, *, keystore: KeyStore | None = None, allow_expired: bool = False
+    ) -> TLSIdentity:
+        """The identity saved under ``label`` in ``keystore`` (default: the default key store).
+
+        Raises :class:`NotFoundError` if there is none, :class:`InvalidArgumentError` if its key
+        cannot be decrypted (wrong passphrase, keyring entry gone), :class:`TLSError`
+        (``TLS_CERT_EXPIRED``) if it has expired, unless ``allow_expired``.
+        """
+        identity = _store(keystore).load(label)
+        if not allow_expired and identity.is_expired():
+            raise TLSError(
+                f"TLS identity {label!r} expired on {identity.expiration.isoformat()}",
+                code=NetworkCode.TLS_CERT_EXPIRED,
+            )
+        return identity
+
+    @classmethod
+    def delete_identity(cls, label: str, *, keystore: KeyStore | None = None) -> None:
+        """Delete the identity saved under ``label``; :class:`NotFoundError` if there is none."""
+        _store(keystore).delete(label)
+
+    @staticmethod
+    def set_keystore_passphrase(passphrase: str | bytes | None) -> None:
+        """Set (``None``: forget) the passphrase protecting keys in key stores of this process.
+
+        Used when no OS keyring is available (or a store is made with ``use_keyring=False``);
+        ``COUCHLITE_KEYSTORE_PASSPHRASE`` is the fallback. Never logged.
+        """
+        from couchlite.tls.store import set_default_passphrase
+
+        set_default_passphrase(passphrase)
 
     @classmethod
     def create_anonymous(
@@ -206,12 +363,44 @@ class TLSIdentity:
             serialization.BestAvailableEncryption(password),
         )
 
+    def to_pkcs12(self, password: str | bytes, *, name: str | None = None) -> bytes:
+        """The identity as PKCS#12 (key, leaf, chain), encrypted with ``password``.
+
+        AES-256-CBC with PBKDF2-SHA256 (:data:`PKCS12_KDF_ROUNDS` rounds) and a SHA-256 MAC:
+        what OpenSSL 3, macOS and Windows import. ``name``: the friendly name (default: label).
+        """
+        secret = password.encode("utf-8") if isinstance(password, str) else password
+        if not secret:
+            raise InvalidArgumentError("a non-empty password is required to export an identity")
+        encryption = (
+            serialization.PrivateFormat.PKCS12.encryption_builder()
+            .kdf_rounds(PKCS12_KDF_ROUNDS)
+            .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
+            .hmac_hash(hashes.SHA256())
+            .build(secret)
+        )
+        friendly = name if name is not None else self._label
+        key = self._private_key
+        assert isinstance(key, _SUPPORTED_KEYS)  # checked by the constructor
+        return pkcs12.serialize_key_and_certificates(
+            friendly.encode("utf-8") if friendly else None,
+            key,
+            self._certificates[0],
+            list(self._certificates[1:]) or None,
+            encryption,
+        )
+
     # --- ssl ----------------------------------------------------------------------------------
 
     def server_ssl_context(self) -> ssl.SSLContext:
         """A server-side ``ssl.SSLContext`` presenting this identity (TLS 1.2 minimum)."""
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
+        self.load_into(context)
+        return context
+
+    def load_into(self, context: ssl.SSLContext) -> None:
+        """Make ``context`` present this identity (a server's certificate, a client's)."""
         password = secrets.token_bytes(32).hex().encode("ascii")
         pem = self.certificates_pem() + self.private_key_pem(password)
         # load_cert_chain() only reads files: use one in a private folder, readable by us
@@ -225,7 +414,6 @@ class TLSIdentity:
                 context.load_cert_chain(path, password=password)
             except ssl.SSLError as exc:
                 raise TLSError(f"cannot use the TLS identity: {exc}") from exc
-        return context
 
     def __repr__(self) -> str:
         subject = self._certificates[0].subject.rfc4514_string()
@@ -233,6 +421,16 @@ class TLSIdentity:
             f"TLSIdentity({subject!r}, label={self._label!r}, "
             f"expires={self.expiration.isoformat()})"
         )
+
+
+def _store(keystore: KeyStore | None) -> KeyStore:
+    from couchlite.tls.store import KeyStore
+
+    if keystore is None:
+        return KeyStore()
+    if not isinstance(keystore, KeyStore):
+        raise InvalidArgumentError("keystore must be a KeyStore")
+    return keystore
 
 
 def _public_der(key: object) -> bytes:
@@ -247,5 +445,7 @@ __all__ = [
     "ANONYMOUS_COMMON_NAME",
     "ANONYMOUS_LABEL",
     "DEFAULT_VALIDITY",
+    "PKCS12_KDF_ROUNDS",
+    "KeyUsage",
     "TLSIdentity",
 ]

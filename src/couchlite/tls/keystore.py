@@ -21,11 +21,8 @@ and the other listener serves its own identity until it restarts.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 from cryptography import x509
@@ -33,6 +30,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from couchlite.errors import ErrorDomain, InvalidArgumentError, TLSError
+from couchlite.tls._files import write_atomically
 from couchlite.tls.identity import ANONYMOUS_LABEL, TLSIdentity
 
 logger = logging.getLogger(__name__)
@@ -69,29 +67,6 @@ def _read(path: Path, password: bytes) -> TLSIdentity | None:
         return None
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        # mkstemp already creates the file 0o600; say so explicitly, it is the point.
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-    # Make the rename itself durable (best effort: not every platform can fsync a folder).
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
 def load_or_create_anonymous_identity(
     folder: Path, secret: str, *, now: dt.datetime | None = None
 ) -> TLSIdentity:
@@ -110,7 +85,7 @@ def load_or_create_anonymous_identity(
         logger.info("the anonymous listener certificate in %s expired; renewing it", folder)
     identity = TLSIdentity.create_anonymous()
     try:
-        _write_atomically(path, identity.certificates_pem() + identity.private_key_pem(password))
+        write_atomically(path, identity.certificates_pem() + identity.private_key_pem(password))
     except OSError as exc:
         raise TLSError(
             f"cannot save the anonymous TLS identity in {folder}: {exc.strerror or exc}",
