@@ -146,3 +146,24 @@ def test_push_only_conflict_is_a_409_document_error(tmp_path: Path) -> None:
     finally:
         a.close()
         b.close()
+
+
+def test_failed_resolution_is_retried_at_the_next_start(tmp_path: Path) -> None:
+    a, b = _diverge(tmp_path, 2, 1)
+    try:
+
+        def broken(conflict: ConflictingRevisions) -> bytes:
+            raise RuntimeError("not today")
+
+        run(replicate(a, b, options={"conflict_resolver": broken}))
+        assert a.default_collection().get("c")["v"] == "local1"  # type: ignore[index]
+        # still conflicted locally; the next session resolves it first, then pushes it
+        events = Events()
+        run(replicate(a, b, events=events))
+        assert not events.errors()
+        run(replicate(a, b))
+        assert snapshot(a.default_collection()) == snapshot(b.default_collection())
+        assert b.default_collection().get("c")["v"] == "local1"  # type: ignore[index]
+    finally:
+        a.close()
+        b.close()

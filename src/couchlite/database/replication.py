@@ -45,7 +45,7 @@ from couchlite.replicator.store import (
     InsertOutcome,
     OutgoingRevision,
 )
-from couchlite.storage.sqlite_store import DOC_DELETED, DocRecord
+from couchlite.storage.sqlite_store import DOC_CONFLICTED, DOC_DELETED, DocRecord, table
 
 if TYPE_CHECKING:
     from couchlite.database.database import Database
@@ -290,6 +290,30 @@ class ReplicationCollection:
             remote.rev_id,
             None if remote.deleted else remote.body,
         )
+
+    def conflicted_documents(self) -> list[tuple[str, str]]:
+        rows = self._engine().store.fetchall(
+            f"SELECT doc_id FROM {table(self._coll_id)} WHERE (flags & {DOC_CONFLICTED}) != 0"
+        )
+        found: list[tuple[str, str]] = []
+        for (doc_id,) in rows:
+            record = self._record(doc_id)
+            if record is None or record.tree is None:
+                continue
+            tree = tree_of(record)
+            live = [r for r in tree.leaves() if not r.deleted]
+            if len(live) < 2:
+                continue
+            winner = tree.current
+            # revisions that came from a peer are flagged KEEP_BODY; local edits are not
+            remote = [r for r in live if r.flags & KEEP_BODY and r is not winner]
+            remote = (
+                remote
+                or [r for r in live if r.flags & KEEP_BODY]
+                or [r for r in live if r is not winner]
+            )
+            found.append((doc_id, remote[0].rev_id))
+        return found
 
     def resolve_conflict(
         self, doc_id: str, local_rev: str, remote_rev: str, body: bytes | None

@@ -88,8 +88,18 @@ class Puller:
         self.finished = asyncio.Event()
         self.revs_received = 0
 
+    async def retry_conflicts(self) -> None:
+        """Resolve again the documents a resolver failed on in an earlier session."""
+        for doc_id, remote_rev in self.store.conflicted_documents():
+            error = await resolve_conflict(
+                self.store, doc_id, remote_rev, self.options.conflict_resolver
+            )
+            if error is not None:
+                self._report(doc_id, False, error)
+
     async def start(self) -> None:
-        """Send ``subChanges``; a refusal is fatal to the session."""
+        """Retry unresolved conflicts, then send ``subChanges`` (a refusal is fatal)."""
+        await self.retry_conflicts()
         props = self.context.props("subChanges")
         if self.since is not None:
             props["since"] = sequence_key(self.since)

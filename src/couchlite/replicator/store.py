@@ -167,6 +167,11 @@ class CollectionStore(Protocol):
         or if ``remote_rev`` is no longer a leaf)."""
         ...
 
+    def conflicted_documents(self) -> list[tuple[str, str]]:
+        """``(doc_id, remote_rev)`` of every document left conflicted (a resolver failed), so
+        that a new session can try again; ``remote_rev`` is the branch that came from a peer."""
+        ...
+
     def resolve_conflict(
         self, doc_id: str, local_rev: str, remote_rev: str, body: bytes | None
     ) -> str:
