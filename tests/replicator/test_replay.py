@@ -15,7 +15,8 @@ from couchlite.transport.connection import Reply
 
 from .helpers import connected, open_db, run
 
-INTEROP = Path("/work/shared/interop")
+# ../shared beside the repository, as in CI
+INTEROP = Path(__file__).resolve().parents[2].parent / "shared" / "interop"
 
 
 def _messages(path: Path) -> dict[str, list[Message]]:
