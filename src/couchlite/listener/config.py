@@ -20,6 +20,9 @@ from couchlite.errors import ConfigurationError, CouchliteError
 from couchlite.listener.interfaces import resolve_interface
 from couchlite.tls.identity import TLSIdentity
 
+#: Seconds between pings to each peer: LiteCore's default heartbeat (notes §3.6).
+DEFAULT_HEARTBEAT_S = 300.0
+
 PasswordCheck = Callable[[str, str], bool | Awaitable[bool]]
 
 
@@ -56,6 +59,8 @@ class UrlEndpointListenerConfiguration:
     ``wss://``. ``tls_identity``: the server identity; ``None`` uses the database's anonymous
     self-signed identity. ``authenticator``: ``None`` admits every peer. ``read_only``: peers
     may pull but not push. ``enable_delta_sync``: allow delta ``rev`` messages.
+    ``heartbeat``: seconds between WebSocket pings to each connected peer (LiteCore's 300 s); a
+    peer that answers none within min(20 s, heartbeat - 1 s) is disconnected and cleaned up.
     """
 
     collections: Sequence[Collection]
@@ -66,6 +71,7 @@ class UrlEndpointListenerConfiguration:
     authenticator: ListenerPasswordAuthenticator | None = None
     read_only: bool = False
     enable_delta_sync: bool = False
+    heartbeat: float = DEFAULT_HEARTBEAT_S
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,14 @@ class ListenerSettings:
     enable_delta_sync: bool
     #: the user's configuration, copied
     config: UrlEndpointListenerConfiguration = field(compare=False, repr=False)
+    #: seconds between pings to each peer
+    heartbeat: float = 300.0
+
+
+def _check_heartbeat(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1e9:
+        raise ConfigurationError(f"heartbeat must be a number of seconds > 0, not {value!r}")
+    return float(value)
 
 
 def _check_bool(value: object, name: str) -> bool:
@@ -176,6 +190,7 @@ def validate(config: UrlEndpointListenerConfiguration) -> ListenerSettings:
         authenticator=authenticator,
         read_only=_check_bool(config.read_only, "read_only"),
         enable_delta_sync=_check_bool(config.enable_delta_sync, "enable_delta_sync"),
+        heartbeat=_check_heartbeat(config.heartbeat),
         config=config,
     )
 

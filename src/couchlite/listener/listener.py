@@ -51,6 +51,7 @@ from couchlite.database.replication import replication_store
 from couchlite.errors import ErrorDomain, NetworkError, NotFoundError
 from couchlite.listener import handshake
 from couchlite.listener.config import (
+    DEFAULT_HEARTBEAT_S,
     ListenerSettings,
     UrlEndpointListenerConfiguration,
     validate,
@@ -62,6 +63,7 @@ from couchlite.tls.identity import TLSIdentity
 from couchlite.tls.keystore import load_or_create_anonymous_identity
 from couchlite.transport.channel import CLOSE_GOING_AWAY, DEFAULT_SUBPROTOCOLS
 from couchlite.transport.connection import BlipConnection
+from couchlite.transport.failures import pong_timeout
 from couchlite.transport.websocket import (
     ChannelServer,
     HandshakeRejection,
@@ -72,10 +74,11 @@ from couchlite.transport.websocket import (
 
 logger = logging.getLogger(__name__)
 
-#: Seconds between WebSocket pings to each peer: LiteCore's default heartbeat (notes §3.6).
-#: Without it a peer that disappears without closing (power loss, network gone) would hold its
-#: connection, and its count in ``status``, forever.
-HEARTBEAT_S = 300.0
+#: Seconds between WebSocket pings to each peer: LiteCore's default heartbeat (notes §3.6);
+#: the configuration's ``heartbeat`` overrides it. Without it a peer that disappears without
+#: closing (power loss, network gone) would hold its connection, and its count in ``status``,
+#: forever; with it such a peer is dropped within heartbeat + min(20 s, heartbeat - 1 s).
+HEARTBEAT_S = DEFAULT_HEARTBEAT_S
 #: Bound on closing one session (its own work is bounded; this guards against a stuck one).
 SESSION_CLOSE_TIMEOUT_S = 10.0
 #: Bound on closing every connection during stop (each close is itself bounded at ~10 s).
@@ -303,7 +306,8 @@ class AsyncUrlEndpointListener:
                 ssl=ssl_context,
                 process_request=self._process_request,
                 server_header=_server_header(),
-                ping_interval=HEARTBEAT_S,
+                ping_interval=settings.heartbeat,
+                ping_timeout=pong_timeout(settings.heartbeat),
             )
         except NetworkError as exc:
             raise _bind_error(exc, settings, port) from exc

@@ -347,8 +347,13 @@ class AsyncReplicator:
     def connected(self) -> None:
         self._set_status(Level.BUSY, None, None)
 
-    def offline(self, error: CouchliteError) -> None:
-        self._set_status(Level.OFFLINE, None, error)
+    def offline(
+        self,
+        error: CouchliteError,
+        retry_in: float | None = None,
+        next_attempt_at: float | None = None,
+    ) -> None:
+        self._set_status(Level.OFFLINE, None, error, retry_in, next_attempt_at)
 
     def activity_changed(self, busy: bool) -> None:
         if self._status.activity not in (Level.BUSY, Level.IDLE) or self._stopping:
@@ -377,10 +382,16 @@ class AsyncReplicator:
         activity: Level,
         progress: ReplicatorProgress | None,
         error: CouchliteError | None,
+        retry_in: float | None = None,
+        next_attempt_at: float | None = None,
     ) -> None:
         old = self._status
         status = ReplicatorStatus(
-            activity, progress if progress is not None else old.progress, error
+            activity,
+            progress if progress is not None else old.progress,
+            error,
+            retry_in if activity is Level.OFFLINE else None,
+            next_attempt_at if activity is Level.OFFLINE else None,
         )
         if status == old:
             return

@@ -40,6 +40,7 @@ import asyncio
 import inspect
 import itertools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -66,6 +67,7 @@ from couchlite.transport.channel import (
     MessageChannel,
 )
 from couchlite.transport.connection import BlipConnection
+from couchlite.transport.failures import classify, pong_timeout
 
 if TYPE_CHECKING:
     import ssl
@@ -76,23 +78,28 @@ logger = logging.getLogger(__name__)
 
 #: Bound on closing a connection (BLIP flush + WebSocket closing handshake, 5 s each at most).
 CLOSE_TIMEOUT_S = 12.0
-#: LiteCore's pong timeout (notes §3.6): min(20 s, heartbeat - 1 s).
-MAX_PONG_TIMEOUT_S = 20.0
 
 _supervisor_ids = itertools.count(1)
 
 
 class BackoffClock(Protocol):
-    """What the supervisor waits on between attempts (a fake one makes retry tests instant)."""
+    """What the supervisor waits on between attempts (a fake one makes retry tests instant).
+
+    A clock may also have ``time() -> float``, the time ``next_attempt_at`` is expressed in
+    (the status); without it, ``time.time()``.
+    """
 
     async def sleep(self, seconds: float) -> None: ...
 
 
 class AsyncioClock:
-    """The real clock: ``asyncio.sleep``."""
+    """The real clock: ``asyncio.sleep``, and ``time.time()`` for ``next_attempt_at``."""
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+    def time(self) -> float:
+        return time.time()
 
 
 class Connector(Protocol):
@@ -127,7 +134,12 @@ class SupervisorOwner(SessionEvents, Protocol):
 
     def connected(self) -> None: ...
 
-    def offline(self, error: CouchliteError) -> None: ...
+    def offline(
+        self,
+        error: CouchliteError,
+        retry_in: float | None = None,
+        next_attempt_at: float | None = None,
+    ) -> None: ...
 
 
 def backoff_delay(failures: int, cap: float) -> float:
@@ -213,7 +225,8 @@ class Supervisor:
                 return error
             delay = backoff_delay(failures, self.config.max_attempt_wait_time)
             logger.info("%s: offline (%s); retrying in %.0f s", self.name, error, delay)
-            self.owner.offline(error)
+            now: Callable[[], float] = getattr(self.clock, "time", time.time)
+            self.owner.offline(error, delay, now() + delay)
             await self.clock.sleep(delay)
 
     async def _attempt(self) -> tuple[CouchliteError | None, bool]:
@@ -245,6 +258,8 @@ class Supervisor:
             return None, True
         except CouchliteError as exc:
             return exc, True
+        except OSError as exc:  # a socket failure that escaped the transport: classify it
+            return classify(exc, self.config.endpoint.url), True
         except Exception as exc:  # an engine bug must stop the replicator, not vanish
             logger.exception("%s: replication session failed", self.name)
             return CouchliteError(f"unexpected error in the replication session: {exc}"), True
@@ -274,7 +289,7 @@ class Supervisor:
             ssl=context,
             user_agent=config.user_agent or _user_agent(),
             ping_interval=config.heartbeat,
-            ping_timeout=min(MAX_PONG_TIMEOUT_S, max(config.heartbeat - 1.0, config.heartbeat / 2)),
+            ping_timeout=pong_timeout(config.heartbeat),
         )
         logger.info("%s: connected to %s (%s)", self.name, url, channel.subprotocol)
         return channel

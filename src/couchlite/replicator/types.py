@@ -50,9 +50,19 @@ class ReplicatorProgress:
 
 @dataclass(frozen=True, slots=True)
 class ReplicatorStatus:
+    """``activity``, ``progress`` and the last ``error``.
+
+    While OFFLINE between two connection attempts, ``retry_in`` is the backoff delay before the
+    next attempt (seconds: 1, 2, 4 ... capped at ``max_attempt_wait_time``) and
+    ``next_attempt_at`` when it will be made (``time.time()`` seconds, or the injected clock's
+    ``time()``); both are ``None`` otherwise.
+    """
+
     activity: ReplicatorActivityLevel = ReplicatorActivityLevel.STOPPED
     progress: ReplicatorProgress = ReplicatorProgress()
     error: CouchliteError | None = None
+    retry_in: float | None = None
+    next_attempt_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 from couchlite.errors import ErrorDomain, NetworkError
+from couchlite.transport.failures import is_transient, transient_codes
 
 #: The sub-protocol of Couchbase Lite 3.x with revision trees (notes §3.4), our first choice.
 SUBPROTOCOL_CBMOBILE_3 = "BLIP_3+CBMobile_3"
@@ -44,9 +45,8 @@ CLOSE_APP_PERMANENT = 4002
 #: Close codes (and HTTP statuses, which share the WebSocket domain) after which retrying may
 #: succeed: LiteCore's ``mayBeTransient`` list, plus 1001 because LiteCore reports a peer that
 #: went away (or closed while we still wanted to talk) as 1001 and retries it (notes §3.6).
-TRANSIENT_WEBSOCKET_CODES = frozenset(
-    {408, 429, 502, 503, 504, CLOSE_GOING_AWAY, CLOSE_ABNORMAL, CLOSE_APP_TRANSIENT}
-)
+#: Derived from the one classification table, :data:`couchlite.transport.failures.RULES`.
+TRANSIENT_WEBSOCKET_CODES = transient_codes(ErrorDomain.WEBSOCKET)
 
 #: A close frame's reason must fit in 123 bytes of UTF-8 (RFC 6455 §5.5: 125-byte control
 #: payload minus the 2-byte code).
@@ -55,7 +55,7 @@ MAX_CLOSE_REASON_BYTES = 123
 
 def is_transient_close(code: int) -> bool:
     """Whether a connection that ended with this WebSocket close code may succeed if retried."""
-    return code in TRANSIENT_WEBSOCKET_CODES
+    return is_transient(ErrorDomain.WEBSOCKET, code)
 
 
 def truncate_close_reason(reason: str) -> str:

@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import inspect
 import logging
-import socket
 import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -64,6 +62,7 @@ from couchlite.transport.channel import (
     is_transient_close,
     truncate_close_reason,
 )
+from couchlite.transport.failures import os_error
 
 logger = logging.getLogger(__name__)
 
@@ -138,12 +137,20 @@ def _format_address(address: Any) -> str | None:
     return str(address) if address else None
 
 
+#: The reason websockets gives when it fails a connection whose ping got no pong in time.
+_PING_TIMEOUT = "keepalive ping timeout"
+
+
 def _closed_error(exc: ConnectionClosed) -> ChannelClosed:
     # The peer's close frame is the interesting one; if none arrived, the one we sent says why
     # we closed; neither means the TCP connection died (1006, "abnormal closure").
     frame = exc.rcvd if exc.rcvd is not None else exc.sent
     if frame is None:
         return ChannelClosed(CLOSE_ABNORMAL, "connection lost")
+    if exc.rcvd is None and frame.code == CLOSE_UNEXPECTED and frame.reason == _PING_TIMEOUT:
+        # Our heartbeat got no pong: websockets failed the connection with 1011, but for us it
+        # is a network timeout -- the peer vanished -- so transient, as in LiteCore (§3.6).
+        return ChannelClosed(CLOSE_ABNORMAL, "no answer to the heartbeat (ping timeout)")
     return ChannelClosed(int(frame.code), frame.reason)
 
 
@@ -254,22 +261,11 @@ def _translate_connect_error(exc: BaseException, url: str) -> CouchliteError:
         return TLSError(f"{url}: {exc.verify_message or exc}", code=code)
     if isinstance(exc, ssl_module.SSLError):
         return TLSError(f"{url}: TLS handshake failed: {exc}")
-    if isinstance(exc, TimeoutError):
+    if isinstance(exc, TimeoutError) and not exc.errno:
         return NetworkError(f"{url}: timed out opening the connection", code=NetworkCode.TIMEOUT)
-    if isinstance(exc, socket.gaierror):
-        code = (
-            NetworkCode.DNS_FAILURE if exc.errno == socket.EAI_AGAIN else NetworkCode.UNKNOWN_HOST
-        )
-        return NetworkError(f"{url}: {exc}", code=code, transient=code == NetworkCode.DNS_FAILURE)
     if isinstance(exc, OSError):
-        code = {
-            errno.ECONNREFUSED: NetworkCode.CONNECTION_REFUSED,
-            errno.ECONNRESET: NetworkCode.CONNECTION_RESET,
-            errno.ECONNABORTED: NetworkCode.CONNECTION_ABORTED,
-            errno.ENETRESET: NetworkCode.NETWORK_RESET,
-            errno.ETIMEDOUT: NetworkCode.TIMEOUT,
-        }.get(exc.errno or 0, NetworkCode.UNKNOWN)
-        return NetworkError(f"{url}: {exc.strerror or exc}", code=code)
+        # refused, reset, unreachable, DNS...: classified by the one table (transport.failures)
+        return os_error(exc, url)
     return NetworkError(f"{url}: {exc}")
 
 

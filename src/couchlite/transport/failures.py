@@ -1,0 +1,197 @@
+"""Which failures are worth retrying: the one table of transient and permanent errors.
+
+A replicator that loses its peer must tell "try again later" from "stop, a human must act"
+(issue "Network resilience", notes §3.6). Every failure the network stack can produce ends up
+as a :class:`~couchlite.errors.CouchliteError` with a ``domain`` and a ``code``; whether it is
+transient is decided *only* by :data:`RULES`, looked up by :func:`is_transient`:
+
+* **transient** (retried with backoff): connection refused / reset / aborted, timeouts
+  (including a heartbeat that got no pong), DNS failures, an unreachable network, HTTP 408, 429,
+  502, 503 (also what a stopping listener answers), 504, WebSocket 1001 (going away: a listener
+  shutting down, or a peer closing while we still wanted to talk), 1006 (the TCP connection died
+  without a close frame), 4001 (application: transient);
+* **permanent** (the replicator stops with the error): HTTP 400, 401, 403, 404 and the other
+  statuses not listed as transient, WebSocket protocol errors (1002, 1003, 1008, 1009, 1011,
+  1015), 4002 (application: permanent), an incompatible sub-protocol, every TLS verification
+  failure, invalid URLs.
+
+A (domain, code) pair missing from the table is permanent -- as in LiteCore, whose
+``mayBeTransient`` lists the retryable errors and nothing else -- with one exception: a
+``Network``-domain error of unknown kind (an ``OSError`` nobody classified) is transient, since
+what fails below the WebSocket is the network.
+
+:func:`classify` turns any exception (``OSError`` and its subclasses, ``TimeoutError``,
+``socket.gaierror``...) into the typed error. The ``websockets`` and ``ssl`` exceptions are
+translated in :mod:`couchlite.transport.websocket`, which uses this table for the rest.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from dataclasses import dataclass
+
+from couchlite.errors import CouchliteError, ErrorDomain, NetworkCode, NetworkError
+
+#: LiteCore's pong timeout (``kPongTimeout``, notes §3.6), the bound on waiting for a pong.
+MAX_PONG_TIMEOUT_S = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One row of the table: errors of ``domain``/``code`` are transient or not."""
+
+    domain: ErrorDomain
+    code: int
+    transient: bool
+    meaning: str
+
+
+_N = ErrorDomain.NETWORK
+_P = ErrorDomain.POSIX
+_W = ErrorDomain.WEBSOCKET
+
+#: The classification (see the module docstring). WebSocket-domain codes below 1000 are HTTP
+#: statuses of a refused upgrade; 1000 and above are WebSocket close codes.
+RULES: tuple[Rule, ...] = (
+    # --- Network domain (what LiteCore's socket layer reports) ---
+    Rule(_N, NetworkCode.DNS_FAILURE, True, "DNS lookup failed"),
+    Rule(_N, NetworkCode.UNKNOWN_HOST, True, "host not found (the network may be down)"),
+    Rule(_N, NetworkCode.TIMEOUT, True, "timed out (connecting, or no pong to a heartbeat)"),
+    Rule(_N, NetworkCode.INVALID_URL, False, "invalid URL"),
+    Rule(_N, NetworkCode.TLS_HANDSHAKE_FAILED, False, "TLS handshake failed"),
+    Rule(_N, NetworkCode.TLS_CERT_EXPIRED, False, "TLS certificate expired"),
+    Rule(_N, NetworkCode.TLS_CERT_UNTRUSTED, False, "TLS certificate untrusted"),
+    Rule(_N, NetworkCode.TLS_CERT_REQUIRED_BY_PEER, False, "the peer requires a certificate"),
+    Rule(_N, NetworkCode.TLS_CERT_REJECTED_BY_PEER, False, "the peer rejected our certificate"),
+    Rule(_N, NetworkCode.TLS_CERT_UNKNOWN_ROOT, False, "TLS certificate of an unknown root"),
+    Rule(_N, NetworkCode.UNKNOWN, True, "unclassified network failure"),
+    Rule(_N, NetworkCode.TLS_CERT_NAME_MISMATCH, False, "TLS certificate for another name"),
+    Rule(_N, NetworkCode.NETWORK_RESET, True, "network reset"),
+    Rule(_N, NetworkCode.CONNECTION_ABORTED, True, "connection aborted"),
+    Rule(_N, NetworkCode.CONNECTION_RESET, True, "connection reset"),
+    Rule(_N, NetworkCode.CONNECTION_REFUSED, True, "connection refused"),
+    # --- POSIX domain (errno values, as LiteCore reports them) ---
+    Rule(_P, errno.ENETRESET, True, "network reset"),
+    Rule(_P, errno.ECONNABORTED, True, "connection aborted"),
+    Rule(_P, errno.ECONNRESET, True, "connection reset"),
+    Rule(_P, errno.ETIMEDOUT, True, "timed out"),
+    Rule(_P, errno.ECONNREFUSED, True, "connection refused"),
+    Rule(_P, errno.EPIPE, True, "broken pipe (the peer went away)"),
+    Rule(_P, errno.ENETDOWN, True, "network down"),
+    Rule(_P, errno.ENETUNREACH, True, "network unreachable"),
+    Rule(_P, errno.EHOSTDOWN, True, "host down"),
+    Rule(_P, errno.EHOSTUNREACH, True, "host unreachable"),
+    Rule(_P, errno.EADDRINUSE, False, "address in use (a listener cannot bind)"),
+    Rule(_P, errno.EADDRNOTAVAIL, False, "not an address of this machine"),
+    Rule(_P, errno.EACCES, False, "permission denied"),
+    # --- WebSocket domain: HTTP statuses of a refused upgrade ---
+    Rule(_W, 400, False, "bad request (e.g. no common sub-protocol)"),
+    Rule(_W, 401, False, "credentials refused"),
+    Rule(_W, 403, False, "forbidden"),
+    Rule(_W, 404, False, "no such database"),
+    Rule(_W, 405, False, "method not allowed"),
+    Rule(_W, 408, True, "request timeout"),
+    Rule(_W, 409, False, "conflict"),
+    Rule(_W, 426, False, "upgrade required"),
+    Rule(_W, 429, True, "too many requests"),
+    Rule(_W, 500, False, "internal server error"),
+    Rule(_W, 501, False, "not implemented"),
+    Rule(_W, 502, True, "bad gateway"),
+    Rule(_W, 503, True, "service unavailable (e.g. the listener is stopping)"),
+    Rule(_W, 504, True, "gateway timeout"),
+    # --- WebSocket domain: close codes (notes §3.6) ---
+    Rule(_W, 1000, False, "normal closure (not an error for whoever asked for it)"),
+    Rule(_W, 1001, True, "going away: the peer is shutting down, or closed under us"),
+    Rule(_W, 1002, False, "protocol error"),
+    Rule(_W, 1003, False, "unsupported data"),
+    Rule(_W, 1006, True, "abnormal closure: the connection died without a close frame"),
+    Rule(_W, 1008, False, "policy violation"),
+    Rule(_W, 1009, False, "message too big"),
+    Rule(_W, 1011, False, "unexpected condition in the peer"),
+    Rule(_W, 1015, False, "TLS failure"),
+    Rule(_W, 4001, True, "application: transient"),
+    Rule(_W, 4002, False, "application: permanent"),
+)
+
+_TABLE: dict[tuple[ErrorDomain, int], bool] = {(r.domain, r.code): r.transient for r in RULES}
+assert len(_TABLE) == len(RULES), "a (domain, code) pair is listed twice"
+
+
+def is_transient(domain: ErrorDomain, code: int) -> bool:
+    """Whether an error of ``domain``/``code`` may go away if the operation is retried later.
+
+    Pairs missing from :data:`RULES` are permanent (see the module docstring).
+    """
+    return _TABLE.get((domain, code), False)
+
+
+def transient_codes(domain: ErrorDomain) -> frozenset[int]:
+    """The codes of ``domain`` that :data:`RULES` lists as transient."""
+    return frozenset(r.code for r in RULES if r.domain is domain and r.transient)
+
+
+#: ``errno`` values and the Network-domain code LiteCore reports them as.
+_ERRNO_CODES: dict[int, int] = {
+    errno.ECONNREFUSED: NetworkCode.CONNECTION_REFUSED,
+    errno.ECONNRESET: NetworkCode.CONNECTION_RESET,
+    errno.ECONNABORTED: NetworkCode.CONNECTION_ABORTED,
+    errno.ENETRESET: NetworkCode.NETWORK_RESET,
+    errno.ETIMEDOUT: NetworkCode.TIMEOUT,
+}
+
+
+def os_error(exc: OSError | TimeoutError, where: str) -> NetworkError:
+    """The typed error for a socket-level failure (``where``: the URL or peer, for the text).
+
+    ``TimeoutError`` -> Network/Timeout; ``socket.gaierror`` -> Network/DNS failure (a
+    temporary one, ``EAI_AGAIN``) or Network/Unknown host; the connection errnos LiteCore
+    names -> their Network codes; any other errno with a rule -> POSIX/errno; the rest ->
+    Network/Unknown. Transience comes from :data:`RULES`.
+    """
+    if isinstance(exc, socket.gaierror):
+        code = (
+            NetworkCode.DNS_FAILURE if exc.errno == socket.EAI_AGAIN else NetworkCode.UNKNOWN_HOST
+        )
+        return _network_error(f"{where}: {exc}", _N, code)
+    if isinstance(exc, TimeoutError) and exc.errno in (None, 0, errno.ETIMEDOUT):
+        return _network_error(f"{where}: timed out", _N, NetworkCode.TIMEOUT)
+    number = exc.errno or 0
+    text = f"{where}: {exc.strerror or exc}"
+    if number in _ERRNO_CODES:
+        return _network_error(text, _N, _ERRNO_CODES[number])
+    if (_P, number) in _TABLE:
+        return _network_error(text, _P, number)
+    return _network_error(text, _N, NetworkCode.UNKNOWN)
+
+
+def _network_error(text: str, domain: ErrorDomain, code: int) -> NetworkError:
+    return NetworkError(text, domain=domain, code=code, transient=is_transient(domain, code))
+
+
+def classify(exc: BaseException, where: str = "connection") -> CouchliteError:
+    """The typed couchlite error for any failure: couchlite errors as they are, socket
+    failures by :func:`os_error`, anything else a permanent unexpected error."""
+    if isinstance(exc, CouchliteError):
+        return exc
+    if isinstance(exc, OSError | TimeoutError):
+        return os_error(exc, where)
+    return CouchliteError(f"{where}: unexpected error: {exc!r}")
+
+
+def pong_timeout(heartbeat: float) -> float:
+    """How long to wait for the pong of a heartbeat ping: LiteCore's min(20 s, heartbeat - 1 s),
+    and never less than half the heartbeat (so a sub-second test heartbeat still works)."""
+    return min(MAX_PONG_TIMEOUT_S, max(heartbeat - 1.0, heartbeat / 2))
+
+
+__all__ = [
+    "MAX_PONG_TIMEOUT_S",
+    "RULES",
+    "Rule",
+    "classify",
+    "is_transient",
+    "os_error",
+    "pong_timeout",
+    "transient_codes",
+]
