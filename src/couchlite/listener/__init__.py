@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from couchlite.listener.config import (
+    ListenerCertificateAuthenticator,
     ListenerPasswordAuthenticator,
     UrlEndpointListenerConfiguration,
 )
@@ -15,6 +16,7 @@ from couchlite.listener.listener import (
 __all__ = [
     "AsyncUrlEndpointListener",
     "ConnectionStatus",
+    "ListenerCertificateAuthenticator",
     "ListenerPasswordAuthenticator",
     "UrlEndpointListener",
     "UrlEndpointListenerConfiguration",

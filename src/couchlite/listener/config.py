@@ -14,16 +14,22 @@ import ipaddress
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from cryptography import x509
+
 from couchlite.database.collection import Collection
 from couchlite.database.database import Database
 from couchlite.errors import ConfigurationError, CouchliteError
 from couchlite.listener.interfaces import resolve_interface
+from couchlite.tls._openssl import permissive_verify_supported
+from couchlite.tls.certificates import CertificateInput, load_certificates
 from couchlite.tls.identity import TLSIdentity
 
 #: Seconds between pings to each peer: LiteCore's default heartbeat (notes §3.6).
 DEFAULT_HEARTBEAT_S = 300.0
 
 PasswordCheck = Callable[[str, str], bool | Awaitable[bool]]
+#: ``fn(chain) -> bool`` (or a coroutine function): the client's chain, leaf first.
+CertificateCheck = Callable[[list[x509.Certificate]], bool | Awaitable[bool]]
 
 
 class ListenerPasswordAuthenticator:
@@ -49,6 +55,61 @@ class ListenerPasswordAuthenticator:
         return f"ListenerPasswordAuthenticator({self._fn!r})"
 
 
+class ListenerCertificateAuthenticator:
+    """Requires a client certificate in the TLS handshake, and checks it.
+
+    ``ListenerCertificateAuthenticator(fn)``: ``fn(chain)`` gets the client's certificate chain
+    (``cryptography.x509.Certificate`` objects, leaf first, any issuer, self-signed included),
+    plain or ``async``, and admits the client only by returning ``True``; expired leaves are
+    refused before ``fn`` sees them. ``ListenerCertificateAuthenticator.from_roots(certs)``: the
+    chain must verify to one of ``certs`` (``x509.Certificate``, PEM or DER). How each works,
+    and what a refused client sees: :mod:`couchlite.listener.certauth`. Needs TLS: with
+    ``disable_tls`` the listener configuration is refused (:class:`ConfigurationError`).
+    """
+
+    __slots__ = ("_fn", "_roots")
+
+    def __init__(self, fn: CertificateCheck) -> None:
+        if not callable(fn):
+            raise ConfigurationError("ListenerCertificateAuthenticator needs a callable")
+        self._fn: CertificateCheck | None = fn
+        self._roots: tuple[x509.Certificate, ...] | None = None
+
+    @classmethod
+    def from_roots(
+        cls, certs: CertificateInput | Sequence[CertificateInput]
+    ) -> ListenerCertificateAuthenticator:
+        """Admit clients whose certificate chain verifies to one of ``certs``."""
+        try:
+            roots = tuple(load_certificates(certs))
+        except CouchliteError as exc:
+            raise ConfigurationError(f"invalid root certificate: {exc}") from exc
+        if not roots:
+            raise ConfigurationError("from_roots() needs at least one root certificate")
+        authenticator = cls.__new__(cls)
+        authenticator._fn = None
+        authenticator._roots = roots
+        return authenticator
+
+    @property
+    def fn(self) -> CertificateCheck | None:
+        """The callback (``None`` for :meth:`from_roots`)."""
+        return self._fn
+
+    @property
+    def roots(self) -> list[x509.Certificate] | None:
+        """The trusted roots (``None`` for a callback)."""
+        return list(self._roots) if self._roots is not None else None
+
+    def __repr__(self) -> str:
+        if self._roots is not None:
+            return f"ListenerCertificateAuthenticator.from_roots(<{len(self._roots)} roots>)"
+        return f"ListenerCertificateAuthenticator({self._fn!r})"
+
+
+ListenerAuthenticator = ListenerPasswordAuthenticator | ListenerCertificateAuthenticator
+
+
 @dataclass
 class UrlEndpointListenerConfiguration:
     """What a listener serves and how (api.md, "Listener").
@@ -57,7 +118,9 @@ class UrlEndpointListenerConfiguration:
     free port. ``network_interface``: an IP address or an interface name (``"lo"``,
     ``"eth0"``); ``None`` listens on every interface. ``disable_tls``: serve ``ws://`` instead of
     ``wss://``. ``tls_identity``: the server identity; ``None`` uses the database's anonymous
-    self-signed identity. ``authenticator``: ``None`` admits every peer. ``read_only``: peers
+    self-signed identity. ``authenticator``: ``None`` admits every peer; a
+    :class:`ListenerPasswordAuthenticator` or a :class:`ListenerCertificateAuthenticator`
+    (client certificates; needs TLS). ``read_only``: peers
     may pull but not push. ``enable_delta_sync``: allow delta ``rev`` messages.
     ``heartbeat``: seconds between WebSocket pings to each connected peer (LiteCore's 300 s); a
     peer that answers none within min(20 s, heartbeat - 1 s) is disconnected and cleaned up.
@@ -68,7 +131,7 @@ class UrlEndpointListenerConfiguration:
     network_interface: str | None = None
     disable_tls: bool = False
     tls_identity: TLSIdentity | None = None
-    authenticator: ListenerPasswordAuthenticator | None = None
+    authenticator: ListenerAuthenticator | None = None
     read_only: bool = False
     enable_delta_sync: bool = False
     heartbeat: float = DEFAULT_HEARTBEAT_S
@@ -87,7 +150,7 @@ class ListenerSettings:
     network_interface: str | None
     disable_tls: bool
     tls_identity: TLSIdentity | None
-    authenticator: ListenerPasswordAuthenticator | None
+    authenticator: ListenerAuthenticator | None
     read_only: bool
     enable_delta_sync: bool
     #: the user's configuration, copied
@@ -173,11 +236,22 @@ def validate(config: UrlEndpointListenerConfiguration) -> ListenerSettings:
     if identity is not None and not isinstance(identity, TLSIdentity):
         raise ConfigurationError("tls_identity must be a TLSIdentity")
     authenticator = config.authenticator
-    if authenticator is not None and not isinstance(authenticator, ListenerPasswordAuthenticator):
+    if authenticator is not None and not isinstance(
+        authenticator, (ListenerPasswordAuthenticator, ListenerCertificateAuthenticator)
+    ):
         raise ConfigurationError(
-            f"unsupported authenticator {type(authenticator).__name__} "
-            "(expected ListenerPasswordAuthenticator)"
+            f"unsupported authenticator {type(authenticator).__name__} (expected "
+            "ListenerPasswordAuthenticator or ListenerCertificateAuthenticator)"
         )
+    if isinstance(authenticator, ListenerCertificateAuthenticator):
+        if disable_tls:
+            # Client certificates travel in the TLS handshake: without TLS there are none.
+            raise ConfigurationError("a ListenerCertificateAuthenticator needs TLS (disable_tls)")
+        if authenticator.fn is not None and not permissive_verify_supported():
+            raise ConfigurationError(
+                "this Python's ssl module cannot run a client-certificate callback; "
+                "use ListenerCertificateAuthenticator.from_roots()"
+            )
     return ListenerSettings(
         database=database,
         collections=collections,
@@ -196,6 +270,9 @@ def validate(config: UrlEndpointListenerConfiguration) -> ListenerSettings:
 
 
 __all__ = [
+    "CertificateCheck",
+    "ListenerAuthenticator",
+    "ListenerCertificateAuthenticator",
     "ListenerPasswordAuthenticator",
     "ListenerSettings",
     "PasswordCheck",

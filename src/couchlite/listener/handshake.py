@@ -18,6 +18,9 @@ missing, malformed or rejected ``Authorization: Basic``  ``401``, ``WWW-Authenti
 any other path                                           ``404 Not found``
 ======================================================  ============================================
 
+With a :class:`ListenerCertificateAuthenticator` the client's certificate chain is checked
+instead (``certauth.py``): a refused one gets ``401 Client certificate rejected``.
+
 Credentials never reach the logs: only the user name is logged, never the password or the
 header.
 """
@@ -31,7 +34,12 @@ import inspect
 import logging
 from urllib.parse import unquote
 
-from couchlite.listener.config import ListenerPasswordAuthenticator
+from couchlite.listener import certauth
+from couchlite.listener.config import (
+    ListenerAuthenticator,
+    ListenerCertificateAuthenticator,
+    ListenerPasswordAuthenticator,
+)
 from couchlite.transport.websocket import HandshakeRejection, HandshakeRequest
 
 logger = logging.getLogger(__name__)
@@ -117,13 +125,15 @@ async def _call(authenticator: ListenerPasswordAuthenticator, username: str, pas
 
 
 async def authenticate(
-    authenticator: ListenerPasswordAuthenticator | None,
+    authenticator: ListenerAuthenticator | None,
     request: HandshakeRequest,
     log_name: str,
 ) -> HandshakeRejection | None:
     """``None`` if the peer may proceed, else the 401 (or 503 on a timed-out check)."""
     if authenticator is None:
         return None
+    if isinstance(authenticator, ListenerCertificateAuthenticator):
+        return await certauth.check_client(authenticator, request, log_name)
     credentials = parse_basic_credentials(request.header("Authorization"))
     if credentials is None:
         logger.info("%s: no usable Basic credentials from %s", log_name, request.remote_address)

@@ -23,8 +23,12 @@ front of one database:
    away" (a transient error for the peer's replicator, notes §3.6), then the server closes and
    waits (bounded) for the handlers.
 
-TLS is on by default: a configured :class:`TLSIdentity`, else the database's anonymous identity
-(:mod:`couchlite.tls.keystore`), loaded off the event loop at start.
+TLS is on by default (1.2 minimum): a configured :class:`TLSIdentity` with its chain (refused
+at start, ``TLSError`` code 7, once expired), else the database's anonymous identity
+(:mod:`couchlite.tls.keystore`), loaded off the event loop at start. A
+``ListenerCertificateAuthenticator`` makes the TLS context require client certificates
+(:mod:`couchlite.listener.certauth`); its callback form judges the chain in step 1, before any
+session exists.
 
 ``UrlEndpointListener`` is the synchronous façade: the same object running on the library's
 event-loop thread (``couchlite._runtime``).
@@ -48,10 +52,11 @@ from urllib.parse import quote
 
 from couchlite._runtime import loop_thread
 from couchlite.database.replication import replication_store
-from couchlite.errors import ErrorDomain, NetworkError, NotFoundError
-from couchlite.listener import handshake
+from couchlite.errors import ErrorDomain, NetworkCode, NetworkError, NotFoundError, TLSError
+from couchlite.listener import certauth, handshake
 from couchlite.listener.config import (
     DEFAULT_HEARTBEAT_S,
+    ListenerCertificateAuthenticator,
     ListenerSettings,
     UrlEndpointListenerConfiguration,
     validate,
@@ -238,7 +243,17 @@ class AsyncUrlEndpointListener:
                     self._identity = await asyncio.to_thread(
                         load_or_create_anonymous_identity, database.path, database.private_uuid
                     )
-                ssl_context = await asyncio.to_thread(self._identity.server_ssl_context)
+                identity = self._identity
+                if identity.is_expired():
+                    raise TLSError(
+                        f"{self._name}: the TLS identity expired on "
+                        f"{identity.expiration.isoformat()}",
+                        code=NetworkCode.TLS_CERT_EXPIRED,
+                    )
+                ssl_context = await asyncio.to_thread(identity.server_ssl_context)
+                authenticator = settings.authenticator
+                if isinstance(authenticator, ListenerCertificateAuthenticator):
+                    certauth.configure_context(ssl_context, authenticator)
             self._session_factory = factory
             self._stopping = False
             self._server = await self._bind(ssl_context)

@@ -108,6 +108,8 @@ class HandshakeRequest:
     path: str
     headers: tuple[tuple[str, str], ...]
     remote_address: str | None
+    #: The client's TLS certificate chain (DER, leaf first); () without TLS or certificate.
+    peer_certificates: tuple[bytes, ...] = ()
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (case-insensitive), or ``None``."""
@@ -411,6 +413,7 @@ async def serve_channels(
             path=request.path,
             headers=tuple(request.headers.raw_items()),
             remote_address=_format_address(connection.remote_address),
+            peer_certificates=_peer_certificates(connection),
         )
 
     async def on_request(connection: ServerConnection, request: Request) -> Response | None:
@@ -468,6 +471,20 @@ async def serve_channels(
     except OSError as exc:
         raise NetworkError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     return ChannelServer(server)
+
+
+def _peer_certificates(connection: ServerConnection) -> tuple[bytes, ...]:
+    """The client's certificate chain (DER, leaf first) on a TLS connection, else ()."""
+    ssl_object = connection.transport.get_extra_info("ssl_object")
+    if ssl_object is None:
+        return ()
+    # The listener's SSLObject class records whole chains (couchlite.listener.certauth);
+    # plain ones only know the leaf.
+    chain_getter = getattr(ssl_object, "peer_certificate_chain", None)
+    if callable(chain_getter):
+        return tuple(chain_getter())
+    leaf = ssl_object.getpeercert(binary_form=True)
+    return (leaf,) if leaf else ()
 
 
 def _conforms(channel: WebSocketChannel) -> MessageChannel:

@@ -1,0 +1,127 @@
+"""Client-certificate authentication of the listener (``ListenerCertificateAuthenticator``).
+
+Theory of operation
+-------------------
+Both forms make the listener's TLS context ask every client for a certificate
+(``CERT_REQUIRED``; TLS 1.2 minimum as always), so a client without one fails the TLS handshake
+itself ("certificate required" -- the client reports ``TLS_CERT_REQUIRED_BY_PEER``, 9):
+
+* ``from_roots(certs)``: the roots become the context's only trust anchors for client
+  certificates and OpenSSL verifies the chain, its validity dates and its signatures during the
+  handshake; an untrusted or expired client certificate fails the handshake ("unknown ca", "bad
+  certificate" -- the client reports ``TLS_CERT_REJECTED_BY_PEER``, 10). Nothing else to do.
+* ``ListenerCertificateAuthenticator(fn)``: OpenSSL is told to accept any chain
+  (:mod:`couchlite.tls._openssl`), the client still proving it holds the leaf's key. The chain
+  is then judged *after* the TLS handshake and *before* the WebSocket upgrade, in the listener's
+  request hook (:func:`check_client`): an expired leaf is refused without asking, then
+  ``fn(chain)`` -- a plain function runs in a worker thread, a coroutine function on the loop,
+  bounded by :data:`AUTH_TIMEOUT_S` -- must return ``True``. Anything else, an exception
+  included, refuses the upgrade with HTTP 401: the connection never reaches a replication
+  session. A couchlite replicator that presented a client certificate reports that 401 as
+  ``TLSError`` ``TLS_CERT_REJECTED_BY_PEER`` (10). (Why not refuse inside the handshake? ``fn``
+  may be a coroutine, and the handshake runs synchronously inside OpenSSL.)
+
+Certificates are given to ``fn`` as ``cryptography.x509.Certificate`` objects, leaf first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import inspect
+import logging
+import ssl
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from couchlite.listener.config import ListenerCertificateAuthenticator
+from couchlite.tls._openssl import install_permissive_verify
+from couchlite.transport.websocket import HandshakeRejection, HandshakeRequest
+
+logger = logging.getLogger(__name__)
+
+#: How long ``fn`` may take before the client is told to come back later (503).
+AUTH_TIMEOUT_S = 10.0
+
+CERTIFICATE_REJECTED = HandshakeRejection(401, "Client certificate rejected")
+CERTIFICATE_MISSING = HandshakeRejection(401, "Client certificate required")
+AUTH_TIMED_OUT = HandshakeRejection(503, "Authentication timed out")
+
+
+def configure_context(
+    context: ssl.SSLContext, authenticator: ListenerCertificateAuthenticator
+) -> None:
+    """Make the server ``context`` require client certificates as ``authenticator`` says."""
+    roots = authenticator.roots
+    if roots is not None:
+        context.verify_mode = ssl.CERT_REQUIRED
+        pem = "".join(c.public_bytes(Encoding.PEM).decode("ascii") for c in roots)
+        context.load_verify_locations(cadata=pem)
+        return
+    recorder = install_permissive_verify(context)
+    base: Any = context.sslobject_class
+
+    class RecordingSSLObject(base):  # type: ignore[misc]
+        def peer_certificate_chain(self) -> tuple[bytes, ...]:
+            """The chain the client sent (DER, leaf first), as far as it could be recorded."""
+            leaf = self.getpeercert(binary_form=True)
+            if leaf is None:
+                return ()
+            getter = getattr(self, "get_unverified_chain", None)  # Python 3.13+
+            if callable(getter):
+                chain = [c for c in getter() if isinstance(c, bytes)]
+                if chain:
+                    return tuple(chain)
+            return recorder.chain(leaf)
+
+    context.sslobject_class = RecordingSSLObject
+
+
+async def check_client(
+    authenticator: ListenerCertificateAuthenticator,
+    request: HandshakeRequest,
+    log_name: str,
+) -> HandshakeRejection | None:
+    """``None`` if the client's certificate chain is accepted (see the module docstring)."""
+    fn = authenticator.fn
+    if fn is None:
+        return None  # from_roots: OpenSSL verified the chain during the handshake
+    if not request.peer_certificates:
+        logger.info("%s: no client certificate from %s", log_name, request.remote_address)
+        return CERTIFICATE_MISSING
+    try:
+        chain = [x509.load_der_x509_certificate(der) for der in request.peer_certificates]
+    except ValueError:
+        logger.info("%s: unparsable client certificate from %s", log_name, request.remote_address)
+        return CERTIFICATE_REJECTED
+    leaf = chain[0]
+    subject = leaf.subject.rfc4514_string()
+    now = dt.datetime.now(dt.UTC)
+    if not leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc:
+        logger.info("%s: client certificate %r is expired or not yet valid", log_name, subject)
+        return CERTIFICATE_REJECTED
+    try:
+        async with asyncio.timeout(AUTH_TIMEOUT_S):
+            if inspect.iscoroutinefunction(fn):
+                accepted = await fn(chain)
+            else:
+                # A plain function may block (a lookup): keep it off the event loop.
+                accepted = await asyncio.to_thread(fn, chain)
+                if inspect.isawaitable(accepted):
+                    accepted = await accepted
+    except TimeoutError:
+        logger.warning("%s: certificate check for %r timed out", log_name, subject)
+        return AUTH_TIMED_OUT
+    except Exception:
+        # Fail closed: a broken check must not let anyone in.
+        logger.exception("%s: certificate check for %r raised", log_name, subject)
+        return CERTIFICATE_REJECTED
+    if accepted is not True:
+        logger.info("%s: client certificate %r refused", log_name, subject)
+        return CERTIFICATE_REJECTED
+    return None
+
+
+__all__ = ["AUTH_TIMEOUT_S", "check_client", "configure_context"]
