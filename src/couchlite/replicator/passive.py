@@ -44,6 +44,7 @@ from couchlite.replicator._common import (
     doc_flags,
     http_reply,
 )
+from couchlite.replicator._messages import json_list_body
 from couchlite.replicator.options import SessionEvents
 from couchlite.replicator.passive_pusher import PassivePusher
 from couchlite.replicator.sink import BlobFetcher, Inserter, incoming, parse_rev, reply_error_for
@@ -309,12 +310,7 @@ class PassiveSession:
 
     async def _on_propose_changes(self, message: Message) -> Reply:
         context = self._sink_context(message)
-        try:
-            entries = message.json()
-        except CouchliteError:
-            raise BlipErrorReply("BLIP", 400, "Invalid JSON body") from None
-        if not isinstance(entries, list):
-            raise BlipErrorReply("BLIP", 400, "Invalid JSON body")
+        entries = json_list_body(message)
         proposals: list[tuple[str, str, str | None]] = []
         for entry in entries:
             if (
@@ -341,12 +337,7 @@ class PassiveSession:
 
     async def _on_changes(self, message: Message) -> Reply | None:
         context = self._sink_context(message)
-        try:
-            entries = message.json()
-        except CouchliteError:
-            raise BlipErrorReply("BLIP", 400, "Invalid JSON body") from None
-        if not isinstance(entries, list):
-            raise BlipErrorReply("BLIP", 400, "Invalid JSON body")
+        entries = json_list_body(message)
         if not entries or message.no_reply:
             return None
         pairs = [

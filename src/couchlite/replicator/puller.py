@@ -7,7 +7,9 @@ Theory of operation (notes §4.5, §4.6, §4.8, §4.9; interop facts 6, 7, 8)
    and a ``{"docIDs": [...]}`` body when document IDs are filtered.
 2. Each ``changes`` is answered at once, in one batched ``find_missing`` read: ``0`` for a
    revision we have (or an entry filtered out / revoked), else the list of ancestors we hold;
-   reply properties ``maxHistory: 50``, ``blobs: true``, compressed (urgent copies the request).
+   reply properties ``maxHistory: 50``, ``blobs: true`` and, with ``enable_delta_sync``,
+   ``deltas: true`` (the peer may then send deltas, notes §6), compressed (urgent copies the
+   request).
    Entries whose ``deleted`` value has bit 2 or 4 set (and is not 5) mean access was removed:
    the document is purged locally when auto-purge is on and reported with ``ACCESS_REMOVED``.
 3. Each ``rev``: missing ``sequence`` is ``HTTP``/400; the pull filter runs on the received
@@ -42,15 +44,24 @@ from couchlite.replicator._common import (
     remote_error,
     sequence_key,
 )
+from couchlite.replicator._messages import json_list_body
 from couchlite.replicator.conflicts import resolve_conflict
 from couchlite.replicator.options import SessionCollectionOptions
-from couchlite.replicator.sink import BlobFetcher, Inserter, incoming, parse_rev, reply_error_for
+from couchlite.replicator.sink import (
+    BlobFetcher,
+    Inserter,
+    expand_delta,
+    incoming,
+    parse_rev,
+    reply_error_for,
+)
 from couchlite.replicator.types import DocumentFlags, ReplicatedDocument
 from couchlite.transport.connection import BlipConnection, Reply
 
 logger = logging.getLogger(__name__)
 
 _CHANGES_REPLY_PROPS = {"maxHistory": str(MAX_HISTORY), "blobs": "true"}
+_CHANGES_REPLY_PROPS_DELTAS = {**_CHANGES_REPLY_PROPS, "deltas": "true"}
 
 
 class Puller:
@@ -69,8 +80,10 @@ class Puller:
         reporter: Reporter,
         blobs: BlobFetcher,
         remote_revs: dict[str, str],
+        accept_deltas: bool = False,
     ) -> None:
         self.connection = connection
+        self._reply_props = _CHANGES_REPLY_PROPS_DELTAS if accept_deltas else _CHANGES_REPLY_PROPS
         self.context = context
         self.store = context.store
         self.options = options
@@ -137,12 +150,7 @@ class Puller:
     # --- handlers -------------------------------------------------------------------------
 
     async def handle_changes(self, message: Message) -> Reply | None:
-        try:
-            entries = message.json()
-        except CouchliteError:
-            raise BlipErrorReply("BLIP", 400, "Invalid JSON body") from None
-        if not isinstance(entries, list):
-            raise BlipErrorReply("BLIP", 400, "Invalid JSON body")
+        entries = json_list_body(message)
         if not entries:
             self.caught_up = True
             self._check_finished()
@@ -187,7 +195,7 @@ class Puller:
             if requested:
                 self.reporter.add_total(requested)
         self._check_finished()
-        return Reply(_CHANGES_REPLY_PROPS, orjson.dumps(answers), compressed=True)
+        return Reply(self._reply_props, orjson.dumps(answers), compressed=True)
 
     def _access_removed(self, doc_id: str) -> None:
         if not self.enable_auto_purge:
@@ -222,6 +230,8 @@ class Puller:
         self.revs_received += 1
         store = self.store
         try:
+            if rev.delta_src is not None:
+                rev = expand_delta(store, rev)
             pull_filter = self.options.pull_filter
             if pull_filter is not None and not _keep(
                 pull_filter, rev.doc_id, rev.rev_id, rev.deleted, rev.body
