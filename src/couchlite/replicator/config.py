@@ -25,8 +25,10 @@ from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from couchlite.errors import ConfigurationError, InvalidArgumentError
+from couchlite.errors import ConfigurationError, CouchliteError, InvalidArgumentError
 from couchlite.replicator.types import Conflict, DocumentFlags, ReplicatorType
+from couchlite.tls.certificates import key_usages_of, load_certificates
+from couchlite.tls.identity import KeyUsage, TLSIdentity
 
 if TYPE_CHECKING:
     from couchlite.database.collection import Collection
@@ -187,6 +189,36 @@ class BasicAuthenticator:
         return f"BasicAuthenticator(username={self._username!r}, password='***')"
 
 
+class ClientCertificateAuthenticator:
+    """Presents ``identity`` (certificate chain + key) in the TLS handshake: the listener's
+    ``ListenerCertificateAuthenticator`` checks it. Needs a ``wss://`` endpoint.
+
+    If the listener refuses the certificate, the replicator stops with a :class:`TLSError`
+    whose code is ``TLS_CERT_REJECTED_BY_PEER`` (10).
+    """
+
+    __slots__ = ("_identity",)
+
+    def __init__(self, identity: TLSIdentity) -> None:
+        if not isinstance(identity, TLSIdentity):
+            raise InvalidArgumentError("ClientCertificateAuthenticator needs a TLSIdentity")
+        usages = key_usages_of(identity.certificates[0])
+        if usages and KeyUsage.CLIENT_AUTH not in usages:
+            # The listener's OpenSSL would refuse it ("unsupported certificate purpose").
+            raise InvalidArgumentError("the identity's certificate is not for client auth")
+        self._identity = identity
+
+    @property
+    def identity(self) -> TLSIdentity:
+        return self._identity
+
+    def __repr__(self) -> str:
+        return f"ClientCertificateAuthenticator({self._identity!r})"
+
+
+Authenticator = BasicAuthenticator | ClientCertificateAuthenticator
+
+
 @dataclass
 class CollectionConfiguration:
     """Per-collection options: document IDs, push/pull filters, conflict resolver.
@@ -231,7 +263,7 @@ class ValidatedConfiguration:
     collections: tuple[ValidatedCollection, ...]
     replicator_type: ReplicatorType
     continuous: bool
-    authenticator: BasicAuthenticator | None
+    authenticator: Authenticator | None
     accept_only_self_signed_server_certificate: bool
     #: DER of the pinned certificate
     pinned_server_certificate: bytes | None
@@ -243,6 +275,8 @@ class ValidatedConfiguration:
     max_attempt_wait_time: float
     enable_auto_purge: bool
     enable_delta_sync: bool = field(default=False)
+    #: DER of the custom trust anchors (``None``: the system's)
+    trusted_root_certificates: tuple[bytes, ...] | None = field(default=None)
 
     def collection_for(self, collection: Collection) -> ValidatedCollection | None:
         for entry in self.collections:
@@ -339,9 +373,10 @@ class ReplicatorConfiguration:
         *,
         replicator_type: ReplicatorType = ReplicatorType.PUSH_AND_PULL,
         continuous: bool = False,
-        authenticator: BasicAuthenticator | None = None,
+        authenticator: Authenticator | None = None,
         accept_only_self_signed_server_certificate: bool = False,
         pinned_server_certificate: CertificateLike | None = None,
+        trusted_root_certificates: Iterable[CertificateLike] | None = None,
         headers: Mapping[str, str] | None = None,
         heartbeat: float = DEFAULT_HEARTBEAT_S,
         max_attempts: int = 0,
@@ -355,6 +390,11 @@ class ReplicatorConfiguration:
         self.authenticator = authenticator
         self.accept_only_self_signed_server_certificate = accept_only_self_signed_server_certificate
         self.pinned_server_certificate = pinned_server_certificate
+        #: Custom trust anchors for the server's chain, *instead of* the system's CAs (host
+        #: name still checked); certificates as x509.Certificate, PEM or DER.
+        self.trusted_root_certificates = (
+            list(trusted_root_certificates) if trusted_root_certificates is not None else None
+        )
         self.headers: dict[str, str] = dict(headers) if headers is not None else {}
         self.heartbeat = heartbeat
         self.max_attempts = max_attempts
@@ -461,11 +501,14 @@ class ReplicatorConfiguration:
             if not isinstance(getattr(self, name), bool):
                 raise ConfigurationError(f"{name} must be a bool, not {getattr(self, name)!r}")
         if self.authenticator is not None and not isinstance(
-            self.authenticator, BasicAuthenticator
+            self.authenticator, (BasicAuthenticator, ClientCertificateAuthenticator)
         ):
             raise ConfigurationError(
                 f"unsupported authenticator {type(self.authenticator).__name__}"
             )
+        if isinstance(self.authenticator, ClientCertificateAuthenticator) and not endpoint.is_tls:
+            raise ConfigurationError("a ClientCertificateAuthenticator needs a wss:// endpoint")
+        roots = self._validated_roots(endpoint)
         pinned = None
         if self.pinned_server_certificate is not None:
             pinned = certificate_der(self.pinned_server_certificate, "pinned_server_certificate")
@@ -515,7 +558,30 @@ class ReplicatorConfiguration:
             max_attempt_wait_time=wait,
             enable_auto_purge=self.enable_auto_purge,
             enable_delta_sync=self.enable_delta_sync,
+            trusted_root_certificates=roots,
         )
+
+    def _validated_roots(self, endpoint: UrlEndpoint) -> tuple[bytes, ...] | None:
+        value: Any = self.trusted_root_certificates  # users may assign anything
+        if value is None:
+            return None
+        if isinstance(value, (bytes, bytearray, str, x509.Certificate)):
+            value = [value]
+        try:
+            roots = load_certificates(value)
+        except CouchliteError as exc:
+            raise ConfigurationError(f"trusted_root_certificates: {exc}") from exc
+        if not roots:
+            raise ConfigurationError("trusted_root_certificates is empty (None: the system's)")
+        if not endpoint.is_tls:
+            raise ConfigurationError("certificate options need a wss:// endpoint")
+        if self.accept_only_self_signed_server_certificate or self.pinned_server_certificate:
+            # LiteCore refuses onlySelfSignedServer with rootCerts; a pin overrides any root.
+            raise ConfigurationError(
+                "trusted_root_certificates cannot be combined with a pinned certificate or "
+                "accept_only_self_signed_server_certificate"
+            )
+        return tuple(c.public_bytes(Encoding.DER) for c in roots)
 
     def _validated_headers(self) -> tuple[tuple[tuple[str, str], ...], str | None]:
         if not isinstance(self.headers, Mapping):
@@ -545,8 +611,10 @@ class ReplicatorConfiguration:
 
 
 __all__ = [
+    "Authenticator",
     "BasicAuthenticator",
     "CertificateLike",
+    "ClientCertificateAuthenticator",
     "CollectionConfiguration",
     "ConflictResolver",
     "ReplicationFilter",

@@ -46,10 +46,18 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from couchlite.database.blob import Blob
 from couchlite.database.document import Document, MutableDocument
-from couchlite.errors import CouchliteError, InvalidArgumentError
+from couchlite.errors import (
+    AuthenticationError,
+    CouchliteError,
+    InvalidArgumentError,
+    NetworkCode,
+    TLSError,
+)
 from couchlite.model.canonical import canonical_json
 from couchlite.replicator.active import ActiveSession
 from couchlite.replicator.config import (
+    BasicAuthenticator,
+    ClientCertificateAuthenticator,
     ConflictResolver,
     ReplicationFilter,
     ValidatedCollection,
@@ -269,8 +277,12 @@ class Supervisor:
     async def _connect(self, record: PeerCertificate) -> MessageChannel:
         config = self.config
         headers: list[tuple[str, str]] = []
-        if config.authenticator is not None:
-            headers.append(("Authorization", config.authenticator.authorization_header()))
+        authenticator = config.authenticator
+        client_identity = None
+        if isinstance(authenticator, BasicAuthenticator):
+            headers.append(("Authorization", authenticator.authorization_header()))
+        elif isinstance(authenticator, ClientCertificateAuthenticator):
+            client_identity = authenticator.identity
         headers.extend(config.headers)
         context = None
         if config.endpoint.is_tls:
@@ -278,19 +290,31 @@ class Supervisor:
                 record,
                 pinned_der=config.pinned_server_certificate,
                 only_self_signed=config.accept_only_self_signed_server_certificate,
+                trusted_roots=config.trusted_root_certificates,
+                client_identity=client_identity,
             )
         connect = self._connector if self._connector is not None else default_connector()
         url = config.endpoint.blipsync_url
         logger.debug("%s: connecting to %s", self.name, url)  # never the headers: credentials
-        channel = await connect(
-            url,
-            subprotocols=DEFAULT_SUBPROTOCOLS,
-            headers=headers,
-            ssl=context,
-            user_agent=config.user_agent or _user_agent(),
-            ping_interval=config.heartbeat,
-            ping_timeout=pong_timeout(config.heartbeat),
-        )
+        try:
+            channel = await connect(
+                url,
+                subprotocols=DEFAULT_SUBPROTOCOLS,
+                headers=headers,
+                ssl=context,
+                user_agent=config.user_agent or _user_agent(),
+                ping_interval=config.heartbeat,
+                ping_timeout=pong_timeout(config.heartbeat),
+            )
+        except AuthenticationError as exc:
+            if client_identity is None:
+                raise
+            # A listener judging certificates by callback refuses after the TLS handshake,
+            # with 401 (couchlite.listener.certauth): to us, our certificate was rejected.
+            raise TLSError(
+                f"{url}: the client certificate was rejected by the peer",
+                code=NetworkCode.TLS_CERT_REJECTED_BY_PEER,
+            ) from exc
         logger.info("%s: connected to %s (%s)", self.name, url, channel.subprotocol)
         return channel
 

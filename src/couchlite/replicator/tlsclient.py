@@ -1,4 +1,5 @@
-"""The active replicator's TLS client context (notes §11.2): default, pinned, self-signed-only.
+"""The active replicator's TLS client context (notes §11.2): default, trusted roots, pinned,
+self-signed-only; and the client certificate it presents.
 
 Theory of operation
 -------------------
@@ -11,14 +12,24 @@ then fails exactly as an ordinary verification failure does, and the transport t
 :class:`~couchlite.errors.TLSError` at its single translation boundary.
 
 * default: system CAs, host name checked (``ssl.create_default_context``);
+* ``trusted_root_certificates``: the same checks, with the given roots as the only trust
+  anchors (the system's CAs are not consulted);
 * ``pinned_server_certificate``: OpenSSL verification off; the leaf's DER must equal the pinned
   certificate's (LiteCore's ``allow_only_certificate``: no CA chain, no host name needed);
 * ``accept_only_self_signed_server_certificate``: verification off; the leaf must be self-signed
   -- issuer equal to subject, and its signature verifying with its own public key -- and within
   its validity period. A CA-issued certificate is refused, as LiteCore's ``onlySelfSignedServer``.
 
+With a ``ClientCertificateAuthenticator`` the identity's chain and key are loaded into the
+context (:meth:`TLSIdentity.load_into`), so OpenSSL presents them when the listener asks.
+
 A fresh context (and ``SSLObject`` class) is made per connection attempt, so the recorded
 certificate always belongs to the attempt that made it.
+
+Which error code a failure becomes is decided in one place, the transport's translation
+(:func:`couchlite.transport.websocket.tls_error_code`): the refusals raised here carry OpenSSL's
+own verification codes (``X509_V_ERR_CERT_HAS_EXPIRED`` -> ``TLS_CERT_EXPIRED``, anything else
+-> ``TLS_CERT_UNTRUSTED``).
 """
 
 from __future__ import annotations
@@ -29,6 +40,9 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from couchlite.tls.identity import TLSIdentity
 
 #: OpenSSL's X509_V_ERR_CERT_HAS_EXPIRED: the transport maps it to TLS_CERT_EXPIRED.
 _VERIFY_EXPIRED = 10
@@ -80,6 +94,8 @@ def client_context(
     *,
     pinned_der: bytes | None = None,
     only_self_signed: bool = False,
+    trusted_roots: tuple[bytes, ...] | None = None,
+    client_identity: TLSIdentity | None = None,
 ) -> ssl.SSLContext:
     """A client context for one connection attempt; the leaf certificate goes to ``record``."""
     if pinned_der is not None or only_self_signed:
@@ -87,9 +103,18 @@ def client_context(
         # Our own check below replaces OpenSSL's chain and host-name verification.
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
+    elif trusted_roots is not None:
+        pem = "".join(
+            x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM).decode("ascii")
+            for der in trusted_roots
+        )
+        # Only these anchors: create_default_context(cadata=...) loads no system CAs.
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=pem)
     else:
         context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if client_identity is not None:
+        client_identity.load_into(context)
 
     class CheckedSSLObject(ssl.SSLObject):
         def do_handshake(self) -> None:

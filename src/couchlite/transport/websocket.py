@@ -234,6 +234,71 @@ def _headers_list(
     return list(headers)
 
 
+#: OpenSSL's X509_V_ERR_* codes (``SSLCertVerificationError.verify_code``) -> Network codes.
+_VERIFY_CODES = {
+    2: NetworkCode.TLS_CERT_UNKNOWN_ROOT,  # unable to get issuer certificate
+    9: NetworkCode.TLS_CERT_EXPIRED,  # certificate is not yet valid
+    10: NetworkCode.TLS_CERT_EXPIRED,  # certificate has expired
+    18: NetworkCode.TLS_CERT_UNTRUSTED,  # self-signed certificate (not pinned)
+    19: NetworkCode.TLS_CERT_UNKNOWN_ROOT,  # self-signed certificate in chain
+    20: NetworkCode.TLS_CERT_UNKNOWN_ROOT,  # unable to get local issuer certificate
+    62: NetworkCode.TLS_CERT_NAME_MISMATCH,  # host name mismatch
+    64: NetworkCode.TLS_CERT_NAME_MISMATCH,  # IP address mismatch
+}
+#: Alerts the server sends about *our* certificate (``SSLError.reason``, OpenSSL's names).
+_CERT_REQUIRED_ALERTS = frozenset({"TLSV13_ALERT_CERTIFICATE_REQUIRED"})
+_CERT_REJECTED_ALERTS = frozenset(
+    {
+        "SSLV3_ALERT_BAD_CERTIFICATE",
+        "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+        "SSLV3_ALERT_CERTIFICATE_EXPIRED",
+        "SSLV3_ALERT_CERTIFICATE_REVOKED",
+        "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE",
+        "TLSV1_ALERT_UNKNOWN_CA",
+        "TLSV1_ALERT_ACCESS_DENIED",
+    }
+)
+_TLS_FAILURE_TEXT = {
+    NetworkCode.TLS_CERT_EXPIRED: "the server certificate has expired or is not yet valid",
+    NetworkCode.TLS_CERT_UNTRUSTED: "the server certificate is not trusted",
+    NetworkCode.TLS_CERT_UNKNOWN_ROOT: "the server certificate chains to an unknown root",
+    NetworkCode.TLS_CERT_NAME_MISMATCH: "the server certificate does not match the host name",
+    NetworkCode.TLS_CERT_REQUIRED_BY_PEER: "the server requires a client certificate",
+    NetworkCode.TLS_CERT_REJECTED_BY_PEER: "the server rejected the client certificate",
+    NetworkCode.TLS_HANDSHAKE_FAILED: "TLS handshake failed",
+}
+
+
+def tls_error_code(exc: ssl_module.SSLError) -> int:
+    """The Network-domain code (notes §11.2) saying which TLS rule ``exc`` broke."""
+    if isinstance(exc, ssl_module.SSLCertVerificationError):
+        # Our own refusals (pinned, self-signed-only) may lack verify_code on some Pythons.
+        verify_code = getattr(exc, "verify_code", None)
+        return _VERIFY_CODES.get(verify_code or 0, NetworkCode.TLS_CERT_UNTRUSTED)
+    reason = str(getattr(exc, "reason", None) or "").upper()
+    text = str(exc).lower()
+    if reason in _CERT_REQUIRED_ALERTS or "alert certificate required" in text:
+        return NetworkCode.TLS_CERT_REQUIRED_BY_PEER
+    if reason in _CERT_REJECTED_ALERTS or any(
+        f"alert {name}" in text
+        for name in ("bad certificate", "unknown ca", "certificate unknown", "access denied")
+    ):
+        return NetworkCode.TLS_CERT_REJECTED_BY_PEER
+    return NetworkCode.TLS_HANDSHAKE_FAILED
+
+
+def _ssl_error_in(exc: BaseException) -> ssl_module.SSLError | None:
+    """``exc`` itself or the first ``ssl.SSLError`` it was raised from (bounded walk)."""
+    current: BaseException | None = exc
+    for _ in range(8):
+        if current is None:
+            return None
+        if isinstance(current, ssl_module.SSLError):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def _translate_connect_error(exc: BaseException, url: str) -> CouchliteError:
     """Map whatever ``connect`` raised to the couchlite error a replicator can act on."""
     if isinstance(exc, InvalidStatus):
@@ -242,6 +307,13 @@ def _translate_connect_error(exc: BaseException, url: str) -> CouchliteError:
             return AuthenticationError(f"{url}: credentials refused (HTTP 401)")
         detail = exc.response.body.decode("utf-8", "replace").strip() if exc.response.body else ""
         return HandshakeRefused(status, detail[:200])
+    tls_failure = _ssl_error_in(exc)
+    if tls_failure is not None:
+        # Also when wrapped: in TLS 1.3 the server's verdict on our certificate arrives as an
+        # alert after our side of the handshake is done, i.e. while reading the HTTP response.
+        code = tls_error_code(tls_failure)
+        detail = getattr(tls_failure, "verify_message", None) or str(tls_failure)
+        return TLSError(f"{url}: {_TLS_FAILURE_TEXT.get(code, 'TLS failure')}: {detail}", code=code)
     if isinstance(exc, NegotiationError):
         # The server chose a sub-protocol we never offered (LiteCore: WebSocket/403).
         return ProtocolError(f"{url}: {exc}", code=403)
@@ -256,13 +328,6 @@ def _translate_connect_error(exc: BaseException, url: str) -> CouchliteError:
         return InvalidArgumentError(
             f"invalid URL {url!r}: {exc}", domain=ErrorDomain.NETWORK, code=NetworkCode.INVALID_URL
         )
-    if isinstance(exc, ssl_module.SSLCertVerificationError):
-        code = {10: NetworkCode.TLS_CERT_EXPIRED, 62: NetworkCode.TLS_CERT_NAME_MISMATCH}.get(
-            exc.verify_code, NetworkCode.TLS_CERT_UNTRUSTED
-        )
-        return TLSError(f"{url}: {exc.verify_message or exc}", code=code)
-    if isinstance(exc, ssl_module.SSLError):
-        return TLSError(f"{url}: TLS handshake failed: {exc}")
     if isinstance(exc, TimeoutError) and not exc.errno:
         return NetworkError(f"{url}: timed out opening the connection", code=NetworkCode.TIMEOUT)
     if isinstance(exc, OSError):
@@ -504,4 +569,5 @@ __all__ = [
     "WebSocketChannel",
     "connect_channel",
     "serve_channels",
+    "tls_error_code",
 ]
