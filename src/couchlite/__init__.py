@@ -31,12 +31,14 @@ from couchlite.errors import (
 from couchlite.listener import (
     AsyncUrlEndpointListener,
     ConnectionStatus,
+    ListenerCertificateAuthenticator,
     ListenerPasswordAuthenticator,
     UrlEndpointListener,
     UrlEndpointListenerConfiguration,
 )
 from couchlite.replicator.config import (
     BasicAuthenticator,
+    ClientCertificateAuthenticator,
     CollectionConfiguration,
     ReplicatorConfiguration,
     UrlEndpoint,
@@ -53,7 +55,7 @@ from couchlite.replicator.types import (
     ReplicatorStatus,
     ReplicatorType,
 )
-from couchlite.tls import TLSIdentity
+from couchlite.tls import CertAttribute, KeyStore, KeyUsage, TLSIdentity
 
 __version__ = "0.1.0"
 
@@ -63,6 +65,8 @@ __all__ = [
     "AuthenticationError",
     "BasicAuthenticator",
     "Blob",
+    "CertAttribute",
+    "ClientCertificateAuthenticator",
     "Collection",
     "CollectionChange",
     "CollectionConfiguration",
@@ -83,6 +87,9 @@ __all__ = [
     "DocumentReplication",
     "ErrorDomain",
     "InvalidArgumentError",
+    "KeyStore",
+    "KeyUsage",
+    "ListenerCertificateAuthenticator",
     "ListenerPasswordAuthenticator",
     "ListenerToken",
     "MutableDocument",

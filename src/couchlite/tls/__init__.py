@@ -1,7 +1,9 @@
-"""tls: TLS identities (certificate chain + private key) and the anonymous identity's key store."""
+"""tls: TLS identities (certificate chain + private key), certificate helpers, key stores."""
 
 from __future__ import annotations
 
+from couchlite.tls.certificates import CertAttribute, KeyUsage
 from couchlite.tls.identity import TLSIdentity
+from couchlite.tls.store import KeyStore
 
-__all__ = ["TLSIdentity"]
+__all__ = ["CertAttribute", "KeyStore", "KeyUsage", "TLSIdentity"]
