@@ -43,7 +43,7 @@ from couchlite import _tuning
 from couchlite.database.blob import BLOB_MARKER, BLOB_TYPE
 from couchlite.errors import DatabaseClosedError, DatabaseError, ErrorDomain, LiteCoreCode
 from couchlite.model.revid import new_rev_id
-from couchlite.model.revtree import DELETED, RevTree
+from couchlite.model.revtree import DELETED, KEEP_BODY, RevTree
 from couchlite.storage.blobstore import BlobStore, is_valid_digest
 from couchlite.storage.sqlite_store import (
     DOC_CONFLICTED,
@@ -718,11 +718,17 @@ def _lock_directory(directory: Path) -> IO[bytes]:
 # --- records and revision trees -----------------------------------------------------------
 
 
+#: Record flag of a single-revision document (no encoded tree) whose revision a peer has: the
+#: tree's ``KEEP_BODY`` must survive, or the body -- a delta base -- is dropped two edits later.
+DOC_KEEP_BODY = 0x08
+
+
 def tree_of(record: DocRecord) -> RevTree:
     if record.tree is None:
-        return RevTree.single(
-            record.rev, DELETED if record.flags & DOC_DELETED else 0, record.seq, record.body
-        )
+        flags = DELETED if record.flags & DOC_DELETED else 0
+        if record.flags & DOC_KEEP_BODY:
+            flags |= KEEP_BODY
+        return RevTree.single(record.rev, flags, record.seq, record.body)
     return RevTree.decode(record.tree, record.body)
 
 
@@ -757,6 +763,8 @@ def record_from_tree(
         flags |= DOC_CONFLICTED
     if any(rev.body is not None and BLOB_MARKER in rev.body for rev in tree.revs):
         flags |= DOC_HAS_BLOBS
+    if len(tree) == 1 and winner.flags & KEEP_BODY:
+        flags |= DOC_KEEP_BODY
     encoded = None if len(tree) == 1 else tree.encode(omit_body_of=winner)
     return DocRecord(sequence, doc_id, winner.rev_id, flags, winner.body, encoded, expiration)
 

@@ -149,6 +149,23 @@ class ReplicationCollection:
         rev = tree_of(record).get(rev_id)
         return None if rev is None else rev.body
 
+    def delta_base(self, doc_id: str, candidates: Sequence[str]) -> tuple[str, bytes] | None:
+        if not candidates:
+            return None
+        record = self._record(doc_id)
+        if record is None:
+            return None
+        if record.tree is None:  # a single revision: the only possible base is the current one
+            if record.rev in candidates and record.body and not record.flags & DOC_DELETED:
+                return record.rev, record.body
+            return None
+        tree = tree_of(record)
+        for rev_id in candidates:
+            rev = tree.get(rev_id)
+            if rev is not None and rev.body is not None and not rev.deleted:
+                return rev_id, rev.body
+        return None
+
     def mark_remote_revision(self, doc_id: str, rev_id: str) -> None:
         record = self._record(doc_id)
         # The current revision's body is always kept (and its parent's, once it is replaced),
@@ -159,7 +176,7 @@ class ReplicationCollection:
         state = self._collection._state
         with engine.transaction() as txn:
             record = engine.read_record(state, doc_id)
-            if record is None or record.tree is None:
+            if record is None:
                 return
             tree = tree_of(record)
             rev = tree.get(rev_id)

@@ -136,7 +136,12 @@ def _make_session_factory(settings: ListenerSettings) -> SessionFactory:
 
     def factory(connection: BlipConnection) -> PassiveSessionLike:
         return PassiveSession(
-            connection, store, collection_stores, allow_push=allow_push, allow_pull=True
+            connection,
+            store,
+            collection_stores,
+            allow_push=allow_push,
+            allow_pull=True,
+            enable_delta_sync=settings.enable_delta_sync,
         )
 
     return factory

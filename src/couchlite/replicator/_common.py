@@ -74,6 +74,13 @@ INSERT_IN_THREAD = False
 #: (interop fact 15), and so do we by default; a deflate sync-flush costs tens of microseconds
 #: per message, which a deployment exchanging tiny documents may prefer to skip.
 COMPRESS_REV_MIN_BYTES = 0
+#: Bodies smaller than this are never sent as deltas (LiteCore ``kMinBodySizeForDelta``): the
+#: saving could not pay for the base lookup and the diff.
+MIN_BODY_SIZE_FOR_DELTA = 200
+#: A delta is sent only when its JSON is at most this fraction of the full body. LiteCore allows
+#: 1.2 (its body size is the Fleece encoding, not JSON); here both sizes are JSON bytes, so a
+#: delta that is not clearly smaller would only add work for the receiver: we require 3/4.
+MAX_DELTA_BODY_RATIO = 0.75
 #: How often an active session saves changed checkpoints (LiteCore ``checkpointInterval``).
 CHECKPOINT_SAVE_INTERVAL_S = 5.0
 #: Retries of ``setCheckpoint`` after a 409 (each preceded by a ``getCheckpoint``).

@@ -101,6 +101,7 @@ class ActiveSession:
         reset: bool = False,
         enable_auto_purge: bool = True,
         events: SessionEvents | None = None,
+        enable_delta_sync: bool = False,
     ) -> None:
         if not collections:
             raise ConfigurationError("a replication needs at least one collection")
@@ -121,7 +122,10 @@ class ActiveSession:
             for i, opts in enumerate(collections)
         ]
         self.reporter: Reporter | None = None
-        self.sender = RevSender(connection, db)
+        #: deltas both ways need the peer's consent too (notes §6.2): the puller announces
+        #: ``deltas`` only with this, and the sender uses them only with this
+        self.enable_delta_sync = enable_delta_sync
+        self.sender = RevSender(connection, db, deltas_enabled=enable_delta_sync)
         self.blobs = BlobFetcher(connection, db)
 
     # --- statistics (tests and benchmarks) ---------------------------------------------------
@@ -193,6 +197,7 @@ class ActiveSession:
                     reporter=self.reporter,
                     blobs=self.blobs,
                     remote_revs=unit.remote_revs,
+                    accept_deltas=self.enable_delta_sync,
                 )
             if pushes:
                 unit.pusher = Pusher(

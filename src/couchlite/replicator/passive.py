@@ -21,6 +21,11 @@ answers:
   ``rev`` -> blobs fetched, batched insert with ``no_conflicts`` -- a passive peer never creates
   a conflict from a push, it answers 409. ``allow_push=False`` (a read-only listener) answers
   ``HTTP``/403 "Attempting to push to a pull-only replicator" and writes nothing.
+* **Deltas** (notes §6): with ``enable_delta_sync`` (the listener's) the sink replies announce
+  ``deltas: true`` and the pusher may send deltas when the peer announced them too; an incoming
+  ``deltaSrc`` is applied to our copy of the base (``HTTP``/422 when we lack it). Revisions the
+  peer pushed are kept as future bases (``KEEP_BODY``), so -- unlike a passive-only LiteCore
+  database (interop fact 14) -- we can send the peer deltas against them later.
 * **Peer pulls** (source): ``subChanges`` -> empty reply, then a
   :class:`~couchlite.replicator.passive_pusher.PassivePusher` task; ``getAttachment`` serves the
   blobs of revisions sent on this connection. ``allow_pull=False`` answers ``HTTP``/403.
@@ -47,7 +52,14 @@ from couchlite.replicator._common import (
 from couchlite.replicator._messages import json_list_body
 from couchlite.replicator.options import SessionEvents
 from couchlite.replicator.passive_pusher import PassivePusher
-from couchlite.replicator.sink import BlobFetcher, Inserter, incoming, parse_rev, reply_error_for
+from couchlite.replicator.sink import (
+    BlobFetcher,
+    Inserter,
+    expand_delta,
+    incoming,
+    parse_rev,
+    reply_error_for,
+)
 from couchlite.replicator.source import RevSender
 from couchlite.replicator.store import CollectionStore, DatabaseStore
 from couchlite.replicator.types import ReplicatedDocument
@@ -59,6 +71,7 @@ logger = logging.getLogger(__name__)
 CLOSE_TIMEOUT_S = 5.0
 
 _SINK_REPLY_PROPS = {"maxHistory": str(MAX_HISTORY), "blobs": "true"}
+_SINK_REPLY_PROPS_DELTAS = {**_SINK_REPLY_PROPS, "deltas": "true"}
 _PUSH_FORBIDDEN = "Attempting to push to a pull-only replicator"
 _PULL_FORBIDDEN = "Attempting to pull from a push-only replicator"
 
@@ -75,6 +88,7 @@ class PassiveSession:
         allow_push: bool = True,
         allow_pull: bool = True,
         events: SessionEvents | None = None,
+        enable_delta_sync: bool = False,
     ) -> None:
         self.connection = connection
         self.db = db
@@ -88,7 +102,8 @@ class PassiveSession:
         self._inserters: dict[int, Inserter] = {}
         self._pushers: set[asyncio.Task[None]] = set()
         self._incoming = 0
-        self.sender = RevSender(connection, db)
+        self.sender = RevSender(connection, db, deltas_enabled=enable_delta_sync)
+        self._sink_props = _SINK_REPLY_PROPS_DELTAS if enable_delta_sync else _SINK_REPLY_PROPS
         self.blobs = BlobFetcher(connection, db)
         self.revs_received = 0
 
@@ -333,7 +348,7 @@ class PassiveSession:
                 answers.append(status)
         while answers and answers[-1] == 0:
             answers.pop()
-        return Reply(_SINK_REPLY_PROPS, orjson.dumps(answers), compressed=True)
+        return Reply(self._sink_props, orjson.dumps(answers), compressed=True)
 
     async def _on_changes(self, message: Message) -> Reply | None:
         context = self._sink_context(message)
@@ -354,13 +369,15 @@ class PassiveSession:
         answers: list[Any] = [0 if known is None else known for known in missing]
         while answers and answers[-1] == 0:
             answers.pop()
-        return Reply(_SINK_REPLY_PROPS, orjson.dumps(answers), compressed=True)
+        return Reply(self._sink_props, orjson.dumps(answers), compressed=True)
 
     async def _on_rev(self, message: Message) -> Reply | None:
         context = self._sink_context(message)
         rev = parse_rev(message)
         self._incoming += 1
         try:
+            if rev.delta_src is not None:
+                rev = expand_delta(context.store, rev)
             try:
                 await self.blobs.fetch_missing(context, rev.doc_id, rev.body)
             except CouchliteError as exc:

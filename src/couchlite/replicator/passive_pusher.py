@@ -10,7 +10,9 @@ writes it), with up to ``MAX_CHANGE_LISTS_IN_FLIGHT`` awaiting replies. For each
 peer answers with a list of known ancestors, the revision is sent as ``rev`` (``sequence`` and
 ``history``, no ``noconflicts``) -- pipelined under the session's rev semaphore; a revision gone
 meanwhile is replaced by the current one (``replacedRev``) when the peer asked for
-``sendReplacementRevs``, else announced with ``norev``.
+``sendReplacementRevs``, else announced with ``norev``. The known ancestors of each answer are
+the delta bases offered to the sender (notes §6.2), and a revision the peer acknowledged that
+is no longer current is marked as the peer's (``mark_remote_revision``: its body stays a base).
 
 Once the feed is exhausted and every ``changes`` was answered, one empty ``changes`` is sent
 (urgent, noreply, uncompressed): the peer's "caught up". A continuous subscription then waits
@@ -26,6 +28,7 @@ from typing import Any
 import orjson
 
 from couchlite.blip import BlipErrorReply
+from couchlite.errors import CouchliteError
 from couchlite.replicator._common import (
     CHANGES_BATCH_SIZE,
     MAX_CHANGE_LISTS_IN_FLIGHT,
@@ -143,6 +146,7 @@ class PassivePusher:
             finally:
                 self._lists.release()
             max_history = reply.int_property("maxHistory") or MAX_HISTORY
+            self.sender.peer_accepts_deltas(reply)
             try:
                 answers: Any = orjson.loads(reply.body) if reply.body else []
             except orjson.JSONDecodeError:
@@ -172,6 +176,7 @@ class PassivePusher:
                 max_history,
                 noconflicts=False,
                 replace=self.replacements,
+                delta_bases=known,
             )
             if result.revision is None:
                 await self.sender.send_norev(
@@ -180,6 +185,13 @@ class PassivePusher:
                 self.reporter.add_completed()
                 return
             self.revs_sent += 1
+            if result.error is None and result.revision.sequence != change.sequence:
+                # acknowledged but no longer current: keep its body as the peer's delta base
+                # (the current revision's body, and its parent's, are kept anyway)
+                try:
+                    self.store.mark_remote_revision(change.doc_id, result.revision.rev_id)
+                except CouchliteError as exc:
+                    logger.warning("mark_remote_revision(%r) failed: %s", change.doc_id, exc)
             self.reporter.document(
                 True,
                 ReplicatedDocument(

@@ -18,6 +18,10 @@ server revision; else, when also pulling, wait: the puller brings X, the conflic
 locally, and the resolution -- a new local change -- is pushed; when not pulling (or if the
 document still has the same revision when the pull is over) it is a document error 409.
 
+Deltas (notes §6.2): the revision the peer is known to have -- the server revision of the
+proposal, learnt from a 409, a 304, a pull or an earlier push -- is the delta base offered to
+the :class:`~couchlite.replicator.source.RevSender`; whether a delta goes is its decision.
+
 A one-shot push ends when the feed is exhausted, nothing is in flight and (when pulling) the
 puller has finished -- after one last read of the feed, so resolutions made by the puller are
 pushed in the same session. A continuous push waits on the collection's change listener.
@@ -182,6 +186,7 @@ class Pusher:
         finally:
             self._proposal_slots.release()
         max_history = reply.int_property("maxHistory") or MAX_HISTORY
+        self.sender.peer_accepts_deltas(reply)
         try:
             statuses = reply.json() if reply.body else []
         except CouchliteError:
@@ -245,6 +250,7 @@ class Pusher:
                 [known] if known else [],
                 max_history,
                 noconflicts=True,
+                delta_bases=[known] if known else (),
             )
         finally:
             self.sender.slots.release()

@@ -14,6 +14,18 @@ The number of ``rev`` requests awaiting replies is bounded per session by a sema
 and the peer's handler slots stay bounded while dozens of revisions are pipelined (never one
 round trip per document).
 
+Deltas (notes §6.2, §6.3; interop fact 14): a revision goes as a delta -- ``deltaSrc`` = the
+base revision, body = the Fleece JSON delta from the base to it (:mod:`couchlite.model.jsondelta`)
+-- only when *both* sides allow it: this side's ``enable_delta_sync`` (``deltas_enabled``) and
+the peer's ``deltas: true`` in a ``changes``/``proposeChanges`` reply (latched for the
+connection by :meth:`RevSender.peer_accepts_deltas`). The caller names the revisions the peer
+has, best first (the server revision of a proposal; the known ancestors of a ``changes``
+reply); the first whose body is still kept and that is no tombstone is the base. The delta is
+used when the body has at least ``MIN_BODY_SIZE_FOR_DELTA`` bytes and the delta is at most
+``MAX_DELTA_BODY_RATIO`` of it. A peer that lacks the base (or cannot apply the delta) answers
+``HTTP``/422 (a LiteCore passive may say 409); the revision is then sent again with its full
+body, as LiteCore does (CBL-986).
+
 Blobs: every digest referenced by a revision we sent is remembered; ``getAttachment`` serves
 only those (the notes' security rule) and answers ``LiteCore``/7 "No such blob" otherwise.
 """
@@ -25,21 +37,31 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import orjson
+
 from couchlite.blip import BlipErrorReply, Message
-from couchlite.errors import CouchliteError, LiteCoreCode
+from couchlite.errors import CouchliteError, ErrorDomain, LiteCoreCode
+from couchlite.model.jsondelta import create_delta
 from couchlite.replicator._common import (
     COMPRESS_REV_MIN_BYTES,
+    MAX_DELTA_BODY_RATIO,
     MAX_REV_BYTES_IN_FLIGHT,
     MAX_REVS_IN_FLIGHT,
+    MIN_BODY_SIZE_FOR_DELTA,
     WAIT_TIMEOUT_S,
     CollectionContext,
     blob_references,
     remote_error,
 )
-from couchlite.replicator.store import DatabaseStore, OutgoingRevision
+from couchlite.replicator.store import CollectionStore, DatabaseStore, OutgoingRevision
 from couchlite.transport.connection import BlipConnection, Reply
 
 logger = logging.getLogger(__name__)
+
+#: ``HTTP`` answers to a delta ``rev`` after which the full body is sent: 422 (base unknown or
+#: corrupt delta), and 409, which a LiteCore passive in no-incoming-conflicts mode answers for a
+#: missing base (notes §6.3); a genuine conflict gets its 409 again for the full body.
+_DELTA_REFUSED = (409, 422)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +79,18 @@ class SendResult:
 class RevSender:
     """Sends ``rev`` messages for one session and serves the blobs they reference."""
 
-    def __init__(self, connection: BlipConnection, db: DatabaseStore) -> None:
+    def __init__(
+        self, connection: BlipConnection, db: DatabaseStore, *, deltas_enabled: bool = False
+    ) -> None:
         self.connection = connection
         self.db = db
+        #: this side allows sending deltas (the replicator's / listener's ``enable_delta_sync``)
+        self.deltas_enabled = deltas_enabled
+        #: the peer said ``deltas: true`` in a changes/proposeChanges reply (latched)
+        self.peer_deltas = False
+        #: statistics: revisions sent as deltas, and deltas refused and resent in full
+        self.deltas_sent = 0
+        self.delta_fallbacks = 0
         #: acquired by callers before reading a revision, released when its reply arrived
         self.slots = asyncio.Semaphore(MAX_REVS_IN_FLIGHT)
         self._served_digests: set[str] = set()
@@ -77,9 +108,11 @@ class RevSender:
         *,
         noconflicts: bool,
         replace: bool = False,
+        delta_bases: Sequence[str] = (),
     ) -> SendResult:
         """Send one revision; with ``replace`` a newer current revision stands in for a gone
-        one (``replacedRev``, when the puller asked for ``sendReplacementRevs``)."""
+        one (``replacedRev``, when the puller asked for ``sendReplacementRevs``).
+        ``delta_bases``: revisions the peer has, best first -- possible delta bases."""
         store = context.store
         revision = store.get_revision(doc_id, rev_id, known_revs, max_history)
         replaced: str | None = None
@@ -105,6 +138,58 @@ class RevSender:
         body = revision.body
         for blob in blob_references(body):
             self._served_digests.add(blob["digest"])
+        delta = None
+        if self.peer_deltas and self.deltas_enabled and delta_bases and not revision.deleted:
+            delta = self._delta(store, revision, delta_bases)
+        if delta is not None:
+            base_rev, delta_body = delta
+            delta_props = dict(props, deltaSrc=base_rev)
+            try:
+                await self._request(delta_props, delta_body)
+            except BlipErrorReply as exc:
+                if not (exc.domain == ErrorDomain.HTTP and exc.code in _DELTA_REFUSED):
+                    return SendResult(
+                        revision, remote_error(exc, f"rev {doc_id} {revision.rev_id}")
+                    )
+                # the peer lacks the base (or could not apply the delta): send it whole
+                self.delta_fallbacks += 1
+                logger.debug("delta for %r refused (%s): resending in full", doc_id, exc)
+            else:
+                self.deltas_sent += 1
+                return SendResult(revision)
+        try:
+            await self._request(props, body)
+        except BlipErrorReply as exc:
+            return SendResult(revision, remote_error(exc, f"rev {doc_id} {revision.rev_id}"))
+        return SendResult(revision)
+
+    def peer_accepts_deltas(self, reply: Message) -> None:
+        """Latch the peer's ``deltas: true`` from a ``changes``/``proposeChanges`` reply."""
+        if not self.peer_deltas and reply.bool_property("deltas"):
+            self.peer_deltas = True
+
+    def _delta(
+        self, store: CollectionStore, revision: OutgoingRevision, bases: Sequence[str]
+    ) -> tuple[str, bytes] | None:
+        """``(base_rev_id, delta_json)`` when a delta is worth sending, else ``None``."""
+        body = revision.body
+        if len(body) < MIN_BODY_SIZE_FOR_DELTA:
+            return None
+        base = store.delta_base(revision.doc_id, [b for b in bases if b != revision.rev_id])
+        if base is None:
+            return None
+        base_rev, base_body = base
+        try:
+            delta = orjson.dumps(create_delta(orjson.loads(base_body), orjson.loads(body)))
+        except (orjson.JSONDecodeError, orjson.JSONEncodeError, CouchliteError) as exc:
+            logger.warning("no delta for %r: %s", revision.doc_id, exc)
+            return None
+        if len(delta) > len(body) * MAX_DELTA_BODY_RATIO:
+            return None
+        return base_rev, delta
+
+    async def _request(self, props: dict[str, str], body: bytes) -> None:
+        """Send one ``rev`` within the byte budget; raises the peer's ``BlipErrorReply``."""
         size = len(body)
         # The byte budget (LiteCore: 2 MiB of revs awaiting replies); one rev always may go.
         while self._bytes_in_flight and self._bytes_in_flight + size > MAX_REV_BYTES_IN_FLIGHT:
@@ -114,12 +199,9 @@ class RevSender:
         self._bytes_in_flight += size
         try:
             await self.connection.request(props, body, compressed=size >= COMPRESS_REV_MIN_BYTES)
-        except BlipErrorReply as exc:
-            return SendResult(revision, remote_error(exc, f"rev {doc_id} {revision.rev_id}"))
         finally:
             self._bytes_in_flight -= size
             self._bytes_room.set()
-        return SendResult(revision)
 
     async def send_norev(
         self, context: CollectionContext, doc_id: str, rev_id: str, sequence: str, error: int

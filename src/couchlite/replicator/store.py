@@ -135,6 +135,11 @@ class CollectionStore(Protocol):
         """The body of one revision if it is still kept (e.g. for a filter or a delta)."""
         ...
 
+    def delta_base(self, doc_id: str, candidates: Sequence[str]) -> tuple[str, bytes] | None:
+        """The first of ``candidates`` (revisions the peer has, best first) that can serve as a
+        delta base: still in the tree, its body kept, not a tombstone. One read for all."""
+        ...
+
     def mark_remote_revision(self, doc_id: str, rev_id: str) -> None:
         """The peer now has ``rev_id``: keep its body as a future delta base."""
         ...

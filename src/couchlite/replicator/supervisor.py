@@ -340,6 +340,7 @@ class Supervisor:
             reset=self.reset,
             enable_auto_purge=config.enable_auto_purge,
             events=self.owner,
+            enable_delta_sync=config.enable_delta_sync,
         )
 
     async def _close(self, connection: BlipConnection) -> None:
