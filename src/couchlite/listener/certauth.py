@@ -31,7 +31,6 @@ import datetime as dt
 import inspect
 import logging
 import ssl
-from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -50,10 +49,37 @@ CERTIFICATE_MISSING = HandshakeRejection(401, "Client certificate required")
 AUTH_TIMED_OUT = HandshakeRejection(503, "Authentication timed out")
 
 
+class AlertingSSLObject(ssl.SSLObject):
+    """Makes sure a client refused during the handshake hears why.
+
+    When OpenSSL fails a server handshake (no client certificate, an untrusted one) it queues
+    the TLS alert that says so; asyncio then aborts the transport at once, and the alert is
+    never sent: the client sees the connection drop, which looks like a network failure worth
+    retrying. So the failure is held back once, as "want read": asyncio flushes what OpenSSL
+    queued (the alert), and the held error ends the handshake on the next call, when the client
+    sends anything or hangs up (asyncio's handshake timeout bounds the wait).
+    """
+
+    _couchlite_failure: ssl.SSLError | None = None
+
+    def do_handshake(self) -> None:
+        failure = self._couchlite_failure
+        if failure is not None:
+            raise failure
+        try:
+            super().do_handshake()
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            raise
+        except ssl.SSLError as exc:
+            self._couchlite_failure = exc
+            raise ssl.SSLWantReadError("flushing the alert first") from exc
+
+
 def configure_context(
     context: ssl.SSLContext, authenticator: ListenerCertificateAuthenticator
 ) -> None:
     """Make the server ``context`` require client certificates as ``authenticator`` says."""
+    context.sslobject_class = AlertingSSLObject
     roots = authenticator.roots
     if roots is not None:
         context.verify_mode = ssl.CERT_REQUIRED
@@ -61,9 +87,8 @@ def configure_context(
         context.load_verify_locations(cadata=pem)
         return
     recorder = install_permissive_verify(context)
-    base: Any = context.sslobject_class
 
-    class RecordingSSLObject(base):  # type: ignore[misc]
+    class RecordingSSLObject(AlertingSSLObject):
         def peer_certificate_chain(self) -> tuple[bytes, ...]:
             """The chain the client sent (DER, leaf first), as far as it could be recorded."""
             leaf = self.getpeercert(binary_form=True)

@@ -168,6 +168,43 @@ class WebSocketChannel:
         self._remote = _format_address(connection.remote_address)
         #: The upgrade request (server side only): the listener routes on its path.
         self.request = request
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    def start_heartbeat(self, interval: float, pong_timeout: float | None) -> None:
+        """Ping the peer every ``interval`` seconds; if a pong (or the connection's end) does
+        not come within ``pong_timeout``, drop the TCP connection at once: ``recv``/``send``
+        then raise :class:`ChannelClosed` 1006, a transient error (notes §3.6).
+
+        Ours rather than websockets' keepalive, which fails the connection with a close frame
+        and then waits ``close_timeout`` more for a peer that is, by then, known to be gone.
+        """
+        if self._heartbeat is None:
+            self._heartbeat = asyncio.get_running_loop().create_task(
+                self._beat(interval, pong_timeout), name=f"heartbeat {self._remote}"
+            )
+
+    async def _beat(self, interval: float, pong_timeout: float | None) -> None:
+        ws = self._ws
+        with contextlib.suppress(ConnectionClosed, ConcurrencyError):
+            while True:
+                try:
+                    async with asyncio.timeout(interval):
+                        await ws.wait_closed()
+                    return  # the connection ended: no more heartbeats
+                except TimeoutError:
+                    pass
+                pong = await ws.ping()
+                try:
+                    async with asyncio.timeout(pong_timeout):
+                        await pong
+                except TimeoutError:
+                    logger.info(
+                        "%s: no answer to the heartbeat within %s s; dropping the connection",
+                        self._remote,
+                        pong_timeout,
+                    )
+                    ws.transport.abort()
+                    return
 
     @property
     def subprotocol(self) -> str | None:
@@ -212,7 +249,11 @@ class WebSocketChannel:
             await self._ws.close(code, truncate_close_reason(reason))
         finally:
             drain.cancel()
-            await asyncio.gather(drain, return_exceptions=True)
+            tasks = [drain]
+            if self._heartbeat is not None:
+                self._heartbeat.cancel()
+                tasks.append(self._heartbeat)
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _discard_incoming(self) -> None:
         # ConcurrencyError: someone else is still reading, and that read drains the buffer.
@@ -366,6 +407,20 @@ async def connect_channel(
         kwargs["ssl"] = ssl
     if server_hostname is not None:
         kwargs["server_hostname"] = server_hostname
+    # In TLS 1.3 the server's verdict on our client certificate is an alert that arrives after
+    # the handshake, while websockets reads the HTTP response: asyncio hands the ssl.SSLError
+    # to connection_lost(), and websockets then reports only "no valid HTTP response". Keep the
+    # TLS error so that the translation can say what really happened.
+    lost: list[BaseException] = []
+
+    class _ClientConnection(ClientConnection):
+        def connection_lost(self, exc: Exception | None) -> None:
+            if exc is not None:
+                lost.append(exc)
+            super().connection_lost(exc)
+
+    if ssl is not None:
+        kwargs["create_connection"] = _ClientConnection
     try:
         ws = await ws_connect(
             url,
@@ -376,8 +431,8 @@ async def connect_channel(
             # A replicator connects where it is told; environment proxies would surprise it.
             proxy=None,
             open_timeout=open_timeout,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
+            ping_interval=None,  # our own heartbeat: WebSocketChannel.start_heartbeat
+            ping_timeout=None,
             close_timeout=close_timeout,
             max_size=MAX_INCOMING_MESSAGE,
             max_queue=max_queue,
@@ -385,6 +440,9 @@ async def connect_channel(
             **kwargs,
         )
     except (InvalidHandshake, InvalidURI, OSError, TimeoutError) as exc:
+        tls_failure = next((e for e in lost if isinstance(e, ssl_module.SSLError)), None)
+        if tls_failure is not None and _ssl_error_in(exc) is None:
+            raise _translate_connect_error(tls_failure, url) from exc
         raise _translate_connect_error(exc, url) from exc
     if ws.subprotocol is None or ws.subprotocol not in subprotocols:
         # websockets accepts a server that names no sub-protocol; LiteCore does not (§3.3).
@@ -394,7 +452,10 @@ async def connect_channel(
             f"{', '.join(subprotocols)})",
             code=CLOSE_PROTOCOL_ERROR,
         )
-    return WebSocketChannel(ws)
+    channel = WebSocketChannel(ws)
+    if ping_interval is not None:
+        channel.start_heartbeat(ping_interval, ping_timeout)
+    return channel
 
 
 class ChannelServer:
@@ -499,6 +560,8 @@ async def serve_channels(
         channel = WebSocketChannel(
             connection, describe(connection, request) if request is not None else None
         )
+        if ping_interval is not None:
+            channel.start_heartbeat(ping_interval, ping_timeout)
         code, reason = CLOSE_NORMAL, ""
         try:
             await handler(channel)
@@ -525,8 +588,8 @@ async def serve_channels(
             process_request=on_request,
             server_header=server_header,
             open_timeout=open_timeout,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
+            ping_interval=None,  # our own heartbeat: WebSocketChannel.start_heartbeat
+            ping_timeout=None,
             close_timeout=close_timeout,
             max_size=MAX_INCOMING_MESSAGE,
             max_queue=max_queue,

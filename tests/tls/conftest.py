@@ -1,0 +1,25 @@
+"""Fixtures of the TLS tests: a private key store per test, the listener's stub sessions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from couchlite import TLSIdentity
+from couchlite.tls import store as store_module
+from tests.listener.conftest import stub_sessions  # noqa: F401 - a fixture, re-exported
+
+PASSPHRASE = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True)
+def keystore_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every test gets its own default key store and passphrase; no real keyring is used."""
+    folder = tmp_path / "keystore"
+    monkeypatch.setenv(store_module.KEYSTORE_ENV, str(folder))
+    monkeypatch.setenv(store_module.PASSPHRASE_ENV, PASSPHRASE)
+    monkeypatch.setattr(store_module, "_working_keyring", lambda: None)
+    yield folder
+    TLSIdentity.set_keystore_passphrase(None)
