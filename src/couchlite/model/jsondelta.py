@@ -53,6 +53,7 @@ from __future__ import annotations
 import math
 from typing import Any, Final
 
+import orjson
 from diff_match_patch import diff_match_patch
 
 from couchlite.errors import InvalidArgumentError, LiteCoreCode
@@ -110,9 +111,13 @@ def _diff(old: Any, new: Any, *, nested: bool) -> Any:
         return _UNCHANGED
     old_type, new_type = type(old), type(new)
     if old_type is dict and new_type is dict:
+        if _same_container(old, new):
+            return _UNCHANGED
         return _diff_dict(old, new)
     if old_type is list and new_type is list:
         if old and new:
+            if _same_container(old, new):
+                return _UNCHANGED
             return _diff_list(old, new)
         if not old and not new:
             return _UNCHANGED
@@ -158,6 +163,21 @@ def _diff_list(old: list[Any], new: list[Any]) -> Any:
     if len(old) != len(new):
         out[f"{common}-"] = new[common:]
     return out if out else _UNCHANGED
+
+
+def _same_container(a: dict[str, Any] | list[Any], b: dict[str, Any] | list[Any]) -> bool:
+    """Fast exact equality of two containers, for the common case of an unchanged subtree.
+
+    ``==`` runs in C but equates ``1``, ``1.0`` and ``True``; the JSON texts tell those apart
+    (and ``-0.0`` from ``0.0``), so only values equal both ways count as unchanged. Dicts with
+    the same items in another order fail the second test and are simply compared key by key.
+    """
+    if a != b:
+        return False
+    try:
+        return orjson.dumps(a) == orjson.dumps(b)
+    except orjson.JSONEncodeError:  # not JSON-encodable (too deep...): compare item by item
+        return False
 
 
 def _same_scalar(a: Any, b: Any) -> bool:
