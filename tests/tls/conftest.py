@@ -12,6 +12,8 @@ from couchlite.tls import store as store_module
 from tests.listener.conftest import stub_sessions  # noqa: F401 - a fixture, re-exported
 
 PASSPHRASE = "correct horse battery staple"
+#: The real keyring probe (the fixture replaces it so that no test touches a real keyring).
+REAL_WORKING_KEYRING = store_module._working_keyring
 
 
 @pytest.fixture(autouse=True)
