@@ -12,6 +12,7 @@ object per line, with one JSON line each:
 * ``{"op": "put", "collection": "scope.name", "id": ..., "body": {...}}`` -> ``{"rev": ...}``
 * ``{"op": "delete", "collection": ..., "id": ...}`` -> ``{"rev": ...}``
 * ``{"op": "dump", "collection": ...}`` -> ``{"docs": {id: {"rev": ..., "body": {...}}}}``
+* ``{"op": "count", "collection": ...}`` -> ``{"count": n}`` (live documents)
 * ``{"op": "status"}`` -> ``{"connections": n, "active": n}``
 * ``{"op": "stop"}`` -> ``{"stopped": true}`` then exits
 """
@@ -103,6 +104,8 @@ def main() -> int:
                 doc = col.get(doc_id)
                 docs[doc_id] = {"rev": doc.revision_id, "body": orjson.loads(doc.to_json())}
             reply({"docs": docs})
+        elif op == "count":
+            reply({"count": coll(cmd).count})
         elif op == "status":
             status = listener.status
             reply(
