@@ -1,0 +1,5 @@
+"""``python -m couchlite.cli``."""
+
+from couchlite.cli.main import main
+
+main()
