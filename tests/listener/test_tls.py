@@ -262,3 +262,17 @@ def test_plain_client_on_a_tls_listener_does_not_disturb_it(
             context=pinned_context(listener.tls_identity),
         )
         assert result.status == 101
+
+
+def test_certificate_authenticator_requires_tls(db: Database) -> None:
+    from couchlite import ConfigurationError, ListenerCertificateAuthenticator
+
+    authenticator = ListenerCertificateAuthenticator(lambda chain: True)
+    with pytest.raises(ConfigurationError, match="needs TLS"):
+        UrlEndpointListener(plain_config(db, authenticator=authenticator))
+    # with TLS it is accepted, and the roots form too
+    UrlEndpointListener(_tls_config(db, authenticator=authenticator))
+    _identity, ca = _ca_and_leaf()
+    roots = ListenerCertificateAuthenticator.from_roots(ca.public_bytes(serialization.Encoding.PEM))
+    assert roots.roots == [ca] and roots.fn is None
+    UrlEndpointListener(_tls_config(db, authenticator=roots))

@@ -132,3 +132,34 @@ def test_self_signed_check() -> None:
     assert impostor.issuer == impostor.subject
     assert self_signed_problem(der(impostor)) is not None
     assert self_signed_problem(b"garbage") is not None
+
+
+def test_tls_error_codes_from_openssl_errors() -> None:
+    import ssl as ssl_module
+
+    from couchlite.transport.websocket import tls_error_code
+
+    def verification(code: int | None) -> ssl_module.SSLCertVerificationError:
+        error = ssl_module.SSLCertVerificationError("verify failed")
+        if code is not None:
+            error.verify_code = code
+        return error
+
+    assert tls_error_code(verification(10)) == NetworkCode.TLS_CERT_EXPIRED
+    assert tls_error_code(verification(62)) == NetworkCode.TLS_CERT_NAME_MISMATCH
+    assert tls_error_code(verification(64)) == NetworkCode.TLS_CERT_NAME_MISMATCH
+    assert tls_error_code(verification(20)) == NetworkCode.TLS_CERT_UNKNOWN_ROOT
+    assert tls_error_code(verification(18)) == NetworkCode.TLS_CERT_UNTRUSTED
+    # our own refusals, or a Python that sets no verify_code
+    assert (
+        tls_error_code(ssl_module.SSLCertVerificationError("x")) == NetworkCode.TLS_CERT_UNTRUSTED
+    )
+    required = ssl_module.SSLError(
+        1, "[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate required"
+    )
+    assert tls_error_code(required) == NetworkCode.TLS_CERT_REQUIRED_BY_PEER
+    bad = ssl_module.SSLError(1, "[SSL: SSLV3_ALERT_BAD_CERTIFICATE] sslv3 alert bad certificate")
+    assert tls_error_code(bad) == NetworkCode.TLS_CERT_REJECTED_BY_PEER
+    assert tls_error_code(ssl_module.SSLError(1, "wrong version number")) == (
+        NetworkCode.TLS_HANDSHAKE_FAILED
+    )
