@@ -67,6 +67,14 @@ from couchlite.transport.connection import BlipConnection, Reply
 
 logger = logging.getLogger(__name__)
 
+
+def _pusher_ended(task: asyncio.Task[None]) -> None:
+    # A pusher ends with the connection when the peer vanishes (reset, black hole, killed):
+    # retrieve its error here, or asyncio logs "Task exception was never retrieved".
+    if not task.cancelled() and task.exception() is not None:
+        logger.debug("%s ended: %r", task.get_name(), task.exception())
+
+
 #: How long :meth:`PassiveSession.close` waits for its pusher tasks to end after cancelling.
 CLOSE_TIMEOUT_S = 5.0
 
@@ -310,6 +318,7 @@ class PassiveSession:
         task = asyncio.create_task(pusher.run(), name=f"passive-pusher-{context.index}")
         self._pushers.add(task)
         task.add_done_callback(self._pushers.discard)
+        task.add_done_callback(_pusher_ended)
         return Reply()
 
     async def _on_get_attachment(self, message: Message) -> Reply:
