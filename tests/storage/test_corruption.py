@@ -21,7 +21,7 @@ import pytest
 
 from couchlite import CorruptDatabaseError, Database, DatabaseConfiguration, DatabaseError
 from couchlite.errors import LiteCoreCode
-from couchlite.storage.sqlite_store import SQLiteStore
+from couchlite.storage.sqlite_store import SCHEMA_VERSION, SQLiteStore
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -111,7 +111,7 @@ def make_wrong_marker(path: Path) -> None:
 
 def make_newer_wal(path: Path) -> None:
     couchlite_file(path)
-    set_user_version(path, 2)
+    set_user_version(path, SCHEMA_VERSION + 1)
 
 
 def make_newer_rollback_journal(path: Path) -> None:
@@ -175,7 +175,7 @@ def test_newer_database_error_code(tmp_path: Path) -> None:
     with pytest.raises(CorruptDatabaseError) as info:
         SQLiteStore(path)
     assert info.value.code == LiteCoreCode.DATABASE_TOO_NEW
-    assert "schema version 2" in str(info.value)
+    assert f"schema version {SCHEMA_VERSION + 1}" in str(info.value)
 
 
 def test_foreign_file_error_code(tmp_path: Path) -> None:

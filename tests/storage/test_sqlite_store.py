@@ -62,13 +62,13 @@ def raw(path: Path, sql: str) -> list[tuple[object, ...]]:
 # --- schema -------------------------------------------------------------------------------
 
 
-def test_new_file_gets_schema_v1_and_records_the_migration(tmp_path: Path) -> None:
+def test_new_file_gets_the_schema_and_records_the_migrations(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite3"
     SQLiteStore(path).close()
     assert raw(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
-    assert SCHEMA_VERSION == 1
+    assert SCHEMA_VERSION == 2
     migrations = raw(path, "SELECT version, applied_at FROM migrations")
-    assert [m[0] for m in migrations] == [1]
+    assert [m[0] for m in migrations] == [1, 2]
     assert isinstance(migrations[0][1], float) and migrations[0][1] > 0
     tables = {r[0] for r in raw(path, "SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {
@@ -96,7 +96,7 @@ def test_uuids_are_32_hex_stable_across_reopen_and_distinct_per_database(tmp_pat
     try:
         assert (again.public_uuid, again.private_uuid) == (pub, priv)
         # reopening does not run the migration again
-        assert raw(tmp_path / "a.sqlite3", "SELECT count(*) FROM migrations") == [(1,)]
+        assert raw(tmp_path / "a.sqlite3", "SELECT count(*) FROM migrations") == [(SCHEMA_VERSION,)]
     finally:
         again.close()
 
@@ -618,3 +618,27 @@ def test_corrupt_page_found_while_reading(tmp_path: Path) -> None:
             list(s.changes(coll.id))
     finally:
         s.close()
+
+
+def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    store = SQLiteStore(path)
+    coll = store.create_collection("_default", "_default")
+    store.close()
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "DROP TABLE remote_revs; DROP TABLE remotes; DELETE FROM migrations WHERE version = 2;"
+        "PRAGMA user_version = 1;"
+    )
+    conn.close()
+    store = SQLiteStore(path)
+    try:
+        assert raw(path, "PRAGMA user_version") == [(2,)]
+        assert [m[0] for m in raw(path, "SELECT version FROM migrations")] == [1, 2]
+        remote = store.remote_id("ws://peer/db")
+        assert store.remote_id("ws://peer/db") == remote
+        store.set_remote_revisions(remote, coll.id, [("a", "1-" + "a" * 40)])
+        assert store.remote_revisions(remote, coll.id, ["a", "b"]) == {"a": "1-" + "a" * 40}
+        assert store.remote_revisions(store.remote_id("other"), coll.id, ["a"]) == {}
+    finally:
+        store.close()

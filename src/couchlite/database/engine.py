@@ -664,6 +664,10 @@ class _CommitPlan:
             t = table(coll_id)
             if coll_id in self.purges:
                 conn.executemany(f"DELETE FROM {t} WHERE doc_id = ?", self.purges[coll_id])
+                conn.executemany(
+                    f"DELETE FROM remote_revs WHERE coll = {int(coll_id)} AND doc_id = ?",
+                    self.purges[coll_id],
+                )
             for verb, rows in (("INSERT", self.inserts), ("INSERT OR REPLACE", self.upserts)):
                 if coll_id in rows:
                     conn.executemany(

@@ -11,6 +11,8 @@ Layout (schema version 1, ``PRAGMA user_version``; applied migrations are record
   revision (ID, flags, body) and, once the document has more than one revision, the encoded
   revision tree (the current body is never stored twice);
 * ``blob_refs``: which documents reference which blob digests, so unreferenced blobs can go;
+* ``remotes`` / ``remote_revs``: for each peer (by address), the revision of each document it is
+  known to have (schema v2);
 * ``checkpoints`` (ours, as an active replicator) and ``peer_checkpoints`` (those peers ask us to
   keep, with their ``N-cc`` revisions).
 
@@ -50,7 +52,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FORMAT_MARKER = "couchlite"
 SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -77,6 +79,14 @@ _MIGRATIONS: dict[int, list[str]] = {
             digest TEXT NOT NULL, coll INTEGER NOT NULL, doc_id TEXT NOT NULL,
             PRIMARY KEY (digest, coll, doc_id)) WITHOUT ROWID""",
         "CREATE INDEX blob_refs_doc ON blob_refs (coll, doc_id)",
+    ],
+    # v2: the revision each peer is known to have of each document (LiteCore's "remote
+    # ancestor"), so a new session can name it in proposeChanges instead of learning it by 409
+    2: [
+        "CREATE TABLE remotes (id INTEGER PRIMARY KEY, address TEXT NOT NULL UNIQUE)",
+        """CREATE TABLE remote_revs (
+            remote INTEGER NOT NULL, coll INTEGER NOT NULL, doc_id TEXT NOT NULL,
+            rev TEXT NOT NULL, PRIMARY KEY (coll, doc_id, remote)) WITHOUT ROWID""",
     ],
 }
 
@@ -448,6 +458,7 @@ class SQLiteStore:
                 )
             ]
             conn.execute("DELETE FROM blob_refs WHERE coll = ?", (coll_id,))
+            conn.execute("DELETE FROM remote_revs WHERE coll = ?", (coll_id,))
             conn.execute(f"DROP TABLE IF EXISTS {table(coll_id)}")
             conn.execute("DELETE FROM collections WHERE id = ?", (coll_id,))
             return digests
@@ -544,6 +555,47 @@ class SQLiteStore:
     def all_referenced_digests(self) -> set[str]:
         rows = self.read(lambda c: c.execute("SELECT DISTINCT digest FROM blob_refs").fetchall())
         return {row[0] for row in rows}
+
+    # --- what peers have ------------------------------------------------------------------
+
+    def remote_id(self, address: str) -> int:
+        """The small integer naming a peer (created on first use)."""
+        row = self.fetchone("SELECT id FROM remotes WHERE address = ?", (address,))
+        if row is not None:
+            return int(row[0])
+
+        def create(conn: sqlite3.Connection) -> int:
+            conn.execute("INSERT OR IGNORE INTO remotes (address) VALUES (?)", (address,))
+            found = conn.execute("SELECT id FROM remotes WHERE address = ?", (address,))
+            return int(found.fetchone()[0])
+
+        return self.write(create)
+
+    def remote_revisions(self, remote: int, coll_id: int, doc_ids: list[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for start in range(0, len(doc_ids), 500):
+            chunk = doc_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.fetchall(
+                f"SELECT doc_id, rev FROM remote_revs WHERE coll = ? AND remote = ? "
+                f"AND doc_id IN ({marks})",
+                [coll_id, remote, *chunk],
+            )
+            out.update(rows)
+        return out
+
+    def set_remote_revisions(
+        self, remote: int, coll_id: int, revisions: list[tuple[str, str]]
+    ) -> None:
+        if not revisions:
+            return
+        self.write(
+            lambda c: c.executemany(
+                "INSERT OR REPLACE INTO remote_revs (remote, coll, doc_id, rev) "
+                "VALUES (?, ?, ?, ?)",
+                [(remote, coll_id, doc_id, rev) for doc_id, rev in revisions],
+            )
+        )
 
     # --- checkpoints ---------------------------------------------------------------------
 
