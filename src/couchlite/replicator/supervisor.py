@@ -21,7 +21,12 @@ What next is decided only here (never inside the connection code, architecture.m
 * a transient error (refused/reset, 1001/1006, 503...) -> OFFLINE, wait ``2**(n-1)`` seconds
   (1, 2, 4 ... capped at ``max_attempt_wait_time``) on the injected :class:`BackoffClock`, and
   try again -- unless ``max_attempts`` attempts failed in a row (0 = unlimited). The count of
-  failures restarts after every connection that opened.
+  failures restarts after every connection that opened. The OFFLINE status carries the delay
+  (``retry_in``) and the time of the next attempt (``next_attempt_at``, in the clock's
+  ``time()``). Which errors are transient: the table of :mod:`couchlite.transport.failures`.
+* a peer that stops answering is found by the WebSocket heartbeat (a ping every ``heartbeat``
+  seconds, a pong expected within min(20 s, heartbeat - 1 s)): the connection fails with 1006,
+  a transient error.
 * a continuous session that *ends* without an error was closed normally by the peer; LiteCore
   reports that as 1001 "closed by peer" and retries (notes §3.6), so do we.
 
