@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from couchlite import (
     AuthenticationError,
     BasicAuthenticator,
@@ -154,3 +156,16 @@ def test_wrong_password_is_not_retried(tmp_path: Path) -> None:
             client.close()
 
     run(main())
+
+
+def test_listener_heartbeat_is_configurable_and_validated(db: Database) -> None:
+    from couchlite import ConfigurationError, UrlEndpointListener
+
+    from .helpers import listener_config
+
+    assert listener_config(db).heartbeat == 300.0  # LiteCore's default
+    listener = UrlEndpointListener(listener_config(db, heartbeat=2.5))
+    assert listener.config.heartbeat == 2.5
+    for bad in (0, -1.0, "5", True, None):
+        with pytest.raises(ConfigurationError):
+            UrlEndpointListener(listener_config(db, heartbeat=bad))
