@@ -574,8 +574,6 @@ def _order_differences(recording: Recording, peer: ScriptedPeer) -> list[str]:
 #: * 04-conflict: we push the conflict resolution in the same session, LiteCore in the next one
 #:   (fact 8); the pushed messages are compared with the followup's in
 #:   ``test_resolution_is_pushed_as_in_the_followup``. So the followup has nothing left to push.
-#: * 04-conflict serverRevID "" instead of the revision pushed in the previous session: see
-#:   ``test_proposal_names_the_revision_pushed_in_an_earlier_session`` (xfail).
 
 
 def _everywhere(line: str) -> bool:
@@ -594,9 +592,6 @@ DOCUMENTED_DIFFERENCES: dict[str, set[str]] = {
     },
     "04-conflict": {
         "proposeChanges: 1 sent by CBL, 2 by us",  # the resolution, pushed at once (fact 8)
-        "proposeChanges#0 body: CBL [['c-doc', '3-3955fe8ace39830b39823e538156af7171f0fda1', "
-        "'1-461f40ebb13391d61a54a92333a13aae6e90868f', '<bodySize>']] / ours [['c-doc', "
-        "'3-3955fe8ace39830b39823e538156af7171f0fda1', '', '<bodySize>']]",
         "rev[c-doc]: 0 sent by CBL, 1 by us",  # the resolution (fact 8)
         "setCheckpoint final body: CBL {'local': 2, 'remote': 2} / ours {'local': 5, 'remote': 2}",
     },
@@ -660,13 +655,6 @@ def test_resolution_is_pushed_as_in_the_followup(tmp_path: Path) -> None:
     assert entry[3] == 21 and followup.requests_of("proposeChanges")[0].json()[0][3] == 20
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: the revision the peer got in an earlier session is not remembered "
-    "(remote_revs is per session), so proposeChanges sends serverRevID '' where LiteCore "
-    "sends the remote ancestor it stored with the document; a LiteCore passive then answers "
-    "409 and the change is proposed twice",
-)
 def test_proposal_names_the_revision_pushed_in_an_earlier_session(tmp_path: Path) -> None:
     (_, _), (_, ours) = replay_chain(tmp_path, CHAINS["04-conflict"][:2])
     propose = next(m for m in ours.requests if m.profile == "proposeChanges")

@@ -166,6 +166,14 @@ class ReplicationCollection:
                 return rev_id, rev.body
         return None
 
+    def remote_revisions(self, remote: str, doc_ids: Sequence[str]) -> dict[str, str]:
+        store = self._engine().store
+        return store.remote_revisions(store.remote_id(remote), self._coll_id, list(doc_ids))
+
+    def set_remote_revisions(self, remote: str, revisions: Sequence[tuple[str, str]]) -> None:
+        store = self._engine().store
+        store.set_remote_revisions(store.remote_id(remote), self._coll_id, list(revisions))
+
     def mark_remote_revision(self, doc_id: str, rev_id: str) -> None:
         record = self._record(doc_id)
         # The current revision's body is always kept (and its parent's, once it is replaced),

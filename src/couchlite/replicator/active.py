@@ -54,6 +54,7 @@ from couchlite.replicator.checkpoint import Checkpointer, CheckpointState, check
 from couchlite.replicator.options import SessionCollectionOptions, SessionEvents
 from couchlite.replicator.puller import Puller
 from couchlite.replicator.pusher import Pusher
+from couchlite.replicator.remote_revs import RemoteRevisions
 from couchlite.replicator.sink import BlobFetcher
 from couchlite.replicator.source import RevSender
 from couchlite.replicator.store import DatabaseStore
@@ -69,13 +70,15 @@ STOP_SAVE_TIMEOUT_S = 2.0
 class _Unit:
     """One collection of the session with its workers."""
 
-    def __init__(self, context: CollectionContext, options: SessionCollectionOptions) -> None:
+    def __init__(
+        self, context: CollectionContext, options: SessionCollectionOptions, remote_url: str
+    ) -> None:
         self.context = context
         self.options = options
         self.checkpointer: Checkpointer | None = None
         self.pusher: Pusher | None = None
         self.puller: Puller | None = None
-        self.remote_revs: dict[str, str] = {}
+        self.remote_revs = RemoteRevisions(options.store, remote_url)
 
     def state(self) -> CheckpointState:
         assert self.checkpointer is not None
@@ -118,6 +121,7 @@ class ActiveSession:
             _Unit(
                 CollectionContext(i, opts.store, {} if self.legacy else {"collection": str(i)}),
                 opts,
+                remote_url,
             )
             for i, opts in enumerate(collections)
         ]
@@ -304,6 +308,9 @@ class ActiveSession:
             await self._save_all()
 
     async def _save_all(self) -> None:
+        for unit in self._units:
+            # what the peer has goes to disk first: never behind a saved checkpoint
+            unit.remote_revs.flush()
         for unit in self._units:
             assert unit.checkpointer is not None
             await unit.checkpointer.save(unit.state())

@@ -47,6 +47,7 @@ from couchlite.replicator._common import (
 from couchlite.replicator._messages import json_list_body
 from couchlite.replicator.conflicts import resolve_conflict
 from couchlite.replicator.options import SessionCollectionOptions
+from couchlite.replicator.remote_revs import RemoteRevisions
 from couchlite.replicator.sink import (
     BlobFetcher,
     Inserter,
@@ -79,7 +80,7 @@ class Puller:
         enable_auto_purge: bool,
         reporter: Reporter,
         blobs: BlobFetcher,
-        remote_revs: dict[str, str],
+        remote_revs: RemoteRevisions,
         accept_deltas: bool = False,
     ) -> None:
         self.connection = connection

@@ -52,6 +52,7 @@ from couchlite.replicator._common import (
 )
 from couchlite.replicator.options import SessionCollectionOptions
 from couchlite.replicator.puller import Puller
+from couchlite.replicator.remote_revs import RemoteRevisions
 from couchlite.replicator.source import RevSender
 from couchlite.replicator.store import ChangeEntry
 from couchlite.replicator.types import ReplicatedDocument
@@ -76,7 +77,7 @@ class Pusher:
         continuous: bool,
         reporter: Reporter,
         sender: RevSender,
-        remote_revs: dict[str, str],
+        remote_revs: RemoteRevisions,
         puller: Puller | None,
     ) -> None:
         self.connection = connection
@@ -139,6 +140,7 @@ class Pusher:
         doc_ids = self.options.document_ids
         push_filter = self.options.push_filter
         remote_revs = self.remote_revs
+        remote_revs.load(change.doc_id for change in changes)
         proposals: list[ChangeEntry] = []
         for change in changes:
             seq = change.sequence

@@ -140,6 +140,15 @@ class CollectionStore(Protocol):
         delta base: still in the tree, its body kept, not a tombstone. One read for all."""
         ...
 
+    def remote_revisions(self, remote: str, doc_ids: Sequence[str]) -> dict[str, str]:
+        """The revision the peer ``remote`` (its URL) is known to have, for those documents
+        that have one recorded (persisted across sessions: LiteCore's remote ancestor)."""
+        ...
+
+    def set_remote_revisions(self, remote: str, revisions: Sequence[tuple[str, str]]) -> None:
+        """Record ``(doc_id, rev_id)`` pairs the peer ``remote`` now has (one transaction)."""
+        ...
+
     def mark_remote_revision(self, doc_id: str, rev_id: str) -> None:
         """The peer now has ``rev_id``: keep its body as a future delta base."""
         ...
