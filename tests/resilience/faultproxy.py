@@ -243,14 +243,16 @@ class FaultProxy:
                     return
                 allowed = conn._count(direction, len(data))
                 if allowed < len(data):
-                    data = data[:allowed]
-                    if data:
-                        writer.write(data)
+                    head, data = data[:allowed], data[allowed:]
+                    if head:
+                        writer.write(head)
                         with contextlib.suppress(OSError):
                             await writer.drain()
                     assert conn.fault is not None
                     conn._trigger(conn.fault.kind)
-                    continue  # a blackhole/delay/throttle keeps pumping, in its new way
+                    if conn.closed.is_set():
+                        continue  # cut or reset: the rest is never delivered
+                    # a blackhole drops the rest, a delay/throttle forwards it its new way
                 if conn.active is Kind.BLACKHOLE:
                     continue  # read and dropped
                 if conn.active is Kind.DELAY and conn.fault is not None:

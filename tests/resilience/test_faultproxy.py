@@ -79,3 +79,24 @@ def test_slow_links_deliver_everything(fault: Fault | None) -> None:
         await server.wait_closed()
 
     run(main(), timeout=60)
+
+
+def test_byte_triggered_throttle_loses_nothing() -> None:
+    async def main() -> None:
+        received, ended = bytearray(), asyncio.Event()
+        server = await _sink_server(received, ended)
+        port = server.sockets[0].getsockname()[1]
+        async with FaultProxy(port) as proxy:
+            proxy.plan = [Fault(Kind.THROTTLE, after_bytes=1000, direction="up", rate=1e6)]
+            reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+            writer.write(PAYLOAD)
+            writer.write_eof()
+            echoed = bytearray()
+            while data := await asyncio.wait_for(reader.read(4096), 30):
+                echoed.extend(data)
+            assert bytes(echoed) == PAYLOAD and proxy.connections[0].active is Kind.THROTTLE
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+    run(main(), timeout=60)
