@@ -275,3 +275,40 @@ def test_listener_restart_on_the_same_port_and_continuous_replicator_resumes(
             client.close()
 
     run(main())
+
+
+def test_reconnection_resumes_from_the_saved_checkpoint(tmp_path: Path) -> None:
+    async def main() -> None:
+        server = open_db(tmp_path / "server", "server")
+        client = open_db(tmp_path / "client", "client")
+        fill(client, "old", 3000, size=200)
+        listener = await start_listener(server)
+        try:
+            assert listener.port is not None
+            async with FaultProxy(listener.port) as proxy:
+                config = replicator_config(client, proxy.port, kind=ReplicatorType.PUSH)
+                repl = replicator(config)
+                await repl.start()
+                await wait_until(lambda: count(server) == 3000, what="first push")
+                col = client.default_collection()
+                # caught up: the checkpoint is saved (what pending_document_ids reads)
+                await wait_until(lambda: not repl.pending_document_ids(col), what="checkpoint")
+                proxy.connections[0].cut()
+                await wait_until(lambda: len(proxy.connections) >= 2, what="reconnected")
+                fill(client, "new", 10, size=200)
+                await wait_until(lambda: count(server) == 3010, what="second push")
+                await wait_until(lambda: repl.status.activity is Level.IDLE)
+                first, second = proxy.connections[0].bytes_up, proxy.connections[1].bytes_up
+                # the second connection resumed where the first stopped (its checkpoint, and
+                # what the engine remembers the peer has): the 10 new documents went, none of
+                # the 3000 old ones was sent again (their revisions alone are > 600 KB)
+                assert first > 300_000
+                assert second < 30_000, (first, second)
+                _assert_identical(dump(server), dump(client))
+                await repl.stop()
+        finally:
+            await listener.stop()
+            server.close()
+            client.close()
+
+    run(main())
