@@ -226,3 +226,22 @@ def test_pong_timeout() -> None:
     assert pong_timeout(300.0) == 20.0  # LiteCore: min(20 s, heartbeat - 1 s)
     assert pong_timeout(10.0) == 9.0
     assert pong_timeout(0.5) == 0.25  # sub-second test heartbeats still get a positive bound
+
+
+# --- errors the peer answers with (BLIP ERR replies) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("domain", "code"),
+    [("HTTP", s) for s in (400, 401, 403, 404, 408, 409, 429, 500, 502, 503, 504)]
+    + [("Network", NetworkCode.TIMEOUT), ("Network", NetworkCode.TLS_CERT_UNTRUSTED)]
+    + [("LiteCore", 10), ("BLIP", 404), ("Elsewhere", 1)],
+)
+def test_remote_errors_follow_the_table(domain: str, code: int) -> None:
+    from couchlite.blip import BlipErrorReply
+    from couchlite.replicator._common import remote_error
+
+    error = remote_error(BlipErrorReply(domain, code, "from the peer"))
+    assert error.is_transient is is_transient(error.domain, error.code)
+    if domain == "HTTP":
+        assert error.domain is ErrorDomain.WEBSOCKET and error.code == code

@@ -39,6 +39,7 @@ from couchlite.errors import (
 from couchlite.replicator.options import NullEvents, SessionEvents
 from couchlite.replicator.store import CollectionStore, ListenerHandle
 from couchlite.replicator.types import DocumentFlags, ReplicatedDocument
+from couchlite.transport.failures import is_transient, transient_codes
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +97,8 @@ RESOLVER_TIMEOUT_S = 60.0
 #: Upper bound for any single wait on a reply or on an internal condition.
 WAIT_TIMEOUT_S = 300.0
 
-TRANSIENT_HTTP = frozenset({408, 429, 502, 503, 504})
+#: HTTP statuses worth retrying (408, 429, 502, 503, 504): the one table, transport.failures.
+TRANSIENT_HTTP = frozenset(c for c in transient_codes(ErrorDomain.WEBSOCKET) if c < 1000)
 
 
 # --- errors ---------------------------------------------------------------------------------
@@ -108,14 +110,17 @@ def remote_error(exc: BlipErrorReply, context: str = "") -> CouchliteError:
     if exc.error_domain == "HTTP":
         return http_error(exc.code, text)
     if exc.error_domain in {d.value for d in ErrorDomain}:
-        return CouchliteError(text, domain=ErrorDomain(exc.error_domain), code=exc.code)
+        domain = ErrorDomain(exc.error_domain)
+        return CouchliteError(
+            text, domain=domain, code=exc.code, transient=is_transient(domain, exc.code)
+        )
     return CouchliteError(text, domain=ErrorDomain.LITECORE, code=LiteCoreCode.REMOTE_ERROR)
 
 
 def http_error(code: int, text: str) -> CouchliteError:
     """An HTTP status from the peer, as Couchbase Lite reports it: WebSocket domain, same code."""
     domain = ErrorDomain.WEBSOCKET
-    transient = code in TRANSIENT_HTTP
+    transient = is_transient(domain, code)
     if code == 401:
         return AuthenticationError(text, domain=domain, code=code)
     if code == 404:
