@@ -11,7 +11,6 @@ side (and, for the push, the growth between a small and the full run).
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from typing import Any
 import orjson
 
 from bench.bench_database import bodies
+from bench.replication_peer import peak_rss_mib
 from couchlite import (
     Blob,
     Database,
@@ -99,7 +99,16 @@ def fill(db: Database, n: int) -> None:
 
 
 def rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return peak_rss_mib()
+
+
+def reset_peak_rss() -> None:
+    """Forget the peak so far (Linux): the benchmarks before this one ran in this process."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+            fh.write("5")
+    except OSError:
+        pass
 
 
 def run_docs(tmp: Path, n: int, tls: bool) -> dict[str, Any]:
@@ -140,6 +149,7 @@ def main(quick: bool = False) -> None:
     n = 1_000 if quick else 20_000
     blob_size = 1_000_000 if quick else 10_000_000
     print(f"{n:,} documents of ~180 bytes, one-shot, peer in another process, 127.0.0.1")
+    reset_peak_rss()
     with tempfile.TemporaryDirectory(prefix="couchlite-bench-repl-") as tmp_name:
         tmp = Path(tmp_name)
         results = {}

@@ -22,6 +22,19 @@ from couchlite import (
 )
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident memory. ``VmHWM`` belongs to this program image, whereas
+    ``ru_maxrss`` survives exec and would report the parent's peak."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main() -> int:
     directory = Path(sys.argv[1])
     tls = "--tls" in sys.argv[2:]
@@ -42,7 +55,7 @@ def main() -> int:
         if command == "count":
             print(db.default_collection().count, flush=True)
         elif command == "rss":
-            print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, flush=True)
+            print(peak_rss_mib(), flush=True)
         elif command == "quit":
             break
     listener.stop()

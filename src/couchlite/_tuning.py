@@ -26,6 +26,11 @@ SQLITE_BUSY_TIMEOUT_S = 10.0
 #: woken early whenever an earlier expiration is set.
 EXPIRATION_MAX_SLEEP_S = 60.0
 
+#: Documents written in one batch before their bodies are copied into exactly-sized buffers.
+#: orjson returns small results in buffers of ~4 KiB; harmless for the few documents of an
+#: ordinary transaction, but a batch of 100,000 would hold 400 MiB instead of 20 MiB.
+BATCH_COMPACT_AFTER = 1000
+
 #: Read buffer when streaming a blob into the blob store (bytes).
 BLOB_CHUNK_SIZE = 64 * 1024
 

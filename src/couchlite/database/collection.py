@@ -222,7 +222,8 @@ class Collection:
             raise InvalidArgumentError("only a MutableDocument can be saved (use to_mutable())")
         if not isinstance(concurrency_control, ConcurrencyControl):
             raise InvalidArgumentError(f"invalid concurrency control {concurrency_control!r}")
-        self._own(doc)
+        if doc._collection is not None and doc._collection is not self:
+            self._own(doc)
         engine = self._engine()
         txn = engine.txn
         if (

@@ -171,12 +171,17 @@ class MutableDocument(Document, MutableMapping[str, Any]):
             if data is not None:
                 raise InvalidArgumentError("MutableDocument(id, data): the ID must be a string")
             id, data = None, id
-        doc_id = check_doc_id(id) if id is not None else str(uuid.uuid4())
-        super().__init__(None, doc_id, None, 0, None)
         if data is not None and not isinstance(data, Mapping):
             raise InvalidArgumentError(
                 f"document data must be a mapping, not {type(data).__name__}"
             )
+        # Document.__init__ inlined: this constructor is on the hot path of bulk saves
+        self._id = check_doc_id(id) if id is not None else str(uuid.uuid4())
+        self._collection = None
+        self._revision_id = None
+        self._sequence = 0
+        self._body = None
+        self._deleted = False
         self._props = dict(data) if data is not None else {}
 
     def _properties(self) -> dict[str, Any]:

@@ -167,6 +167,8 @@ class Engine:
         self._listeners: dict[int, list[_Listener]] = {}
         self._listeners_lock = threading.Lock()
         self._closed = threading.Event()
+        #: mirrors ``_closed`` as a plain attribute: checked on every call
+        self._is_closed = False
         self._purger_wake = threading.Event()
         self._purger = threading.Thread(
             target=self._purger_main, name=f"couchlite-expiry:{directory.name}", daemon=True
@@ -177,14 +179,15 @@ class Engine:
 
     @property
     def closed(self) -> bool:
-        return self._closed.is_set()
+        return self._is_closed
 
     def check_open(self) -> None:
-        if self._closed.is_set():
+        if self._is_closed:
             raise DatabaseClosedError("the database is closed")
 
     def _shutdown(self) -> None:
         with self.lock:
+            self._is_closed = True
             self._closed.set()
         self._purger_wake.set()
         if self._purger is not threading.current_thread():
@@ -318,6 +321,8 @@ class Engine:
         self._remember_origin(txn, key)
         txn.undo.append(("rec", key, txn.records.get(key, _MISSING)))
         txn.records[key] = record
+        if len(txn.records) > _tuning.BATCH_COMPACT_AFTER:
+            _compact_body(record)
         txn.collections.add(state.id)
 
     def put_new_record_unverified(
@@ -332,6 +337,8 @@ class Engine:
         key = (state.id, record.doc_id)
         txn.undo.append(("rec", key, txn.records.get(key, _MISSING)))
         txn.records[key] = record
+        if len(txn.records) > _tuning.BATCH_COMPACT_AFTER:
+            _compact_body(record)
         txn.unverified[key] = (record, doc)
         txn.collections.add(state.id)
 
@@ -734,6 +741,13 @@ def tree_of(record: DocRecord) -> RevTree:
             flags |= KEEP_BODY
         return RevTree.single(record.rev, flags, record.seq, record.body)
     return RevTree.decode(record.tree, record.body)
+
+
+def _compact_body(record: DocRecord) -> None:
+    """Give a body its own exactly-sized buffer (orjson's output keeps a ~4 KiB one)."""
+    body = record.body
+    if body is not None and len(body) < 2048:
+        record.body = bytes(memoryview(body))
 
 
 def build_revision(

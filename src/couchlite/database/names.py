@@ -30,6 +30,15 @@ def check_collection_name(name: str, what: str = "collection") -> str:
 
 
 def check_doc_id(doc_id: str) -> str:
+    # the common case first: a short ASCII ID (its length in UTF-8 bytes is its length)
+    if (
+        type(doc_id) is str
+        and 0 < len(doc_id) <= MAX_DOC_ID_BYTES
+        and doc_id.isascii()
+        and doc_id[0] != "_"
+        and not _CONTROL_CHARS.search(doc_id)
+    ):
+        return doc_id
     if not isinstance(doc_id, str):
         raise InvalidArgumentError(
             f"document ID must be a string, not {type(doc_id).__name__}",
