@@ -1,4 +1,5 @@
-"""Runs ``peer.py`` in a subprocess and talks to it (bounded waits everywhere)."""
+"""Subprocesses driven with JSON lines over stdin/stdout (bounded waits everywhere):
+``JsonProcess``, and ``PeerProcess`` running ``peer.py`` (a listener)."""
 
 from __future__ import annotations
 
@@ -15,32 +16,10 @@ PEER = Path(__file__).with_name("peer.py")
 TIMEOUT_S = 60.0
 
 
-class PeerProcess:
-    def __init__(
-        self,
-        directory: Path,
-        db: str = "server",
-        *,
-        tls: bool = False,
-        user: str | None = None,
-        password: str | None = None,
-        read_only: bool = False,
-        collections: list[str] | None = None,
-        port: int = 0,
-    ) -> None:
-        args = [sys.executable, str(PEER), "--dir", str(directory), "--db", db]
-        args += ["--port", str(port)]
-        if tls:
-            args.append("--tls")
-        if user:
-            args += ["--user", user, "--password", password or ""]
-        if read_only:
-            args.append("--read-only")
-        for full in collections or []:
-            args += ["--collection", full]
-        self.db = db
+class JsonProcess:
+    def __init__(self, args: list[str]) -> None:
         self.proc = subprocess.Popen(
-            args,
+            [sys.executable, *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -55,13 +34,10 @@ class PeerProcess:
         for pump in self._pumps:
             pump.start()
         try:
-            hello = self._read()
+            self.hello = self.read()
         except BaseException:
             self.kill()
             raise
-        self.port: int = hello["port"]
-        self.urls: list[str] = hello["urls"]
-        self.cert_pem: str | None = hello["cert_pem"]
 
     def _pump_stdout(self) -> None:
         assert self.proc.stdout is not None
@@ -74,31 +50,21 @@ class PeerProcess:
         for line in self.proc.stderr:
             self._stderr.append(line)
 
-    def _read(self) -> Any:
+    def read(self) -> Any:
         try:
             line = self._lines.get(timeout=TIMEOUT_S)
         except Empty:
-            raise TimeoutError(f"peer did not answer; stderr: {''.join(self._stderr)}") from None
+            raise TimeoutError(f"no answer; stderr: {''.join(self._stderr)}") from None
         if line is None:
             self.proc.wait(10)
-            raise RuntimeError(f"peer exited ({self.proc.returncode}): {''.join(self._stderr)}")
+            raise RuntimeError(f"exited ({self.proc.returncode}): {''.join(self._stderr)}")
         return orjson.loads(line)
 
     def command(self, op: str, **fields: Any) -> Any:
         assert self.proc.stdin is not None
         self.proc.stdin.write(orjson.dumps({"op": op, **fields}).decode() + "\n")
         self.proc.stdin.flush()
-        return self._read()
-
-    def url(self, scheme: str | None = None) -> str:
-        scheme = scheme or ("wss" if self.cert_pem else "ws")
-        return f"{scheme}://127.0.0.1:{self.port}/{self.db}"
-
-    def put(self, doc_id: str, body: dict[str, Any], collection: str = "_default._default") -> str:
-        return str(self.command("put", id=doc_id, body=body, collection=collection)["rev"])
-
-    def dump(self, collection: str = "_default._default") -> dict[str, Any]:
-        return dict(self.command("dump", collection=collection)["docs"])
+        return self.read()
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -109,6 +75,7 @@ class PeerProcess:
         self._close_pipes()
 
     def kill(self) -> None:
+        """SIGKILL: no cleanup of any kind in the process."""
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(30)
@@ -123,7 +90,7 @@ class PeerProcess:
             if pipe is not None and not pipe.closed:
                 pipe.close()
 
-    def __enter__(self) -> PeerProcess:
+    def __enter__(self) -> JsonProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -131,3 +98,45 @@ class PeerProcess:
             self.stop()
         except Exception:
             self.kill()
+
+
+class PeerProcess(JsonProcess):
+    def __init__(
+        self,
+        directory: Path,
+        db: str = "server",
+        *,
+        tls: bool = False,
+        user: str | None = None,
+        password: str | None = None,
+        read_only: bool = False,
+        collections: list[str] | None = None,
+        port: int = 0,
+    ) -> None:
+        args = [str(PEER), "--dir", str(directory), "--db", db, "--port", str(port)]
+        if tls:
+            args.append("--tls")
+        if user:
+            args += ["--user", user, "--password", password or ""]
+        if read_only:
+            args.append("--read-only")
+        for full in collections or []:
+            args += ["--collection", full]
+        self.db = db
+        super().__init__(args)
+        self.port: int = self.hello["port"]
+        self.urls: list[str] = self.hello["urls"]
+        self.cert_pem: str | None = self.hello["cert_pem"]
+
+    def url(self, scheme: str | None = None) -> str:
+        scheme = scheme or ("wss" if self.cert_pem else "ws")
+        return f"{scheme}://127.0.0.1:{self.port}/{self.db}"
+
+    def put(self, doc_id: str, body: dict[str, Any], collection: str = "_default._default") -> str:
+        return str(self.command("put", id=doc_id, body=body, collection=collection)["rev"])
+
+    def dump(self, collection: str = "_default._default") -> dict[str, Any]:
+        return dict(self.command("dump", collection=collection)["docs"])
+
+    def __enter__(self) -> PeerProcess:
+        return self
