@@ -377,6 +377,21 @@ def _translate_connect_error(exc: BaseException, url: str) -> CouchliteError:
     return NetworkError(f"{url}: {exc}")
 
 
+def _connection_options(close_timeout: float, max_queue: int, write_limit: int) -> dict[str, Any]:
+    """What client and server connections share: no WebSocket compression (BLIP compresses),
+    no websockets keepalive (our own heartbeat: ``WebSocketChannel.start_heartbeat``), and
+    LiteCore's incoming message limit."""
+    return {
+        "compression": None,
+        "ping_interval": None,
+        "ping_timeout": None,
+        "close_timeout": close_timeout,
+        "max_size": MAX_INCOMING_MESSAGE,
+        "max_queue": max_queue,
+        "write_limit": write_limit,
+    }
+
+
 async def connect_channel(
     url: str,
     *,
@@ -425,18 +440,12 @@ async def connect_channel(
         ws = await ws_connect(
             url,
             subprotocols=[Subprotocol(s) for s in subprotocols],
-            compression=None,
             additional_headers=_headers_list(headers),
             user_agent_header=user_agent if user_agent is not None else "couchlite",
             # A replicator connects where it is told; environment proxies would surprise it.
             proxy=None,
             open_timeout=open_timeout,
-            ping_interval=None,  # our own heartbeat: WebSocketChannel.start_heartbeat
-            ping_timeout=None,
-            close_timeout=close_timeout,
-            max_size=MAX_INCOMING_MESSAGE,
-            max_queue=max_queue,
-            write_limit=write_limit,
+            **_connection_options(close_timeout, max_queue, write_limit),
             **kwargs,
         )
     except (InvalidHandshake, InvalidURI, OSError, TimeoutError) as exc:
@@ -584,16 +593,10 @@ async def serve_channels(
             port,
             subprotocols=[Subprotocol(s) for s in supported],
             select_subprotocol=_select_subprotocol(supported),
-            compression=None,
             process_request=on_request,
             server_header=server_header,
             open_timeout=open_timeout,
-            ping_interval=None,  # our own heartbeat: WebSocketChannel.start_heartbeat
-            ping_timeout=None,
-            close_timeout=close_timeout,
-            max_size=MAX_INCOMING_MESSAGE,
-            max_queue=max_queue,
-            write_limit=write_limit,
+            **_connection_options(close_timeout, max_queue, write_limit),
             **kwargs,
         )
     except OSError as exc:
