@@ -84,6 +84,31 @@ def test_checkpoint_saved_on_both_sides(tmp_path: Path) -> None:
         b.close()
 
 
+def test_reset_resends_what_the_peer_purged(tmp_path: Path) -> None:
+    """The peer's recorded revisions are trusted only with a valid checkpoint (as LiteCore)."""
+    a, b = open_db(tmp_path, "a"), open_db(tmp_path, "b")
+    try:
+        put(a.default_collection(), "d0", {"v": 0})
+        put(a.default_collection(), "d0", {"v": 1})
+        run(replicate(a, b))
+        rev = a.default_collection()["d0"].revision_id
+        b.default_collection().purge("d0")
+        # the checkpoint says d0 was sent: purges are local and nothing comes back by itself
+        run(replicate(a, b))
+        assert b.default_collection().get("d0") is None
+        # a reset starts over, and the record of what the peer had is not trusted either
+        session = run(replicate(a, b, reset=True))
+        assert session.revs_sent == 1
+        doc = b.default_collection().get("d0")
+        assert doc is not None and doc.revision_id == rev and doc["v"] == 1
+        # the next session (valid checkpoint again) trusts the record, sends nothing
+        session = run(replicate(a, b))
+        assert session.revs_sent == 0
+    finally:
+        a.close()
+        b.close()
+
+
 def test_pending_document_ids(tmp_path: Path) -> None:
     a, b = open_db(tmp_path, "a"), open_db(tmp_path, "b")
     try:

@@ -189,6 +189,8 @@ class ActiveSession:
         for unit in self._units:
             assert unit.checkpointer is not None
             start = unit.checkpointer.start
+            if not unit.checkpointer.had_local or self.reset:
+                unit.remote_revs.distrust_stored()
             if pulls:
                 unit.puller = Puller(
                     self.connection,

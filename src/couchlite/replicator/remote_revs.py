@@ -7,6 +7,11 @@ a 409 and proposed again -- and cuts ``history`` there; it is also how the pushe
 revisions that came from the peer. Lookups are loaded in bulk, one query per ``changes`` batch;
 updates are written back in one transaction whenever checkpoints are saved, so the record on disk
 is never behind a saved checkpoint by more than one save interval.
+
+The record on disk is trusted only while the session's checkpoint is: a session that starts
+without a valid local checkpoint (the first one, or a ``reset``) consults only what it learns
+itself, as LiteCore does -- the peer may have lost documents (purged them, or been recreated)
+since the record was written, and a reset is how a user asks for everything to be sent again.
 """
 
 from __future__ import annotations
@@ -27,9 +32,18 @@ class RemoteRevisions:
         self._known: dict[str, str] = {}
         self._looked_up: set[str] = set()
         self._dirty: dict[str, str] = {}
+        self._trust_stored = True
+
+    def distrust_stored(self) -> None:
+        """From now on, ignore the record on disk (it is still updated with what is learnt)."""
+        self._trust_stored = False
+        self._known = dict(self._dirty)
+        self._looked_up.clear()
 
     def load(self, doc_ids: Iterable[str]) -> None:
         """Fetch the recorded revisions of these documents (those not already known)."""
+        if not self._trust_stored:
+            return
         wanted = [d for d in doc_ids if d not in self._known and d not in self._looked_up]
         if not wanted:
             return
