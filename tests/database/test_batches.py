@@ -128,6 +128,70 @@ def test_new_documents_in_a_batch_overwriting_existing_ones(db: Database) -> Non
     assert col.count == 3
 
 
+def test_large_batch_of_new_documents_some_of_which_exist(db: Database) -> None:
+    # new documents are inserted without a look-up; when some IDs turn out to be taken, the
+    # commit is rolled back and redone with those rebased on their stored revisions
+    col = db.default_collection()
+    taken = {3, 128, 200, 299}
+    for i in sorted(taken):
+        col.save(MutableDocument(f"d{i}", {"v": "old"}))
+    changed: list[str] = []
+    token = col.add_change_listener(lambda change: changed.extend(change.document_ids))
+    docs = [MutableDocument(f"d{i}", {"v": i}) for i in range(300)]
+    with db.in_batch():
+        for doc in docs:
+            col.save(doc)
+    token.remove()
+    assert col.count == 300
+    for i, doc in enumerate(docs):
+        stored = col.get(f"d{i}")
+        assert stored is not None and stored["v"] == i
+        assert stored.revision_id == doc.revision_id and stored.sequence == doc.sequence
+        assert parse_rev_id(doc.revision_id or "")[0] == (2 if i in taken else 1)
+    assert sorted(changed) == sorted(f"d{i}" for i in range(300))
+    feed = list(col.changes())
+    assert len(feed) == 300 and [c.sequence for c in feed] == sorted(c.sequence for c in feed)
+    # the history of a taken document was kept (its old revision is the parent)
+    with db.in_batch():
+        docs[3]["v"] = "again"
+        col.save(docs[3], ConcurrencyControl.FAIL_ON_CONFLICT)
+    assert parse_rev_id(col.get("d3").revision_id or "")[0] == 3  # type: ignore[union-attr]
+
+
+def test_guessed_new_documents_rolled_back_by_an_inner_batch(db: Database) -> None:
+    col = db.default_collection()
+    kept, dropped = MutableDocument("kept"), MutableDocument("dropped", {"x": 1})
+    with db.in_batch():
+        col.save(kept)
+        with pytest.raises(Boom), db.in_batch():
+            col.save(dropped)
+            assert dropped.revision_id is not None
+            raise Boom
+        assert dropped.revision_id is None and dropped.sequence == 0
+        assert dropped.collection is None and col.get("dropped") is None
+    assert sorted(col.document_ids()) == ["kept"] and col.count == 1
+    col.save(dropped, ConcurrencyControl.FAIL_ON_CONFLICT)
+    assert col.count == 2
+
+
+def test_guessed_new_documents_then_purged_or_given_an_expiration(db: Database) -> None:
+    import datetime as dt
+
+    col = db.default_collection()
+    col.save(MutableDocument("old", {"v": 1}))
+    when = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    with db.in_batch():
+        col.save(MutableDocument("old", {"v": 2}))  # guessed new, but it exists
+        col.save(MutableDocument("fresh", {"v": 1}))
+        col.save(MutableDocument("gone", {"v": 1}))
+        col.set_document_expiration("old", when)
+        col.purge("gone")
+    assert sorted(col.document_ids()) == ["fresh", "old"] and col.count == 2
+    old = col.get("old")
+    assert old is not None and old["v"] == 2 and parse_rev_id(old.revision_id or "")[0] == 2
+    assert col.get_document_expiration("old") == when
+
+
 def test_reading_a_guessed_new_document_inside_the_batch(db: Database) -> None:
     col = db.default_collection()
     col.save(MutableDocument("a", {"v": 1}))

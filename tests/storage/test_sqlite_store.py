@@ -14,8 +14,10 @@ from couchlite import _tuning
 from couchlite.errors import ConflictError, DatabaseClosedError, DatabaseError
 from couchlite.storage.sqlite_store import (
     DOC_DELETED,
+    INSERT_CHUNK_ROWS,
     SCHEMA_VERSION,
     SQLiteStore,
+    insert_rows,
     table,
 )
 
@@ -642,3 +644,38 @@ def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
         assert store.remote_revisions(store.remote_id("other"), coll.id, ["a"]) == {}
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(
+    "n",
+    [
+        0,
+        1,
+        INSERT_CHUNK_ROWS - 1,
+        INSERT_CHUNK_ROWS,
+        INSERT_CHUNK_ROWS + 1,
+        3 * INSERT_CHUNK_ROWS + 5,
+    ],
+)
+def test_insert_rows_in_chunks_and_the_rest(tmp_path: Path, n: int) -> None:
+    conn = sqlite3.connect(tmp_path / "t.sqlite3", isolation_level=None)
+    conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, name TEXT UNIQUE, body BLOB)")
+    rows = [(i, f"n{i}", bytes([i % 256]) * (i % 7)) for i in range(n)]
+    assert insert_rows(conn, "INSERT INTO t (k, name, body)", rows, 3) == n
+    assert conn.execute("SELECT k, name, body FROM t ORDER BY k").fetchall() == rows
+    conn.close()
+
+
+def test_insert_rows_counts_what_an_on_conflict_clause_skipped(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "t.sqlite3", isolation_level=None)
+    conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, name TEXT UNIQUE)")
+    conn.executemany("INSERT INTO t VALUES (?, ?)", [(1000, "n5"), (1001, "n300")])
+    rows = [(i, f"n{i}") for i in range(2 * INSERT_CHUNK_ROWS + 50)]
+    tail = "ON CONFLICT (name) DO NOTHING"
+    # one taken name inside a full chunk, one in the rest
+    assert insert_rows(conn, "INSERT INTO t (k, name)", rows, 2, tail) == len(rows) - 2
+    assert conn.execute("SELECT k FROM t WHERE name = 'n5'").fetchone() == (1000,)
+    # without the clause a taken name is an error, as with executemany
+    with pytest.raises(sqlite3.IntegrityError):
+        insert_rows(conn, "INSERT INTO t (k, name)", [(5000, "n7")], 2)
+    conn.close()

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 
 TOMBSTONE_BODY = b"{}"
 
+#: builds a ``DocRecord`` without the Python-level ``NamedTuple.__new__`` (hot path)
+_new_tuple = tuple.__new__
+
 
 class ConcurrencyControl(Enum):
     """What ``save``/``delete`` do when the document changed since it was read."""
@@ -144,6 +147,9 @@ class Collection:
         return f"Collection({self.full_name!r})"
 
     def _engine(self) -> Engine:
+        engine = self._database._engine
+        if engine is not None and not engine._is_closed and not self._state.dropped:
+            return engine
         engine = self._database._engine_or_raise()
         if self._state.dropped:
             raise DatabaseClosedError(f"collection {self.full_name} has been deleted")
@@ -218,9 +224,13 @@ class Collection:
         ``ConflictError``); otherwise ``LAST_WRITE_WINS`` saves anyway and ``FAIL_ON_CONFLICT``
         raises ``ConflictError``.
         """
-        if not isinstance(doc, MutableDocument):
+        # exact type checks first: isinstance against these ABC-derived classes is slow, and
+        # this is the hot path of every bulk save
+        if type(doc) is not MutableDocument and not isinstance(doc, MutableDocument):
             raise InvalidArgumentError("only a MutableDocument can be saved (use to_mutable())")
-        if not isinstance(concurrency_control, ConcurrencyControl):
+        if concurrency_control is not ConcurrencyControl.LAST_WRITE_WINS and not isinstance(
+            concurrency_control, ConcurrencyControl
+        ):
             raise InvalidArgumentError(f"invalid concurrency control {concurrency_control!r}")
         if doc._collection is not None and doc._collection is not self:
             self._own(doc)
@@ -233,18 +243,31 @@ class Collection:
             and concurrency_control is ConcurrencyControl.LAST_WRITE_WINS
             and txn.owner == threading.get_ident()
         ):
-            key = (self._state.id, doc._id)
+            state = self._state
+            key = (state.id, doc._id)
             if key not in txn.records and key not in txn.origin:
-                # A new document inside a batch: guessed new, verified in bulk before the
-                # commit (see Engine.verify). Nothing below can fail half-way, so no savepoint.
+                # A new document inside a batch: written on the guess that its ID is free,
+                # checked by the commit itself (see Engine.put_new_record_unverified).
+                # Nothing below can fail half-way, so no savepoint.
                 body = self._encode(doc, engine, txn)
-                sequence = self._state.next_sequence()
-                flags = DOC_HAS_BLOBS if BLOB_MARKER in body else 0
-                record = DocRecord(
-                    sequence, doc._id, new_rev_id(None, False, body), flags, body, None, None
+                engine.put_new_record_unverified(
+                    txn,
+                    self,
+                    key,
+                    _new_tuple(
+                        DocRecord,
+                        (
+                            state.next_sequence(),
+                            doc._id,
+                            new_rev_id(None, False, body),
+                            DOC_HAS_BLOBS if body.find(BLOB_MARKER) >= 0 else 0,
+                            body,
+                            None,
+                            None,
+                        ),
+                    ),
+                    doc,
                 )
-                engine.put_new_record_unverified(txn, self._state, record, doc)
-                engine.stamp_document(doc, record.rev, sequence, self)
                 return
         with engine.transaction() as txn:
             current = engine.read_record(self._state, doc.id)

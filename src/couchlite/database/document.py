@@ -167,11 +167,13 @@ class MutableDocument(Document, MutableMapping[str, Any]):
     def __init__(
         self, id: str | Mapping[str, Any] | None = None, data: Mapping[str, Any] | None = None
     ) -> None:
-        if isinstance(id, Mapping):  # MutableDocument({"a": 1})
+        # exact type checks first: isinstance against Mapping (an ABC) is slow, and this
+        # constructor is on the hot path of bulk saves
+        if type(id) is not str and isinstance(id, Mapping):  # MutableDocument({"a": 1})
             if data is not None:
                 raise InvalidArgumentError("MutableDocument(id, data): the ID must be a string")
             id, data = None, id
-        if data is not None and not isinstance(data, Mapping):
+        if data is not None and type(data) is not dict and not isinstance(data, Mapping):
             raise InvalidArgumentError(
                 f"document data must be a mapping, not {type(data).__name__}"
             )

@@ -25,7 +25,6 @@ the committing thread, after the lock is released.
 
 from __future__ import annotations
 
-import copy
 import itertools
 import logging
 import sqlite3
@@ -52,6 +51,7 @@ from couchlite.storage.sqlite_store import (
     CollectionRow,
     DocRecord,
     SQLiteStore,
+    insert_rows,
     table,
 )
 
@@ -100,8 +100,9 @@ class Transaction:
     written_digests: set[str] = field(default_factory=set)
     #: orjson's ``default`` for this transaction: stores blobs met while encoding bodies
     encode_extra: Callable[[Any], Any] | None = None
-    #: records written on the guess that the document was new, checked in bulk later
-    unverified: dict[Key, tuple[DocRecord, Any]] = field(default_factory=dict)
+    #: documents written on the guess that they are new (``put_new_record_unverified``), with
+    #: the document object to re-stamp if the guess was wrong; their record is ``records[key]``
+    unverified: dict[Key, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -246,6 +247,11 @@ class Engine:
             if kind == "doc":  # a document object's revision, handed out before the commit
                 key._revision_id, key._sequence, key._collection, key._deleted = previous
                 continue
+            if kind == "new":  # a guessed-new document (put_new_record_unverified)
+                previous._revision_id, previous._sequence, previous._collection = None, 0, None
+                txn.records.pop(key, None)
+                txn.unverified.pop(key, None)
+                continue
             target: dict[Key, Any] = txn.records if kind == "rec" else txn.expirations
             if previous is _MISSING:
                 target.pop(key, None)
@@ -266,8 +272,7 @@ class Engine:
             else:
                 record = txn.origin[key] = self.store.get_record(state.id, doc_id)
             if record is not None and key in txn.expirations:
-                record = copy.copy(record)
-                record.expiration = txn.expirations[key]
+                record = record._replace(expiration=txn.expirations[key])
             return record
         return self.store.get_record(state.id, doc_id)
 
@@ -313,34 +318,54 @@ class Engine:
             txn.origin[(state.id, doc_id)] = found.get(doc_id)
 
     def _remember_origin(self, txn: Transaction, key: Key) -> None:
-        if key not in txn.origin:
+        """Record the committed state of a document about to be rewritten.
+
+        A guessed-new document is verified first (which records it), so that
+        ``key in txn.unverified`` always means ``txn.records[key]`` is the guessed record.
+        """
+        if key in txn.unverified:
+            self.verify(txn, [key])
+        elif key not in txn.origin:
             txn.origin[key] = self.store.get_record(key[0], key[1])
 
     def put_record(self, txn: Transaction, state: CollectionState, record: DocRecord) -> None:
         key = (state.id, record.doc_id)
         self._remember_origin(txn, key)
         txn.undo.append(("rec", key, txn.records.get(key, _MISSING)))
+        if len(txn.records) >= _tuning.BATCH_COMPACT_AFTER:
+            record = _compact_body(record)
         txn.records[key] = record
-        if len(txn.records) > _tuning.BATCH_COMPACT_AFTER:
-            _compact_body(record)
         txn.collections.add(state.id)
 
     def put_new_record_unverified(
-        self, txn: Transaction, state: CollectionState, record: DocRecord, doc: Any
+        self, txn: Transaction, collection: Collection, key: Key, record: DocRecord, doc: Any
     ) -> None:
-        """Write a document on the guess that it does not exist yet (checked by ``verify``).
+        """Write a new document on the guess that its ID is not taken yet; stamp ``doc``.
 
-        A batch of new documents then costs one bulk look-up per few hundred documents
-        instead of one query each. Only for writes whose outcome, if the guess is wrong, is
-        still well defined: last-write-wins saves of documents without a revision.
+        Nothing is looked up: the commit inserts guessed documents with an ``INSERT`` that
+        skips taken IDs and counts what it inserted. If the guess was wrong for any of them,
+        that SQLite transaction is rolled back, ``verify`` rebases those documents on their
+        stored revisions and the commit runs again (see ``Engine._commit``). A batch of new
+        documents thus costs no look-up at all. Only for writes whose outcome, if the guess
+        is wrong, is still well defined: last-write-wins saves of a document without a
+        revision whose ``key`` was neither written nor read yet in this transaction.
         """
-        key = (state.id, record.doc_id)
-        txn.undo.append(("rec", key, txn.records.get(key, _MISSING)))
-        txn.records[key] = record
-        if len(txn.records) > _tuning.BATCH_COMPACT_AFTER:
-            _compact_body(record)
-        txn.unverified[key] = (record, doc)
-        txn.collections.add(state.id)
+        records = txn.records
+        if len(records) >= _tuning.BATCH_COMPACT_AFTER:
+            record = _compact_body(record)
+        records[key] = record
+        txn.unverified[key] = doc
+        undo = txn.undo
+        if doc._sequence or doc._collection is not None or doc._deleted:
+            # not a fresh document: remember exactly what to give back on rollback
+            stamp = (doc._revision_id, doc._sequence, doc._collection, doc._deleted)
+            undo.append(("doc", doc, stamp))
+            doc._deleted = False
+        undo.append(("new", key, doc))
+        txn.collections.add(key[0])
+        doc._revision_id = record.rev
+        doc._sequence = record.seq
+        doc._collection = collection
 
     def verify(self, txn: Transaction, keys: list[Key] | None = None) -> None:
         """Check guessed-new documents against the store; rebase those that existed."""
@@ -355,10 +380,11 @@ class Engine:
             found = self.store.get_records(coll_id, doc_ids)
             for doc_id in doc_ids:
                 key = (coll_id, doc_id)
-                guessed, doc = pending.pop(key)
+                doc = pending.pop(key)
                 existing = found.get(doc_id)
                 txn.origin[key] = existing
-                if existing is None or txn.records.get(key) is not guessed:
+                guessed = txn.records.get(key)
+                if existing is None or guessed is None:
                     continue
                 rebased = build_revision(
                     existing,
@@ -369,8 +395,7 @@ class Engine:
                     max_depth=self.max_rev_tree_depth,
                 )
                 txn.records[key] = rebased
-                if doc is not None:
-                    doc._revision_id = rebased.rev
+                doc._revision_id = rebased.rev
 
     def purge_record(self, txn: Transaction, state: CollectionState, doc_id: str) -> None:
         key = (state.id, doc_id)
@@ -383,19 +408,12 @@ class Engine:
         self, txn: Transaction, state: CollectionState, doc_id: str, when: float | None
     ) -> None:
         key = (state.id, doc_id)
+        if key in txn.unverified:
+            self.verify(txn, [key])
         record = txn.records.get(key)
         if record is not None:
             txn.undo.append(("rec", key, record))
-            copy = DocRecord(
-                record.seq,
-                record.doc_id,
-                record.rev,
-                record.flags,
-                record.body,
-                record.tree,
-                when,
-            )
-            txn.records[key] = copy
+            txn.records[key] = record._replace(expiration=when)
         else:
             txn.undo.append(("exp", key, txn.expirations.get(key, _MISSING)))
             txn.expirations[key] = when
@@ -406,9 +424,15 @@ class Engine:
     def _commit(self, txn: Transaction) -> None:
         if not txn.records and not txn.expirations:
             return
-        self.verify(txn)
         plan = _CommitPlan.build(self, txn)
-        self.store.write(plan.apply)
+        try:
+            self.store.write(plan.apply)
+        except _GuessedWrong:
+            # some documents saved as new already existed: nothing was written; rebase them
+            # on their stored revisions and commit again (no guesses are left)
+            self.verify(txn)
+            plan = _CommitPlan.build(self, txn)
+            self.store.write(plan.apply)
         for coll_id, delta in plan.count_deltas.items():
             state = self.collections.get(coll_id)
             if state is not None:
@@ -604,13 +628,23 @@ class _TransactionScope:
             engine._after_commit(txn)
 
 
+class _GuessedWrong(Exception):
+    """A document saved as new already existed: the commit is rolled back and retried."""
+
+
+#: the columns of ``kv_<id>`` in ``DocRecord``'s order (a record is bound as it is)
+_COLUMNS = "(seq, doc_id, rev, flags, body, tree, expiration)"
+
+
 @dataclass(slots=True)
 class _CommitPlan:
     """The SQL work of one commit, prepared under the lock and run on the writer thread."""
 
-    #: documents that did not exist (a plain INSERT is cheaper than INSERT OR REPLACE)
-    inserts: dict[int, list[tuple[Any, ...]]] = field(default_factory=dict)
-    upserts: dict[int, list[tuple[Any, ...]]] = field(default_factory=dict)
+    #: documents saved as new without a look-up (``Engine.put_new_record_unverified``)
+    guessed: dict[int, list[DocRecord]] = field(default_factory=dict)
+    #: documents known not to exist (a plain INSERT is cheaper than INSERT OR REPLACE)
+    inserts: dict[int, list[DocRecord]] = field(default_factory=dict)
+    upserts: dict[int, list[DocRecord]] = field(default_factory=dict)
     purges: dict[int, list[tuple[str]]] = field(default_factory=dict)
     expirations: dict[int, list[tuple[float | None, str]]] = field(default_factory=dict)
     count_deltas: dict[int, int] = field(default_factory=dict)
@@ -622,8 +656,22 @@ class _CommitPlan:
     @classmethod
     def build(cls, engine: Engine, txn: Transaction) -> _CommitPlan:
         plan = cls()
-        for (coll_id, doc_id), record in txn.records.items():
-            origin = txn.origin.get((coll_id, doc_id))
+        unverified = txn.unverified
+        origins = txn.origin
+        guessed: list[DocRecord] = []
+        guessed_coll = None
+        for key, record in txn.records.items():
+            coll_id, doc_id = key
+            if unverified and record is not None and key in unverified:
+                # the bulk of a batch of new documents: keep this branch short
+                if coll_id != guessed_coll:
+                    guessed = plan.guessed.setdefault(coll_id, [])
+                    guessed_coll = coll_id
+                guessed.append(record)
+                if record.flags & DOC_HAS_BLOBS or record.expiration is not None:
+                    plan._account(coll_id, doc_id, None, record)
+                continue
+            origin = origins.get(key)
             was_live = origin is not None and not origin.flags & DOC_DELETED
             is_live = record is not None and not record.flags & DOC_DELETED
             if was_live != is_live:
@@ -634,27 +682,11 @@ class _CommitPlan:
                 plan.purges.setdefault(coll_id, []).append((doc_id,))
             else:
                 target = plan.inserts if origin is None else plan.upserts
-                target.setdefault(coll_id, []).append(
-                    (
-                        record.seq,
-                        doc_id,
-                        record.rev,
-                        record.flags,
-                        record.body,
-                        record.tree,
-                        record.expiration,
-                    )
-                )
-                if record.expiration is not None:
-                    plan.expirations_changed = True
-            had_blobs = origin is not None and origin.flags & DOC_HAS_BLOBS
-            has_blobs = record is not None and record.flags & DOC_HAS_BLOBS
-            if had_blobs or has_blobs:
-                old = digests_in_record(origin) if had_blobs and origin is not None else set()
-                new = digests_in_record(record) if has_blobs and record is not None else set()
-                if old != new:
-                    plan.blob_refs.append((coll_id, doc_id, new))
-                    plan.released_digests |= old - new
+                target.setdefault(coll_id, []).append(record)
+            plan._account(coll_id, doc_id, origin, record)
+        for coll_id, rows in plan.guessed.items():
+            live = sum(1 for record in rows if not record.flags & DOC_DELETED)
+            plan.count_deltas[coll_id] = plan.count_deltas.get(coll_id, 0) + live
         for (coll_id, doc_id), when in txn.expirations.items():
             if (coll_id, doc_id) not in txn.records:
                 plan.expirations.setdefault(coll_id, []).append((when, doc_id))
@@ -665,8 +697,25 @@ class _CommitPlan:
                 plan.last_seqs[coll_id] = state.last_seq
         return plan
 
+    def _account(
+        self, coll_id: int, doc_id: str, origin: DocRecord | None, record: DocRecord | None
+    ) -> None:
+        """Expiration and blob-reference changes of one document."""
+        if record is not None and record.expiration is not None:
+            self.expirations_changed = True
+        had_blobs = origin is not None and origin.flags & DOC_HAS_BLOBS
+        has_blobs = record is not None and record.flags & DOC_HAS_BLOBS
+        if had_blobs or has_blobs:
+            old = digests_in_record(origin) if had_blobs and origin is not None else set()
+            new = digests_in_record(record) if has_blobs and record is not None else set()
+            if old != new:
+                self.blob_refs.append((coll_id, doc_id, new))
+                self.released_digests |= old - new
+
     def apply(self, conn: sqlite3.Connection) -> None:
-        touched = set(itertools.chain(self.inserts, self.upserts, self.purges, self.expirations))
+        touched = set(
+            itertools.chain(self.guessed, self.inserts, self.upserts, self.purges, self.expirations)
+        )
         for coll_id in touched:
             t = table(coll_id)
             if coll_id in self.purges:
@@ -675,13 +724,15 @@ class _CommitPlan:
                     f"DELETE FROM remote_revs WHERE coll = {int(coll_id)} AND doc_id = ?",
                     self.purges[coll_id],
                 )
-            for verb, rows in (("INSERT", self.inserts), ("INSERT OR REPLACE", self.upserts)):
-                if coll_id in rows:
-                    conn.executemany(
-                        f"{verb} INTO {t} (seq, doc_id, rev, flags, body, tree, expiration) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        rows[coll_id],
-                    )
+            rows = self.guessed.get(coll_id)
+            if rows:
+                head = f"INSERT INTO {t} {_COLUMNS}"
+                inserted = insert_rows(conn, head, rows, 7, "ON CONFLICT (doc_id) DO NOTHING")
+                if inserted != len(rows):
+                    raise _GuessedWrong
+            for verb, plans in (("INSERT", self.inserts), ("INSERT OR REPLACE", self.upserts)):
+                if coll_id in plans:
+                    insert_rows(conn, f"{verb} INTO {t} {_COLUMNS}", plans[coll_id], 7)
             if coll_id in self.expirations:
                 conn.executemany(
                     f"UPDATE {t} SET expiration = ? WHERE doc_id = ?", self.expirations[coll_id]
@@ -743,11 +794,12 @@ def tree_of(record: DocRecord) -> RevTree:
     return RevTree.decode(record.tree, record.body)
 
 
-def _compact_body(record: DocRecord) -> None:
-    """Give a body its own exactly-sized buffer (orjson's output keeps a ~4 KiB one)."""
+def _compact_body(record: DocRecord) -> DocRecord:
+    """The record with its body in an exactly-sized buffer (orjson's output keeps ~4 KiB)."""
     body = record.body
     if body is not None and len(body) < 2048:
-        record.body = bytes(memoryview(body))
+        return record._replace(body=bytes(memoryview(body)))
+    return record
 
 
 def build_revision(

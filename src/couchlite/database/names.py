@@ -35,8 +35,8 @@ def check_doc_id(doc_id: str) -> str:
         type(doc_id) is str
         and 0 < len(doc_id) <= MAX_DOC_ID_BYTES
         and doc_id.isascii()
+        and doc_id.isprintable()  # for ASCII: no control characters
         and doc_id[0] != "_"
-        and not _CONTROL_CHARS.search(doc_id)
     ):
         return doc_id
     if not isinstance(doc_id, str):
