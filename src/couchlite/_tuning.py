@@ -19,6 +19,24 @@ CHANGES_FETCH_SIZE = 1000
 #: B-tree pages of ~100k small documents resident without growing with the database.
 SQLITE_CACHE_KIB = 8192
 
+#: WAL checkpoints (copying committed pages from the write-ahead log into the database file) run
+#: on a background thread of their own, at most this often, after commits: a checkpoint is one
+#: long SQLite call that releases the GIL, so it overlaps with the Python work of the next
+#: batch instead of stalling the commit that happens to cross SQLite's threshold (~10 ms per
+#: 4 MiB of log).
+WAL_CHECKPOINT_INTERVAL_S = 0.05
+
+#: A background checkpoint is started once this many rows were written since the last one...
+WAL_CHECKPOINT_ROWS = 1000
+
+#: ... or, for a trickle of small writes, this long after the first write since the last one.
+WAL_CHECKPOINT_IDLE_S = 5.0
+
+#: SQLite's own checkpoint-on-commit threshold (pages of log), kept as a safety net far above the
+#: default 1000: it only ever runs if the background checkpoints cannot keep up (e.g. a reader
+#: holding an old snapshot), so that the log cannot grow without bound.
+WAL_AUTOCHECKPOINT_PAGES = 16384
+
 #: How long a writer waits for SQLite's file lock held by another process before failing.
 SQLITE_BUSY_TIMEOUT_S = 10.0
 

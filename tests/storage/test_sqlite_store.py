@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -133,6 +134,45 @@ def test_empty_file_is_initialised(tmp_path: Path) -> None:
 
 
 # --- the writer thread --------------------------------------------------------------------
+
+
+def _wait_until(predicate: Callable[[], bool]) -> bool:
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def test_the_log_is_checkpointed_in_the_background_after_large_writes(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "db.sqlite3")
+    try:
+        coll = store.create_collection("_default", "_default").id
+        marker = b"checkpointed-by-the-background-thread"
+        rows = [(seq, f"d{seq}", 0) for seq in range(1, _tuning.WAL_CHECKPOINT_ROWS + 2)]
+        insert_docs(store, coll, rows, body=marker + b"x" * 200)
+        # SQLite's own checkpoint would wait for WAL_AUTOCHECKPOINT_PAGES of log: nobody but
+        # the background thread copies these pages into the database file this early
+        assert _wait_until(lambda: marker in (tmp_path / "db.sqlite3").read_bytes())
+        assert store.get_record(coll, "d1") is not None
+    finally:
+        store.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("couchlite-checkpoint")]
+
+
+def test_a_trickle_of_small_writes_is_checkpointed_after_a_while(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_tuning, "WAL_CHECKPOINT_IDLE_S", 0.1)
+    store = SQLiteStore(tmp_path / "db.sqlite3")
+    try:
+        coll = store.create_collection("_default", "_default").id
+        marker = b"a-single-small-write"
+        insert_docs(store, coll, [(1, "only", 0)], body=marker)
+        assert _wait_until(lambda: marker in (tmp_path / "db.sqlite3").read_bytes())
+    finally:
+        store.close()
 
 
 def test_writes_run_on_one_dedicated_thread(store: SQLiteStore) -> None:

@@ -19,7 +19,10 @@ Layout (schema version 1, ``PRAGMA user_version``; applied migrations are record
 Concurrency: WAL mode. Exactly one thread -- the writer, started here -- owns the connection that
 writes; every write is a function shipped to it and run inside ``BEGIN IMMEDIATE ... COMMIT``
 (rolled back whole on any exception). Reads use one autocommit connection per calling thread,
-which WAL lets run beside the writer and see only committed data.
+which WAL lets run beside the writer and see only committed data. A third thread checkpoints the
+log into the database file in the background (``PASSIVE``: it never blocks the writer or the
+readers), so that no commit pays for a checkpoint; SQLite's own checkpoint-on-commit stays
+only as a safety net (``_tuning.WAL_AUTOCHECKPOINT_PAGES``).
 """
 
 from __future__ import annotations
@@ -208,6 +211,11 @@ class SQLiteStore:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        #: set by the writer when a background checkpoint is due (see _checkpointer_main)
+        self._checkpoint_due = threading.Event()
+        #: the writer wrote something since the last background checkpoint
+        self._unchecked_writes = False
+        self._rows_at_checkpoint = 0
         exists = path.exists()
         if exists:
             _check_header(path)
@@ -232,6 +240,12 @@ class SQLiteStore:
         except BaseException:
             self._writer.join(timeout=10)
             raise
+        self._checkpointer = threading.Thread(
+            target=self._checkpointer_main,
+            name=f"couchlite-checkpoint:{path.parent.name}",
+            daemon=True,
+        )
+        self._checkpointer.start()
         info = dict(self.read(lambda c: c.execute("SELECT key, value FROM info").fetchall()))
         self.public_uuid: str = str(info["public_uuid"])
         self.private_uuid: str = str(info["private_uuid"])
@@ -270,6 +284,7 @@ class SQLiteStore:
                 version = self._check_format(conn)
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = NORMAL")
+                conn.execute(f"PRAGMA wal_autocheckpoint = {_tuning.WAL_AUTOCHECKPOINT_PAGES}")
                 self._migrate(conn, version)
             except BaseException:
                 conn.close()
@@ -297,6 +312,7 @@ class SQLiteStore:
                         conn.execute("ROLLBACK")
                         raise
                     conn.execute("COMMIT")
+                    self._note_commit(conn)
                 except sqlite3.Error as exc:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
@@ -365,6 +381,39 @@ class SQLiteStore:
                 conn.execute("ROLLBACK")
                 raise
 
+    def _note_commit(self, conn: sqlite3.Connection) -> None:
+        """After each commit (writer thread): ask for a background checkpoint when one is due."""
+        self._unchecked_writes = True
+        rows = conn.total_changes
+        if rows - self._rows_at_checkpoint >= _tuning.WAL_CHECKPOINT_ROWS:
+            self._rows_at_checkpoint = rows
+            self._checkpoint_due.set()
+
+    def _checkpointer_main(self) -> None:
+        """Copy the log into the database file in the background, at most once per interval."""
+        conn: sqlite3.Connection | None = None
+        closed = self._closed_flag
+        try:
+            while not closed.is_set():
+                due = self._checkpoint_due.wait(_tuning.WAL_CHECKPOINT_IDLE_S)
+                if closed.is_set():
+                    return
+                if not due and not self._unchecked_writes:
+                    continue
+                self._checkpoint_due.clear()
+                self._unchecked_writes = False
+                try:
+                    if conn is None:
+                        conn = self._open_connection()
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except (sqlite3.Error, DatabaseError):
+                    # nothing is lost: the next one (or SQLite's own) copies these pages
+                    log.debug("background checkpoint of %s failed", self.path, exc_info=True)
+                closed.wait(_tuning.WAL_CHECKPOINT_INTERVAL_S)
+        finally:
+            if conn is not None:
+                conn.close()
+
     def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(connection)`` on the writer thread in one transaction; return its result."""
         future: Future[T] = Future()
@@ -429,6 +478,10 @@ class SQLiteStore:
                 return
             self._closed_flag.set()
             self._jobs.put(_STOP)
+        self._checkpoint_due.set()
+        checkpointer = getattr(self, "_checkpointer", None)
+        if checkpointer is not None:
+            checkpointer.join(timeout=30)
         self._writer.join(timeout=30)
         # a write that raced with close() must not wait forever
         while True:
