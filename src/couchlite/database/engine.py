@@ -469,13 +469,16 @@ class Engine:
             return removed
 
     def _after_commit(self, txn: Transaction) -> None:
+        with self._listeners_lock:
+            listeners = {
+                cid: list(found) for cid in txn.collections if (found := self._listeners.get(cid))
+            }
+        if not listeners:  # nobody listens: don't even list the changed documents
+            return
         changed: dict[int, list[str]] = {}
         for coll_id, doc_id in txn.records:
-            changed.setdefault(coll_id, []).append(doc_id)
-        if not changed:
-            return
-        with self._listeners_lock:
-            listeners = {cid: list(self._listeners.get(cid, ())) for cid in changed}
+            if coll_id in listeners:
+                changed.setdefault(coll_id, []).append(doc_id)
         from couchlite.database.collection import CollectionChange, DocumentChange
 
         for coll_id, doc_ids in changed.items():

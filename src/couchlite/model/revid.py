@@ -59,15 +59,18 @@ def _compact(rev_id: str) -> bytes:
     return bytes(out)
 
 
+#: The digests of first revisions start alike (no parent: an empty length prefix, then the deleted
+#: flag); copying a hash object that has already taken them is cheaper than starting anew.
+_FIRST_LIVE = hashlib.sha1(b"\x00\x00", usedforsecurity=False)
+_FIRST_DELETED = hashlib.sha1(b"\x00\x01", usedforsecurity=False)
+
+
 def new_rev_id(parent: str | None, deleted: bool, canonical_body: bytes) -> str:
     """The ID of a new revision with this parent, deleted flag and canonical body."""
-    if not parent:  # the common case: no parent (empty length prefix), then the flag
-        return (
-            "1-"
-            + hashlib.sha1(
-                (b"\x00\x01" if deleted else b"\x00\x00") + canonical_body, usedforsecurity=False
-            ).hexdigest()
-        )
+    if not parent:  # the common case
+        digest = (_FIRST_DELETED if deleted else _FIRST_LIVE).copy()
+        digest.update(canonical_body)
+        return "1-" + digest.hexdigest()
     parent_bin = _compact(parent)
     digest = hashlib.sha1(usedforsecurity=False)
     digest.update(bytes((min(len(parent_bin), 255),)))
