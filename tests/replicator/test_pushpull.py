@@ -110,6 +110,75 @@ def test_continuous_push_and_pull(tmp_path: Path) -> None:
         b.close()
 
 
+def test_what_the_peer_pushed_is_remembered_only_until_the_feed_passes_it(tmp_path: Path) -> None:
+    """The passive side's no-echo record stays small on a long continuous connection."""
+    a, b = open_db(tmp_path, "a"), open_db(tmp_path, "b")
+
+    async def main() -> None:
+        store = replication_store(a)
+        async with connected(b) as pair:
+            session = ActiveSession(
+                pair.active,
+                store,
+                [SessionCollectionOptions(store.for_collection(a.default_collection()))],
+                replicator_type=ReplicatorType.PUSH_AND_PULL,
+                continuous=True,
+                remote_url=REMOTE_URL,
+            )
+            task = asyncio.create_task(session.run())
+            try:
+                for round_ in range(3):
+                    with a.in_batch():
+                        for i in range(200):
+                            put(a.default_collection(), f"r{round_}-{i}", {"i": i})
+                    n = 200 * (round_ + 1)
+                    await _until(lambda n=n: b.default_collection().count == n)
+                    context = pair.passive_session._contexts[0]
+                    assert context is not None
+                    await _until(lambda c=context: len(c.peer_revs) == 0)
+                # nothing was echoed back: a holds only its own revisions, once each
+                assert snapshot(a.default_collection()) == snapshot(b.default_collection())
+                assert a.default_collection().last_sequence == 600
+            finally:
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+
+    try:
+        run(main())
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_push_only_session_keeps_no_record_of_what_was_pushed(tmp_path: Path) -> None:
+    a, b = open_db(tmp_path, "a"), open_db(tmp_path, "b")
+
+    async def main() -> None:
+        for i in range(50):
+            put(a.default_collection(), f"d{i}", {"i": i})
+        store = replication_store(a)
+        async with connected(b) as pair:
+            session = ActiveSession(
+                pair.active,
+                store,
+                [SessionCollectionOptions(store.for_collection(a.default_collection()))],
+                replicator_type=ReplicatorType.PUSH,
+                continuous=False,
+                remote_url=REMOTE_URL,
+            )
+            await session.run()
+            context = pair.passive_session._contexts[0]
+            assert context is not None and len(context.peer_revs) == 0
+        assert b.default_collection().count == 50
+
+    try:
+        run(main())
+    finally:
+        a.close()
+        b.close()
+
+
 async def _until(predicate, timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():

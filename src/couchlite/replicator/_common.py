@@ -322,6 +322,50 @@ def _collect_blobs(value: Any, found: list[dict[str, Any]], top: bool = False) -
 # --- collections ----------------------------------------------------------------------------
 
 
+class PeerRevisions:
+    """Revisions the peer pushed to us in this session, so that they are not announced back.
+
+    Only a passive side that is also sending its changes to the peer needs them (``watch()``
+    turns recording on), and each only until its changes feed has been read past the sequence
+    the revision was stored at (``forget_through``): the map then holds the few revisions between
+    the peer's pushes and the next read of the feed, not one per document pushed during the
+    connection's life. Missing an entry costs only an announcement the peer declines.
+    """
+
+    __slots__ = ("_revs", "_watching")
+
+    def __init__(self) -> None:
+        #: doc_id -> (revision, a sequence at or after the one it was stored at), in the order
+        #: recorded, so those bounds never decrease from first to last
+        self._revs: dict[str, tuple[str, int]] = {}
+        self._watching = False
+
+    def watch(self) -> None:
+        self._watching = True
+
+    def record(self, doc_id: str, rev_id: str, stored_by: int) -> None:
+        """The peer pushed ``rev_id``; it is stored at a sequence no later than ``stored_by``."""
+        if self._watching:
+            self._revs.pop(doc_id, None)  # re-recorded: moves to the end, keeping the order
+            self._revs[doc_id] = (rev_id, stored_by)
+
+    def is_echo(self, doc_id: str, rev_id: str) -> bool:
+        entry = self._revs.get(doc_id)
+        return entry is not None and entry[0] == rev_id
+
+    def forget_through(self, sequence: int) -> None:
+        """Drop the revisions stored at or before ``sequence`` (the feed was read past them)."""
+        revs = self._revs
+        while revs:
+            doc_id, (_, stored_by) = next(iter(revs.items()))
+            if stored_by > sequence:
+                return
+            del revs[doc_id]
+
+    def __len__(self) -> int:
+        return len(self._revs)
+
+
 @dataclass(eq=False)
 class CollectionContext:
     """One replicated collection of a session: its store and how messages address it."""
@@ -330,9 +374,8 @@ class CollectionContext:
     store: CollectionStore
     #: ``{"collection": "<index>"}`` in collection-aware mode, empty in legacy mode (notes §4.1)
     address: dict[str, str] = field(default_factory=dict)
-    #: doc_id -> the revision the peer is known to have (it sent it, or accepted ours) during
-    #: this session: such changes are not announced back to it (no echo)
-    peer_revs: dict[str, str] = field(default_factory=dict)
+    #: what the peer pushed to us in this session (passive side): not announced back (no echo)
+    peer_revs: PeerRevisions = field(default_factory=PeerRevisions)
 
     @property
     def path(self) -> str:

@@ -401,7 +401,7 @@ class PassiveSession:
             if outcome.error is not None:
                 self._report(context, rev.doc_id, rev.deleted, outcome.error)
                 raise reply_error_for(outcome.error)
-            context.peer_revs[rev.doc_id] = rev.rev_id
+            context.peer_revs.record(rev.doc_id, rev.rev_id, context.store.last_sequence)
             self._report(context, rev.doc_id, rev.deleted, None)
             return None
         finally:

@@ -79,6 +79,7 @@ class PassivePusher:
         self._lists_pending = SequenceTracker()
         self._revs_pending = SequenceTracker()
         self.revs_sent = 0
+        context.peer_revs.watch()
 
     async def run(self) -> None:
         watcher = ChangeWatcher(self.store) if self.continuous else None
@@ -99,6 +100,7 @@ class PassivePusher:
             if changes:
                 cursor = changes[-1].sequence
                 entries = [c for c in changes if self._wanted(c)]
+                self.context.peer_revs.forget_through(cursor)
                 if entries:
                     self.reporter.set_busy(self, True)
                     self.reporter.add_total(len(entries))
@@ -123,7 +125,7 @@ class PassivePusher:
     def _wanted(self, change: ChangeEntry) -> bool:
         if self.document_ids is not None and change.doc_id not in self.document_ids:
             return False
-        if self.context.peer_revs.get(change.doc_id) == change.rev_id:
+        if self.context.peer_revs.is_echo(change.doc_id, change.rev_id):
             return False  # the peer pushed this very revision to us: no echo
         return not (self.active_only and change.deleted)
 
