@@ -145,8 +145,7 @@ class PassivePusher:
                 )
             except BlipErrorReply as exc:
                 raise remote_error(exc, "changes refused") from exc
-            finally:
-                self._lists.release()
+            del body
             max_history = reply.int_property("maxHistory") or MAX_HISTORY
             self.sender.peer_accepts_deltas(reply)
             try:
@@ -165,6 +164,9 @@ class PassivePusher:
                 self._revs_pending.add(change.sequence, change.sequence)
                 tasks.create_task(self._send_rev(change, known, max_history))
         finally:
+            # held until every wanted revision has a sender slot, so the feed is never read
+            # far ahead of the sending (memory would grow with the number of documents)
+            self._lists.release()
             self._lists_pending.done(key)
 
     async def _send_rev(self, change: ChangeEntry, known: list[str], max_history: int) -> None:

@@ -175,6 +175,11 @@ class Pusher:
         self, changes: list[ChangeEntry], tasks: asyncio.TaskGroup, round_: int
     ) -> None:
         remote_revs = self.remote_revs
+        again: list[ChangeEntry] = []
+        # The slot is held until every accepted change has a sender slot, so the changes
+        # proposed and accepted but not yet sent stay within MAX_CHANGE_LISTS_IN_FLIGHT lists
+        # (released earlier, the feed would be read and proposed far ahead of the sending:
+        # memory growing with the number of documents).
         try:
             body = orjson.dumps(
                 [[c.doc_id, c.rev_id, remote_revs.get(c.doc_id, ""), c.body_size] for c in changes]
@@ -185,43 +190,47 @@ class Pusher:
                 reply = await self.connection.request(props, body, urgent=True, compressed=True)
             except BlipErrorReply as exc:
                 raise remote_error(exc, "proposeChanges refused") from exc
-        finally:
-            self._proposal_slots.release()
-        max_history = reply.int_property("maxHistory") or MAX_HISTORY
-        self.sender.peer_accepts_deltas(reply)
-        try:
-            statuses = reply.json() if reply.body else []
-        except CouchliteError:
-            statuses = []
-        if not isinstance(statuses, list):
-            statuses = []
-        again: list[ChangeEntry] = []
-        for i, change in enumerate(changes):
-            status: Any = statuses[i] if i < len(statuses) else 0
-            server_rev: str | None = None
-            if isinstance(status, dict):
-                server_rev = status.get("rev") if isinstance(status.get("rev"), str) else None
-                status = status.get("status", 0)
-            if status == 0:
-                await self.sender.slots.acquire()
-                tasks.create_task(self._send(change, max_history))
-            elif status == 304:
-                remote_revs[change.doc_id] = change.rev_id
-                self._completed(change, None)
-            elif status == 409:
-                if server_rev == change.rev_id:
+            del body
+            max_history = reply.int_property("maxHistory") or MAX_HISTORY
+            self.sender.peer_accepts_deltas(reply)
+            try:
+                statuses = reply.json() if reply.body else []
+            except CouchliteError:
+                statuses = []
+            if not isinstance(statuses, list):
+                statuses = []
+            for i, change in enumerate(changes):
+                status: Any = statuses[i] if i < len(statuses) else 0
+                server_rev: str | None = None
+                if isinstance(status, dict):
+                    server_rev = status.get("rev") if isinstance(status.get("rev"), str) else None
+                    status = status.get("status", 0)
+                if status == 0:
+                    await self.sender.slots.acquire()
+                    tasks.create_task(self._send(change, max_history))
+                elif status == 304:
                     remote_revs[change.doc_id] = change.rev_id
                     self._completed(change, None)
-                elif server_rev and round_ < MAX_REPROPOSALS and self._descends(change, server_rev):
-                    remote_revs[change.doc_id] = server_rev
-                    again.append(change)
+                elif status == 409:
+                    if server_rev == change.rev_id:
+                        remote_revs[change.doc_id] = change.rev_id
+                        self._completed(change, None)
+                    elif (
+                        server_rev
+                        and round_ < MAX_REPROPOSALS
+                        and self._descends(change, server_rev)
+                    ):
+                        remote_revs[change.doc_id] = server_rev
+                        again.append(change)
+                    else:
+                        self._conflict(change)
                 else:
-                    self._conflict(change)
-            else:
-                error = CouchliteError(f"peer refused {change.doc_id!r} with status {status}")
-                if isinstance(status, int):
-                    error = http_error(status, f"peer refused {change.doc_id!r}")
-                self._completed(change, error)
+                    error = CouchliteError(f"peer refused {change.doc_id!r} with status {status}")
+                    if isinstance(status, int):
+                        error = http_error(status, f"peer refused {change.doc_id!r}")
+                    self._completed(change, error)
+        finally:
+            self._proposal_slots.release()
         if again:
             await self._proposal_slots.acquire()
             tasks.create_task(self._propose(again, tasks, round_ + 1))

@@ -6,7 +6,9 @@ so a document changed since the last session is accepted at once instead of bein
 a 409 and proposed again -- and cuts ``history`` there; it is also how the pusher avoids echoing
 revisions that came from the peer. Lookups are loaded in bulk, one query per ``changes`` batch;
 updates are written back in one transaction whenever checkpoints are saved, so the record on disk
-is never behind a saved checkpoint by more than one save interval.
+is never behind a saved checkpoint by more than one save interval, and whenever
+``FLUSH_AFTER`` of them accumulate, so that memory stays flat however fast documents go by. (An
+update is made only once the peer has the revision, so writing it early is always true.)
 
 The record on disk is trusted only while the session's checkpoint is: a session that starts
 without a valid local checkpoint (the first one, or a ``reset``) consults only what it learns
@@ -20,9 +22,12 @@ from collections.abc import Iterable
 
 from couchlite.replicator.store import CollectionStore
 
-#: Entries kept in memory between flushes before the cache forgets what it loaded (everything
-#: is on disk by then): keeps a long continuous session's memory flat.
-MAX_CACHED = 50_000
+#: Updates held in memory before they are written out (one transaction).
+FLUSH_AFTER = 1_000
+
+#: Entries kept in memory before the cache forgets what it loaded (everything is on disk by
+#: then): keeps a long or large session's memory flat.
+MAX_CACHED = 10_000
 
 
 class RemoteRevisions:
@@ -63,6 +68,8 @@ class RemoteRevisions:
         if self._known.get(doc_id) != rev_id:
             self._known[doc_id] = rev_id
             self._dirty[doc_id] = rev_id
+            if len(self._dirty) >= FLUSH_AFTER:
+                self.flush()
 
     def pop(self, doc_id: str, default: str | None = None) -> str | None:
         self._dirty.pop(doc_id, None)

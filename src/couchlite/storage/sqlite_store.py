@@ -321,6 +321,10 @@ class SQLiteStore:
                     future.set_exception(exc)
                 else:
                     future.set_result(result)
+                # while waiting for the next job, hold nothing of this one (a commit's job
+                # refers to the whole batch it wrote)
+                del job, fn, future
+                result = None
         finally:
             conn.close()
 
