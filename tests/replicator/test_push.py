@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from couchlite import Blob  # noqa: F401  (kept for symmetry with the blob tests)
+import pytest
+
+from couchlite import (
+    Blob,  # noqa: F401  (kept for symmetry with the blob tests)
+    MutableDocument,
+)
+from couchlite.replicator._common import (
+    CHANGES_BATCH_SIZE,
+    MAX_CHANGE_LISTS_IN_FLIGHT,
+    MAX_REVS_IN_FLIGHT,
+    SequenceTracker,
+)
 from couchlite.replicator.types import DocumentFlags, ReplicatorType
 
 from .helpers import Events, history, open_db, put, replicate, run, snapshot
@@ -84,3 +96,33 @@ def test_large_documents_push_and_pull(tmp_path: Path) -> None:
     finally:
         src.close()
         dst.close()
+
+
+def test_a_large_push_never_reads_far_ahead_of_the_sending(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Changes read from the feed but not yet acknowledged stay bounded (memory flat in N)."""
+    peak = 0
+    original = SequenceTracker.add
+
+    def add(self: SequenceTracker, key: Any, value: Any) -> None:
+        nonlocal peak
+        original(self, key, value)
+        peak = max(peak, self.outstanding)
+
+    monkeypatch.setattr(SequenceTracker, "add", add)
+    a, b = open_db(tmp_path, "a"), open_db(tmp_path, "b")
+    try:
+        col = a.default_collection()
+        for start in range(0, 5000, 1000):
+            with a.in_batch():
+                for i in range(start, start + 1000):
+                    col.save(MutableDocument(f"d{i:05d}", {"i": i, "pad": "x" * 100}))
+        session = run(replicate(a, b, ReplicatorType.PUSH))
+        assert session.revs_sent == 5000 and b.default_collection().count == 5000
+        # the lists in flight, the batch waiting for a slot, the revisions awaiting replies
+        bound = (MAX_CHANGE_LISTS_IN_FLIGHT + 1) * CHANGES_BATCH_SIZE + MAX_REVS_IN_FLIGHT
+        assert 0 < peak <= bound, peak
+    finally:
+        a.close()
+        b.close()
