@@ -12,9 +12,15 @@ A transaction keeps its writes in memory -- an overlay of document records keyed
 writes while every other thread keeps reading the last committed state. Nested transactions
 (``in_batch`` inside ``in_batch``) are savepoints into the overlay's undo log: an inner failure
 rolls back only the inner writes. When the outermost transaction ends, the whole overlay is
-shipped to the store's writer thread as one SQLite transaction (``executemany`` per collection),
-so a batch is all or nothing on disk as well -- a process killed mid-batch leaves the previous
-state -- and costs one thread hand-off, not one per document.
+shipped to the store's writer thread as one SQLite transaction (multi-row ``INSERT``s per
+collection), so a batch is all or nothing on disk as well -- a process killed mid-batch leaves
+the previous state -- and costs one thread hand-off, not one per document.
+
+A new document saved in a batch (last-write-wins, no revision yet) is not looked up at all: it is
+written on the guess that its ID is free, and the commit's ``INSERT ... ON CONFLICT DO NOTHING``
+counts what it inserted. Should any ID be taken, that SQLite transaction is rolled back, the
+guessed documents are checked in bulk and rebased on their stored revisions (``verify``), and the
+commit runs again. Reading such a document inside the batch verifies it first.
 
 Sequences come from an in-memory counter per collection (loaded at open, persisted with every
 commit). A rolled-back transaction leaves a gap; a sequence is never handed out twice.
