@@ -43,8 +43,22 @@ def client(issuer: TLSIdentity | None = None, cn: str = "device-1") -> TLSIdenti
 
 def expired(issuer: TLSIdentity, usage: KeyUsage = KeyUsage.SERVER_AUTH) -> TLSIdentity:
     """A certificate for 127.0.0.1 that expired yesterday, issued by ``issuer``."""
+    now = dt.datetime.now(dt.UTC)
+    return bare(issuer, usage, now - dt.timedelta(days=30), now - dt.timedelta(days=1))
+
+
+def bare(
+    issuer: TLSIdentity,
+    usage: KeyUsage = KeyUsage.SERVER_AUTH,
+    not_before: dt.datetime | None = None,
+    not_after: dt.datetime | None = None,
+) -> TLSIdentity:
+    """A certificate for 127.0.0.1 issued by ``issuer`` with no key identifiers (which strict
+    RFC 5280 verification wants, as other tools may omit them); valid for a day by default."""
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
+    not_before = not_before or now - dt.timedelta(minutes=5)
+    not_after = not_after or now + dt.timedelta(days=1)
     purpose = (
         ExtendedKeyUsageOID.SERVER_AUTH
         if usage == KeyUsage.SERVER_AUTH
@@ -58,8 +72,8 @@ def expired(issuer: TLSIdentity, usage: KeyUsage = KeyUsage.SERVER_AUTH) -> TLSI
         .issuer_name(issuer_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=30))
-        .not_valid_after(now - dt.timedelta(days=1))
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
         .add_extension(
             x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
             critical=False,

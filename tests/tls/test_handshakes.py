@@ -14,15 +14,17 @@ from couchlite import (
     ClientCertificateAuthenticator,
     ConfigurationError,
     Database,
+    KeyUsage,
     ListenerCertificateAuthenticator,
     TLSError,
+    TLSIdentity,
 )
 from couchlite.errors import NetworkCode
 from tests.listener.conftest import StubRegistry
 from tests.listener.helpers import plain_config
 from tests.replicator_api.helpers import run
 
-from .helpers import ca, client, expired, replicate_against, replicate_to, server
+from .helpers import bare, ca, client, expired, replicate_against, replicate_to, server
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -56,6 +58,29 @@ def test_trusted_roots_in_pem_and_der(db: Database) -> None:
     for form in (root.certificates_pem(), root.certificates[0].public_bytes(Encoding.DER)):
         repl = replicate_against(db, context, trusted_root_certificates=[form])
         assert repl.status.error is None
+
+
+def test_a_ca_issued_certificate_without_key_identifiers_is_accepted(db: Database) -> None:
+    # the same on every Python version (3.13 turns strict RFC 5280 checks on by default)
+    root = ca()
+    repl = replicate_against(
+        db, bare(root).server_ssl_context(), trusted_root_certificates=[root.certificates[0]]
+    )
+    assert repl.status.error is None
+
+
+def test_a_trusted_intermediate_is_an_anchor(db: Database) -> None:
+    root = ca()
+    intermediate = TLSIdentity.create_identity(
+        [], {"CN": "Intermediate", "O": "couchlite tests"}, issuer=root, is_ca=True
+    )
+    identity = server(intermediate)
+    context = identity.server_ssl_context()
+    repl = replicate_against(db, context, trusted_root_certificates=[intermediate.certificates[0]])
+    assert repl.status.error is None
+    # and a stranger's root is still no anchor for it
+    repl = replicate_against(db, context, trusted_root_certificates=[ca().certificates[0]])
+    assert _tls_error(repl).code == NetworkCode.TLS_CERT_UNKNOWN_ROOT
 
 
 def test_host_name_mismatch(db: Database) -> None:
@@ -174,6 +199,21 @@ def test_client_certificate_accepted_by_roots(db: Database, stub_sessions: StubR
     )
     assert repl.status.error is None
     assert len(stub_sessions.sessions) == 1
+
+
+def test_client_certificate_issued_by_a_trusted_intermediate(
+    db: Database, stub_sessions: StubRegistry
+) -> None:
+    root = ca("Company")
+    devices = TLSIdentity.create_identity(
+        [], {"CN": "Devices", "O": "couchlite tests"}, issuer=root, is_ca=True
+    )
+    authenticator = ListenerCertificateAuthenticator.from_roots(devices.certificates[:1])
+    repl = _listen_and_replicate(db, authenticator, client(devices))
+    assert repl.status.error is None
+    repl = _listen_and_replicate(db, authenticator, bare(devices, KeyUsage.CLIENT_AUTH))
+    assert repl.status.error is None
+    assert len(stub_sessions.sessions) == 2
 
 
 def test_client_certificate_untrusted_by_roots(db: Database, stub_sessions: StubRegistry) -> None:

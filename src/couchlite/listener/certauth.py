@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from couchlite.listener.config import ListenerCertificateAuthenticator
 from couchlite.tls._openssl import install_permissive_verify
+from couchlite.tls.certificates import apply_chain_rules
 from couchlite.transport.websocket import HandshakeRejection, HandshakeRequest
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ def configure_context(
     roots = authenticator.roots
     if roots is not None:
         context.verify_mode = ssl.CERT_REQUIRED
+        apply_chain_rules(context)
         pem = "".join(c.public_bytes(Encoding.PEM).decode("ascii") for c in roots)
         context.load_verify_locations(cadata=pem)
         return

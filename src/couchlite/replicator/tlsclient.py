@@ -11,7 +11,8 @@ cannot express, raising ``ssl.SSLCertVerificationError`` *inside the handshake*.
 then fails exactly as an ordinary verification failure does, and the transport turns it into a
 :class:`~couchlite.errors.TLSError` at its single translation boundary.
 
-* default: system CAs, host name checked (``ssl.create_default_context``);
+* default: system CAs, host name checked (``ssl.create_default_context``, with the same chain
+  rules on every Python version: ``apply_chain_rules``);
 * ``trusted_root_certificates``: the same checks, with the given roots as the only trust
   anchors (the system's CAs are not consulted);
 * ``pinned_server_certificate``: OpenSSL verification off; the leaf's DER must equal the pinned
@@ -42,6 +43,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from couchlite.tls.certificates import apply_chain_rules
 from couchlite.tls.identity import TLSIdentity
 
 #: OpenSSL's X509_V_ERR_CERT_HAS_EXPIRED: the transport maps it to TLS_CERT_EXPIRED.
@@ -112,6 +114,8 @@ def client_context(
         context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=pem)
     else:
         context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    if context.verify_mode != ssl.CERT_NONE:
+        apply_chain_rules(context)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if client_identity is not None:
         client_identity.load_into(context)
