@@ -24,6 +24,7 @@ from couchlite import (
     TLSIdentity,
     UrlEndpointListener,
 )
+from couchlite.tls.certificates import apply_chain_rules
 from couchlite.tls.keystore import IDENTITY_FILE_NAME, load_or_create_anonymous_identity
 from couchlite.transport.websocket import connect_channel
 from tests.listener.conftest import StubRegistry
@@ -203,6 +204,7 @@ def test_configured_identity_is_used_with_its_chain(
                 cadata=ca.public_bytes(serialization.Encoding.PEM).decode()
             )
             context.check_hostname = False
+            apply_chain_rules(context)  # as the replicator verifies, on every Python version
             channel = await connect_channel(f"{listener.urls[0]}/_blipsync", ssl=context)
             await channel.close()
 
