@@ -158,6 +158,22 @@ def test_large_batch_of_new_documents_some_of_which_exist(db: Database) -> None:
     assert parse_rev_id(col.get("d3").revision_id or "")[0] == 3  # type: ignore[union-attr]
 
 
+def test_the_revision_of_a_new_document_over_a_taken_id_is_exact_inside_the_batch(
+    db: Database,
+) -> None:
+    col = db.default_collection()
+    col.save(MutableDocument("a", {"v": 1}))
+    with db.in_batch():
+        doc = MutableDocument("a", {"v": 2})
+        col.save(doc)  # written without a look-up; asking for the revision settles it
+        assert parse_rev_id(doc.revision_id or "")[0] == 2
+        copy = doc.to_mutable()
+        copy["v"] = 3
+        col.save(copy, ConcurrencyControl.FAIL_ON_CONFLICT)
+    assert col.get("a")["v"] == 3  # type: ignore[index]
+    assert parse_rev_id(col.get("a").revision_id or "")[0] == 3  # type: ignore[union-attr]
+
+
 def test_guessed_new_documents_rolled_back_by_an_inner_batch(db: Database) -> None:
     col = db.default_collection()
     kept, dropped = MutableDocument("kept"), MutableDocument("dropped", {"x": 1})

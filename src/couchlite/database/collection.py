@@ -376,6 +376,12 @@ class Collection:
             txn.encode_extra = encode_extra
         return canonical_json(doc._properties(), encode_extra)
 
+    def _settle(self, doc: Document) -> None:
+        """Make the revision of a document saved as new in this thread's batch exact."""
+        engine = self._database._engine
+        if engine is not None:
+            engine.settle(self._state, doc)
+
     def _new_revision(
         self, current: DocRecord | None, doc_id: str, body: bytes, *, deleted: bool
     ) -> DocRecord:

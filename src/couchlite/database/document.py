@@ -54,7 +54,16 @@ def _blob_default(value: Any) -> Any:
 class Document(Mapping[str, Any]):
     """A saved document, read-only. ``to_mutable()`` gives an editable copy."""
 
-    __slots__ = ("_body", "_collection", "_deleted", "_id", "_props", "_revision_id", "_sequence")
+    __slots__ = (
+        "_body",
+        "_collection",
+        "_deleted",
+        "_guessed",
+        "_id",
+        "_props",
+        "_revision_id",
+        "_sequence",
+    )
 
     def __init__(
         self,
@@ -68,6 +77,8 @@ class Document(Mapping[str, Any]):
         self._collection = collection
         self._id = doc_id
         self._revision_id = revision_id
+        #: saved as a new document in a batch, its revision a guess until checked
+        self._guessed = False
         self._sequence = sequence
         self._body = body
         self._deleted = deleted
@@ -81,6 +92,9 @@ class Document(Mapping[str, Any]):
 
     @property
     def revision_id(self) -> str | None:
+        if self._guessed and self._collection is not None:
+            # saved in this batch as new without a look-up: check now (the ID may be taken)
+            self._collection._settle(self)
         return self._revision_id
 
     @property
@@ -139,7 +153,7 @@ class Document(Mapping[str, Any]):
     def to_mutable(self) -> MutableDocument:
         doc = MutableDocument(self._id, None)
         doc._props = self._parse()
-        doc._revision_id = self._revision_id
+        doc._revision_id = self.revision_id
         doc._sequence = self._sequence
         doc._collection = self._collection
         return doc
@@ -181,6 +195,7 @@ class MutableDocument(Document, MutableMapping[str, Any]):
         self._id = check_doc_id(id) if id is not None else str(uuid.uuid4())
         self._collection = None
         self._revision_id = None
+        self._guessed = False
         self._sequence = 0
         self._body = None
         self._deleted = False
@@ -217,7 +232,7 @@ class MutableDocument(Document, MutableMapping[str, Any]):
     def to_mutable(self) -> MutableDocument:
         doc = MutableDocument(self._id, None)
         doc._props = self.to_dict()
-        doc._revision_id = self._revision_id
+        doc._revision_id = self.revision_id
         doc._sequence = self._sequence
         doc._collection = self._collection
         return doc

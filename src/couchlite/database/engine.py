@@ -255,6 +255,7 @@ class Engine:
                 continue
             if kind == "new":  # a guessed-new document (put_new_record_unverified)
                 previous._revision_id, previous._sequence, previous._collection = None, 0, None
+                previous._guessed = False
                 txn.records.pop(key, None)
                 txn.unverified.pop(key, None)
                 continue
@@ -372,6 +373,15 @@ class Engine:
         doc._revision_id = record.rev
         doc._sequence = record.seq
         doc._collection = collection
+        doc._guessed = True
+
+    def settle(self, state: CollectionState, doc: Any) -> None:
+        """Check a guessed-new document now if it is in this thread's batch (``revision_id``)."""
+        txn = self.txn
+        if txn is not None and txn.owner == threading.get_ident():
+            key = (state.id, doc._id)
+            if txn.unverified.get(key) is doc:
+                self.verify(txn, [key])
 
     def verify(self, txn: Transaction, keys: list[Key] | None = None) -> None:
         """Check guessed-new documents against the store; rebase those that existed."""
@@ -387,6 +397,7 @@ class Engine:
             for doc_id in doc_ids:
                 key = (coll_id, doc_id)
                 doc = pending.pop(key)
+                doc._guessed = False
                 existing = found.get(doc_id)
                 txn.origin[key] = existing
                 guessed = txn.records.get(key)
@@ -439,6 +450,8 @@ class Engine:
             self.verify(txn)
             plan = _CommitPlan.build(self, txn)
             self.store.write(plan.apply)
+        for doc in txn.unverified.values():  # committed as guessed: the guesses were right
+            doc._guessed = False
         for coll_id, delta in plan.count_deltas.items():
             state = self.collections.get(coll_id)
             if state is not None:
