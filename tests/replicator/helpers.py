@@ -89,6 +89,28 @@ async def connected(
         await passive.close()
 
 
+def default_session(
+    connection: BlipConnection,
+    db: Database,
+    kind: ReplicatorType,
+    *,
+    continuous: bool,
+    remote_url: str = REMOTE_URL,
+    **kwargs: Any,
+) -> ActiveSession:
+    """An active session replicating ``db``'s default collection over ``connection``."""
+    store = replication_store(db)
+    return ActiveSession(
+        connection,
+        store,
+        [SessionCollectionOptions(store.for_collection(db.default_collection()))],
+        replicator_type=kind,
+        continuous=continuous,
+        remote_url=remote_url,
+        **kwargs,
+    )
+
+
 async def replicate(
     active_db: Database,
     passive_db: Database,

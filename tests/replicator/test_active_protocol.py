@@ -11,13 +11,11 @@ import orjson
 
 from couchlite.blip import BlipErrorReply, Message
 from couchlite.database.replication import replication_store
-from couchlite.replicator.active import ActiveSession
-from couchlite.replicator.options import SessionCollectionOptions
 from couchlite.replicator.types import DocumentFlags, ReplicatorType
 from couchlite.transport.connection import BlipConnection, Reply
 from couchlite.transport.loopback import loopback_pair
 
-from .helpers import REMOTE_URL, Events, open_db, put, replicate, run
+from .helpers import Events, default_session, open_db, put, replicate, run
 
 
 class ScriptedPeer:
@@ -73,15 +71,12 @@ def test_pull_properties_revocation_and_caught_up(tmp_path: Path) -> None:
         peer = ScriptedPeer(passive, feed, {"new": {"n": 1}})
         passive.start()
         active.start()
-        store = replication_store(db)
         events = Events()
-        session = ActiveSession(
+        session = default_session(
             active,
-            store,
-            [SessionCollectionOptions(store.for_collection(db.default_collection()))],
-            replicator_type=ReplicatorType.PULL,
+            db,
+            ReplicatorType.PULL,
             continuous=False,
-            remote_url=REMOTE_URL,
             events=events,
         )
         async with asyncio.timeout(10):

@@ -15,7 +15,6 @@ from couchlite import Database
 from couchlite.blip import BlipErrorReply, BlipProtocol, Message
 from couchlite.database.replication import ReplicationCollection, replication_store
 from couchlite.replicator.active import ActiveSession
-from couchlite.replicator.options import SessionCollectionOptions
 from couchlite.replicator.passive import PassiveSession
 from couchlite.replicator.sink import expand_delta, parse_rev
 from couchlite.replicator.store import IncomingRevision
@@ -23,7 +22,7 @@ from couchlite.replicator.types import ReplicatorType
 from couchlite.transport.connection import BlipConnection
 from couchlite.transport.loopback import loopback_pair
 
-from .helpers import REMOTE_URL, TIMEOUT_S, Events, open_db, put, run, snapshot
+from .helpers import TIMEOUT_S, Events, default_session, open_db, put, run, snapshot
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -87,14 +86,11 @@ async def _session(
     )
     psession.attach()
     _spy_revs(passive, result.revs_to_passive)
-    astore = replication_store(active_db)
-    session = ActiveSession(
+    session = default_session(
         active,
-        astore,
-        [SessionCollectionOptions(astore.for_collection(active_db.default_collection()))],
-        replicator_type=kind,
+        active_db,
+        kind,
         continuous=False,
-        remote_url=REMOTE_URL,
         events=result.events,
         enable_delta_sync=active_deltas,
     )

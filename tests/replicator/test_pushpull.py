@@ -11,15 +11,23 @@ import pytest
 from couchlite import CouchliteError
 from couchlite.database.replication import replication_store
 from couchlite.errors import ErrorDomain
-from couchlite.replicator.active import ActiveSession
 from couchlite.replicator.checkpoint import checkpoint_id
-from couchlite.replicator.options import SessionCollectionOptions
 from couchlite.replicator.passive import PassiveSession
 from couchlite.replicator.types import ReplicatorType
 from couchlite.transport.connection import BlipConnection
 from couchlite.transport.websocket import connect_channel, serve_channels
 
-from .helpers import REMOTE_URL, Events, connected, open_db, put, replicate, run, snapshot
+from .helpers import (
+    REMOTE_URL,
+    Events,
+    connected,
+    default_session,
+    open_db,
+    put,
+    replicate,
+    run,
+    snapshot,
+)
 
 
 def test_push_and_pull_both_ways(tmp_path: Path) -> None:
@@ -74,16 +82,13 @@ def test_continuous_push_and_pull(tmp_path: Path) -> None:
 
     async def main() -> None:
         put(a.default_collection(), "first", {"n": 1})
-        store = replication_store(a)
         events = Events()
         async with connected(b) as pair:
-            session = ActiveSession(
+            session = default_session(
                 pair.active,
-                store,
-                [SessionCollectionOptions(store.for_collection(a.default_collection()))],
-                replicator_type=ReplicatorType.PUSH_AND_PULL,
+                a,
+                ReplicatorType.PUSH_AND_PULL,
                 continuous=True,
-                remote_url=REMOTE_URL,
                 events=events,
             )
             task = asyncio.create_task(session.run())
@@ -115,15 +120,12 @@ def test_what_the_peer_pushed_is_remembered_only_until_the_feed_passes_it(tmp_pa
     a, b = open_db(tmp_path, "a"), open_db(tmp_path, "b")
 
     async def main() -> None:
-        store = replication_store(a)
         async with connected(b) as pair:
-            session = ActiveSession(
+            session = default_session(
                 pair.active,
-                store,
-                [SessionCollectionOptions(store.for_collection(a.default_collection()))],
-                replicator_type=ReplicatorType.PUSH_AND_PULL,
+                a,
+                ReplicatorType.PUSH_AND_PULL,
                 continuous=True,
-                remote_url=REMOTE_URL,
             )
             task = asyncio.create_task(session.run())
             try:
@@ -157,15 +159,12 @@ def test_a_push_only_session_keeps_no_record_of_what_was_pushed(tmp_path: Path) 
     async def main() -> None:
         for i in range(50):
             put(a.default_collection(), f"d{i}", {"i": i})
-        store = replication_store(a)
         async with connected(b) as pair:
-            session = ActiveSession(
+            session = default_session(
                 pair.active,
-                store,
-                [SessionCollectionOptions(store.for_collection(a.default_collection()))],
-                replicator_type=ReplicatorType.PUSH,
+                a,
+                ReplicatorType.PUSH,
                 continuous=False,
-                remote_url=REMOTE_URL,
             )
             await session.run()
             context = pair.passive_session._contexts[0]
@@ -210,12 +209,10 @@ def test_push_and_pull_over_a_real_websocket(tmp_path: Path) -> None:
             channel = await connect_channel(f"ws://127.0.0.1:{server.port}/b/_blipsync")
             conn = BlipConnection(channel, name="ws-active")
             conn.start()
-            store = replication_store(a)
-            session = ActiveSession(
+            session = default_session(
                 conn,
-                store,
-                [SessionCollectionOptions(store.for_collection(a.default_collection()))],
-                replicator_type=ReplicatorType.PUSH_AND_PULL,
+                a,
+                ReplicatorType.PUSH_AND_PULL,
                 continuous=False,
                 remote_url=f"ws://127.0.0.1:{server.port}/b",
             )
@@ -236,15 +233,12 @@ def test_continuous_session_raises_when_the_peer_closes(tmp_path: Path) -> None:
     a, b = open_db(tmp_path, "a"), open_db(tmp_path, "b")
 
     async def main() -> None:
-        store = replication_store(a)
         async with connected(b) as pair:
-            session = ActiveSession(
+            session = default_session(
                 pair.active,
-                store,
-                [SessionCollectionOptions(store.for_collection(a.default_collection()))],
-                replicator_type=ReplicatorType.PULL,
+                a,
+                ReplicatorType.PULL,
                 continuous=True,
-                remote_url=REMOTE_URL,
             )
             task = asyncio.create_task(session.run())
             await _until(lambda: pair.passive_session.is_busy is False and session.reporter)
@@ -277,13 +271,11 @@ def test_stopping_a_continuous_session_saves_its_checkpoint(tmp_path: Path) -> N
             put(a.default_collection(), f"d{i}", {"i": i})
         store = replication_store(a)
         async with connected(b) as pair:
-            session = ActiveSession(
+            session = default_session(
                 pair.active,
-                store,
-                [SessionCollectionOptions(store.for_collection(a.default_collection()))],
-                replicator_type=ReplicatorType.PUSH,
+                a,
+                ReplicatorType.PUSH,
                 continuous=True,
-                remote_url=REMOTE_URL,
             )
             task = asyncio.create_task(session.run())
             await _until(lambda: b.default_collection().count == 10)
