@@ -17,11 +17,10 @@ from couchlite import Database, MutableDocument, ReplicatorActivityLevel, Replic
 from tests.resilience.faultproxy import FaultProxy
 from tests.resilience.helpers import (
     dump,
-    open_db,
+    peers,
     replicator,
     replicator_config,
     run,
-    start_listener,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
@@ -59,12 +58,10 @@ def test_edited_documents_travel_as_deltas_only_when_both_sides_enable_them(
     tmp_path: Path, kind: ReplicatorType, listener_deltas: bool, replicator_deltas: bool
 ) -> None:
     async def main() -> None:
-        server = open_db(tmp_path / "server", "server")
-        client = open_db(tmp_path / "client", "client")
-        source = client if kind is ReplicatorType.PUSH else server
-        _fill(source)
-        listener = await start_listener(server, enable_delta_sync=listener_deltas)
-        try:
+        async with peers(tmp_path) as (server, client, start):
+            source = client if kind is ReplicatorType.PUSH else server
+            _fill(source)
+            listener = await start(enable_delta_sync=listener_deltas)
             assert listener.port is not None
             async with FaultProxy(listener.port) as proxy:
                 config = replicator_config(
@@ -101,9 +98,5 @@ def test_edited_documents_travel_as_deltas_only_when_both_sides_enable_them(
                 assert edited_bytes < full_bytes // 5, (full_bytes, edited_bytes)
             else:
                 assert edited_bytes > full_bytes // 2, (full_bytes, edited_bytes)
-        finally:
-            await listener.stop()
-            server.close()
-            client.close()
 
     run(main())

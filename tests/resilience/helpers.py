@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,31 @@ async def start_listener(
     listener = AsyncUrlEndpointListener(listener_config(db, port=port, **options))
     await listener.start()
     return listener
+
+
+@contextlib.asynccontextmanager
+async def peers(
+    directory: Path,
+) -> AsyncIterator[tuple[Database, Database, Callable[..., Awaitable[AsyncUrlEndpointListener]]]]:
+    """A server and a client database in ``directory``, and ``start(**options)``, which starts a
+    listener on the server (``start_listener``); on exit every listener started is stopped and
+    both databases are closed."""
+    server = open_db(directory / "server", "server")
+    client = open_db(directory / "client", "client")
+    listeners: list[AsyncUrlEndpointListener] = []
+
+    async def start(**options: Any) -> AsyncUrlEndpointListener:
+        listener = await start_listener(server, **options)
+        listeners.append(listener)
+        return listener
+
+    try:
+        yield server, client, start
+    finally:
+        for listener in listeners:
+            await listener.stop()
+        server.close()
+        client.close()
 
 
 def replicator_config(

@@ -29,7 +29,7 @@ from couchlite.transport.websocket import (
 )
 
 from ..replicator_api.helpers import BlockedClock, StubSession, closed_port
-from .helpers import FastClock, open_db, replicator_config, run, start_listener
+from .helpers import FastClock, peers, replicator_config, run
 
 Level = ReplicatorActivityLevel
 
@@ -129,16 +129,14 @@ def test_stop_is_immediate_while_waiting_a_long_backoff(db: Database) -> None:
 
 def test_wrong_password_is_not_retried(tmp_path: Path) -> None:
     async def main() -> None:
-        server = open_db(tmp_path / "server", "server")
-        client = open_db(tmp_path / "client", "client")
-        checks: list[str] = []
+        async with peers(tmp_path) as (_server, client, start):
+            checks: list[str] = []
 
-        def check(user: str, password: str) -> bool:
-            checks.append(user)
-            return (user, password) == ("alice", "secret")
+            def check(user: str, password: str) -> bool:
+                checks.append(user)
+                return (user, password) == ("alice", "secret")
 
-        listener = await start_listener(server, authenticator=ListenerPasswordAuthenticator(check))
-        try:
+            listener = await start(authenticator=ListenerPasswordAuthenticator(check))
             assert listener.port is not None
             clock = FastClock(pause=0)
             config = replicator_config(client, listener.port, max_attempts=5)
@@ -150,10 +148,6 @@ def test_wrong_password_is_not_retried(tmp_path: Path) -> None:
             assert not status.error.is_transient
             assert clock.delays == [] and repl.connection_attempts == 1 and checks == ["alice"]
             assert listener.status.connection_count == 0
-        finally:
-            await listener.stop()
-            server.close()
-            client.close()
 
     run(main())
 

@@ -22,12 +22,11 @@ from .helpers import (
     count,
     dump,
     fill,
-    open_db,
     open_fds,
+    peers,
     replicator,
     replicator_config,
     run,
-    start_listener,
     wait_until,
 )
 
@@ -56,12 +55,10 @@ def test_faults_during_push_and_pull_resume_and_converge(
     tmp_path: Path, faults: list[Fault | None]
 ) -> None:
     async def main() -> None:
-        server = open_db(tmp_path / "server", "server")
-        client = open_db(tmp_path / "client", "client")
-        fill(client, "c", 1500, size=100)
-        fill(server, "s", 1000, size=100)
-        listener = await start_listener(server)
-        try:
+        async with peers(tmp_path) as (server, client, start):
+            fill(client, "c", 1500, size=100)
+            fill(server, "s", 1000, size=100)
+            listener = await start()
             assert listener.port is not None
             async with FaultProxy(listener.port) as proxy:
                 proxy.plan = list(faults)
@@ -80,20 +77,14 @@ def test_faults_during_push_and_pull_resume_and_converge(
                 assert all(c.faulted.is_set() for c in proxy.connections[: len(cuts)])
                 await repl.stop()
             await wait_until(lambda: listener.status.connection_count == 0, what="count 0")
-        finally:
-            await listener.stop()
-            server.close()
-            client.close()
 
     run(main())
 
 
 def test_blackhole_detected_by_the_replicator_heartbeat(tmp_path: Path) -> None:
     async def main() -> None:
-        server = open_db(tmp_path / "server", "server")
-        client = open_db(tmp_path / "client", "client")
-        listener = await start_listener(server)  # its own heartbeat: the default 300 s
-        try:
+        async with peers(tmp_path) as (server, client, start):
+            listener = await start()  # its own heartbeat: the default 300 s
             assert listener.port is not None
             async with FaultProxy(listener.port) as proxy:
                 clock = FastClock()
@@ -117,20 +108,14 @@ def test_blackhole_detected_by_the_replicator_heartbeat(tmp_path: Path) -> None:
                 await repl.stop()
                 proxy.reset_all()  # the listener never noticed the black hole (300 s)
             await wait_until(lambda: listener.status.connection_count == 0)
-        finally:
-            await listener.stop()
-            server.close()
-            client.close()
 
     run(main())
 
 
 def test_blackhole_detected_by_the_listener_heartbeat(tmp_path: Path) -> None:
     async def main() -> None:
-        server = open_db(tmp_path / "server", "server")
-        client = open_db(tmp_path / "client", "client")
-        listener = await start_listener(server, heartbeat=0.5)
-        try:
+        async with peers(tmp_path) as (_server, client, start):
+            listener = await start(heartbeat=0.5)
             assert listener.port is not None
             async with FaultProxy(listener.port) as proxy:
                 repl = replicator(replicator_config(client, proxy.port))  # heartbeat 300 s
@@ -145,10 +130,6 @@ def test_blackhole_detected_by_the_listener_heartbeat(tmp_path: Path) -> None:
                 assert listener.status.active_connection_count == 0
                 proxy.reset_all()  # let the replicator find out too, then stop it
                 await repl.stop()
-        finally:
-            await listener.stop()
-            server.close()
-            client.close()
 
     run(main())
 
@@ -162,13 +143,11 @@ def test_half_received_revision_is_not_stored(tmp_path: Path) -> None:
             await release.wait()
 
     async def main() -> None:
-        server = open_db(tmp_path / "server", "server")
-        client = open_db(tmp_path / "client", "client")
-        # one document of ~1 MB of random hex: hundreds of KB on the wire after compression,
-        # so the cut below falls inside its rev message
-        fill(client, "big", 1, size=1_000_000)
-        listener = await start_listener(server)
-        try:
+        async with peers(tmp_path) as (server, client, start):
+            # one document of ~1 MB of random hex: hundreds of KB on the wire after compression,
+            # so the cut below falls inside its rev message
+            fill(client, "big", 1, size=1_000_000)
+            listener = await start()
             assert listener.port is not None
             async with FaultProxy(listener.port) as proxy:
                 proxy.plan = [Fault(Kind.RESET, after_bytes=120_000, direction="up")]
@@ -185,20 +164,14 @@ def test_half_received_revision_is_not_stored(tmp_path: Path) -> None:
                 await wait_until(lambda: count(server) == 1, what="pushed after reconnection")
                 _assert_identical(dump(server), dump(client))
                 await repl.stop()
-        finally:
-            await listener.stop()
-            server.close()
-            client.close()
 
     run(main())
 
 
 def test_vanished_clients_leave_no_tasks_or_file_handles(tmp_path: Path) -> None:
     async def main() -> None:
-        server = open_db(tmp_path / "server", "server")
-        client = open_db(tmp_path / "client", "client")
-        listener = await start_listener(server, heartbeat=0.5)
-        try:
+        async with peers(tmp_path) as (server, client, start):
+            listener = await start(heartbeat=0.5)
             assert listener.port is not None
             # warm up (database files, thread pools), then take the baseline
             repl = replicator(replicator_config(client, listener.port, continuous=False))
@@ -228,10 +201,6 @@ def test_vanished_clients_leave_no_tasks_or_file_handles(tmp_path: Path) -> None
             await wait_until(lambda: open_fds() <= base_fds, what="no file handle leak")
             assert listener.status.connection_count == 0
             assert count(server) == 100
-        finally:
-            await listener.stop()
-            server.close()
-            client.close()
 
     run(main())
 
@@ -240,11 +209,9 @@ def test_listener_restart_on_the_same_port_and_continuous_replicator_resumes(
     tmp_path: Path,
 ) -> None:
     async def main() -> None:
-        server = open_db(tmp_path / "server", "server")
-        client = open_db(tmp_path / "client", "client")
-        fill(client, "c", 300)
-        listener = await start_listener(server)
-        try:
+        async with peers(tmp_path) as (server, client, start):
+            fill(client, "c", 300)
+            listener = await start()
             port = listener.port
             assert port is not None
             clock = FastClock()
@@ -263,27 +230,21 @@ def test_listener_restart_on_the_same_port_and_continuous_replicator_resumes(
             assert all(s.error is not None and s.error.is_transient for s in offline)
             fill(client, "while-down", 50)
             server.default_collection().save(MutableDocument("server-side", {"v": 1}))
-            listener = await start_listener(server, port=port)
+            listener = await start(port=port)
             await wait_until(lambda: count(server) == 351 and count(client) == 351)
             await wait_until(lambda: repl.status.activity is Level.IDLE)
             _assert_identical(dump(server), dump(client))
             await repl.stop()
             await wait_until(lambda: listener.status.connection_count == 0)
-        finally:
-            await listener.stop()
-            server.close()
-            client.close()
 
     run(main())
 
 
 def test_reconnection_resumes_from_the_saved_checkpoint(tmp_path: Path) -> None:
     async def main() -> None:
-        server = open_db(tmp_path / "server", "server")
-        client = open_db(tmp_path / "client", "client")
-        fill(client, "old", 3000, size=200)
-        listener = await start_listener(server)
-        try:
+        async with peers(tmp_path) as (server, client, start):
+            fill(client, "old", 3000, size=200)
+            listener = await start()
             assert listener.port is not None
             async with FaultProxy(listener.port) as proxy:
                 config = replicator_config(client, proxy.port, kind=ReplicatorType.PUSH)
@@ -306,9 +267,5 @@ def test_reconnection_resumes_from_the_saved_checkpoint(tmp_path: Path) -> None:
                 assert second < 30_000, (first, second)
                 _assert_identical(dump(server), dump(client))
                 await repl.stop()
-        finally:
-            await listener.stop()
-            server.close()
-            client.close()
 
     run(main())

@@ -20,11 +20,10 @@ from .faultproxy import Fault, FaultProxy, Kind
 from .helpers import (
     FastClock,
     dump,
-    open_db,
+    peers,
     replicator,
     replicator_config,
     run,
-    start_listener,
     wait_until,
 )
 
@@ -69,10 +68,8 @@ def _populate(db: Database, prefix: str, spec: dict[str, Any]) -> None:
 
 
 async def _converge(base: Path, spec: dict[str, Any]) -> None:
-    server = open_db(base / "server", "server")
-    client = open_db(base / "client", "client")
-    listener = await start_listener(server)
-    try:
+    async with peers(base) as (server, client, start):
+        listener = await start()
         _populate(server, "s", spec["server"])
         _populate(client, "c", spec["client"])
         assert listener.port is not None
@@ -108,11 +105,7 @@ async def _converge(base: Path, spec: dict[str, Any]) -> None:
         }
         assert set(server_docs) == expected - deleted  # nothing lost, nothing resurrected
         await wait_until(lambda: listener.status.connection_count == 0)
-    finally:
-        await listener.stop()
-        server.close()
-        client.close()
-        await asyncio.sleep(0)
+    await asyncio.sleep(0)
 
 
 @pytest.mark.slow
