@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from couchlite import (
@@ -31,6 +30,7 @@ from couchlite import (
     ReplicatorType,
     UrlEndpoint,
 )
+from tests.resilience.helpers import dump
 
 from .peer_harness import PeerProcess
 
@@ -45,17 +45,6 @@ def local(tmp_path: Path) -> Iterator[Database]:
     db = Database("client", DatabaseConfiguration(directory=tmp_path / "client"))
     yield db
     db.close()
-
-
-def dump(db: Database, scope: str = "_default", name: str = "_default") -> dict[str, Any]:
-    col = db.collection(name, scope=scope)
-    assert col is not None
-    out = {}
-    for doc_id in col.document_ids():
-        doc = col.get(doc_id)
-        assert doc is not None
-        out[doc_id] = {"rev": doc.revision_id, "body": orjson.loads(doc.to_json())}
-    return out
 
 
 def config_for(

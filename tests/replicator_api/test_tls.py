@@ -13,46 +13,15 @@ from cryptography import x509
 from couchlite import (
     Database,
     ReplicatorActivityLevel,
-    ReplicatorConfiguration,
     TLSError,
-    UrlEndpoint,
 )
 from couchlite.errors import NetworkCode
-from couchlite.replicator.replicator import AsyncReplicator
 from couchlite.replicator.tlsclient import self_signed_problem
-from couchlite.transport.channel import ChannelClosed
-from couchlite.transport.websocket import WebSocketChannel, serve_channels
+from tests.tls.helpers import replicate_against
 
-from .helpers import FakeClock, StubSession, der, make_certificate, pem, run, server_context
+from .helpers import der, make_certificate, pem, server_context
 
 Level = ReplicatorActivityLevel
-
-
-async def _hold(channel: WebSocketChannel) -> None:
-    try:
-        while True:
-            await channel.recv()
-    except ChannelClosed:
-        pass
-
-
-def _replicate(db: Database, context: ssl.SSLContext, **options: Any) -> AsyncReplicator:
-    """Run a one-shot replicator against a TLS server using ``context``; return it stopped."""
-
-    async def main() -> AsyncReplicator:
-        async with await serve_channels(_hold, "127.0.0.1", 0, ssl=context) as srv:
-            config = ReplicatorConfiguration(
-                UrlEndpoint(f"wss://127.0.0.1:{srv.port}/db"), **options
-            )
-            config.add_collection(db.default_collection())
-            clock = FakeClock()
-            repl = AsyncReplicator(config, clock=clock, _session_factory=StubSession)
-            await repl.start()
-            await repl.wait_for(Level.STOPPED)
-            assert clock.delays == []  # TLS failures are never retried
-            return repl
-
-    return run(main())
 
 
 @pytest.fixture
@@ -70,7 +39,7 @@ def ca_issued(tmp_path: Path) -> tuple[x509.Certificate, x509.Certificate, ssl.S
 
 def test_self_signed_accepted_with_accept_only_self_signed(db: Database, self_signed: Any) -> None:
     cert, context = self_signed
-    repl = _replicate(db, context, accept_only_self_signed_server_certificate=True)
+    repl = replicate_against(db, context, accept_only_self_signed_server_certificate=True)
     assert repl.status.error is None
     assert repl.connection_attempts == 1
     assert repl.server_certificate == cert
@@ -79,7 +48,7 @@ def test_self_signed_accepted_with_accept_only_self_signed(db: Database, self_si
 def test_pinned_certificate_accepted(db: Database, self_signed: Any) -> None:
     cert, context = self_signed
     for form in (cert, pem(cert), der(cert)):
-        repl = _replicate(db, context, pinned_server_certificate=form)
+        repl = replicate_against(db, context, pinned_server_certificate=form)
         assert repl.status.error is None
         assert repl.server_certificate == cert
 
@@ -87,7 +56,7 @@ def test_pinned_certificate_accepted(db: Database, self_signed: Any) -> None:
 def test_other_pinned_certificate_refused(db: Database, self_signed: Any) -> None:
     _, context = self_signed
     other, _ = make_certificate()
-    repl = _replicate(db, context, pinned_server_certificate=other, max_attempts=5)
+    repl = replicate_against(db, context, pinned_server_certificate=other, max_attempts=5)
     error = repl.status.error
     assert isinstance(error, TLSError) and not error.is_transient
     assert "does not match the pinned certificate" in str(error)
@@ -98,7 +67,7 @@ def test_other_pinned_certificate_refused(db: Database, self_signed: Any) -> Non
 
 def test_self_signed_refused_by_default_verification(db: Database, self_signed: Any) -> None:
     _, context = self_signed
-    repl = _replicate(db, context)
+    repl = replicate_against(db, context)
     error = repl.status.error
     assert isinstance(error, TLSError)
     assert error.code == NetworkCode.TLS_CERT_UNTRUSTED
@@ -107,7 +76,7 @@ def test_self_signed_refused_by_default_verification(db: Database, self_signed: 
 
 def test_ca_issued_refused_by_self_signed_only(db: Database, ca_issued: Any) -> None:
     _, _, context = ca_issued
-    repl = _replicate(db, context, accept_only_self_signed_server_certificate=True)
+    repl = replicate_against(db, context, accept_only_self_signed_server_certificate=True)
     error = repl.status.error
     assert isinstance(error, TLSError) and "not self-signed" in str(error)
     assert repl.connection_attempts == 1
@@ -115,7 +84,7 @@ def test_ca_issued_refused_by_self_signed_only(db: Database, ca_issued: Any) -> 
 
 def test_ca_issued_accepted_when_pinned(db: Database, ca_issued: Any) -> None:
     _, leaf, context = ca_issued
-    repl = _replicate(db, context, pinned_server_certificate=leaf)
+    repl = replicate_against(db, context, pinned_server_certificate=leaf)
     assert repl.status.error is None
     assert repl.server_certificate == leaf
 

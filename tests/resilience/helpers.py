@@ -125,9 +125,10 @@ def fill(db: Database, prefix: str, count: int, size: int = 0) -> None:
             col.save(MutableDocument(f"{prefix}-{i:05d}", body))
 
 
-def dump(db: Database) -> dict[str, Any]:
-    """Every document of the default collection: its revision and body."""
-    col = db.default_collection()
+def dump(db: Database, scope: str = "_default", name: str = "_default") -> dict[str, Any]:
+    """Every live document of a collection (the default one unless named): revision and body."""
+    col = db.collection(name, scope=scope)
+    assert col is not None
     out = {}
     for doc_id in col.document_ids():
         doc = col.get(doc_id)
