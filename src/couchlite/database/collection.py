@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from couchlite.database.blob import BLOB_MARKER, Blob
+from couchlite.database.blob import Blob
 from couchlite.database.document import Document, MutableDocument
 from couchlite.database.engine import (
     CollectionState,
     Engine,
     Transaction,
     build_revision,
+    first_revision,
 )
 from couchlite.database.names import DEFAULT_NAME, check_doc_id
 from couchlite.errors import (
@@ -25,17 +26,13 @@ from couchlite.errors import (
     NotFoundError,
 )
 from couchlite.model.canonical import canonical_json
-from couchlite.model.revid import new_rev_id
 from couchlite.storage.blobstore import BlobStore
-from couchlite.storage.sqlite_store import DOC_DELETED, DOC_HAS_BLOBS, ChangeRow, DocRecord
+from couchlite.storage.sqlite_store import DOC_DELETED, ChangeRow, DocRecord
 
 if TYPE_CHECKING:
     from couchlite.database.database import Database
 
 TOMBSTONE_BODY = b"{}"
-
-#: builds a ``DocRecord`` without the Python-level ``NamedTuple.__new__`` (hot path)
-_new_tuple = tuple.__new__
 
 
 class ConcurrencyControl(Enum):
@@ -250,24 +247,8 @@ class Collection:
                 # checked by the commit itself (see Engine.put_new_record_unverified).
                 # Nothing below can fail half-way, so no savepoint.
                 body = self._encode(doc, engine, txn)
-                engine.put_new_record_unverified(
-                    txn,
-                    self,
-                    key,
-                    _new_tuple(
-                        DocRecord,
-                        (
-                            state.next_sequence(),
-                            doc._id,
-                            new_rev_id(None, False, body),
-                            DOC_HAS_BLOBS if body.find(BLOB_MARKER) >= 0 else 0,
-                            body,
-                            None,
-                            None,
-                        ),
-                    ),
-                    doc,
-                )
+                record = first_revision(state.next_sequence(), doc._id, body)
+                engine.put_new_record_unverified(txn, self, key, record, doc)
                 return
         with engine.transaction() as txn:
             current = engine.read_record(self._state, doc.id)

@@ -58,6 +58,7 @@ from couchlite.storage.sqlite_store import (
     DocRecord,
     SQLiteStore,
     insert_rows,
+    new_tuple,
     table,
 )
 
@@ -270,8 +271,7 @@ class Engine:
         txn = self.txn
         if txn is not None and txn.owner == threading.get_ident():
             key = (state.id, doc_id)
-            if key in txn.unverified:
-                self.verify(txn, [key])
+            self._verify_if_guessed(txn, key)
             if key in txn.records:
                 return txn.records[key]
             if key in txn.origin:
@@ -330,9 +330,8 @@ class Engine:
         A guessed-new document is verified first (which records it), so that
         ``key in txn.unverified`` always means ``txn.records[key]`` is the guessed record.
         """
-        if key in txn.unverified:
-            self.verify(txn, [key])
-        elif key not in txn.origin:
+        self._verify_if_guessed(txn, key)
+        if key not in txn.origin:
             txn.origin[key] = self.store.get_record(key[0], key[1])
 
     def put_record(self, txn: Transaction, state: CollectionState, record: DocRecord) -> None:
@@ -383,6 +382,10 @@ class Engine:
             if txn.unverified.get(key) is doc:
                 self.verify(txn, [key])
 
+    def _verify_if_guessed(self, txn: Transaction, key: Key) -> None:
+        if key in txn.unverified:
+            self.verify(txn, [key])
+
     def verify(self, txn: Transaction, keys: list[Key] | None = None) -> None:
         """Check guessed-new documents against the store; rebase those that existed."""
         pending = txn.unverified
@@ -425,8 +428,7 @@ class Engine:
         self, txn: Transaction, state: CollectionState, doc_id: str, when: float | None
     ) -> None:
         key = (state.id, doc_id)
-        if key in txn.unverified:
-            self.verify(txn, [key])
+        self._verify_if_guessed(txn, key)
         record = txn.records.get(key)
         if record is not None:
             txn.undo.append(("rec", key, record))
@@ -824,6 +826,17 @@ def _compact_body(record: DocRecord) -> DocRecord:
     return record
 
 
+def first_revision(sequence: int, doc_id: str, body: bytes, deleted: bool = False) -> DocRecord:
+    """The record of a document's first revision (no parent, no tree yet)."""
+    flags = DOC_DELETED if deleted else 0
+    if body.find(BLOB_MARKER) >= 0:  # (cheaper than ``in``: this is every new document)
+        flags |= DOC_HAS_BLOBS
+    # tuple.__new__: no Python-level NamedTuple.__new__ on this hot path
+    return new_tuple(
+        DocRecord, (sequence, doc_id, new_rev_id(None, deleted, body), flags, body, None, None)
+    )
+
+
 def build_revision(
     current: DocRecord | None,
     doc_id: str,
@@ -835,11 +848,7 @@ def build_revision(
 ) -> DocRecord:
     """The record of a document after a new local revision (child of its current one)."""
     if current is None:
-        flags = DOC_DELETED if deleted else 0
-        if BLOB_MARKER in body:
-            flags |= DOC_HAS_BLOBS
-        rev = new_rev_id(None, deleted, body)
-        return DocRecord(sequence, doc_id, rev, flags, body, None, None)
+        return first_revision(sequence, doc_id, body, deleted)
     tree = tree_of(current)
     tree.add_revision(current.rev, body, deleted=deleted, sequence=sequence)
     tree.prune(max_depth)

@@ -123,8 +123,9 @@ class DocRecord(NamedTuple):
         return bool(self.flags & DOC_DELETED)
 
 
-#: builds a ``DocRecord`` from a row without the Python-level ``NamedTuple.__new__``
-_new_tuple = tuple.__new__
+#: ``new_tuple(DocRecord, values)`` builds a record without the Python-level
+#: ``NamedTuple.__new__`` (hot paths: every row read, every new document)
+new_tuple = tuple.__new__
 
 
 @dataclass(frozen=True, slots=True)
@@ -568,7 +569,7 @@ class SQLiteStore:
                 "WHERE doc_id = ?"
             )
         row = self.fetchone(sql, (doc_id,))
-        return None if row is None else _new_tuple(DocRecord, row)
+        return None if row is None else new_tuple(DocRecord, row)
 
     def get_records(self, coll_id: int, doc_ids: list[str]) -> dict[str, DocRecord]:
         """Several documents in one query per 500 IDs (the replicator's bulk look-up)."""
@@ -581,7 +582,7 @@ class SQLiteStore:
                 f"WHERE doc_id IN ({marks})"
             )
             for row in self.fetchall(sql, chunk):
-                out[row[1]] = _new_tuple(DocRecord, row)
+                out[row[1]] = new_tuple(DocRecord, row)
         return out
 
     def changes(
