@@ -683,13 +683,9 @@ class SQLiteStore:
     ) -> None:
         if not revisions:
             return
-        self.write(
-            lambda c: c.executemany(
-                "INSERT OR REPLACE INTO remote_revs (remote, coll, doc_id, rev) "
-                "VALUES (?, ?, ?, ?)",
-                [(remote, coll_id, doc_id, rev) for doc_id, rev in revisions],
-            )
-        )
+        rows = [(remote, coll_id, doc_id, rev) for doc_id, rev in revisions]
+        head = "INSERT OR REPLACE INTO remote_revs (remote, coll, doc_id, rev)"
+        self.write(lambda c: insert_rows(c, head, rows, 4))
 
     # --- checkpoints ---------------------------------------------------------------------
 
