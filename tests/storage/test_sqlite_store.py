@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -173,6 +175,18 @@ def test_a_trickle_of_small_writes_is_checkpointed_after_a_while(
         assert _wait_until(lambda: marker in (tmp_path / "db.sqlite3").read_bytes())
     finally:
         store.close()
+
+
+def test_the_writer_keeps_nothing_of_a_finished_job(store: SQLiteStore) -> None:
+    # a commit's job refers to its whole batch: it must not outlive the commit
+    class Batch:
+        pass
+
+    batch = Batch()
+    gone = weakref.ref(batch)
+    store.write(lambda _conn, held=batch: held)
+    del batch
+    assert _wait_until(lambda: gc.collect() >= 0 and gone() is None)
 
 
 def test_writes_run_on_one_dedicated_thread(store: SQLiteStore) -> None:

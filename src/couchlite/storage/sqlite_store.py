@@ -298,36 +298,39 @@ class SQLiteStore:
             return
         ready.set_result(None)
         try:
-            while True:
-                job = self._jobs.get()
-                if isinstance(job, _Stop):
-                    break
-                fn, future = job
-                if not future.set_running_or_notify_cancel():
-                    continue
-                try:
-                    conn.execute("BEGIN IMMEDIATE")
-                    try:
-                        result = fn(conn)
-                    except BaseException:
-                        conn.execute("ROLLBACK")
-                        raise
-                    conn.execute("COMMIT")
-                    self._note_commit(conn)
-                except sqlite3.Error as exc:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    future.set_exception(translate(exc, "write"))
-                except BaseException as exc:
-                    future.set_exception(exc)
-                else:
-                    future.set_result(result)
-                # while waiting for the next job, hold nothing of this one (a commit's job
-                # refers to the whole batch it wrote)
-                del job, fn, future
-                result = None
+            # one job per call: nothing of a finished job (a commit's refers to its whole
+            # batch) stays referenced while the thread waits for the next one
+            while self._run_next_job(conn):
+                pass
         finally:
             conn.close()
+
+    def _run_next_job(self, conn: sqlite3.Connection) -> bool:
+        """Wait for a job and run it in one transaction; ``False`` once told to stop."""
+        job = self._jobs.get()
+        if isinstance(job, _Stop):
+            return False
+        fn, future = job
+        if not future.set_running_or_notify_cancel():
+            return True
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            self._note_commit(conn)
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            future.set_exception(translate(exc, "write"))
+        except BaseException as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+        return True
 
     def _check_format(self, conn: sqlite3.Connection) -> int:
         """The file's schema version; raise if it is not a couchlite database we can open."""
