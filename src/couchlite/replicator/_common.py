@@ -358,7 +358,7 @@ class PeerRevisions:
         """Drop the revisions stored at or before ``sequence`` (the feed was read past them)."""
         revs = self._revs
         while revs:
-            doc_id, (_, stored_by) = next(iter(revs.items()))
+            _, stored_by = next(iter(revs.values()))
             if stored_by > sequence:
                 return
             revs.popitem(last=False)
