@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from couchlite import Collection, Database, DatabaseConfiguration, MutableDocument
 from couchlite.database.replication import replication_store
@@ -109,6 +110,19 @@ def default_session(
         remote_url=remote_url,
         **kwargs,
     )
+
+
+@asynccontextmanager
+async def running(session: ActiveSession) -> AsyncIterator[asyncio.Task[None]]:
+    """Run a continuous session in a task for the block; at its end the session must still be
+    running, and is cancelled."""
+    task = asyncio.create_task(session.run())
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
 
 
 async def replicate(

@@ -26,6 +26,7 @@ from .helpers import (
     put,
     replicate,
     run,
+    running,
     snapshot,
 )
 
@@ -91,8 +92,7 @@ def test_continuous_push_and_pull(tmp_path: Path) -> None:
                 continuous=True,
                 events=events,
             )
-            task = asyncio.create_task(session.run())
-            try:
+            async with running(session):
                 await _until(lambda: b.default_collection().get("first") is not None)
                 await _until(lambda: events.busy and events.busy[-1] is False)
                 # made after the session went idle: both directions deliver it
@@ -103,10 +103,6 @@ def test_continuous_push_and_pull(tmp_path: Path) -> None:
                 await _until(
                     lambda: snapshot(a.default_collection()) == snapshot(b.default_collection())
                 )
-            finally:
-                task.cancel()
-                with pytest.raises(asyncio.CancelledError):
-                    await task
 
     try:
         run(main())
@@ -127,8 +123,7 @@ def test_what_the_peer_pushed_is_remembered_only_until_the_feed_passes_it(tmp_pa
                 ReplicatorType.PUSH_AND_PULL,
                 continuous=True,
             )
-            task = asyncio.create_task(session.run())
-            try:
+            async with running(session):
                 for round_ in range(3):
                     with a.in_batch():
                         for i in range(200):
@@ -141,10 +136,6 @@ def test_what_the_peer_pushed_is_remembered_only_until_the_feed_passes_it(tmp_pa
                 # nothing was echoed back: a holds only its own revisions, once each
                 assert snapshot(a.default_collection()) == snapshot(b.default_collection())
                 assert a.default_collection().last_sequence == 600
-            finally:
-                task.cancel()
-                with pytest.raises(asyncio.CancelledError):
-                    await task
 
     try:
         run(main())
@@ -277,12 +268,9 @@ def test_stopping_a_continuous_session_saves_its_checkpoint(tmp_path: Path) -> N
                 ReplicatorType.PUSH,
                 continuous=True,
             )
-            task = asyncio.create_task(session.run())
-            await _until(lambda: b.default_collection().count == 10)
-            await _until(lambda: session.reporter is not None and not session.reporter.busy)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+            async with running(session):
+                await _until(lambda: b.default_collection().count == 10)
+                await _until(lambda: session.reporter is not None and not session.reporter.busy)
         cp_id = checkpoint_id(
             store.private_uuid,
             REMOTE_URL,
