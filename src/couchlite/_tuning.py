@@ -66,3 +66,177 @@ BLIP_MAX_UNACKED_BYTES = 128_000
 BLIP_MAX_PROPERTIES_SIZE = 100 * 1024
 #: Deflate level for compressed frames (LiteCore default).
 BLIP_COMPRESSION_LEVEL = 6
+
+# --- Limits against hostile peers: BLIP messages and per-connection work ----------------------
+
+#: Largest incoming BLIP message (properties + body, after inflation), on both sides. Couchbase
+#: refuses documents over 20 MiB; a ``rev`` carries one document body plus at most 100 KiB of
+#: properties (BLIP_MAX_PROPERTIES_SIZE), and 1 MiB of headroom also covers JSON re-encoding
+#: differences (escapes, number formats) between the peer's body and its size on our side.
+#: Blobs do not count: ``getAttachment`` replies are streamed (BLIP_MAX_ATTACHMENT_SIZE).
+BLIP_MAX_MESSAGE_SIZE = 21 * 1024 * 1024
+#: Largest blob accepted in one streamed ``getAttachment`` reply. Sync Gateway caps blobs at
+#: 20 MiB, but Couchbase Lite itself sets no limit and peer-to-peer apps sync photos and short
+#: videos; the reply goes to a spool file, never to memory, so what this bounds is the disk one
+#: reply can fill. Raise it for apps that attach larger media.
+BLIP_MAX_ATTACHMENT_SIZE = 256 * 1024 * 1024
+#: Bytes held at once in all partially received incoming messages of one connection (streamed
+#: replies excluded). A LiteCore sender keeps at most 2 MiB of revs awaiting replies plus the
+#: one being sent, so two or three maximum-size messages in progress is already generous; a
+#: peer opening many messages each below BLIP_MAX_MESSAGE_SIZE is stopped here. Never less
+#: than BLIP_MAX_MESSAGE_SIZE in effect (a single message must always fit).
+BLIP_MAX_BUFFERED_BYTES = 64 * 1024 * 1024
+#: Incoming requests partially received at once on one connection (single-frame messages never
+#: count). LiteCore transmits at most 10 revs and 5 changes lists at a time, couchlite 64 revs;
+#: 256 leaves room for any honest peer while bounding the per-message bookkeeping.
+BLIP_MAX_INCOMING_MESSAGES = 256
+#: Our requests awaiting their replies at once, per connection; request() waits beyond this.
+#: The replicator keeps far fewer in flight (64 revs, 5 changes lists, a few blobs), and it
+#: bounds how many replies we can make a peer owe us (see BLIP_MAX_OUTBOX_MESSAGES).
+BLIP_MAX_OUTSTANDING_REQUESTS = 500
+#: Our requests whose caller gave up waiting (timeout, cancellation) whose late replies we
+#: still accept, per connection; beyond it the oldest are forgotten (a reply to one is then a
+#: protocol error). Without a bound, a peer that never answers would make us remember every
+#: request number we ever sent it.
+BLIP_MAX_ABANDONED_REPLIES = 1000
+#: Messages (requests and replies) in our out-box, sent or acknowledged only in part, before
+#: the reader stops reading new requests: a peer that keeps sending requests but never reads
+#: our replies is throttled through TCP instead of growing the out-box. Above what an honest
+#: peer can cause: our own requests are admitted up to 200 (max_pending_messages), the replies
+#: a couchlite peer can make us owe are bounded by its BLIP_MAX_OUTSTANDING_REQUESTS (500), and
+#: LiteCore keeps far fewer requests outstanding. If all of them wait for ACKs the peer does
+#: not send (reading would be the only way out), the connection is closed with 1008 instead.
+BLIP_MAX_OUTBOX_MESSAGES = 1000
+#: How long the reader waits, paused by a full out-box, without a single frame leaving before
+#: it closes the connection with 1008: a peer reading nothing for this long is not slow but
+#: stalled. LiteCore's heartbeat interval, so no honest peer on a live network is cut off.
+BLIP_STALLED_PEER_TIMEOUT_S = 300.0
+
+# --- Limits against hostile peers: the listener's connections and authentication -------------
+
+#: Default ``max_connections`` of a listener: established replication connections at once; one
+#: more is refused at the HTTP upgrade with 503 and ``Retry-After`` (transient: the client
+#: retries). A peer-to-peer listener serves a handful of devices; an idle connection costs
+#: ~180 KB, so 128 stay under 25 MB. Raise it for a hub serving a fleet.
+LISTENER_MAX_CONNECTIONS = 128
+#: Default ``max_pending_connections``: TCP connections still in the TLS handshake, the HTTP
+#: upgrade or authentication. Counted when the socket is accepted, before any TLS work: a
+#: stalled TLS handshake holds ~300 KB (asyncio's 256 KiB TLS read buffer), so 64 of them cost
+#: ~20 MB however many an attacker opens. Honest handshakes take milliseconds to a second or
+#: two, so 64 at once is a burst of reconnecting clients.
+LISTENER_MAX_PENDING_CONNECTIONS = 64
+#: When all pending slots are taken, a pending connection older than this is dropped to admit a
+#: new one (the oldest first); if none is this old, the new socket is closed at once. So
+#: connections that stall their handshake cannot lock everyone out for a whole handshake
+#: timeout, while a flood of fresh ones cannot cut off handshakes still making progress.
+LISTENER_PENDING_EVICT_AGE_S = 2.0
+#: Bound from the TCP connect of an incoming connection to its complete HTTP upgrade request,
+#: TLS handshake included (slowloris and silent sockets are dropped then). LiteCore clients
+#: give up on their side after 15 s; an honest handshake on a working network needs well
+#: under a second.
+LISTENER_HANDSHAKE_TIMEOUT_S = 10.0
+#: Decrypted bytes a connection may send between the end of its TLS handshake and the moment
+#: the WebSocket layer takes it over (the same event-loop turn), kept until then: the client's
+#: first flight, its HTTP request, is a few KB (websockets refuses more than ~8 KB of headers);
+#: more closes the connection.
+LISTENER_EARLY_DATA_LIMIT = 256 * 1024
+#: ``Retry-After`` (seconds) sent with a 503 when the listener is full or its authentication
+#: queue is: long enough for a connection to end, short enough not to look like an outage.
+LISTENER_RETRY_AFTER_S = 5
+#: Worker threads of a listener's own password-check executor (plain ``fn`` callbacks): never
+#: asyncio's shared default executor, so that slow checks cannot starve the rest of the process.
+#: Password hashes are CPU-bound, so a few threads already use the cores they can.
+AUTH_MAX_CONCURRENT_CHECKS = 4
+#: Password checks waiting for a worker (coroutine checks: running at once beyond the workers'
+#: count); one more is answered 503 at once. With 1 s checks a waiting user is served within
+#: ~(4 + 16) / 4 = 5 s, within AUTH_TIMEOUT_S and the client's 15 s connect timeout.
+AUTH_MAX_QUEUED_CHECKS = 16
+#: How long one password check may take (waiting for a worker included) before the peer is told
+#: to come back later (503, transient for Couchbase Lite clients).
+AUTH_TIMEOUT_S = 10.0
+#: Delay before checking the credentials of an address with recent failures: this after the
+#: first failure, doubling with each further one up to AUTH_FAILURE_MAX_DELAY_S. Applied whoever
+#: the user is and whatever the password (wrong user and wrong password stay indistinguishable),
+#: on the event loop (asyncio.sleep, no thread held); the waiting connection counts as pending.
+AUTH_FAILURE_BASE_DELAY_S = 0.25
+#: Longest such delay: slows a guesser ~16-fold at most pending slots, while a user who mistyped
+#: (or shares a NAT with a guesser) waits a few seconds, well within the client's timeout.
+AUTH_FAILURE_MAX_DELAY_S = 4.0
+#: Failures of an address are forgotten after this long without a new one.
+AUTH_FAILURE_FORGET_S = 60.0
+#: Addresses whose failures are remembered at once (IPv6 ones by /64 prefix, what one host
+#: gets); beyond this the one whose last failure is oldest is forgotten. ~200 bytes each.
+AUTH_FAILURE_MAX_ADDRESSES = 10_000
+#: Graceful part of ``stop()`` (listener and replicator): connections get this long to close
+#: with a close frame; then their TCP connections are aborted, so that peers that stopped
+#: reading, or are mid-handshake, cannot make stop() wait (it returns within ~2 s).
+STOP_GRACE_S = 1.0
+#: After the aborts, how long stop() waits for the connections' handlers and sessions to end
+#: (they release what they hold within milliseconds once their sockets are gone).
+STOP_HANDLERS_TIMEOUT_S = 5.0
+#: Same-origin HTTP redirects a replicator follows while opening its connection (LiteCore's
+#: limit); cross-origin ones are refused unless ``allow_cross_origin_redirects``.
+MAX_REDIRECTS = 10
+#: Repeated warnings of one kind, per connection (e.g. WebSocket text messages, which are
+#: ignored): the first ones are logged...
+LOG_REPEAT_BURST = 5
+#: ... then at most one summary line ("N more suppressed") per this many seconds.
+LOG_REPEAT_INTERVAL_S = 60.0
+
+# --- Limits against hostile peers: replication messages, bodies and checkpoints --------------
+
+#: Deepest nesting of arrays and objects in JSON received from a peer (bodies, deltas, changes
+#: lists, checkpoints): exactly what the local API accepts (orjson's own limit, which
+#: ``canonical_json`` enforces for local saves), so any document saved locally replicates and
+#: nothing deeper reaches code that walks bodies recursively. It cannot be raised beyond 254.
+MAX_JSON_DEPTH = 254
+#: Largest checkpoint body a peer may store with ``setCheckpoint``. LiteCore's are a few dozen
+#: bytes of JSON (``{"time", "local", "remote"}``), Sync Gateway's remote sequences a few more;
+#: 64 KiB leaves room for any honest client while keeping a read-only listener's disk bounded
+#: (with MAX_PEER_CHECKPOINTS: at most 64 MiB of checkpoints).
+MAX_CHECKPOINT_BODY_SIZE = 64 * 1024
+#: Longest checkpoint ID (``client`` property) accepted: LiteCore's are ``cp-`` + base64 of a
+#: SHA-256 digest (47 characters), older clients' shorter.
+MAX_CHECKPOINT_ID_LENGTH = 256
+#: Peer checkpoints kept per database; saving one more evicts the one updated longest ago. Each
+#: replicating client keeps one per collection, so a thousand covers a large fleet; an evicted
+#: client only re-reads the changes feed from the start (nothing is lost).
+MAX_PEER_CHECKPOINTS = 1000
+#: Entries accepted in one ``changes`` or ``proposeChanges`` message. Both peers' batches are
+#: 200 (LiteCore ``kDefaultChangeBatchSize``, and the ``batch`` we ask for); 25 times that
+#: bounds the work and memory one message can cause.
+MAX_CHANGES_PER_MESSAGE = 5000
+#: Revisions requested from a peer and not yet received, per collection of a session -- answered
+#: "wanted" in a ``changes`` reply (active puller) or accepted in a ``proposeChanges`` reply
+#: (passive side). Only those are stored when they arrive. An honest peer keeps at most ~5
+#: batches of 200 plus its revs in flight outstanding (LiteCore ~1,600); beyond this bound the
+#: oldest request is forgotten (a revision that never came), so memory stays flat however many
+#: revisions a peer announces without sending them.
+MAX_REQUESTED_REVS = 10_000
+
+# --- Limits against hostile peers: blobs ------------------------------------------------------
+
+#: Blob leases (pins taken by a receiver on the blobs of a revision it is about to insert)
+#: waiting at once per database; beyond this the oldest is released. The in-flight revisions
+#: of all connections are far fewer (BLIP_MAX_INCOMING_MESSAGES per connection, a few blobs
+#: each), so only a receiver that fetched and never inserted reaches it; a release cannot lose
+#: a blob, because every insert verifies its blobs under the garbage collector's lock.
+MAX_BLOB_LEASES = 10_000
+#: Blobs at least this large are served to a peer from a read-only memory map of their file
+#: instead of being read into memory (BLIP sends the map frame by frame without copying, so
+#: serving a 200 MiB blob costs reclaimable page cache, not 200 MiB of heap), and the fsync of
+#: one received runs off the event loop (it can take long enough to stall other connections).
+BLOB_LARGE_SIZE = 1024 * 1024
+#: ``getAttachment`` requests one receiver has in flight at once, per connection. Each streams
+#: into a spool file of up to the connection's max_attachment_size, so this bounds the disk a
+#: peer can make one connection fill before anything is verified (4 x 256 MiB by default);
+#: blob transfers are bandwidth-bound, so more in parallel would not make them faster.
+MAX_BLOB_FETCHES_IN_FLIGHT = 4
+
+# --- Limits against hostile peers: TLS client certificate chains -----------------------------
+
+#: Certificates accepted in one client chain for ``ListenerCertificateAuthenticator(fn)``: a
+#: leaf, up to 8 intermediates (mbedTLS's ``MBEDTLS_X509_MAX_INTERMEDIATE_CA``, what Couchbase
+#: Lite clients can verify themselves) and a root. Bounds the signature checks one handshake
+#: can ask for, and the memory a recorded chain takes.
+MAX_CLIENT_CHAIN_LENGTH = 10

@@ -222,3 +222,41 @@ def test_purge(db: Database, store) -> None:  # type: ignore[no-untyped-def]
     rc = store.collection("_default", "_default")
     assert rc.purge("d") and not rc.purge("d")
     assert col.get("d") is None
+
+
+def test_received_bodies_are_held_to_the_local_api_rules(db: Database, store) -> None:  # type: ignore[no-untyped-def]
+    rc = store.collection("_default", "_default")
+    outcomes = rc.insert_revisions(
+        [
+            IncomingRevision("big", rev(1, "a"), [], b'{"n":18446744073709551616}', False),
+            IncomingRevision("deep", rev(1, "b"), [], b'{"a":' * 255 + b"1" + b"}" * 255, False),
+            IncomingRevision("max", rev(1, "c"), [], b'{"n":18446744073709551615}', False),
+            IncomingRevision("min", rev(1, "d"), [], b'{"n":-9223372036854775808}', False),
+        ]
+    )
+    assert [type(o.error) for o in outcomes[:2]] == [InvalidArgumentError] * 2
+    assert [o.error for o in outcomes[2:]] == [None, None]
+    # stored exactly: integers stay integers (orjson alone would have made a float of 2**64)
+    assert db.default_collection().get("max")["n"] == 2**64 - 1
+    assert db.default_collection().get("min")["n"] == -(2**63)
+    assert sorted(db.default_collection().document_ids()) == ["max", "min"]
+
+
+def test_peer_checkpoints_are_bounded_oldest_update_evicted(
+    db: Database,
+    store,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("couchlite.database.replication.MAX_PEER_CHECKPOINTS", 3)
+    revs = {c: store.set_peer_checkpoint(c, b"{}", None) for c in ("a", "b", "c")}
+    store.set_peer_checkpoint("a", b'{"n":2}', revs["a"])  # a is now the most recent
+    store.set_peer_checkpoint("d", b"{}", None)
+    assert store.get_peer_checkpoint("b") is None  # updated longest ago
+    assert store.get_peer_checkpoint("a") == ("2-cc", b'{"n":2}')
+    assert all(store.get_peer_checkpoint(c) is not None for c in ("c", "d"))
+    for i in range(20):
+        store.set_peer_checkpoint(f"x{i}", b"{}", None)
+    kept = [
+        c for c in ["a", "c", "d"] + [f"x{i}" for i in range(20)] if store.get_peer_checkpoint(c)
+    ]
+    assert kept == ["x17", "x18", "x19"]

@@ -1,9 +1,10 @@
-"""TLS: the anonymous identity (real handshakes, persistence, encrypted key), configured
+"""TLS: the anonymous identity (real handshakes, persistence, a private key file), configured
 identities with a chain, TLSIdentity itself."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import socket
 import ssl
@@ -24,6 +25,7 @@ from couchlite import (
     TLSIdentity,
     UrlEndpointListener,
 )
+from couchlite.tls import store as store_module
 from couchlite.tls.certificates import apply_chain_rules
 from couchlite.tls.keystore import IDENTITY_FILE_NAME, load_or_create_anonymous_identity
 from couchlite.transport.websocket import connect_channel
@@ -111,55 +113,73 @@ def test_anonymous_identity_survives_restarts(
         reopened.close()
 
 
-def test_identity_file_never_holds_the_key_in_the_clear(
-    db: Database, stub_sessions: StubRegistry
+@pytest.fixture
+def no_keystore_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Neither a key-store passphrase nor an OS keyring: the key is kept by file permissions."""
+    monkeypatch.delenv(store_module.PASSPHRASE_ENV, raising=False)
+    monkeypatch.setattr(store_module, "_working_keyring", lambda: None)
+    TLSIdentity.set_keystore_passphrase(None)
+
+
+def test_identity_file_is_private_and_says_how_the_key_is_kept(
+    db: Database, stub_sessions: StubRegistry, no_keystore_secret: None
 ) -> None:
     with UrlEndpointListener(_tls_config(db)) as listener:
-        assert listener.tls_identity is not None
+        identity = listener.tls_identity
+        assert identity is not None
     path = db.path / IDENTITY_FILE_NAME
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    text = path.read_text("ascii")
-    assert "-----BEGIN CERTIFICATE-----" in text
-    assert text.count("PRIVATE KEY-----") == 2  # BEGIN and END
-    assert text.count("ENCRYPTED PRIVATE KEY-----") == 2
-    for clear in ["BEGIN PRIVATE KEY", "BEGIN RSA PRIVATE KEY", "BEGIN EC PRIVATE KEY"]:
-        assert clear not in text
-    with pytest.raises((TypeError, ValueError)):
-        serialization.load_pem_private_key(path.read_bytes(), password=None)
-    with pytest.raises(ValueError):
-        serialization.load_pem_private_key(path.read_bytes(), password=b"guess")
-    # no temporary files left next to it
-    assert [p.name for p in db.path.iterdir() if IDENTITY_FILE_NAME in p.name] == [
+    assert stat.S_IMODE(os.stat(db.path).st_mode) == 0o700
+    record = json.loads(path.read_text("ascii"))
+    # no pretend encryption: the key is in the clear, protected by the file's mode alone
+    assert record["protection"] == "file-permissions"
+    assert "ENCRYPTED" not in record["private_key"]
+    key = serialization.load_pem_private_key(record["private_key"].encode(), password=None)
+    assert _public(key) == _public(identity.private_key)
+    certificates = x509.load_pem_x509_certificates(record["certificates"].encode())
+    assert [_fingerprint(c) for c in certificates] == [
+        _fingerprint(c) for c in identity.certificates
+    ]
+    # no temporary files left next to it, and no key derived from the database's UUID
+    assert [p.name for p in db.path.iterdir() if "listener-identity" in p.name] == [
         IDENTITY_FILE_NAME
     ]
 
 
-def test_keystore_renews_expired_and_replaces_unreadable(tmp_path, caplog) -> None:
-    first = load_or_create_anonymous_identity(tmp_path, "secret-uuid")
-    again = load_or_create_anonymous_identity(tmp_path, "secret-uuid")
+def _public(key: object) -> bytes:
+    public = key.public_key()  # type: ignore[attr-defined]
+    return public.public_bytes(  # type: ignore[no-any-return]
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def test_keystore_renews_expired_and_replaces_unreadable(
+    tmp_path, caplog, no_keystore_secret: None
+) -> None:
+    first = load_or_create_anonymous_identity(tmp_path)
+    again = load_or_create_anonymous_identity(tmp_path)
     assert _fingerprint(again.certificates[0]) == _fingerprint(first.certificates[0])
     # a year and a day later it has expired: a new one replaces it, and is kept
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=366)
-    renewed = load_or_create_anonymous_identity(tmp_path, "secret-uuid", now=later)
+    renewed = load_or_create_anonymous_identity(tmp_path, now=later)
     assert _fingerprint(renewed.certificates[0]) != _fingerprint(first.certificates[0])
-    kept = load_or_create_anonymous_identity(tmp_path, "secret-uuid")
+    kept = load_or_create_anonymous_identity(tmp_path)
     assert _fingerprint(kept.certificates[0]) == _fingerprint(renewed.certificates[0])
     # the day before expiry counts as expired (renewal margin)
     almost = renewed.expiration - dt.timedelta(hours=12)
-    near_expiry = load_or_create_anonymous_identity(tmp_path, "secret-uuid", now=almost)
+    near_expiry = load_or_create_anonymous_identity(tmp_path, now=almost)
     assert _fingerprint(near_expiry.certificates[0]) != _fingerprint(renewed.certificates[0])
-    # another secret cannot decrypt the key: replaced, with a warning
-    other = load_or_create_anonymous_identity(tmp_path, "another-uuid")
-    assert "unreadable" in caplog.text
+    # a damaged file is replaced, with a warning
     (tmp_path / IDENTITY_FILE_NAME).write_bytes(b"garbage")
-    fresh = load_or_create_anonymous_identity(tmp_path, "another-uuid")
-    assert _fingerprint(fresh.certificates[0]) != _fingerprint(other.certificates[0])
+    fresh = load_or_create_anonymous_identity(tmp_path)
+    assert "unreadable" in caplog.text
+    assert _fingerprint(fresh.certificates[0]) != _fingerprint(near_expiry.certificates[0])
 
 
 def test_keystore_write_failure_is_a_tls_error(tmp_path) -> None:
     missing = tmp_path / "no" / "such" / "folder"
     with pytest.raises(TLSError) as info:
-        load_or_create_anonymous_identity(missing, "secret")
+        load_or_create_anonymous_identity(missing)
     assert info.value.domain == "POSIX"
 
 

@@ -8,7 +8,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from couchlite.blip import BlipError, BlipProtocol, Message, decode_varint, encode_varint
+from couchlite.blip import (
+    BlipError,
+    BlipLimitExceeded,
+    BlipProtocol,
+    Message,
+    decode_varint,
+    encode_varint,
+)
 from couchlite.blip.message import decode_properties, encode_properties
 
 pytestmark = pytest.mark.timeout(120)
@@ -235,3 +242,71 @@ def test_decompression_bomb_is_bounded_by_max_message_size() -> None:
             if (ack := receiver.next_frame()) is not None:
                 sender.receive_frame(ack)
     assert info.value.close_code == 1009
+
+
+@settings(deadline=None, max_examples=80)
+@given(
+    size=st.integers(0, 60_000),
+    cap=st.integers(0, 60_000),
+    frame_size=st.integers(64, 8192),
+    compressed=st.booleans(),
+    props=props_strategy,
+)
+def test_streamed_reply_is_the_body_or_refused_at_its_cap(
+    size: int, cap: int, frame_size: int, compressed: bool, props: list[tuple[str, str]]
+) -> None:
+    """Whatever the framing: the sink gets exactly the body when it fits the cap, otherwise a
+    BlipLimitExceeded after at most ``cap`` bytes; nothing is ever buffered beyond the
+    properties."""
+    requester, responder = BlipProtocol(), BlipProtocol(frame_size=frame_size)
+    number = requester.send_request({"Profile": "getAttachment"})
+    while (f := requester.next_frame()) is not None:
+        responder.receive_frame(f)
+    pieces: list[bytes] = []
+    requester.stream_response(number, cap, lambda v: pieces.append(bytes(v)))
+    body = random.Random(size).randbytes(size // 2) + bytes(size - size // 2)
+    responder.send_response(number, props, body, compressed=compressed)
+    done: list[Message] = []
+    try:
+        while (f := responder.next_frame()) is not None:
+            done.extend(requester.receive_frame(f))
+            assert requester.buffered_bytes == 0
+            while (ack := requester.next_frame()) is not None:
+                responder.receive_frame(ack)
+    except BlipLimitExceeded as exc:
+        assert size > cap and exc.limit == "max_size" and exc.close_code == 1009
+        assert sum(map(len, pieces)) <= cap
+        return
+    assert size <= cap
+    assert b"".join(pieces) == body
+    assert list(done[0].properties.items()) == props and done[0].body == b""
+
+
+@settings(deadline=None, max_examples=60)
+@given(
+    sizes=st.lists(st.integers(1, 40_000), min_size=1, max_size=12),
+    limit=st.integers(1_000, 100_000),
+    budget=st.integers(1_000, 200_000),
+    frame_size=st.integers(64, 4096),
+)
+def test_buffered_bytes_never_exceed_their_bounds(
+    sizes: list[int], limit: int, budget: int, frame_size: int
+) -> None:
+    """Interleaved multi-frame messages: the receiver never holds more than max_buffered_bytes
+    (or one max_message_size) at once, and refuses with the limit that was crossed."""
+    sender = BlipProtocol(frame_size=frame_size)
+    receiver = BlipProtocol(max_message_size=limit, max_buffered_bytes=budget)
+    for i, size in enumerate(sizes):
+        sender.send_request({"Profile": f"m{i}"}, bytes(size))
+    bound = max(limit, budget)
+    try:
+        while (f := sender.next_frame()) is not None:
+            receiver.receive_frame(f)
+            assert receiver.buffered_bytes <= bound
+            while (ack := receiver.next_frame()) is not None:
+                sender.receive_frame(ack)
+    except BlipLimitExceeded as exc:
+        assert exc.limit in ("max_message_size", "max_buffered_bytes")
+        assert receiver.buffered_bytes <= bound
+        return
+    assert max(sizes) < limit  # every message, properties included, fitted max_message_size

@@ -13,12 +13,13 @@ import orjson
 import pytest
 
 from couchlite import Collection, Database, DatabaseConfiguration, MutableDocument
+from couchlite.blip import BlipErrorReply, Message
 from couchlite.database.replication import replication_store
 from couchlite.replicator.active import ActiveSession
 from couchlite.replicator.options import SessionCollectionOptions
 from couchlite.replicator.passive import PassiveSession
 from couchlite.replicator.types import ReplicatedDocument, ReplicatorType
-from couchlite.transport.connection import BlipConnection
+from couchlite.transport.connection import BlipConnection, Reply
 from couchlite.transport.loopback import loopback_pair
 
 REMOTE_URL = "ws://peer.test/db"
@@ -160,6 +161,32 @@ async def replicate(
         async with asyncio.timeout(TIMEOUT_S):
             await session.run()
         return session
+
+
+class StubPassivePeer:
+    """A passive peer with no checkpoint (``getCheckpoint`` 404, any ``setCheckpoint``
+    accepted) that answers ``subChanges`` by starting :meth:`_serve` in a task; it records every
+    request it handles. Subclasses say in ``_serve`` what they send."""
+
+    def __init__(self, conn: BlipConnection) -> None:
+        self.conn = conn
+        self.requests: list[Message] = []
+        self.tasks: set[asyncio.Task[None]] = set()
+        for profile in ("getCheckpoint", "setCheckpoint", "subChanges"):
+            conn.register_handler(profile, self._handle)
+
+    async def _handle(self, message: Message) -> Reply | None:
+        self.requests.append(message)
+        if message.profile == "getCheckpoint":
+            raise BlipErrorReply("HTTP", 404, "missing")
+        if message.profile == "setCheckpoint":
+            return Reply({"rev": "1-cc"})
+        task = asyncio.create_task(self._serve())
+        self.tasks.add(task)
+        return Reply()
+
+    async def _serve(self) -> None:
+        raise NotImplementedError
 
 
 def put(coll: Collection, doc_id: str, data: dict[str, Any]) -> str:

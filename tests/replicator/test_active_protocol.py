@@ -9,37 +9,23 @@ from typing import Any
 
 import orjson
 
-from couchlite.blip import BlipErrorReply, Message
+from couchlite.blip import Message
 from couchlite.database.replication import replication_store
 from couchlite.replicator.types import DocumentFlags, ReplicatorType
-from couchlite.transport.connection import BlipConnection, Reply
+from couchlite.transport.connection import BlipConnection
 from couchlite.transport.loopback import loopback_pair
 
-from .helpers import Events, default_session, open_db, put, replicate, run
+from .helpers import Events, StubPassivePeer, default_session, open_db, put, replicate, run
 
 
-class ScriptedPeer:
+class ScriptedPeer(StubPassivePeer):
     """A passive peer that records requests and serves a fixed changes feed."""
 
     def __init__(self, conn: BlipConnection, feed: list[list[Any]], revs: dict[str, Any]):
-        self.conn = conn
         self.feed = feed
         self.revs = revs
-        self.requests: list[Message] = []
         self.changes_replies: list[Message] = []
-        self.tasks: set[asyncio.Task[None]] = set()
-        for profile in ("getCheckpoint", "setCheckpoint", "subChanges"):
-            conn.register_handler(profile, self._handle)
-
-    async def _handle(self, message: Message) -> Reply | None:
-        self.requests.append(message)
-        if message.profile == "getCheckpoint":
-            raise BlipErrorReply("HTTP", 404, "missing")
-        if message.profile == "setCheckpoint":
-            return Reply({"rev": "1-cc"})
-        task = asyncio.create_task(self._serve())
-        self.tasks.add(task)
-        return Reply()
+        super().__init__(conn)
 
     async def _serve(self) -> None:
         reply = await self.conn.request(

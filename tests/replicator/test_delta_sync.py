@@ -298,11 +298,11 @@ def test_expand_delta_errors_are_422(tmp_path: Path) -> None:
     try:
         store = replication_store(db).for_collection(db.default_collection())
         rev_id = put(db.default_collection(), "doc", {"a": "x", "n": [1, 2]})
-        base = {"Profile": "rev", "id": "doc", "rev": "2-aa", "history": rev_id}
+        base = {"Profile": "rev", "id": "doc", "rev": "2-" + "aa" * 20, "history": rev_id}
         ok = parse_rev(_rev_message({**base, "deltaSrc": rev_id}, {"a": "y", "n": {"2-": [3]}}))
         assert orjson.loads(expand_delta(store, ok).body) == {"a": "y", "n": [1, 2, 3]}
         for props, delta in [
-            ({**base, "deltaSrc": "1-00"}, {"a": "y"}),  # unknown base
+            ({**base, "deltaSrc": "1-" + "00" * 20}, {"a": "y"}),  # unknown base
             ({**base, "deltaSrc": rev_id}, {"n": {"9": 1}}),  # does not fit the base
             ({**base, "deltaSrc": rev_id}, {"a": [1, 2, 3, 4]}),  # malformed
         ]:

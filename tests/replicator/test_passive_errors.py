@@ -77,7 +77,8 @@ def test_mode_and_collection_errors(tmp_path: Path) -> None:
                 domain, got, _ = await _error(pair.active, props, b"[]")
                 assert (domain, got) == ("HTTP", code)
             ok = await pair.active.request(
-                {"Profile": "proposeChanges", "collection": "0"}, b'[["d","1-aa",""]]'
+                {"Profile": "proposeChanges", "collection": "0"},
+                b'[["d","1-' + b"aa" * 20 + b'",""]]',
             )
             assert ok.json() == [] and ok.properties == {"maxHistory": "50", "blobs": "true"}
         async with connected(b, [items]) as pair:
@@ -155,6 +156,10 @@ def test_rev_conflicting_with_noconflicts_is_409(tmp_path: Path) -> None:
                 "noconflicts": "1",
                 "history": "1-" + "cd" * 20,
             }
+            # announced (legacy "changes"), so requested; then it conflicts in the store
+            await pair.active.request(
+                {"Profile": "changes"}, orjson.dumps([[1, "d", props["rev"]]])
+            )
             err = await _error(pair.active, props, b'{"v":2}')
             assert err[:2] == ("HTTP", 409)
 

@@ -154,6 +154,11 @@ def seed_active(db: Database, recording: Recording) -> None:
     collection = _collection(db, recording)
     store = replication_store(db)
     coll_store = store.for_collection(collection)
+    # blobs first: a revision whose blobs are not stored is refused
+    for message in recording.server_requests_of("getAttachment"):
+        reply = recording.client_replies[message.number]
+        if not reply.is_error:
+            store.store_blob(message.properties["digest"], reply.body)
     for step in recording.header.get("setup_steps", []):
         if step.get("side") != "active":
             continue
@@ -176,10 +181,6 @@ def seed_active(db: Database, recording: Recording) -> None:
             revision = IncomingRevision(doc_id, rev_id, history, orjson.dumps(body), False)
         (outcome,) = coll_store.insert_revisions([revision])
         assert outcome.error is None, outcome.error
-    for message in recording.server_requests_of("getAttachment"):
-        reply = recording.client_replies[message.number]
-        if not reply.is_error:
-            store.store_blob(message.properties["digest"], reply.body)
 
 
 def _history(coll_store: Any, doc_id: str, rev_id: str) -> list[str]:

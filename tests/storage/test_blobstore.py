@@ -297,3 +297,69 @@ def test_io_errors_become_database_errors(tmp_path: Path) -> None:
     with pytest.raises(DatabaseError, match="cannot store a blob"):
         store.put(b"dir")
     assert leftovers(store) == []
+
+
+# --- pins ---------------------------------------------------------------------------------
+
+
+def test_pinned_blob_is_not_deleted_and_is_rechecked_once_unpinned(store: BlobStore) -> None:
+    digest, _ = store.put(b"shared")
+    store.pin([digest])
+    store.pin([digest])
+    assert store.is_pinned(digest) and store.pinned_count() == 1
+    assert store.delete_unless_pinned(digest) is False
+    assert store.has(digest)
+    store.unpin([digest])
+    assert store.is_pinned(digest) and not store.has_rechecks  # one pin left
+    store.unpin([digest])
+    assert not store.is_pinned(digest) and store.pinned_count() == 0
+    assert store.take_rechecks() == {digest}  # passed over while pinned: look again
+    assert store.take_rechecks() == set()
+    assert store.delete_unless_pinned(digest) is True
+    assert not store.has(digest)
+
+
+def test_unpin_without_a_skipped_collection_needs_no_recheck(store: BlobStore) -> None:
+    digest, _ = store.put(b"present")
+    store.pin([digest])
+    store.unpin([digest])
+    assert not store.has_rechecks and store.take_rechecks() == set()
+
+
+def test_unpin_with_recheck(store: BlobStore) -> None:
+    fetched, _ = store.put(b"fetched")
+    store.pin([fetched])
+    store.pin([fetched])
+    store.unpin([fetched], recheck=True)  # still pinned: remembered for the last unpin
+    assert not store.has_rechecks
+    store.unpin([fetched])
+    assert store.take_rechecks() == {fetched}
+
+
+def test_unbalanced_unpin_is_harmless(store: BlobStore) -> None:
+    digest, _ = store.put(b"x")
+    store.unpin([digest])
+    assert not store.is_pinned(digest)
+    store.pin([digest])
+    assert store.is_pinned(digest)
+
+
+def test_pins_are_thread_safe(store: BlobStore) -> None:
+    import threading
+
+    digest, _ = store.put(b"contended")
+    barrier = threading.Barrier(4)
+
+    def churn() -> None:
+        barrier.wait(timeout=30)
+        for _ in range(2000):
+            store.pin([digest])
+            store.unpin([digest])
+
+    threads = [threading.Thread(target=churn) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
+    assert store.pinned_count() == 0

@@ -7,7 +7,12 @@ Servers here are real sockets on 127.0.0.1; where a test needs a misbehaving ser
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
 import pytest
 from websockets.asyncio.client import connect as ws_connect
@@ -16,6 +21,7 @@ from websockets.asyncio.server import serve as ws_serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from couchlite._tuning import LOG_REPEAT_BURST
 from couchlite.errors import (
     AuthenticationError,
     InvalidArgumentError,
@@ -23,16 +29,21 @@ from couchlite.errors import (
     NetworkError,
     ProtocolError,
 )
+from couchlite.tls.identity import TLSIdentity
 from couchlite.transport.channel import ChannelClosed, MessageChannel
+from couchlite.transport.failures import RateLimitedLog
 from couchlite.transport.websocket import (
     MAX_INCOMING_MESSAGE,
+    ChannelServer,
     HandshakeRefused,
     HandshakeRejection,
     HandshakeRequest,
+    RedirectRefused,
     WebSocketChannel,
     connect_channel,
     serve_channels,
 )
+from tests.httpstub import redirect_server
 from tests.transport.helpers import run
 
 pytestmark = pytest.mark.timeout(30)
@@ -256,5 +267,188 @@ def test_close_completes_the_handshake_while_the_peer_keeps_sending() -> None:
             await asyncio.sleep(0.05)
             await channel.close()
             assert channel.close_code == 1000
+
+    run(main())
+
+
+# --- quiet failure ----------------------------------------------------------------------------
+
+
+def test_rate_limited_log_logs_a_burst_then_summaries(caplog: pytest.LogCaptureFixture) -> None:
+    now = [100.0]
+    log = RateLimitedLog(
+        logging.getLogger("test.ratelimit"), burst=3, interval=10.0, clock=lambda: now[0]
+    )
+    with caplog.at_level(logging.WARNING, logger="test.ratelimit"):
+        for i in range(1000):
+            log.log("odd thing %d", i)
+        lines = [r.getMessage() for r in caplog.records]
+        # three as they came, one saying silence follows, nothing for the other 996
+        assert lines[:3] == ["odd thing 0", "odd thing 1", "odd thing 2"]
+        assert len(lines) == 4 and "counted, not logged" in lines[3]
+        assert log.suppressed == 996
+        now[0] += 10.0  # the next period: a summary, then a new burst
+        log.log("odd thing %d", 1000)
+        lines = [r.getMessage() for r in caplog.records]
+        assert lines[4] == "odd thing 999 (and 996 more like it suppressed)"
+        assert lines[5] == "odd thing 1000"
+        assert log.suppressed == 0
+        log.flush()  # nothing suppressed: nothing to say
+        assert len(caplog.records) == 6
+
+
+def test_a_flood_of_text_messages_logs_a_bounded_number_of_warnings(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def main() -> None:
+        async def flood(ws: ServerConnection) -> None:
+            for _ in range(5000):
+                await ws.send("text BLIP has no use for")
+            await ws.send(b"binary")
+            await ws.wait_closed()
+
+        async with ws_serve(
+            flood, "127.0.0.1", 0, compression=None, subprotocols=["BLIP_3+CBMobile_3"]
+        ) as server:
+            port = server.sockets[0].getsockname()[1]
+            channel = await connect_channel(f"ws://127.0.0.1:{port}/")
+            assert await channel.recv() == b"binary"
+            await channel.close()
+
+    with caplog.at_level(logging.WARNING, logger="couchlite.transport.websocket"):
+        run(main())
+    warnings = [r.getMessage() for r in caplog.records if "text WebSocket" in r.getMessage()]
+    # the burst, the notice that silence follows, and the summary when the channel closed
+    assert LOG_REPEAT_BURST + 1 <= len(warnings) <= LOG_REPEAT_BURST + 2
+    assert f"and {5000 - LOG_REPEAT_BURST - 1} more like it suppressed" in warnings[-1]
+
+
+# --- redirects --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Recorder:
+    """What a server on 127.0.0.1 received: one list of headers per request."""
+
+    requests: list[dict[str, str]] = field(default_factory=list)
+
+
+@asynccontextmanager
+async def _recording_server() -> AsyncIterator[tuple[ChannelServer, _Recorder]]:
+    """A WebSocket server on 127.0.0.1 recording the headers of each upgrade (echoes frames)."""
+    seen = _Recorder()
+
+    def record(request: HandshakeRequest) -> None:
+        seen.requests.append({k.lower(): v for k, v in request.headers})
+
+    async with await serve_channels(_echo, "127.0.0.1", 0, process_request=record) as server:
+        yield server, seen
+
+
+_SECRETS = {"Authorization": "Basic c2VjcmV0OnNlY3JldA==", "X-Api-Key": "k-123"}
+
+
+def test_a_cross_origin_redirect_is_refused_by_default_and_nothing_leaks() -> None:
+    async def main() -> None:
+        async with _recording_server() as (target, seen):
+            elsewhere = f"ws://127.0.0.1:{target.port}/db/_blipsync"
+            async with redirect_server(elsewhere) as (port, asked):
+                with pytest.raises(RedirectRefused) as info:
+                    await connect_channel(f"ws://127.0.0.1:{port}/db/_blipsync", headers=_SECRETS)
+                assert asked[0]["x-api-key"] == "k-123"  # the configured peer: yes
+            assert seen.requests == []  # the other origin: nothing at all
+        error = info.value
+        assert isinstance(error, NetworkError) and error.code == 302 and not error.is_transient
+        assert error.location == elsewhere and elsewhere in str(error)
+        assert "another origin" in str(error)
+
+    run(main())
+
+
+def test_an_allowed_cross_origin_redirect_drops_headers_and_credentials() -> None:
+    async def main() -> None:
+        async with (
+            _recording_server() as (target, seen),
+            redirect_server(f"ws://127.0.0.1:{target.port}/db/_blipsync") as (port, _),
+        ):
+            channel = await connect_channel(
+                f"ws://127.0.0.1:{port}/db/_blipsync",
+                headers=_SECRETS,
+                allow_cross_origin_redirects=True,
+            )
+            await channel.send(b"ping")
+            assert await channel.recv() == b"ping"
+            await channel.close()
+        assert len(seen.requests) == 1
+        assert "authorization" not in seen.requests[0]
+        assert "x-api-key" not in seen.requests[0]
+
+    run(main())
+
+
+def test_same_origin_redirects_are_followed_with_headers_a_bounded_number_of_times() -> None:
+    async def main() -> None:
+        seen: list[tuple[str, str | None]] = []
+
+        def route(request: HandshakeRequest) -> HandshakeRejection | None:
+            seen.append((request.path, request.header("X-Api-Key")))
+            if request.path == "/old/_blipsync":
+                return HandshakeRejection(307, "", (("Location", "/db/_blipsync"),))
+            if request.path == "/loop/_blipsync":
+                return HandshakeRejection(302, "", (("Location", "/loop/_blipsync"),))
+            return None
+
+        async with await serve_channels(_echo, "127.0.0.1", 0, process_request=route) as srv:
+            channel = await connect_channel(
+                f"ws://127.0.0.1:{srv.port}/old/_blipsync", headers=_SECRETS
+            )
+            await channel.close()
+            assert seen == [("/old/_blipsync", "k-123"), ("/db/_blipsync", "k-123")]
+            seen.clear()
+            with pytest.raises(RedirectRefused) as info:
+                await connect_channel(f"ws://127.0.0.1:{srv.port}/loop/_blipsync", max_redirects=3)
+            assert "more than 3 redirects" in str(info.value)
+            assert len(seen) == 4  # the first request and three redirects followed
+
+    run(main())
+
+
+@pytest.fixture(scope="module")
+def identity() -> TLSIdentity:
+    return TLSIdentity.create_anonymous(label=None)
+
+
+def _trusting(identity: TLSIdentity) -> ssl.SSLContext:
+    context = ssl.create_default_context(cadata=identity.certificates_pem().decode("ascii"))
+    context.check_hostname = False
+    return context
+
+
+def test_a_redirect_from_wss_to_ws_is_refused_even_when_cross_origin_is_allowed(
+    identity: TLSIdentity,
+) -> None:
+    async def main() -> None:
+        async with _recording_server() as (plain, seen):
+
+            def downgrade(_request: HandshakeRequest) -> HandshakeRejection:
+                return HandshakeRejection(
+                    301, "", (("Location", f"ws://127.0.0.1:{plain.port}/db/_blipsync"),)
+                )
+
+            async with await serve_channels(
+                _echo,
+                "127.0.0.1",
+                0,
+                ssl=identity.server_ssl_context(),
+                process_request=downgrade,
+            ) as secure:
+                with pytest.raises(RedirectRefused) as info:
+                    await connect_channel(
+                        f"wss://127.0.0.1:{secure.port}/db/_blipsync",
+                        ssl=_trusting(identity),
+                        allow_cross_origin_redirects=True,
+                    )
+            assert info.value.code == 301 and "drop TLS" in str(info.value)
+            assert seen.requests == []
 
     run(main())

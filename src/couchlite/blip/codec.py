@@ -30,9 +30,9 @@ from dataclasses import dataclass
 
 from couchlite.blip.errors import (
     CLOSE_INTERNAL_ERROR,
-    CLOSE_MESSAGE_TOO_BIG,
     CLOSE_PROTOCOL_ERROR,
     BlipError,
+    BlipLimitExceeded,
 )
 from couchlite.blip.message import (
     FLAG_COMPRESSED,
@@ -163,6 +163,12 @@ class OutgoingPayload:
         return views
 
 
+def _too_big(allowance: int) -> BlipLimitExceeded:
+    return BlipLimitExceeded(
+        f"frame payload exceeds the {allowance} bytes allowed", limit="frame", maximum=allowance
+    )
+
+
 def _overflow() -> BlipError:
     return BlipError(
         "compression buffer overflow", close_code=CLOSE_INTERNAL_ERROR, is_remote_fault=False
@@ -281,7 +287,8 @@ class FrameDecoder:
         """Return the message bytes a non-ACK frame carries, after inflating and checking its CRC.
 
         ``max_inflated`` bounds the uncompressed size (the caller passes what is left of its
-        message-size allowance); exceeding it raises ``BlipError`` with close code 1009.
+        message-size allowance); exceeding it raises :class:`BlipLimitExceeded` (close code
+        1009) before more than ``max_inflated + 1`` bytes were ever inflated.
         """
         compressed = header.raw_flags & FLAG_COMPRESSED != 0
         view = memoryview(frame)
@@ -304,7 +311,7 @@ class FrameDecoder:
             data = self._inflate(view[start:end], max_inflated)
         else:
             if end - start > max_inflated:
-                raise BlipError("message too big", close_code=CLOSE_MESSAGE_TOO_BIG)
+                raise _too_big(max_inflated)
             data = view[start:end]
         crc = self.checksum = zlib.crc32(data, self.checksum)
         if crc != expected:
@@ -313,6 +320,8 @@ class FrameDecoder:
 
     def _inflate(self, payload: memoryview, limit: int) -> bytes:
         limit = min(limit, MAX_INFLATED_FRAME_SIZE)
+        # max_length stops inflation one byte past the allowance, so a decompression bomb costs
+        # at most the allowance in memory before it is refused.
         try:
             data = self._inflater.decompress(bytes(payload) + SYNC_FLUSH_TAIL, limit + 1)
         except zlib.error as exc:
@@ -320,7 +329,7 @@ class FrameDecoder:
                 f"corrupt compressed frame: {exc}", close_code=CLOSE_INTERNAL_ERROR
             ) from exc
         if len(data) > limit:
-            raise BlipError("message too big (inflated frame)", close_code=CLOSE_MESSAGE_TOO_BIG)
+            raise _too_big(limit)
         if self._inflater.eof or self._inflater.unconsumed_tail:
             # A final deflate block would end the shared stream, breaking every later frame.
             raise BlipError(

@@ -18,6 +18,9 @@ from couchlite.errors import CouchliteError, ErrorDomain, ProtocolError
 #: (protocol error) but closes with 1011 (internal error) when a checksum, inflate or message
 #: numbering check fails, and peers expect to see the same codes from us.
 CLOSE_PROTOCOL_ERROR = 1002
+#: A resource limit other than a message's size (too many messages in progress, a peer that
+#: never reads or acknowledges what we send): RFC 6455's "policy violation".
+CLOSE_POLICY_VIOLATION = 1008
 CLOSE_MESSAGE_TOO_BIG = 1009
 CLOSE_INTERNAL_ERROR = 1011
 
@@ -35,6 +38,27 @@ class BlipError(ProtocolError):
         super().__init__(message, domain=ErrorDomain.WEBSOCKET, code=close_code)
         self.close_code = close_code
         self.is_remote_fault = is_remote_fault
+
+
+class BlipLimitExceeded(BlipError):
+    """The peer went beyond one of this connection's limits; fatal, like any :class:`BlipError`.
+
+    ``limit`` names the setting (``"max_message_size"``, ``"max_buffered_bytes"``,
+    ``"max_incoming_messages"``, ``"max_size"`` of a streamed reply, ``"max_outbox_messages"``)
+    and ``maximum`` is its value. Close code 1009 for sizes, 1008 for the others.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        limit: str,
+        maximum: int | float,
+        close_code: int = CLOSE_MESSAGE_TOO_BIG,
+    ) -> None:
+        super().__init__(message, close_code=close_code)
+        self.limit = limit
+        self.maximum = maximum
 
 
 class BlipMessageError(ProtocolError):
@@ -75,8 +99,10 @@ class BlipErrorReply(CouchliteError):
 __all__ = [
     "CLOSE_INTERNAL_ERROR",
     "CLOSE_MESSAGE_TOO_BIG",
+    "CLOSE_POLICY_VIOLATION",
     "CLOSE_PROTOCOL_ERROR",
     "BlipError",
     "BlipErrorReply",
+    "BlipLimitExceeded",
     "BlipMessageError",
 ]

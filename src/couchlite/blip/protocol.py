@@ -18,7 +18,7 @@ window; other messages keep flowing meanwhile.
 
 Performance: a small message is one frame, and both directions have a fast path for that case
 (``FrameEncoder.encode_whole``; ``_receive_whole``) that skips the multi-frame machinery
-(``OutgoingPayload``, ``_InMessage``, the ACK bookkeeping) but performs the same checks. Hot
+(``OutgoingPayload``, ``InMessage``, the ACK bookkeeping) but performs the same checks. Hot
 paths test flags as plain ints (``FLAG_*``, ``TYPE_*``): ``IntFlag``/``IntEnum`` arithmetic runs
 Python-level ``enum`` code, and used to be a third of the cost of a small message. The enums
 appear only at the API boundary, taken from prebuilt tables (``MESSAGE_TYPES``,
@@ -30,8 +30,20 @@ responses must answer one of our requests still awaiting its reply. Message byte
 the chunks they arrived in (views of the frames when those are immutable ``bytes``) and joined
 once when the last frame arrives. Every
 ``ack_threshold`` bytes of one message (frame size after its header, as on the wire) we queue an
-ACK. Every violation raises :class:`BlipError` and poisons the object: later ``receive_frame``
+ACK (one queued ACK per message at most: a newer one replaces it, its count is cumulative).
+Every violation raises :class:`BlipError` and poisons the object: later ``receive_frame``
 and ``send_*`` calls re-raise it and ``next_frame`` returns None.
+
+Limits (a peer may be hostile; defaults in ``couchlite._tuning``). ``max_message_size`` bounds
+one message after inflation; ``max_buffered_bytes`` all partially received messages together;
+``max_incoming_messages`` the requests partially received at once. Each frame is inflated with
+an allowance of what is left under both (the codec stops one byte past it), so a decompression
+bomb costs at most the allowance before it is refused. Exceeding any of them raises
+:class:`BlipLimitExceeded` (close code 1009 for sizes, 1008 for the count).
+
+Streamed replies (:meth:`BlipProtocol.stream_response`): the body of the reply to one of our
+requests goes to a sink frame by frame instead of being buffered, with its own cap; only its
+properties are kept (:class:`~couchlite.blip.incoming.StreamIn`).
 """
 
 from __future__ import annotations
@@ -44,12 +56,15 @@ from couchlite._tuning import (
     BLIP_ACK_THRESHOLD,
     BLIP_BIG_FRAME_SIZE,
     BLIP_COMPRESSION_LEVEL,
+    BLIP_MAX_ABANDONED_REPLIES,
+    BLIP_MAX_BUFFERED_BYTES,
+    BLIP_MAX_INCOMING_MESSAGES,
+    BLIP_MAX_MESSAGE_SIZE,
     BLIP_MAX_PROPERTIES_SIZE,
     BLIP_MAX_UNACKED_BYTES,
     BLIP_SMALL_FRAME_SIZE,
 )
 from couchlite.blip.codec import (
-    MAX_INFLATED_FRAME_SIZE,
     MIN_FRAME_SIZE,
     FrameDecoder,
     FrameEncoder,
@@ -58,10 +73,12 @@ from couchlite.blip.codec import (
 )
 from couchlite.blip.errors import (
     CLOSE_INTERNAL_ERROR,
-    CLOSE_MESSAGE_TOO_BIG,
+    CLOSE_POLICY_VIOLATION,
     CLOSE_PROTOCOL_ERROR,
     BlipError,
+    BlipLimitExceeded,
 )
+from couchlite.blip.incoming import BodySink, InMessage, StreamIn
 from couchlite.blip.message import (
     FLAG_COMPRESSED,
     FLAG_MORE_COMING,
@@ -75,7 +92,6 @@ from couchlite.blip.message import (
     TYPE_MASK,
     TYPE_REQUEST,
     TYPE_RESPONSE,
-    FrameFlags,
     Message,
     MessageType,
     decode_properties,
@@ -86,6 +102,8 @@ from couchlite.errors import InvalidArgumentError
 
 Properties = Mapping[str, str] | Iterable[tuple[str, str]]
 Body = bytes | bytearray | memoryview
+#: An allowance that never binds (the codec still caps each frame at MAX_INFLATED_FRAME_SIZE).
+_UNBOUNDED = 1 << 62
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,78 +150,6 @@ class _OutMessage:
         self.urgent = flags & FLAG_URGENT != 0
 
 
-class _InMessage:
-    __slots__ = (
-        "chunks",
-        "flags",
-        "frame_count",
-        "number",
-        "props_end",
-        "props_start",
-        "received",
-        "size",
-        "type",
-        "unacked",
-    )
-
-    def __init__(self, type_: MessageType, number: int, flags: FrameFlags) -> None:
-        self.type = type_
-        self.number = number
-        self.flags = flags  # without MORE_COMING
-        # Views into the frames when those are immutable bytes (no copy until finish()).
-        self.chunks: list[bytes | memoryview] = []
-        self.size = 0
-        self.props_start = 0
-        self.props_end: int | None = None
-        self.received = 0
-        self.unacked = 0
-        self.frame_count = 0
-
-    def add(self, data: bytes | memoryview, max_properties_size: int) -> None:
-        if data:
-            self.chunks.append(data)
-            self.size += len(data)
-        if self.props_end is None and self.chunks:
-            # The properties-length varint may straddle frames; it is at most 10 bytes.
-            head = self.chunks[0][:10] if len(self.chunks[0]) >= 10 else b"".join(self.chunks)[:10]
-            decoded = try_decode_varint(head)
-            if decoded is not None:
-                props_len, start = decoded
-                if props_len > max_properties_size:
-                    raise BlipError(
-                        f"oversized properties ({props_len} bytes)",
-                        close_code=CLOSE_PROTOCOL_ERROR,
-                    )
-                self.props_start = start
-                self.props_end = start + props_len
-
-    def finish(self) -> Message:
-        if self.props_end is None:
-            raise BlipError("message ends before its properties length", close_code=1002)
-        if self.size < self.props_end:
-            raise BlipError("message ends inside its properties", close_code=1002)
-        props_parts: list[bytes | memoryview] = []
-        body_parts: list[bytes | memoryview] = []
-        offset = 0
-        for chunk in self.chunks:
-            end = offset + len(chunk)
-            if end <= self.props_end:
-                props_parts.append(chunk)
-            elif offset >= self.props_end:
-                body_parts.append(chunk)
-            else:
-                cut = self.props_end - offset
-                props_parts.append(chunk[:cut])
-                body_parts.append(chunk[cut:])
-            offset = end
-        self.chunks = []
-        head = b"".join(props_parts)
-        properties = decode_properties(memoryview(head)[self.props_start :])
-        return Message(
-            self.type, self.number, self.flags, properties, b"".join(body_parts), self.frame_count
-        )
-
-
 def _as_bytes_view(body: Body) -> memoryview:
     view = memoryview(body)
     if view.format != "B" or view.ndim != 1:
@@ -222,7 +168,9 @@ class BlipProtocol:
         ack_threshold: int = BLIP_ACK_THRESHOLD,
         max_unacked_bytes: int = BLIP_MAX_UNACKED_BYTES,
         max_properties_size: int = BLIP_MAX_PROPERTIES_SIZE,
-        max_message_size: int | None = None,
+        max_message_size: int | None = BLIP_MAX_MESSAGE_SIZE,
+        max_buffered_bytes: int | None = BLIP_MAX_BUFFERED_BYTES,
+        max_incoming_messages: int | None = BLIP_MAX_INCOMING_MESSAGES,
         strict_numbering: bool = True,
     ) -> None:
         if not -1 <= compression_level <= 9:
@@ -231,8 +179,13 @@ class BlipProtocol:
             raise InvalidArgumentError(f"frame_size must be at least {MIN_FRAME_SIZE}")
         if ack_threshold < 1 or max_unacked_bytes < 1 or max_properties_size < 0:
             raise InvalidArgumentError("ack_threshold and max_unacked_bytes must be positive")
-        if max_message_size is not None and max_message_size < 1:
-            raise InvalidArgumentError("max_message_size must be positive")
+        for name, value in (
+            ("max_message_size", max_message_size),
+            ("max_buffered_bytes", max_buffered_bytes),
+            ("max_incoming_messages", max_incoming_messages),
+        ):
+            if value is not None and (type(value) is not int or value < 1):
+                raise InvalidArgumentError(f"{name} must be a positive int or None, not {value!r}")
         self._compression_enabled = compression_level != 0
         self._frame_size = frame_size
         self._small_frame_size = min(BLIP_SMALL_FRAME_SIZE, frame_size)
@@ -240,6 +193,17 @@ class BlipProtocol:
         self._max_unacked = max_unacked_bytes
         self._max_properties_size = max_properties_size
         self._max_message_size = max_message_size
+        #: max_message_size as a plain int, for the hot paths (no None test per frame).
+        self._message_limit = _UNBOUNDED if max_message_size is None else max_message_size
+        #: A single maximum-size message must always fit, whatever max_buffered_bytes says.
+        self._max_buffered = (
+            _UNBOUNDED
+            if max_buffered_bytes is None
+            else max(max_buffered_bytes, self._message_limit)
+        )
+        self._max_incoming = _UNBOUNDED if max_incoming_messages is None else max_incoming_messages
+        #: Bytes held in the partially received messages that count towards _max_buffered.
+        self._buffered = 0
         #: False only for passive decoding of recordings (the dump tool): accepts any request
         #: number and responses to requests this object never sent.
         self._strict = strict_numbering
@@ -250,17 +214,24 @@ class BlipProtocol:
 
         # outgoing
         self._next_request_number = 1
-        self._acks: deque[bytes] = deque()
+        # Keyed by message, in order: a newer ACK of a message replaces a queued one (its byte
+        # count is cumulative), so a peer that does not read cannot grow this beyond one ACK
+        # per message in progress.
+        self._acks: dict[tuple[int, int], bytes] = {}
         self._outbox: deque[_OutMessage] = deque()
         self._icebox: dict[tuple[bool, int], _OutMessage] = {}
         self._outgoing: dict[tuple[bool, int], _OutMessage] = {}
         self._awaiting_response: set[int] = set()
+        #: Requests whose sender gave up on the reply, oldest first (see abandon_response).
+        self._abandoned: deque[int] = deque()
 
         # incoming
         self._last_request_in = 0
-        self._in_requests: dict[int, _InMessage] = {}
-        self._in_responses: dict[int, _InMessage] = {}
+        self._in_requests: dict[int, InMessage] = {}
+        self._in_responses: dict[int, InMessage] = {}
         self._awaiting_reply: set[int] = set()
+        #: Our requests whose replies go to a sink: number -> (max body size, sink).
+        self._streams: dict[int, tuple[int, BodySink]] = {}
 
         self._stats = {name: 0 for name in BlipStatistics.__dataclass_fields__}
 
@@ -281,12 +252,71 @@ class BlipProtocol:
         """Outgoing messages not fully sent yet (including those waiting for an ACK)."""
         return len(self._outbox) + len(self._icebox)
 
+    @property
+    def sendable_messages(self) -> int:
+        """Outgoing messages :meth:`next_frame` can make progress on without an ACK."""
+        return len(self._outbox)
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes held in partially received incoming messages (streamed replies excluded)."""
+        return self._buffered
+
+    @property
+    def incoming_in_progress(self) -> int:
+        """Incoming requests and replies partially received."""
+        return len(self._in_requests) + len(self._in_responses)
+
     def is_awaiting_response(self, request_number: int) -> bool:
         """Whether our request ``request_number`` still expects a reply from the peer."""
         return request_number in self._awaiting_response
 
     def statistics(self) -> BlipStatistics:
         return BlipStatistics(**self._stats)
+
+    def abandon_response(self, request_number: int) -> None:
+        """Our caller no longer wants the reply to ``request_number`` (timed out, cancelled).
+
+        A late reply is still accepted (and its streamed body still goes to its sink, which
+        the caller may have made a no-op), so a slow peer does not lose the connection. But a
+        peer that never answers must not make us remember every request we gave up on: beyond
+        ``BLIP_MAX_ABANDONED_REPLIES`` the oldest are forgotten, and a reply to one of those is
+        then a protocol error, as for any request we never sent.
+        """
+        if request_number not in self._awaiting_response:
+            return
+        abandoned = self._abandoned
+        abandoned.append(request_number)
+        if len(abandoned) > BLIP_MAX_ABANDONED_REPLIES:
+            oldest = abandoned.popleft()
+            if oldest not in self._in_responses:  # a reply being received is let finish
+                self._awaiting_response.discard(oldest)
+                self._streams.pop(oldest, None)
+
+    def stream_response(self, request_number: int, max_size: int, sink: BodySink) -> None:
+        """Have the reply to our request ``request_number`` streamed instead of buffered.
+
+        Call it right after :meth:`send_request`, before feeding any further frame. The reply's
+        body bytes then go to ``sink`` as each frame is decoded (a view valid only during the
+        call: copy or write it out before returning; ``sink`` must not raise), and the
+        :class:`Message` that :meth:`receive_frame` returns at the end carries the reply's
+        properties with an empty body. More than ``max_size`` body bytes is fatal
+        (:class:`BlipLimitExceeded`, close code 1009) and ``sink`` never sees the excess; this
+        cap replaces ``max_message_size`` for that reply, and the reply does not count towards
+        ``max_buffered_bytes``. An ``ERR`` reply is not streamed: its message arrives buffered,
+        as usual.
+        """
+        self._check_usable()
+        if type(max_size) is not int or max_size < 0:
+            raise InvalidArgumentError(f"max_size must be an int >= 0, not {max_size!r}")
+        if request_number not in self._awaiting_response:
+            raise BlipError(f"request #{request_number} awaits no reply", is_remote_fault=False)
+        if request_number in self._in_responses or request_number in self._streams:
+            raise BlipError(
+                f"the reply to request #{request_number} is already being received",
+                is_remote_fault=False,
+            )
+        self._streams[request_number] = (max_size, sink)
 
     def _check_usable(self) -> None:
         if self._error is not None:
@@ -400,8 +430,9 @@ class BlipProtocol:
         """The next frame to transmit, or None when nothing can be sent now."""
         if self._error is not None:
             return None
-        if self._acks:
-            frame = self._acks.popleft()
+        acks = self._acks
+        if acks:
+            frame = acks.pop(next(iter(acks)))
             self._count_sent(frame)
             self._stats["acks_sent"] += 1
             return frame
@@ -488,6 +519,16 @@ class BlipProtocol:
                         f"{MESSAGE_TYPES[code].wire_name} #{number} answers no pending request",
                         close_code=CLOSE_INTERNAL_ERROR,
                     )
+                if self._streams and code == TYPE_RESPONSE:
+                    stream = self._streams.get(number)
+                    if stream is not None:
+                        msg = StreamIn(
+                            number,
+                            FRAME_FLAGS[(raw_flags & 0x38) >> 3],
+                            stream[0],
+                            stream[1],
+                            self._max_properties_size,
+                        )
             elif self._strict and number != self._last_request_in + 1:
                 raise BlipError(
                     f"bad request number #{number} (expected #{self._last_request_in + 1})",
@@ -495,20 +536,39 @@ class BlipProtocol:
                 )
             else:
                 self._last_request_in = number
-            if not raw_flags & FLAG_MORE_COMING:
-                return [self._receive_whole(code, number, raw_flags, view, pos)]
-            msg = _InMessage(MESSAGE_TYPES[code], number, FRAME_FLAGS[(raw_flags & 0x38) >> 3])
+            if msg is None:
+                if not raw_flags & FLAG_MORE_COMING:
+                    return [self._receive_whole(code, number, raw_flags, view, pos)]
+                if not is_response and len(table) >= self._max_incoming:
+                    raise BlipLimitExceeded(
+                        f"more than {self._max_incoming} incoming requests in progress at once",
+                        limit="max_incoming_messages",
+                        maximum=self._max_incoming,
+                        close_code=CLOSE_POLICY_VIOLATION,
+                    )
+                msg = InMessage(
+                    MESSAGE_TYPES[code],
+                    number,
+                    FRAME_FLAGS[(raw_flags & 0x38) >> 3],
+                    self._message_limit,
+                )
             table[number] = msg
 
-        allowance = MAX_INFLATED_FRAME_SIZE
-        if self._max_message_size is not None:
-            allowance = self._max_message_size - msg.size
-        data = self._decoder.decode_payload(raw_flags & FLAG_COMPRESSED != 0, view, pos, allowance)
-        if not view.readonly:
+        allowance = msg.limit - msg.size
+        buffered = msg.buffered
+        if buffered and self._max_buffered - self._buffered < allowance:
+            allowance = self._max_buffered - self._buffered
+        try:
+            data = self._decoder.decode_payload(
+                raw_flags & FLAG_COMPRESSED != 0, view, pos, allowance
+            )
+        except BlipLimitExceeded:
+            raise self._too_big(msg) from None
+        if not view.readonly and buffered:
             data = bytes(data)  # the caller may reuse a mutable buffer: keep a copy
-        if self._max_message_size is not None and msg.size + len(data) > self._max_message_size:
-            raise BlipError("message too big", close_code=CLOSE_MESSAGE_TOO_BIG)
         msg.add(data, self._max_properties_size)
+        if buffered:
+            self._buffered += len(data)
         msg.frame_count += 1
         wire_bytes = len(view) - pos
         msg.received += wire_bytes
@@ -517,27 +577,55 @@ class BlipProtocol:
         if raw_flags & FLAG_MORE_COMING:
             if msg.unacked >= self._ack_threshold:
                 ack_type = MessageType.ACK_RESPONSE if is_response else MessageType.ACK_REQUEST
-                self._acks.append(encode_ack_frame(number, ack_type, msg.received))
+                self._acks[(ack_type, number)] = encode_ack_frame(number, ack_type, msg.received)
                 msg.unacked = 0
             return []
 
         del table[number]
+        if buffered:
+            self._buffered -= msg.size
         return [self._completed(msg.finish())]
+
+    def _too_big(self, msg: InMessage) -> BlipLimitExceeded:
+        """The error for a frame that would take ``msg`` (or the connection) past its limit."""
+        kind = msg.type.wire_name
+        if not msg.buffered:
+            assert isinstance(msg, StreamIn)
+            return BlipLimitExceeded(
+                f"streamed {kind} #{msg.number} exceeds its {msg.max_body}-byte limit",
+                limit="max_size",
+                maximum=msg.max_body,
+            )
+        if msg.limit - msg.size <= self._max_buffered - self._buffered:
+            return BlipLimitExceeded(
+                f"{kind} #{msg.number} exceeds max_message_size ({msg.limit} bytes)",
+                limit="max_message_size",
+                maximum=msg.limit,
+            )
+        return BlipLimitExceeded(
+            f"incoming messages in progress exceed max_buffered_bytes ({self._max_buffered})",
+            limit="max_buffered_bytes",
+            maximum=self._max_buffered,
+        )
 
     def _receive_whole(
         self, code: int, number: int, raw_flags: int, view: memoryview, pos: int
     ) -> Message:
-        """A message that arrived in one frame: split straight from the frame, no _InMessage.
+        """A message that arrived in one frame: split straight from the frame, no InMessage.
 
-        Performs the same checks, in the same order, as the _InMessage path.
+        Performs the same checks, in the same order, as the InMessage path.
         """
-        limit = self._max_message_size
-        data = self._decoder.decode_payload(
-            raw_flags & FLAG_COMPRESSED != 0,
-            view,
-            pos,
-            MAX_INFLATED_FRAME_SIZE if limit is None else limit,
-        )
+        try:
+            data = self._decoder.decode_payload(
+                raw_flags & FLAG_COMPRESSED != 0, view, pos, self._message_limit
+            )
+        except BlipLimitExceeded:
+            raise BlipLimitExceeded(
+                f"{MESSAGE_TYPES[code].wire_name} #{number} exceeds max_message_size"
+                f" ({self._message_limit} bytes)",
+                limit="max_message_size",
+                maximum=self._message_limit,
+            ) from None
         if data and data[0] < 0x80:
             props_len, start = data[0], 1  # the usual one-byte properties length
         else:
@@ -563,6 +651,8 @@ class BlipProtocol:
         # What _completed does, inline on this hot path.
         if code != TYPE_REQUEST:
             self._awaiting_response.discard(number)
+            if self._streams:
+                self._streams.pop(number, None)  # an ERR reply to a streamed request
         elif not raw_flags & FLAG_NO_REPLY:
             self._awaiting_reply.add(number)
         self._stats["messages_received"] += 1
@@ -572,6 +662,8 @@ class BlipProtocol:
         number = message.number
         if message.type is not MessageType.REQUEST:
             self._awaiting_response.discard(number)
+            if self._streams:
+                self._streams.pop(number, None)
         elif not int.__and__(message.flags, FLAG_NO_REPLY):
             self._awaiting_reply.add(number)
         self._stats["messages_received"] += 1

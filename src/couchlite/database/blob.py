@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+import itertools
+import threading
+from collections.abc import Mapping, Sequence
 from typing import Any, BinaryIO
 
+from couchlite import _tuning
 from couchlite.errors import InvalidArgumentError, NotFoundError
 from couchlite.storage.blobstore import BlobStore, digest_of, is_valid_digest
 
@@ -113,6 +116,8 @@ class Blob:
     def _install(self, store: BlobStore) -> dict[str, Any]:
         """Make sure ``store`` holds the content; return the JSON form."""
         if self._store is store and self._digest is not None:
+            if not store.has(self._digest):  # its last document went (and the blob with it)
+                raise NotFoundError(f"the content of blob {self._digest} is no longer stored")
             return self.properties
         if self._content is not None:
             if self._digest is None or not store.has(self._digest):
@@ -141,3 +146,107 @@ class Blob:
 
     def __repr__(self) -> str:
         return f"Blob({self._content_type!r}, digest={self._digest!r}, length={self._length!r})"
+
+
+#: ``(collection id, document ID, digests)``: the insert a lease waits for
+LeaseKey = tuple[int, str, tuple[str, ...]]
+
+
+class BlobLease:
+    """Pins on the blobs one received revision relies on, from the moment the receiver decides
+    they are present (or fetches them) until the insert that references them ends.
+
+    Taken by the replicator (``ReplicationDatabase.lease_blobs``), claimed by the insert of the
+    same document with a body naming the same digests, and released by the engine once that
+    insert's transaction committed or rolled back (``Engine._finish_blobs``). Blobs fetched
+    under the lease (``fetched``) are checked by the garbage collection that follows, so a blob
+    whose insert failed does not stay behind.
+    """
+
+    __slots__ = ("_fetched", "_leases", "_released", "digests", "key", "serial")
+
+    def __init__(self, leases: BlobLeases, key: LeaseKey, serial: int) -> None:
+        self._leases = leases
+        self.key = key
+        self.serial = serial
+        self.digests = key[2]
+        self._fetched: set[str] = set()
+        self._released = False
+
+    def fetched(self, digest: str) -> None:
+        """``digest`` was stored for this lease: check it once unpinned."""
+        self._fetched.add(digest)
+
+    def release(self) -> None:
+        """Unpin (once); also forgets the lease if no insert claimed it."""
+        if self._released:
+            return
+        self._released = True
+        self._leases._forget(self)
+        store = self._leases.store
+        fetched = self._fetched
+        store.unpin([d for d in self.digests if d not in fetched])
+        if fetched:
+            store.unpin(fetched, recheck=True)
+
+
+class BlobLeases:
+    """The leases of one database waiting for their insert (thread-safe).
+
+    At most ``_tuning.MAX_BLOB_LEASES`` wait at once: beyond that the oldest is released. That
+    only bounds memory should a receiver never insert what it fetched for; it cannot lose a
+    blob, since an insert checks, under the lock garbage collection needs, that every blob its
+    body references is present (``ReplicationCollection._insert_one``).
+    """
+
+    def __init__(self, store: BlobStore, limit: int = _tuning.MAX_BLOB_LEASES) -> None:
+        self.store = store
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._serials = itertools.count()
+        #: waiting leases, oldest first (dicts keep insertion order)
+        self._waiting: dict[int, BlobLease] = {}
+        self._by_key: dict[LeaseKey, list[BlobLease]] = {}
+
+    def take(self, coll_id: int, doc_id: str, digests: Sequence[str]) -> BlobLease:
+        """Pin ``digests`` now; the lease waits for the insert of ``doc_id`` naming them."""
+        key = (coll_id, doc_id, tuple(digests))
+        self.store.pin(key[2])
+        evicted: list[BlobLease] = []
+        with self._lock:
+            lease = BlobLease(self, key, next(self._serials))
+            self._waiting[lease.serial] = lease
+            self._by_key.setdefault(key, []).append(lease)
+            while len(self._waiting) > self._limit:
+                evicted.append(self._waiting[next(iter(self._waiting))])
+                self._remove(evicted[-1])
+        for old in evicted:
+            old.release()
+        return lease
+
+    def claim(self, coll_id: int, doc_id: str, digests: Sequence[str]) -> BlobLease | None:
+        """The oldest lease waiting for this insert (the caller releases it), or ``None``."""
+        key = (coll_id, doc_id, tuple(digests))
+        with self._lock:
+            found = self._by_key.get(key)
+            if not found:
+                return None
+            lease = found[0]
+            self._remove(lease)
+            return lease
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._waiting)
+
+    def _forget(self, lease: BlobLease) -> None:
+        with self._lock:
+            if lease.serial in self._waiting:
+                self._remove(lease)
+
+    def _remove(self, lease: BlobLease) -> None:
+        del self._waiting[lease.serial]
+        same = self._by_key[lease.key]
+        same.remove(lease)
+        if not same:
+            del self._by_key[lease.key]

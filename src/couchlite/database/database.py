@@ -11,6 +11,7 @@ from pathlib import Path
 from types import TracebackType
 
 from couchlite import _tuning
+from couchlite._private_files import make_private_folder
 from couchlite.database.collection import Collection, Scope
 from couchlite.database.engine import CollectionState, Engine
 from couchlite.database.names import DEFAULT_NAME, check_collection_name, check_database_name
@@ -69,7 +70,7 @@ class Database:
                 code=LiteCoreCode.CANT_OPEN_FILE,
             )
         try:
-            self._path.mkdir(parents=True, exist_ok=True)
+            make_private_folder(self._path)  # 0o700: nobody else reads the documents
         except OSError as exc:
             raise DatabaseError(
                 f"cannot create {self._path}: {exc.strerror}",

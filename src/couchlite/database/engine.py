@@ -25,8 +25,10 @@ commit runs again. Reading such a document inside the batch verifies it first.
 Sequences come from an in-memory counter per collection (loaded at open, persisted with every
 commit). A rolled-back transaction leaves a gap; a sequence is never handed out twice.
 
-After a commit, blobs nobody references any more are deleted, and change listeners are called on
-the committing thread, after the lock is released.
+After a commit, blobs nobody references any more are deleted -- except those pinned by a write
+still in progress, such as a received revision waiting in an insert batch (see "blob garbage
+collection" below) -- and change listeners are called on the committing thread, after the lock
+is released.
 """
 
 from __future__ import annotations
@@ -42,23 +44,27 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
-import orjson
-
 from couchlite import _tuning
-from couchlite.database.blob import BLOB_MARKER, BLOB_TYPE
+from couchlite._private_files import open_private_file
+from couchlite.database.blob import BlobLease, BlobLeases
+from couchlite.database.records import (
+    DOC_KEEP_BODY,
+    build_revision,
+    digests_in_record,
+    first_revision,
+    record_from_tree,
+    tree_of,
+)
 from couchlite.errors import DatabaseClosedError, DatabaseError, ErrorDomain, LiteCoreCode
-from couchlite.model.revid import new_rev_id
-from couchlite.model.revtree import DELETED, KEEP_BODY, RevTree
-from couchlite.storage.blobstore import BlobStore, is_valid_digest
+from couchlite.model.blobrefs import DIGEST_KEY
+from couchlite.storage.blobstore import BlobStore
 from couchlite.storage.sqlite_store import (
-    DOC_CONFLICTED,
     DOC_DELETED,
     DOC_HAS_BLOBS,
     CollectionRow,
     DocRecord,
     SQLiteStore,
     insert_rows,
-    new_tuple,
     table,
 )
 
@@ -68,6 +74,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Key = tuple[int, str]
+#: How ``blob_refs`` is computed: 2 counts legacy ``_attachments`` too (``model.blobrefs``);
+#: a database at an older version is rescanned when opened.
+BLOB_REFS_VERSION = 2
 _MISSING: Any = object()
 
 
@@ -105,6 +114,8 @@ class Transaction:
     collections: set[int] = field(default_factory=set)
     #: blobs stored for this transaction (deleted again if it rolls back)
     written_digests: set[str] = field(default_factory=set)
+    #: pins on received blobs this transaction's inserts rely on: released when it ends
+    leases: list[BlobLease] = field(default_factory=list)
     #: orjson's ``default`` for this transaction: stores blobs met while encoding bodies
     encode_extra: Callable[[Any], Any] | None = None
     #: documents written on the guess that they are new (``put_new_record_unverified``), with
@@ -166,12 +177,20 @@ class Engine:
             self.store.close()
             self._lock_file.close()
             raise
+        #: pins of received blobs waiting for the insert that references them
+        self.blob_leases = BlobLeases(self.blobs)
         self.lock = threading.RLock()
         self.max_rev_tree_depth = _tuning.DEFAULT_MAX_REV_TREE_DEPTH
         self.txn: Transaction | None = None
         self.collections: dict[int, CollectionState] = {
             row.id: CollectionState.from_row(row) for row in self.store.collections()
         }
+        try:
+            self._upgrade_blob_refs()
+        except BaseException:
+            self.store.close()
+            self._lock_file.close()
+            raise
         self._listeners: dict[int, list[_Listener]] = {}
         self._listeners_lock = threading.Lock()
         self._closed = threading.Event()
@@ -442,6 +461,7 @@ class Engine:
 
     def _commit(self, txn: Transaction) -> None:
         if not txn.records and not txn.expirations:
+            self._finish_blobs(txn, set())
             return
         plan = _CommitPlan.build(self, txn)
         try:
@@ -458,15 +478,34 @@ class Engine:
             state = self.collections.get(coll_id)
             if state is not None:
                 state.doc_count += delta
-        self._collect_garbage(plan.released_digests | txn.written_digests)
+        self._finish_blobs(txn, plan.released_digests | txn.written_digests)
         if plan.expirations_changed:
             self._purger_wake.set()
 
     def _discard(self, txn: Transaction) -> None:
         """A rolled-back transaction: drop blobs written for it that nothing references."""
-        self._collect_garbage(txn.written_digests)
+        self._finish_blobs(txn, set(txn.written_digests))
+
+    # --- blob garbage collection -----------------------------------------------------------
+    #
+    # A blob is deleted once no committed document references it (``blob_refs``) and nobody
+    # has it pinned (``BlobStore`` "pins"). Every collection runs with the engine lock held:
+    # the commit of a transaction (the digests it released or wrote), a rollback (those it
+    # wrote), a dropped collection (those it referenced) and ``compact()`` (all). An insert
+    # checks its blobs are present under the same lock, and local saves store their blobs
+    # while holding it, so nothing can reference a blob between the check and the delete.
+
+    def _finish_blobs(self, txn: Transaction, candidates: set[str]) -> None:
+        """Release the blob leases of an ended transaction, then collect ``candidates``."""
+        if txn.leases:
+            for lease in txn.leases:
+                lease.release()
+            txn.leases.clear()
+        self._collect_garbage(candidates)
 
     def _collect_garbage(self, candidates: set[str]) -> None:
+        if self.blobs.has_rechecks:
+            candidates = candidates | self.blobs.take_rechecks()
         if not candidates:
             return
         try:
@@ -475,17 +514,38 @@ class Engine:
             log.warning("blob garbage collection failed", exc_info=True)
             return
         for digest in candidates - still:
-            self.blobs.delete(digest)
+            try:
+                self.blobs.delete_unless_pinned(digest)
+            except OSError:  # the commit stands; compact() retries
+                log.warning("cannot delete blob %s", digest, exc_info=True)
+
+    def _upgrade_blob_refs(self) -> None:
+        """Count the references of bodies saved before legacy ``_attachments`` were counted
+        (once per database; a fresh one has nothing to scan)."""
+        if self.store.blob_refs_version() >= BLOB_REFS_VERSION:
+            return
+        refs = [
+            (state.id, record.doc_id, digests_in_record(record))
+            for state in self.collections.values()
+            for record in self.store.records_containing(state.id, DIGEST_KEY)
+        ]
+        self.store.rebuild_blob_refs(refs, DOC_HAS_BLOBS, BLOB_REFS_VERSION)
 
     def collect_all_garbage(self) -> int:
-        """Delete every blob no document references (maintenance)."""
+        """Delete every blob no document references and nobody pins (maintenance)."""
         with self.lock:
             self.check_open()
+            self.blobs.take_rechecks()  # all of them are looked at below
             referenced = self.store.all_referenced_digests()
+            txn = self.txn
+            if txn is not None:  # compact() inside this thread's batch: keep what it uses
+                referenced |= txn.written_digests
+                for record in txn.records.values():
+                    if record is not None and record.flags & DOC_HAS_BLOBS:
+                        referenced |= digests_in_record(record)
             removed = 0
             for digest in list(self.blobs.digests()):
-                if digest not in referenced:
-                    self.blobs.delete(digest)
+                if digest not in referenced and self.blobs.delete_unless_pinned(digest):
                     removed += 1
             return removed
 
@@ -778,7 +838,7 @@ class _CommitPlan:
 def _lock_directory(directory: Path) -> IO[bytes]:
     """Hold an exclusive lock on the database folder: one process at a time may open it."""
     try:
-        handle = open(directory / "db.lock", "a+b")  # noqa: SIM115 - held until close
+        handle = open_private_file(directory / "db.lock")  # held until close; 0o600
     except OSError as exc:
         raise DatabaseError(
             f"cannot open {directory}: {exc.strerror}",
@@ -801,23 +861,6 @@ def _lock_directory(directory: Path) -> IO[bytes]:
     return handle
 
 
-# --- records and revision trees -----------------------------------------------------------
-
-
-#: Record flag of a single-revision document (no encoded tree) whose revision a peer has: the
-#: tree's ``KEEP_BODY`` must survive, or the body -- a delta base -- is dropped two edits later.
-DOC_KEEP_BODY = 0x08
-
-
-def tree_of(record: DocRecord) -> RevTree:
-    if record.tree is None:
-        flags = DELETED if record.flags & DOC_DELETED else 0
-        if record.flags & DOC_KEEP_BODY:
-            flags |= KEEP_BODY
-        return RevTree.single(record.rev, flags, record.seq, record.body)
-    return RevTree.decode(record.tree, record.body)
-
-
 def _compact_body(record: DocRecord) -> DocRecord:
     """The record with its body in an exactly-sized buffer (orjson's output keeps ~4 KiB)."""
     body = record.body
@@ -826,70 +869,14 @@ def _compact_body(record: DocRecord) -> DocRecord:
     return record
 
 
-def first_revision(sequence: int, doc_id: str, body: bytes, deleted: bool = False) -> DocRecord:
-    """The record of a document's first revision (no parent, no tree yet)."""
-    flags = DOC_DELETED if deleted else 0
-    if body.find(BLOB_MARKER) >= 0:  # (cheaper than ``in``: this is every new document)
-        flags |= DOC_HAS_BLOBS
-    # tuple.__new__: no Python-level NamedTuple.__new__ on this hot path
-    return new_tuple(
-        DocRecord, (sequence, doc_id, new_rev_id(None, deleted, body), flags, body, None, None)
-    )
-
-
-def build_revision(
-    current: DocRecord | None,
-    doc_id: str,
-    body: bytes,
-    *,
-    deleted: bool,
-    sequence: int,
-    max_depth: int,
-) -> DocRecord:
-    """The record of a document after a new local revision (child of its current one)."""
-    if current is None:
-        return first_revision(sequence, doc_id, body, deleted)
-    tree = tree_of(current)
-    tree.add_revision(current.rev, body, deleted=deleted, sequence=sequence)
-    tree.prune(max_depth)
-    return record_from_tree(doc_id, tree, sequence, current.expiration)
-
-
-def record_from_tree(
-    doc_id: str, tree: RevTree, sequence: int, expiration: float | None
-) -> DocRecord:
-    winner = tree.current
-    flags = DOC_DELETED if winner.deleted else 0
-    if len(tree) > 1 and tree.is_conflicted:
-        flags |= DOC_CONFLICTED
-    if any(rev.body is not None and BLOB_MARKER in rev.body for rev in tree.revs):
-        flags |= DOC_HAS_BLOBS
-    if len(tree) == 1 and winner.flags & KEEP_BODY:
-        flags |= DOC_KEEP_BODY
-    encoded = None if len(tree) == 1 else tree.encode(omit_body_of=winner)
-    return DocRecord(sequence, doc_id, winner.rev_id, flags, winner.body, encoded, expiration)
-
-
-def digests_in_record(record: DocRecord) -> set[str]:
-    """Blob digests referenced by any body kept in a document's revision tree."""
-    bodies = [record.body] if record.tree is None else [r.body for r in tree_of(record).revs]
-    found: set[str] = set()
-    for body in bodies:
-        if body is not None and BLOB_MARKER in body:
-            _find_digests(orjson.loads(body), found)
-    return found
-
-
-def _find_digests(value: Any, found: set[str]) -> None:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            if item.get("@type") == BLOB_TYPE:
-                digest = item.get("digest")
-                if isinstance(digest, str) and is_valid_digest(digest):
-                    found.add(digest)
-                    continue
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
+__all__ = [
+    "DOC_KEEP_BODY",
+    "CollectionState",
+    "Engine",
+    "Transaction",
+    "build_revision",
+    "digests_in_record",
+    "first_revision",
+    "record_from_tree",
+    "tree_of",
+]

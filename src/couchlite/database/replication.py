@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, BinaryIO
 
+from couchlite._tuning import MAX_PEER_CHECKPOINTS
+from couchlite.database.blob import BlobLease
 from couchlite.database.collection import Collection, CollectionChange, ListenerToken
 from couchlite.database.engine import (
     CollectionState,
@@ -32,6 +34,7 @@ from couchlite.errors import (
     LiteCoreCode,
     NotFoundError,
 )
+from couchlite.model.blobrefs import DIGEST_KEY, blob_digests
 from couchlite.model.canonical import canonicalize
 from couchlite.model.revid import generation, parse_rev_id
 from couchlite.model.revtree import KEEP_BODY, RevTree
@@ -40,11 +43,13 @@ from couchlite.replicator.store import (
     PROPOSE_CONFLICT,
     PROPOSE_OK,
     ChangeEntry,
+    CollectionStore,
     ConflictingRevisions,
     IncomingRevision,
     InsertOutcome,
     OutgoingRevision,
 )
+from couchlite.storage.blobstore import BlobWriter
 from couchlite.storage.sqlite_store import DOC_CONFLICTED, DOC_DELETED, DocRecord, table
 
 if TYPE_CHECKING:
@@ -242,6 +247,7 @@ class ReplicationCollection:
         outcomes: list[InsertOutcome] = []
         with engine.transaction() as txn:
             engine.prefetch(txn, state, [incoming.doc_id for incoming in revisions])
+            self._claim_blob_leases(engine, txn, revisions)
             for incoming in revisions:
                 try:
                     outcome = self._insert_one(engine, txn, state, incoming, max_depth)
@@ -249,6 +255,21 @@ class ReplicationCollection:
                     outcome = InsertOutcome(error=exc)
                 outcomes.append(outcome)
         return outcomes
+
+    def _claim_blob_leases(
+        self, engine: Engine, txn: Transaction, revisions: Sequence[IncomingRevision]
+    ) -> None:
+        """Hand the transaction the pins the receiver took on these revisions' blobs
+        (``ReplicationDatabase.lease_blobs``): the engine releases them once it has ended."""
+        leases = engine.blob_leases
+        if not len(leases):
+            return
+        for incoming in revisions:
+            digests = blob_digests(incoming.body)
+            if digests:
+                lease = leases.claim(self._coll_id, incoming.doc_id, digests)
+                if lease is not None:
+                    txn.leases.append(lease)
 
     def _insert_one(
         self,
@@ -271,6 +292,8 @@ class ReplicationCollection:
                     f"the body of {incoming.doc_id!r} is not a JSON object",
                     code=LiteCoreCode.CORRUPT_REVISION_DATA,
                 )
+            if DIGEST_KEY in body:
+                _check_blobs_present(engine, incoming.doc_id, body)
         record = engine.read_record(state, incoming.doc_id)
         if record is None:
             tree = RevTree()
@@ -360,6 +383,8 @@ class ReplicationCollection:
             ):
                 raise ConflictError(f"the conflict of {doc_id!r} changed while being resolved")
             merged = TOMBSTONE_BODY if body is None else canonicalize(body)
+            if DIGEST_KEY in merged:  # a resolver's new blobs were stored before this lock
+                _check_blobs_present(engine, doc_id, merged)
             sequence = state.next_sequence()
             # close the local branch, then (unless the remote revision is the resolution
             # itself) add the resolution as a child of the remote revision
@@ -428,7 +453,10 @@ class ReplicationDatabase:
         return self._engine().store.get_peer_checkpoint(client_id)
 
     def set_peer_checkpoint(self, client_id: str, body: bytes, rev: str | None) -> str:
-        return self._engine().store.set_peer_checkpoint(client_id, body, rev)
+        # bounded per database, read-only listeners included: the oldest-updated is evicted
+        return self._engine().store.set_peer_checkpoint(
+            client_id, body, rev, keep=MAX_PEER_CHECKPOINTS
+        )
 
     # --- blobs --------------------------------------------------------------------------------
 
@@ -454,6 +482,28 @@ class ReplicationDatabase:
         with self._engine().blobs.writer(expected_digest=digest) as writer:
             writer.write(data)
             writer.finish()
+
+    def blob_writer(self, digest: str) -> BlobWriter:
+        return self._engine().blobs.writer(expected_digest=digest)
+
+    def lease_blobs(
+        self, collection: CollectionStore, doc_id: str, digests: Sequence[str]
+    ) -> BlobLease:
+        if not isinstance(collection, ReplicationCollection):
+            raise InvalidArgumentError("not a collection of this database")
+        return self._engine().blob_leases.take(collection._coll_id, doc_id, digests)
+
+
+def _check_blobs_present(engine: Engine, doc_id: str, body: bytes) -> None:
+    """Refuse a revision whose blobs are not all stored (run with the engine lock held, so no
+    garbage collection can delete one before the insert commits). The receiver fetched them
+    first and pinned them; what is missing here came from a peer naming blobs in a form the
+    receiver's scan of the raw body could not see, or was evicted from ``BlobLeases``; for a
+    conflict resolution, a new blob of the resolver's that a compaction collected before the
+    resolution was saved (the conflict then stays, to be resolved again)."""
+    for digest in blob_digests(body):
+        if not engine.blobs.has(digest):
+            raise NotFoundError(f"blob {digest} referenced by {doc_id!r} is not stored")
 
 
 def replication_store(database: Database) -> ReplicationDatabase:

@@ -11,23 +11,46 @@ itself ("certificate required" -- the client reports ``TLS_CERT_REQUIRED_BY_PEER
   handshake; an untrusted or expired client certificate fails the handshake ("unknown ca", "bad
   certificate" -- the client reports ``TLS_CERT_REJECTED_BY_PEER``, 10). Nothing else to do.
 * ``ListenerCertificateAuthenticator(fn)``: OpenSSL is told to accept any chain
-  (:mod:`couchlite.tls._openssl`), the client still proving it holds the leaf's key. The chain
-  is then judged *after* the TLS handshake and *before* the WebSocket upgrade, in the listener's
-  request hook (:func:`check_client`): an expired leaf is refused without asking, then
-  ``fn(chain)`` -- a plain function runs in a worker thread, a coroutine function on the loop,
-  bounded by :data:`AUTH_TIMEOUT_S` -- must return ``True``. Anything else, an exception
-  included, refuses the upgrade with HTTP 401: the connection never reaches a replication
-  session. A couchlite replicator that presented a client certificate reports that 401 as
-  ``TLSError`` ``TLS_CERT_REJECTED_BY_PEER`` (10). (Why not refuse inside the handshake? ``fn``
-  may be a coroutine, and the handshake runs synchronously inside OpenSSL.)
+  (:mod:`couchlite.tls._openssl`); the TLS handshake still proves that the client holds the
+  private key of the first certificate it sent (``CertificateVerify``), and a client that does
+  not fails the handshake. The chain is then judged *after* the TLS handshake and *before* the
+  WebSocket upgrade, in the listener's request hook (:func:`check_client`), in two steps:
 
-Certificates are given to ``fn`` as ``cryptography.x509.Certificate`` objects, leaf first.
+  1. **Is the chain internally valid?** (:func:`couchlite.tls.chains.verify_client_chain`):
+     ``chain[0]`` is the very certificate the handshake proved (compared byte for byte with
+     the one the TLS layer verified); every certificate is issued and signed by the next one,
+     every issuer is a CA allowed to sign certificates, no certificate is expired or not yet
+     valid, the leaf allows ``clientAuth``, at most ``MAX_CLIENT_CHAIN_LENGTH`` certificates.
+     A chain that fails is refused without calling ``fn``, and the reason is logged.
+  2. **Is it trusted?** ``fn(chain)`` decides -- a plain function runs in a worker thread, a
+     coroutine function on the loop, bounded by :data:`AUTH_TIMEOUT_S` -- and must return
+     ``True``.
+
+  Anything else, an exception included, refuses the upgrade with HTTP 401: the connection never
+  reaches a replication session. A couchlite replicator that presented a client certificate
+  reports that 401 as ``TLSError`` ``TLS_CERT_REJECTED_BY_PEER`` (10). (Why not refuse inside
+  the handshake? ``fn`` may be a coroutine, and the handshake runs synchronously inside OpenSSL.)
+
+What ``fn`` receives, and must check
+------------------------------------
+``fn`` gets a list of ``cryptography.x509.Certificate``, leaf first, exactly as the client sent
+it, and only once step 1 passed: the client holds ``chain[0]``'s key, and each ``chain[i]`` was
+signed by ``chain[i + 1]``. Nothing in it is *trusted* yet: anyone can make a self-signed
+certificate, or a CA of their own. So ``fn`` decides trust by comparing *certificates* (or keys),
+never names alone:
+
+* a known device: ``chain[0] == known_device_certificate``;
+* issued by your CA: ``chain[-1] == ca`` (the client sent the CA certificate) or
+  ``chain[-1].verify_directly_issued_by(ca)`` (it did not); ``ca in chain`` is also sound.
+
+Comparing ``chain[0].issuer`` or ``chain[-1].subject`` with the CA's name is *not* a check: a
+forger chooses names freely. When the top certificate names an issuer that was not sent, that
+issuer's signature has not been checked by anyone but ``fn``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import inspect
 import logging
 import ssl
@@ -38,6 +61,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from couchlite.listener.config import ListenerCertificateAuthenticator
 from couchlite.tls._openssl import install_permissive_verify
 from couchlite.tls.certificates import apply_chain_rules
+from couchlite.tls.chains import ChainError, verify_client_chain
 from couchlite.transport.websocket import HandshakeRejection, HandshakeRequest
 
 logger = logging.getLogger(__name__)
@@ -92,16 +116,23 @@ def configure_context(
 
     class RecordingSSLObject(AlertingSSLObject):
         def peer_certificate_chain(self) -> tuple[bytes, ...]:
-            """The chain the client sent (DER, leaf first), as far as it could be recorded."""
+            """The chain the client sent (DER), led by the certificate the handshake proved.
+
+            ``getpeercert`` is the certificate whose key signed the handshake; the recorded
+            chain is only believed behind it, so ``chain[0]`` is always that certificate.
+            """
             leaf = self.getpeercert(binary_form=True)
             if leaf is None:
                 return ()
+            chain: tuple[bytes, ...] = ()
             getter = getattr(self, "get_unverified_chain", None)  # Python 3.13+
             if callable(getter):
-                chain = [c for c in getter() if isinstance(c, bytes)]
-                if chain:
-                    return tuple(chain)
-            return recorder.chain(leaf)
+                chain = tuple(c for c in (getter() or ()) if isinstance(c, bytes))
+            if not chain:
+                chain = recorder.chain(leaf)
+            if chain[:1] != (leaf,):
+                chain = (leaf, *(c for c in chain if c != leaf))
+            return chain
 
     context.sslobject_class = RecordingSSLObject
 
@@ -123,11 +154,20 @@ async def check_client(
     except ValueError:
         logger.info("%s: unparsable client certificate from %s", log_name, request.remote_address)
         return CERTIFICATE_REJECTED
-    leaf = chain[0]
-    subject = leaf.subject.rfc4514_string()
-    now = dt.datetime.now(dt.UTC)
-    if not leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc:
-        logger.info("%s: client certificate %r is expired or not yet valid", log_name, subject)
+    try:
+        subject = chain[0].subject.rfc4514_string()
+    except ValueError:
+        subject = "<unreadable subject>"
+    try:
+        verify_client_chain(chain)
+    except ChainError as exc:
+        logger.info(
+            "%s: client certificate chain of %r from %s refused: %s",
+            log_name,
+            subject,
+            request.remote_address,
+            exc,
+        )
         return CERTIFICATE_REJECTED
     try:
         async with asyncio.timeout(AUTH_TIMEOUT_S):

@@ -16,6 +16,12 @@ from dataclasses import dataclass, field
 
 from cryptography import x509
 
+from couchlite._tuning import (
+    BLIP_MAX_ATTACHMENT_SIZE,
+    BLIP_MAX_MESSAGE_SIZE,
+    LISTENER_MAX_CONNECTIONS,
+    LISTENER_MAX_PENDING_CONNECTIONS,
+)
 from couchlite.database.collection import Collection
 from couchlite.database.database import Database
 from couchlite.errors import ConfigurationError, CouchliteError
@@ -60,8 +66,11 @@ class ListenerCertificateAuthenticator:
 
     ``ListenerCertificateAuthenticator(fn)``: ``fn(chain)`` gets the client's certificate chain
     (``cryptography.x509.Certificate`` objects, leaf first, any issuer, self-signed included),
-    plain or ``async``, and admits the client only by returning ``True``; expired leaves are
-    refused before ``fn`` sees them. ``ListenerCertificateAuthenticator.from_roots(certs)``: the
+    plain or ``async``, and admits the client only by returning ``True``. ``fn`` runs only on a
+    chain already verified to be internally valid (the handshake proved possession of the leaf's
+    key, each certificate is signed by the next, issuers are CAs, dates and usages hold); the
+    trust decision is ``fn``'s, made by comparing certificates, never names (e.g.
+    ``chain[-1] == ca``). ``ListenerCertificateAuthenticator.from_roots(certs)``: the
     chain must verify to one of ``certs`` (``x509.Certificate``, PEM or DER). How each works,
     and what a refused client sees: :mod:`couchlite.listener.certauth`. Needs TLS: with
     ``disable_tls`` the listener configuration is refused (:class:`ConfigurationError`).
@@ -124,6 +133,21 @@ class UrlEndpointListenerConfiguration:
     may pull but not push. ``enable_delta_sync``: allow delta ``rev`` messages.
     ``heartbeat``: seconds between WebSocket pings to each connected peer (LiteCore's 300 s); a
     peer that answers none within min(20 s, heartbeat - 1 s) is disconnected and cleaned up.
+    ``max_message_size``: the largest BLIP message accepted from a peer, in bytes after
+    decompression (default 21 MiB: Couchbase's 20 MiB document limit plus room for the
+    message's properties); ``max_attachment_size``: the largest blob accepted in one streamed
+    ``getAttachment`` reply (default 256 MiB, written to disk as it arrives). A peer exceeding
+    either is disconnected with WebSocket close code 1009.
+
+    ``max_connections``: replication connections served at once (default 128); one more is
+    refused at the HTTP upgrade with ``503 Too many connections`` and ``Retry-After``, which
+    Couchbase Lite clients retry. ``max_pending_connections``: TCP connections still in their
+    TLS handshake, HTTP upgrade or authentication at once (default 64), counted from the moment
+    the socket is accepted. When all are taken, one pending for over 2 s (stalled) is dropped
+    to admit the new socket; otherwise the new socket is closed at once, before any TLS work.
+    A connection has 10 s from its TCP connect to deliver its HTTP request (TLS handshake
+    included), then is dropped (slowloris). Raise both limits for a listener serving many
+    devices at once; each idle connection costs ~180 KB, each pending one up to ~300 KB.
     """
 
     collections: Sequence[Collection]
@@ -135,6 +159,10 @@ class UrlEndpointListenerConfiguration:
     read_only: bool = False
     enable_delta_sync: bool = False
     heartbeat: float = DEFAULT_HEARTBEAT_S
+    max_message_size: int = BLIP_MAX_MESSAGE_SIZE
+    max_attachment_size: int = BLIP_MAX_ATTACHMENT_SIZE
+    max_connections: int = LISTENER_MAX_CONNECTIONS
+    max_pending_connections: int = LISTENER_MAX_PENDING_CONNECTIONS
 
 
 @dataclass(frozen=True)
@@ -157,12 +185,32 @@ class ListenerSettings:
     config: UrlEndpointListenerConfiguration = field(compare=False, repr=False)
     #: seconds between pings to each peer
     heartbeat: float = 300.0
+    #: largest incoming BLIP message, in bytes after decompression
+    max_message_size: int = BLIP_MAX_MESSAGE_SIZE
+    #: largest blob accepted in one streamed getAttachment reply
+    max_attachment_size: int = BLIP_MAX_ATTACHMENT_SIZE
+    #: replication connections served at once
+    max_connections: int = LISTENER_MAX_CONNECTIONS
+    #: connections in TLS handshake, HTTP upgrade or authentication at once
+    max_pending_connections: int = LISTENER_MAX_PENDING_CONNECTIONS
+
+
+def _check_count(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1_000_000:
+        raise ConfigurationError(f"{name} must be an integer from 1 to 1,000,000, not {value!r}")
+    return value
 
 
 def _check_heartbeat(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1e9:
         raise ConfigurationError(f"heartbeat must be a number of seconds > 0, not {value!r}")
     return float(value)
+
+
+def _check_size(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{name} must be a positive number of bytes, not {value!r}")
+    return value
 
 
 def _check_bool(value: object, name: str) -> bool:
@@ -265,6 +313,12 @@ def validate(config: UrlEndpointListenerConfiguration) -> ListenerSettings:
         read_only=_check_bool(config.read_only, "read_only"),
         enable_delta_sync=_check_bool(config.enable_delta_sync, "enable_delta_sync"),
         heartbeat=_check_heartbeat(config.heartbeat),
+        max_message_size=_check_size(config.max_message_size, "max_message_size"),
+        max_attachment_size=_check_size(config.max_attachment_size, "max_attachment_size"),
+        max_connections=_check_count(config.max_connections, "max_connections"),
+        max_pending_connections=_check_count(
+            config.max_pending_connections, "max_pending_connections"
+        ),
         config=config,
     )
 

@@ -21,6 +21,13 @@ any other path                                           ``404 Not found``
 With a :class:`ListenerCertificateAuthenticator` the client's certificate chain is checked
 instead (``certauth.py``): a refused one gets ``401 Client certificate rejected``.
 
+Checks run in the listener's own bounded executor (:mod:`couchlite.listener.throttle`): when
+all its slots are taken the answer is ``503 Authentication busy`` with ``Retry-After`` (as is a
+check that takes longer than :data:`AUTH_TIMEOUT_S`), and an address whose credentials were
+refused recently waits a growing delay before its next check. A request without credentials
+is answered at once (the challenge above) and counts as no failure: that is how clients ask
+which scheme to use.
+
 Credentials never reach the logs: only the user name is logged, never the password or the
 header.
 """
@@ -32,30 +39,44 @@ import base64
 import binascii
 import inspect
 import logging
+from dataclasses import dataclass, field
 from urllib.parse import unquote
 
+from couchlite._tuning import AUTH_TIMEOUT_S, LISTENER_RETRY_AFTER_S
 from couchlite.listener import certauth
 from couchlite.listener.config import (
     ListenerAuthenticator,
     ListenerCertificateAuthenticator,
     ListenerPasswordAuthenticator,
 )
+from couchlite.listener.throttle import Busy, CheckRunner, FailureDelays, address_key
+from couchlite.transport.failures import RateLimitedLog
 from couchlite.transport.websocket import HandshakeRejection, HandshakeRequest
 
 logger = logging.getLogger(__name__)
 
 #: LiteCore's challenge (notes §3.5); the client retries once with credentials if it has any.
 WWW_AUTHENTICATE = 'Basic charset="UTF-8"'
-#: How long a password check may take before the peer is told to come back later (503,
-#: transient for Couchbase Lite clients) rather than being kept waiting indefinitely.
-AUTH_TIMEOUT_S = 10.0
+_RETRY_AFTER = (("Retry-After", str(LISTENER_RETRY_AFTER_S)),)
 
 UNAUTHORIZED = HandshakeRejection(401, "", (("WWW-Authenticate", WWW_AUTHENTICATE),))
 NO_SUCH_DATABASE = HandshakeRejection(404, "No such database")
 NOT_FOUND = HandshakeRejection(404, "Not found")
 NO_UPGRADE = HandshakeRejection(403, "No upgrade available")
-AUTH_TIMED_OUT = HandshakeRejection(503, "Authentication timed out")
+AUTH_TIMED_OUT = HandshakeRejection(503, "Authentication timed out", _RETRY_AFTER)
+AUTH_BUSY = HandshakeRejection(503, "Authentication busy", _RETRY_AFTER)
 SHUTTING_DOWN = HandshakeRejection(503, "Listener is stopping")
+
+
+@dataclass
+class AuthGuard:
+    """One listener's bounds on authentication work (see :mod:`couchlite.listener.throttle`),
+    and its rate-limited logs of refusals: a flood of bad credentials logs a few lines."""
+
+    runner: CheckRunner = field(default_factory=CheckRunner)
+    delays: FailureDelays = field(default_factory=FailureDelays)
+    refusals: RateLimitedLog = field(default_factory=lambda: RateLimitedLog(logger, logging.INFO))
+    troubles: RateLimitedLog = field(default_factory=lambda: RateLimitedLog(logger))
 
 
 def _values(request: HandshakeRequest, name: str) -> list[str]:
@@ -111,14 +132,17 @@ def parse_basic_credentials(header: str | None) -> tuple[str, str] | None:
     return username, password
 
 
-async def _call(authenticator: ListenerPasswordAuthenticator, username: str, password: str) -> bool:
+async def _call(
+    authenticator: ListenerPasswordAuthenticator, runner: CheckRunner, username: str, password: str
+) -> bool:
     fn = authenticator.fn
     if inspect.iscoroutinefunction(fn):
-        result = await fn(username, password)
+        result = await runner.run_async(fn(username, password))
     else:
-        # A plain function may block (a password hash, a lookup): keep it off the event loop.
-        # It may also hand back an awaitable, which is awaited here, on the loop.
-        result = await asyncio.to_thread(fn, username, password)
+        # A plain function may block (a password hash, a lookup): keep it off the event loop,
+        # in the listener's own bounded executor. It may also hand back an awaitable, which
+        # is awaited here, on the loop.
+        result = await runner.run(fn, username, password)
         if inspect.isawaitable(result):
             result = await result
     return result is True
@@ -128,31 +152,56 @@ async def authenticate(
     authenticator: ListenerAuthenticator | None,
     request: HandshakeRequest,
     log_name: str,
+    guard: AuthGuard,
 ) -> HandshakeRejection | None:
-    """``None`` if the peer may proceed, else the 401 (or 503 on a timed-out check)."""
+    """``None`` if the peer may proceed, else the 401 (or 503: busy, or a timed-out check).
+
+    ``guard``: the listener's bounds on authentication work (one per running listener).
+    """
     if authenticator is None:
         return None
     if isinstance(authenticator, ListenerCertificateAuthenticator):
-        return await certauth.check_client(authenticator, request, log_name)
-    credentials = parse_basic_credentials(request.header("Authorization"))
+        try:
+            return await guard.runner.run_async(
+                certauth.check_client(authenticator, request, log_name)
+            )
+        except Busy:
+            guard.troubles.log("%s: certificate checks busy; refusing for now (503)", log_name)
+            return AUTH_BUSY
+    header = request.header("Authorization")
+    credentials = parse_basic_credentials(header)
+    address = address_key(request.remote_address)
     if credentials is None:
-        logger.info("%s: no usable Basic credentials from %s", log_name, request.remote_address)
+        guard.refusals.log(
+            "%s: no usable Basic credentials from %s", log_name, request.remote_address
+        )
+        if header is not None:
+            guard.delays.failed(address)  # a malformed header is a failed attempt
         return UNAUTHORIZED
     username, password = credentials
+    delay = guard.delays.delay(address)
+    if delay > 0:
+        # Before the check, whatever the credentials: nothing to learn from its length.
+        await asyncio.sleep(delay)
     try:
         async with asyncio.timeout(AUTH_TIMEOUT_S):
-            accepted = await _call(authenticator, username, password)
+            accepted = await _call(authenticator, guard.runner, username, password)
+    except Busy:
+        guard.troubles.log("%s: password checks busy; refusing for now (503)", log_name)
+        return AUTH_BUSY
     except TimeoutError:
-        logger.warning("%s: password check for %r timed out", log_name, username)
+        guard.troubles.log("%s: password check for %r timed out", log_name, username)
         return AUTH_TIMED_OUT
     except Exception:
         # Fail closed: a broken check must not let anyone in.
-        logger.exception("%s: password check for %r raised", log_name, username)
+        guard.troubles.log("%s: password check for %r raised", log_name, username, exc_info=True)
+        guard.delays.failed(address)
         return UNAUTHORIZED
     if not accepted:
-        logger.info(
+        guard.refusals.log(
             "%s: credentials of %r from %s refused", log_name, username, request.remote_address
         )
+        guard.delays.failed(address)
         return UNAUTHORIZED
     return None
 
@@ -160,6 +209,7 @@ async def authenticate(
 __all__ = [
     "AUTH_TIMEOUT_S",
     "WWW_AUTHENTICATE",
+    "AuthGuard",
     "authenticate",
     "is_upgrade",
     "parse_basic_credentials",

@@ -5,11 +5,18 @@ Theory of operation
 A listener is a WebSocket server (:func:`couchlite.transport.websocket.serve_channels`) in
 front of one database:
 
+0. **Admission.** Each accepted socket is counted before any TLS work
+   (:mod:`couchlite.transport._admission`): at most ``max_pending_connections`` in their TLS
+   handshake, HTTP upgrade or authentication (excess sockets closed at once, or a stalled one
+   dropped for them), each with :data:`HANDSHAKE_TIMEOUT_S` from its TCP connect to deliver its
+   complete HTTP request, TLS handshake included; at most ``max_connections`` established, one
+   more refused at the upgrade with 503 and ``Retry-After``.
 1. **HTTP.** Every request first meets :meth:`AsyncUrlEndpointListener._process_request`:
-   password authentication, then routing to ``/<dbname>/_blipsync`` (``handshake.py`` has the
-   table of refusals). ``websockets`` then negotiates the sub-protocol, ``BLIP_3+CBMobile_3``
-   or ``BLIP_3+CBMobile_2``, in the client's order of preference (notes §3.4), and refuses a
-   client that offers neither (400).
+   password authentication -- in the listener's own bounded executor, after a delay growing
+   with the address's recent failures (:mod:`couchlite.listener.throttle`) -- then routing to
+   ``/<dbname>/_blipsync`` (``handshake.py`` has the table of refusals). ``websockets`` then
+   negotiates the sub-protocol, ``BLIP_3+CBMobile_3`` or ``BLIP_3+CBMobile_2``, in the
+   client's order of preference (notes §3.4), and refuses a client that offers neither (400).
 2. **Connections.** Each accepted WebSocket becomes a :class:`BlipConnection` with a passive
    replication session attached (``PassiveSession``; pushes allowed unless ``read_only``), is
    entered in the bookkeeping and started. The handler task that ``serve_channels`` runs for it
@@ -20,8 +27,10 @@ front of one database:
 3. **Status.** ``connection_count`` counts the entries; ``active_connection_count`` those
    whose session is replicating right now (``is_busy``), as in Couchbase Lite (notes §11.1).
 4. **Stop.** New requests are refused (503), every connection is closed with 1001 "going
-   away" (a transient error for the peer's replicator, notes §3.6), then the server closes and
-   waits (bounded) for the handlers.
+   away" (a transient error for the peer's replicator, notes §3.6) within
+   :data:`~couchlite._tuning.STOP_GRACE_S`; then the server closes, aborting whatever is still
+   open or opening (a peer that stopped reading cannot delay stop), and waits (bounded) for the
+   handlers. ``stop()`` returns within ~2 s whatever the sockets are doing.
 
 TLS is on by default (1.2 minimum): a configured :class:`TLSIdentity` with its chain (refused
 at start, ``TLSError`` code 7, once expired), else the database's anonymous identity
@@ -51,6 +60,13 @@ from typing import Protocol
 from urllib.parse import quote
 
 from couchlite._runtime import loop_thread
+from couchlite._tuning import (
+    AUTH_FAILURE_MAX_DELAY_S,
+    AUTH_TIMEOUT_S,
+    LISTENER_HANDSHAKE_TIMEOUT_S,
+    STOP_GRACE_S,
+    STOP_HANDLERS_TIMEOUT_S,
+)
 from couchlite.database.replication import replication_store
 from couchlite.errors import ErrorDomain, NetworkCode, NetworkError, NotFoundError, TLSError
 from couchlite.listener import certauth, handshake
@@ -71,6 +87,7 @@ from couchlite.transport.connection import BlipConnection
 from couchlite.transport.failures import pong_timeout
 from couchlite.transport.websocket import (
     ChannelServer,
+    ConnectionLimits,
     HandshakeRejection,
     HandshakeRequest,
     WebSocketChannel,
@@ -86,8 +103,11 @@ logger = logging.getLogger(__name__)
 HEARTBEAT_S = DEFAULT_HEARTBEAT_S
 #: Bound on closing one session (its own work is bounded; this guards against a stuck one).
 SESSION_CLOSE_TIMEOUT_S = 10.0
-#: Bound on closing every connection during stop (each close is itself bounded at ~10 s).
-STOP_CONNECTIONS_TIMEOUT_S = 15.0
+#: Bound from a TCP connect to the complete HTTP upgrade request (TLS handshake included).
+HANDSHAKE_TIMEOUT_S = LISTENER_HANDSHAKE_TIMEOUT_S
+#: Bound on the whole HTTP part of an opening handshake: the request, the failure delay, the
+#: authentication check, the answer (each bounded on its own; this is the backstop).
+OPEN_TIMEOUT_S = HANDSHAKE_TIMEOUT_S + AUTH_FAILURE_MAX_DELAY_S + AUTH_TIMEOUT_S + 1.0
 #: How long the synchronous façade waits for start (key generation, binding) and stop.
 SYNC_START_TIMEOUT_S = 60.0
 SYNC_STOP_TIMEOUT_S = 60.0
@@ -179,6 +199,7 @@ class AsyncUrlEndpointListener:
         self._peers: dict[int, _Peer] = {}
         self._peer_ids = itertools.count(1)
         self._stopping = False
+        self._guard = handshake.AuthGuard()
 
     # --- public API ---------------------------------------------------------------------------
 
@@ -261,6 +282,7 @@ class AsyncUrlEndpointListener:
                     certauth.configure_context(ssl_context, authenticator)
             self._session_factory = factory
             self._stopping = False
+            self._guard = handshake.AuthGuard()
             self._server = await self._bind(ssl_context)
             logger.info(
                 "%s: listening on port %d for database %r (%s)",
@@ -277,25 +299,34 @@ class AsyncUrlEndpointListener:
             if server is None:
                 return
             self._stopping = True
-            peers = list(self._peers.values())
-            if peers:
-                try:
-                    async with asyncio.timeout(STOP_CONNECTIONS_TIMEOUT_S):
-                        await asyncio.gather(
-                            *(
-                                p.connection.close(CLOSE_GOING_AWAY, "listener stopped")
-                                for p in peers
-                            ),
-                            return_exceptions=True,
-                        )
-                except TimeoutError:
-                    logger.warning("%s: connections still closing at stop", self._name)
-            # Stops listening, closes any connection still opening, waits for the handlers
-            # (which close the sessions); bounded inside.
-            await server.close()
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            closes = [
+                asyncio.ensure_future(p.connection.close(CLOSE_GOING_AWAY, "listener stopped"))
+                for p in self._peers.values()
+            ]
+            if closes:
+                for future in closes:
+                    future.add_done_callback(_consume)
+                # A close frame for every peer; those that do not finish in time (a peer that
+                # stopped reading, a full send buffer) are aborted by the server's close below,
+                # which lets their close() return at once.
+                _done, still_closing = await asyncio.wait(closes, timeout=STOP_GRACE_S)
+                if still_closing:
+                    logger.info(
+                        "%s: %d connections not closed within %.1f s; aborting them",
+                        self._name,
+                        len(still_closing),
+                        STOP_GRACE_S,
+                    )
+            # Stops listening, aborts what is still opening or open once the grace is over,
+            # waits (bounded) for the handlers, which close the sessions.
+            grace = max(0.0, STOP_GRACE_S - (loop.time() - started))
+            await server.close(STOP_HANDLERS_TIMEOUT_S, grace=grace)
+            self._guard.runner.shutdown()
             self._server = None
             self._session_factory = None
-            logger.info("%s: stopped", self._name)
+            logger.info("%s: stopped in %.2f s", self._name, loop.time() - started)
 
     async def __aenter__(self) -> AsyncUrlEndpointListener:
         await self.start()
@@ -328,6 +359,12 @@ class AsyncUrlEndpointListener:
                 server_header=_server_header(),
                 ping_interval=settings.heartbeat,
                 ping_timeout=pong_timeout(settings.heartbeat),
+                open_timeout=OPEN_TIMEOUT_S,
+                limits=ConnectionLimits(
+                    max_connections=settings.max_connections,
+                    max_pending=settings.max_pending_connections,
+                    handshake_timeout=HANDSHAKE_TIMEOUT_S,
+                ),
             )
         except NetworkError as exc:
             raise _bind_error(exc, settings, port) from exc
@@ -360,7 +397,9 @@ class AsyncUrlEndpointListener:
     async def _process_request(self, request: HandshakeRequest) -> HandshakeRejection | None:
         if self._stopping:
             return handshake.SHUTTING_DOWN
-        rejection = await handshake.authenticate(self._settings.authenticator, request, self._name)
+        rejection = await handshake.authenticate(
+            self._settings.authenticator, request, self._name, self._guard
+        )
         if rejection is None:
             rejection = handshake.route(request, self._settings.database.name)
         if rejection is not None:
@@ -382,7 +421,12 @@ class AsyncUrlEndpointListener:
             return
         number = next(self._peer_ids)
         name = f"{self._name}#{number}"
-        connection = BlipConnection(channel, name=name)
+        connection = BlipConnection(
+            channel,
+            name=name,
+            max_message_size=self._settings.max_message_size,
+            max_attachment_size=self._settings.max_attachment_size,
+        )
         session = factory(connection)
         session.attach()
         peer = _Peer(name, connection, session, channel.remote_address)
@@ -417,6 +461,11 @@ class AsyncUrlEndpointListener:
             )
         except Exception:
             logger.exception("%s: closing the session failed", peer.name)
+
+
+def _consume(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.debug("closing a connection at stop failed: %s", future.exception())
 
 
 def _busy(peer: _Peer) -> bool:

@@ -13,11 +13,17 @@ names the path of the offending value (``address.geo[1]``).
 
 The fast path is one call into orjson; the slow walk runs only to find the path of an error, or
 when ``null`` appears in the output (orjson writes NaN as ``null``, so we must look).
+
+JSON text received from elsewhere (a peer) is held to the same rules by :func:`check_json_text`
+before anything parses it into Python values: orjson would read an integer beyond 64 bits as a
+float (so the stored body would differ from the one its sender hashed), and a body nested deeper
+than the local API accepts would fail later, deep inside code that walks it recursively.
 """
 
 from __future__ import annotations
 
 import enum
+import json
 import math
 import uuid
 from collections.abc import Callable
@@ -25,15 +31,27 @@ from typing import Any
 
 import orjson
 
+from couchlite import _tuning
 from couchlite.errors import InvalidArgumentError
 
 # Datetimes and dataclasses are not JSON: hand them to ``default`` (or refuse them) instead of
 # letting orjson stringify them, so that the result never depends on which path ran.
 _SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 #: orjson's nesting limit; deeper (or cyclic) values are refused
-_MAX_DEPTH = 254
+MAX_DEPTH = _tuning.MAX_JSON_DEPTH
 _INT64_MIN = -(2**63)
 _UINT64_MAX = 2**64 - 1
+#: For the quick scan of JSON text: every digit becomes ``0``, every ``[`` or ``{`` becomes ``[``,
+#: anything else a space -- so one ``count`` bounds the nesting and one ``find`` spots a run of
+#: 19 digits (``2**63`` has 19), the only integers that may fall outside 64 bits. A run inside a
+#: string, or a float's, only costs the exact check.
+_SCAN = bytes(
+    0x30 if 0x30 <= i <= 0x39 else 0x5B if i in (0x5B, 0x7B) else 0x20 for i in range(256)
+)
+_LONG_RUN = b"0" * 19
+#: Brackets only, one kind (``{}`` become ``[]``): removing every ``[]`` takes one pass per level
+_BRACKETS = bytes(0x5B if i == 0x7B else 0x5D if i == 0x7D else i for i in range(256))
+_NOT_BRACKETS = bytes(i for i in range(256) if i not in b"[]{}")
 
 
 def canonical_json(value: Any, default: Callable[[Any], Any] | None = None) -> bytes:
@@ -57,8 +75,7 @@ def find_invalid_value(value: Any, default: Callable[[Any], Any] | None = None) 
         if item is None or isinstance(item, (str, bool)):
             continue
         if isinstance(item, int) and not isinstance(item, enum.Enum):
-            if not _INT64_MIN <= item <= _UINT64_MAX:
-                raise InvalidArgumentError(f"integer out of 64-bit range at {_show(path)}")
+            _check_int(item, path)
             continue
         if type(item) is float:  # orjson refuses float subclasses
             if not math.isfinite(item):
@@ -66,7 +83,7 @@ def find_invalid_value(value: Any, default: Callable[[Any], Any] | None = None) 
                     f"{item!r} cannot be represented in JSON at {_show(path)}"
                 )
             continue
-        if depth >= _MAX_DEPTH:
+        if depth >= MAX_DEPTH:
             # also ends the walk of a cyclic structure
             raise InvalidArgumentError(f"value nested too deeply (or cyclic) at {_show(path)}")
         if isinstance(item, dict):
@@ -102,12 +119,81 @@ def find_invalid_value(value: Any, default: Callable[[Any], Any] | None = None) 
 _UNSUPPORTED = object()
 
 
+def _int_fits(value: int) -> bool:
+    """The integers a body may hold, from the local API or a peer: 64 bits, as Fleece."""
+    return _INT64_MIN <= value <= _UINT64_MAX
+
+
+def _check_int(value: int, path: str) -> None:
+    if not _int_fits(value):
+        raise InvalidArgumentError(f"integer out of 64-bit range at {_show(path)}")
+
+
+def _parse_int(text: str) -> int:
+    """``json.loads`` hook: each integer literal of JSON text, checked as the local API does."""
+    try:
+        value = int(text)
+    except ValueError:  # beyond Python's digit limit for int(): far beyond 64 bits
+        value = _UINT64_MAX + 1
+    if not _int_fits(value):
+        raise InvalidArgumentError(f"integer out of 64-bit range: {text[:40]}")
+    return value
+
+
+def check_json_text(data: bytes | bytearray | memoryview) -> None:
+    """Raise ``InvalidArgumentError`` unless JSON text received from elsewhere holds only what
+    the local API accepts: nesting within :data:`MAX_DEPTH` and integers within 64 bits.
+
+    Cheap for the usual body (about half a microsecond for 200 bytes): one ``translate``, one
+    ``count`` and one ``find``; the exact checks run only when a body has more brackets than the
+    depth limit (then a scan of the brackets alone, and a parse only if that cannot decide), or
+    a run of 19 digits (then a parse that checks every integer).
+    Malformed JSON is refused too when an exact check parses it (otherwise the caller's parser
+    refuses it).
+    """
+    raw = bytes(data) if not isinstance(data, bytes) else data
+    scan = raw.translate(_SCAN)
+    if scan.count(b"[") > MAX_DEPTH and not _shallow(raw):
+        try:
+            value = orjson.loads(raw)
+            orjson.dumps(value)  # orjson's limit is the local API's (canonical_json)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidArgumentError(f"malformed or too deeply nested JSON: {exc}") from None
+        except orjson.JSONEncodeError:
+            raise InvalidArgumentError(f"JSON nested more than {MAX_DEPTH} levels deep") from None
+    if scan.find(_LONG_RUN) >= 0:
+        try:
+            json.loads(raw, parse_int=_parse_int)
+        except json.JSONDecodeError as exc:
+            raise InvalidArgumentError(f"malformed JSON: {exc}") from None
+        except UnicodeDecodeError:
+            raise InvalidArgumentError("malformed JSON: not UTF-8") from None
+
+
 def _show(path: str) -> str:
+    if len(path) > 200:  # (a path 254 levels deep would make an unreadable message)
+        path = "..." + path[-200:]
     return repr(path) if path else "the top level"
 
 
+def _shallow(raw: bytes) -> bool:
+    """Whether the brackets of ``raw`` nest at most :data:`MAX_DEPTH` deep, found by removing
+    the innermost pairs level by level (``False`` also when brackets inside strings unbalance
+    them: the exact check then decides)."""
+    brackets = raw.translate(_BRACKETS, _NOT_BRACKETS)
+    for _ in range(MAX_DEPTH):
+        inner = brackets.replace(b"[]", b"")
+        if not inner:
+            return True
+        if len(inner) == len(brackets):
+            return False
+        brackets = inner
+    return False
+
+
 def loads(data: bytes | bytearray | memoryview | str) -> Any:
-    """Parse JSON (raises ``InvalidArgumentError`` on malformed input)."""
+    """Parse JSON (raises ``InvalidArgumentError`` on malformed input). Text from a peer goes
+    through :func:`check_json_text` first, or big integers come back as floats."""
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
@@ -115,5 +201,7 @@ def loads(data: bytes | bytearray | memoryview | str) -> Any:
 
 
 def canonicalize(data: bytes | bytearray | memoryview | str) -> bytes:
-    """Re-encode JSON text received from elsewhere in canonical form."""
+    """Re-encode JSON text received from elsewhere in canonical form (refused, as
+    :func:`check_json_text` refuses it, if the local API could not hold it)."""
+    check_json_text(data.encode() if isinstance(data, str) else data)
     return canonical_json(loads(data))

@@ -21,12 +21,13 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from couchlite._tuning import MAX_REQUESTED_REVS
 from couchlite.blip import BlipErrorReply
 from couchlite.errors import (
     AuthenticationError,
@@ -162,6 +163,7 @@ class SequenceTracker:
         self.checkpoint: Any = start
         self.outstanding = 0
         self.changed = False
+        self._frozen = False
         self._quiet = asyncio.Event()
         self._quiet.set()
 
@@ -169,8 +171,9 @@ class SequenceTracker:
         if key in self._states:
             return
         self._states[key] = _PENDING
-        self._order.append(key)
-        self._values[key] = value
+        if not self._frozen:
+            self._order.append(key)
+            self._values[key] = value
         self.outstanding += 1
         self._quiet.clear()
 
@@ -184,16 +187,30 @@ class SequenceTracker:
     def _finish(self, key: Any, state: int) -> None:
         if self._states.get(key) != _PENDING:
             return
-        self._states[key] = state
         self.outstanding -= 1
         if self.outstanding == 0:
             self._quiet.set()
+        if self._frozen:
+            del self._states[key]
+            return
+        self._states[key] = state
         states, order = self._states, self._order
         while order and states[order[0]] == _DONE:
             first = order.popleft()
             del states[first]
             self.checkpoint = self._values.pop(first)
             self.changed = True
+        if order and states[order[0]] == _STUCK:
+            self._freeze()
+
+    def _freeze(self) -> None:
+        """A stuck sequence heads the queue: the checkpoint cannot move past it in this
+        session, so from now on only the pending keys are kept (memory stays flat however many
+        sequences follow; ``outstanding`` and ``wait_quiet`` work as before)."""
+        self._frozen = True
+        self._states = {k: _PENDING for k, v in self._states.items() if v == _PENDING}
+        self._order.clear()
+        self._values.clear()
 
     def is_pending(self, key: Any) -> bool:
         return self._states.get(key) == _PENDING
@@ -282,43 +299,6 @@ class Reporter:
             logger.exception("replication event callback failed")
 
 
-# --- blobs ----------------------------------------------------------------------------------
-
-
-def blob_references(body: bytes) -> Iterator[dict[str, Any]]:
-    """The blob dictionaries (``{"@type": "blob", "digest": ...}``) anywhere in a JSON body, and
-    the entries of a legacy ``_attachments`` dict (notes §7). Cheap for the usual case: bodies
-    that cannot contain one are not parsed."""
-    if b'"digest"' not in body:
-        return iter(())
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return iter(())
-    found: list[dict[str, Any]] = []
-    _collect_blobs(value, found, top=True)
-    return iter(found)
-
-
-def _collect_blobs(value: Any, found: list[dict[str, Any]], top: bool = False) -> None:
-    if isinstance(value, dict):
-        if value.get("@type") == "blob" and isinstance(value.get("digest"), str):
-            found.append(value)
-            return
-        for key, item in value.items():
-            if top and key == "_attachments" and isinstance(item, dict):
-                found.extend(
-                    v
-                    for v in item.values()
-                    if isinstance(v, dict) and isinstance(v.get("digest"), str)
-                )
-                continue
-            _collect_blobs(item, found)
-    elif isinstance(value, list):
-        for item in value:
-            _collect_blobs(item, found)
-
-
 # --- collections ----------------------------------------------------------------------------
 
 
@@ -367,6 +347,48 @@ class PeerRevisions:
         return len(self._revs)
 
 
+class RequestedRevisions:
+    """The revisions this side asked the peer for and has not received yet, per collection:
+    answered "wanted" in a ``changes`` reply, or accepted in a ``proposeChanges`` reply. A
+    ``rev`` is stored only if its ``(doc_id, rev_id)`` is here; anything else is refused.
+
+    Bounded by ``MAX_REQUESTED_REVS``: past it the oldest request is forgotten (returned by
+    :meth:`add`, so a puller can keep its checkpoint before it). O(1) per revision.
+    """
+
+    __slots__ = ("_limit", "_pending")
+
+    def __init__(self, limit: int = MAX_REQUESTED_REVS) -> None:
+        #: (doc_id, rev_id) -> the caller's value (a puller's sequence key), oldest first
+        self._pending: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self._limit = limit
+
+    def add(self, doc_id: str, rev_id: str, value: Any = None) -> tuple[bool, Any]:
+        """Record a request; returns ``(True, value)`` of a request evicted to make room,
+        else ``(False, None)``."""
+        pending = self._pending
+        pending[(doc_id, rev_id)] = value
+        if len(pending) > self._limit:
+            return True, pending.popitem(last=False)[1]
+        return False, None
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._pending
+
+    def get(self, doc_id: str, rev_id: str) -> Any:
+        return self._pending.get((doc_id, rev_id))
+
+    def pop(self, doc_id: str, rev_id: str) -> tuple[bool, Any]:
+        """Forget a request (the revision arrived, or will never come): ``(found, value)``."""
+        key = (doc_id, rev_id)
+        if key in self._pending:
+            return True, self._pending.pop(key)
+        return False, None
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+
 @dataclass(eq=False)
 class CollectionContext:
     """One replicated collection of a session: its store and how messages address it."""
@@ -377,6 +399,8 @@ class CollectionContext:
     address: dict[str, str] = field(default_factory=dict)
     #: what the peer pushed to us in this session (passive side): not announced back (no echo)
     peer_revs: PeerRevisions = field(default_factory=PeerRevisions)
+    #: what the peer was told to send us (passive side: accepted proposals and wanted changes)
+    requested: RequestedRevisions = field(default_factory=RequestedRevisions)
 
     @property
     def path(self) -> str:

@@ -42,6 +42,7 @@ from couchlite.errors import (
     NotFoundError,
     ProtocolError,
 )
+from couchlite.model.canonical import check_json_text
 from couchlite.replicator._common import (
     CHANGES_BATCH_SIZE,
     CHECKPOINT_SAVE_INTERVAL_S,
@@ -275,6 +276,7 @@ class ActiveSession:
         except BlipErrorReply as exc:
             raise remote_error(exc, "getCollections refused") from exc
         try:
+            check_json_text(reply.body)
             entries = reply.json()
         except CouchliteError:
             entries = None

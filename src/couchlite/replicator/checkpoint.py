@@ -35,8 +35,10 @@ from typing import Any
 
 import orjson
 
+from couchlite._tuning import MAX_CHECKPOINT_BODY_SIZE
 from couchlite.blip import BlipErrorReply
-from couchlite.errors import CouchliteError
+from couchlite.errors import CouchliteError, InvalidArgumentError
+from couchlite.model.canonical import check_json_text
 from couchlite.replicator._common import (
     CHECKPOINT_CONFLICT_RETRIES,
     CollectionContext,
@@ -81,11 +83,15 @@ class CheckpointState:
 
     @classmethod
     def parse(cls, body: bytes | None) -> CheckpointState | None:
-        if not body:
+        """The positions of a checkpoint body; ``None`` (start from scratch) when it is missing
+        or unusable -- also when a peer sent one larger than checkpoints are, or holding JSON
+        the local API could not (its ``remote`` is echoed back in ``subChanges``)."""
+        if not body or len(body) > MAX_CHECKPOINT_BODY_SIZE:
             return None
         try:
+            check_json_text(body)
             value = orjson.loads(body)
-        except orjson.JSONDecodeError:
+        except (InvalidArgumentError, orjson.JSONDecodeError):
             return None
         if not isinstance(value, dict):
             return None

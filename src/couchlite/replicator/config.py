@@ -25,6 +25,7 @@ from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from couchlite._tuning import BLIP_MAX_ATTACHMENT_SIZE, BLIP_MAX_MESSAGE_SIZE
 from couchlite.errors import ConfigurationError, CouchliteError, InvalidArgumentError
 from couchlite.replicator.types import Conflict, DocumentFlags, ReplicatorType
 from couchlite.tls.certificates import key_usages_of, load_certificates
@@ -277,6 +278,12 @@ class ValidatedConfiguration:
     enable_delta_sync: bool = field(default=False)
     #: DER of the custom trust anchors (``None``: the system's)
     trusted_root_certificates: tuple[bytes, ...] | None = field(default=None)
+    #: largest incoming BLIP message, in bytes after decompression
+    max_message_size: int = field(default=BLIP_MAX_MESSAGE_SIZE)
+    #: largest blob accepted in one streamed getAttachment reply
+    max_attachment_size: int = field(default=BLIP_MAX_ATTACHMENT_SIZE)
+    #: follow redirects to another scheme, host or port (without headers or credentials)
+    allow_cross_origin_redirects: bool = field(default=False)
 
     def collection_for(self, collection: Collection) -> ValidatedCollection | None:
         for entry in self.collections:
@@ -365,7 +372,23 @@ def _document_ids(value: Iterable[str] | None) -> frozenset[str] | None:
 
 
 class ReplicatorConfiguration:
-    """Everything a replicator needs; copied and validated when a replicator is created."""
+    """Everything a replicator needs; copied and validated when a replicator is created.
+
+    ``max_message_size``: the largest BLIP message accepted from the peer, in bytes after
+    decompression (default 21 MiB: Couchbase's 20 MiB document limit plus room for the
+    message's properties); ``max_attachment_size``: the largest blob accepted in one streamed
+    ``getAttachment`` reply (default 256 MiB, written to disk as it arrives). A peer exceeding
+    either is disconnected with WebSocket close code 1009 and the replicator stops with a
+    :class:`~couchlite.blip.BlipLimitExceeded` error (not retried: the peer would send the
+    same again).
+
+    Redirects of the connection's HTTP upgrade: same-origin ones are followed (up to 10). One
+    to another scheme, host or port stops the replicator with a
+    :class:`~couchlite.transport.websocket.RedirectRefused` error (a ``NetworkError`` whose
+    ``code`` is the HTTP status), unless ``allow_cross_origin_redirects``: then it is followed,
+    but the custom ``headers``, the authenticator's credentials and the client certificate are
+    not sent there. ``wss://`` to ``ws://`` is always refused.
+    """
 
     def __init__(
         self,
@@ -383,6 +406,9 @@ class ReplicatorConfiguration:
         max_attempt_wait_time: float = DEFAULT_MAX_ATTEMPT_WAIT_S,
         enable_auto_purge: bool = True,
         enable_delta_sync: bool = False,
+        max_message_size: int = BLIP_MAX_MESSAGE_SIZE,
+        max_attachment_size: int = BLIP_MAX_ATTACHMENT_SIZE,
+        allow_cross_origin_redirects: bool = False,
     ) -> None:
         self.target = _endpoint(target)
         self.replicator_type = replicator_type
@@ -401,6 +427,9 @@ class ReplicatorConfiguration:
         self.max_attempt_wait_time = max_attempt_wait_time
         self.enable_auto_purge = enable_auto_purge
         self.enable_delta_sync = enable_delta_sync
+        self.max_message_size = max_message_size
+        self.max_attachment_size = max_attachment_size
+        self.allow_cross_origin_redirects = allow_cross_origin_redirects
         self._collections: list[tuple[Collection, CollectionConfiguration]] = []
 
     # --- collections --------------------------------------------------------------------------
@@ -531,6 +560,15 @@ class ReplicatorConfiguration:
             raise ConfigurationError(f"max_attempts must be an int >= 0, not {attempts!r}")
         if attempts == 0:
             attempts = 0 if self.continuous else DEFAULT_ONE_SHOT_MAX_ATTEMPTS
+        for name in ("max_message_size", "max_attachment_size"):
+            size = getattr(self, name)
+            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+                raise ConfigurationError(f"{name} must be a positive number of bytes, not {size!r}")
+        if not isinstance(self.allow_cross_origin_redirects, bool):
+            raise ConfigurationError(
+                "allow_cross_origin_redirects must be a bool, not "
+                f"{type(self.allow_cross_origin_redirects).__name__}"
+            )
         collections = []
         for collection, cfg in self._collections:
             collections.append(
@@ -559,6 +597,9 @@ class ReplicatorConfiguration:
             enable_auto_purge=self.enable_auto_purge,
             enable_delta_sync=self.enable_delta_sync,
             trusted_root_certificates=roots,
+            max_message_size=self.max_message_size,
+            max_attachment_size=self.max_attachment_size,
+            allow_cross_origin_redirects=self.allow_cross_origin_redirects,
         )
 
     def _validated_roots(self, endpoint: UrlEndpoint) -> tuple[bytes, ...] | None:

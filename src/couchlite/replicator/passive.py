@@ -16,6 +16,14 @@ answers:
   revision mismatch, ``BLIP``/400 without ``client``). ``getCollections`` answers ``{}``, the
   checkpoint body plus both ``rev`` and ``_rev`` (LiteCore and Sync Gateway spellings), or
   ``null`` for a collection that is not shared.
+* **Limits**: one live ``subChanges`` per collection (a second while it runs: ``HTTP``/409,
+  no task); checkpoint IDs of at most ``MAX_CHECKPOINT_ID_LENGTH`` (``BLIP``/400), bodies of
+  at most ``MAX_CHECKPOINT_BODY_SIZE`` (``HTTP``/413) that are JSON objects (``HTTP``/400), the
+  store keeping ``MAX_PEER_CHECKPOINTS`` per database -- on a read-only listener too; every
+  JSON body checked as the local API checks values, every change row validated (400).
+* **Only what was accepted is stored**: a pushed ``rev`` must match a ``proposeChanges`` entry
+  answered 0 (or, for a legacy client, a ``changes`` entry answered "wanted") on this
+  connection; anything else is ``HTTP``/400 and stores nothing.
 * **Peer pushes** (sink): ``proposeChanges`` -> ``check_proposed`` (``{"status":409,"rev":X}``
   when ``conflictIncludesRev``; trailing zeros omitted; ``maxHistory``/``blobs`` properties);
   ``rev`` -> blobs fetched, batched insert with ``no_conflicts`` -- a passive peer never creates
@@ -35,12 +43,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any
 
 import orjson
 
+from couchlite._tuning import MAX_CHECKPOINT_BODY_SIZE, MAX_CHECKPOINT_ID_LENGTH
 from couchlite.blip import BlipErrorReply, Message
-from couchlite.errors import ConflictError, CouchliteError, LiteCoreCode
+from couchlite.errors import ConflictError, CouchliteError, InvalidArgumentError, LiteCoreCode
+from couchlite.model.canonical import check_json_text
 from couchlite.replicator._common import (
     MAX_HISTORY,
     MAX_POSSIBLE_ANCESTORS,
@@ -49,7 +60,12 @@ from couchlite.replicator._common import (
     doc_flags,
     http_reply,
 )
-from couchlite.replicator._messages import json_list_body
+from couchlite.replicator._messages import (
+    changes_rows,
+    checked_json,
+    json_list_body,
+    proposal_rows,
+)
 from couchlite.replicator.options import SessionEvents
 from couchlite.replicator.passive_pusher import PassivePusher
 from couchlite.replicator.sink import (
@@ -109,6 +125,8 @@ class PassiveSession:
         self._contexts: list[CollectionContext | None] = []
         self._inserters: dict[int, Inserter] = {}
         self._pushers: set[asyncio.Task[None]] = set()
+        #: the live pusher of each collection (one subChanges at a time, as LiteCore)
+        self._live: dict[int, asyncio.Task[None]] = {}
         self._incoming = 0
         self.sender = RevSender(connection, db, deltas_enabled=enable_delta_sync)
         self._sink_props = _SINK_REPLY_PROPS_DELTAS if enable_delta_sync else _SINK_REPLY_PROPS
@@ -212,13 +230,13 @@ class PassiveSession:
                 "BLIP", 400, "Invalid getCollections message: not the first message"
             )
         try:
-            request = message.json()
-        except CouchliteError:
+            request = checked_json(message)
+        except BlipErrorReply:
             request = None
         if not isinstance(request, dict):
             raise BlipErrorReply("BLIP", 400, "Invalid getCollections message: no body")
         ids, paths = request.get("checkpoint_ids"), request.get("collections")
-        if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+        if not isinstance(ids, list) or not ids or not all(_checkpoint_id_ok(i) for i in ids):
             raise BlipErrorReply("BLIP", 400, "Invalid getCollections message: checkpoint_ids")
         if not isinstance(paths, list) or not paths:
             raise BlipErrorReply("BLIP", 400, "Invalid getCollections message: collections")
@@ -256,6 +274,8 @@ class PassiveSession:
         client = message.properties.get("client")
         if not client:
             raise BlipErrorReply("BLIP", 400, "missing checkpoint ID")
+        if len(client) > MAX_CHECKPOINT_ID_LENGTH:
+            raise BlipErrorReply("BLIP", 400, "checkpoint ID too long")
         return client
 
     async def _on_get_checkpoint(self, message: Message) -> Reply:
@@ -267,16 +287,23 @@ class PassiveSession:
         return Reply({"rev": rev}, body)
 
     async def _on_set_checkpoint(self, message: Message) -> Reply:
+        # allowed on a read-only listener too (as in Couchbase Lite), but bounded: the body's
+        # size here, the number of checkpoints kept by the store (oldest evicted)
         client = self._checkpoint_client(message)
+        body = message.body
+        if len(body) > MAX_CHECKPOINT_BODY_SIZE:
+            raise http_reply(413, f"checkpoint larger than {MAX_CHECKPOINT_BODY_SIZE} bytes")
+        _check_checkpoint_body(body)
+        rev = message.properties.get("rev") or None
+        if rev is not None and not _CHECKPOINT_REV.fullmatch(rev):
+            raise http_reply(400, "invalid checkpoint revision")
         try:
-            rev = self.db.set_peer_checkpoint(
-                client, message.body, message.properties.get("rev") or None
-            )
+            new_rev = self.db.set_peer_checkpoint(client, body, rev)
         except ConflictError:
             raise http_reply(409, "revision ID mismatch") from None
         except CouchliteError as exc:
             raise http_reply(502, f"could not save the checkpoint: {exc.message}") from exc
-        return Reply({"rev": rev})
+        return Reply({"rev": new_rev})
 
     # --- the peer pulls from us ----------------------------------------------------------------
 
@@ -284,6 +311,11 @@ class PassiveSession:
         if not self.allow_pull:
             raise http_reply(403, _PULL_FORBIDDEN)
         context = self._context_for(message)
+        live = self._live.get(context.index)
+        if live is not None and not live.done():
+            # one subscription per collection and connection (LiteCore has one pusher each):
+            # a second one would be a task per message
+            raise http_reply(409, "subChanges already active for this collection")
         props = message.properties
         if props.get("filter"):
             raise BlipErrorReply("LiteCore", LiteCoreCode.UNSUPPORTED, "Filtering not supported")
@@ -298,10 +330,7 @@ class PassiveSession:
             since = value if isinstance(value, int) and value > 0 else 0
         document_ids: frozenset[str] | None = None
         if message.body:
-            try:
-                body = message.json()
-            except CouchliteError:
-                raise BlipErrorReply("BLIP", 400, "Invalid JSON body") from None
+            body = checked_json(message)
             if isinstance(body, dict) and isinstance(body.get("docIDs"), list):
                 document_ids = frozenset(d for d in body["docIDs"] if isinstance(d, str))
         pusher = PassivePusher(
@@ -317,6 +346,7 @@ class PassiveSession:
         )
         task = asyncio.create_task(pusher.run(), name=f"passive-pusher-{context.index}")
         self._pushers.add(task)
+        self._live[context.index] = task
         task.add_done_callback(self._pushers.discard)
         task.add_done_callback(_pusher_ended)
         return Reply()
@@ -334,26 +364,18 @@ class PassiveSession:
 
     async def _on_propose_changes(self, message: Message) -> Reply:
         context = self._sink_context(message)
-        entries = json_list_body(message)
-        proposals: list[tuple[str, str, str | None]] = []
-        for entry in entries:
-            if (
-                not isinstance(entry, list)
-                or len(entry) < 2
-                or not isinstance(entry[0], str)
-                or not isinstance(entry[1], str)
-            ):
-                raise BlipErrorReply("BLIP", 400, "Invalid proposeChanges entry")
-            server_rev = entry[2] if len(entry) > 2 and isinstance(entry[2], str) else None
-            proposals.append((entry[0], entry[1], server_rev or None))
+        proposals = proposal_rows(json_list_body(message))
         statuses = context.store.check_proposed(proposals) if proposals else []
         with_rev = message.bool_property("conflictIncludesRev")
+        requested = context.requested
         answers: list[Any] = []
-        for status in statuses:
+        for (doc_id, rev_id, _), status in zip(proposals, statuses, strict=True):
             if isinstance(status, tuple):
                 code, current = status
                 answers.append({"status": code, "rev": current} if with_rev else code)
             else:
+                if status == 0:
+                    requested.add(doc_id, rev_id)  # only an accepted proposal may be pushed
                 answers.append(status)
         while answers and answers[-1] == 0:
             answers.pop()
@@ -364,29 +386,41 @@ class PassiveSession:
         entries = json_list_body(message)
         if not entries or message.no_reply:
             return None
-        pairs = [
-            (e[1], e[2])
-            for e in entries
-            if isinstance(e, list)
-            and len(e) >= 3
-            and isinstance(e[1], str)
-            and isinstance(e[2], str)
-        ]
-        if len(pairs) != len(entries):
-            raise BlipErrorReply("BLIP", 400, "Invalid changes entry")
+        pairs = [(doc_id, rev_id) for _, doc_id, rev_id, _ in changes_rows(entries)]
         missing = context.store.find_missing(pairs, MAX_POSSIBLE_ANCESTORS)
-        answers: list[Any] = [0 if known is None else known for known in missing]
+        requested = context.requested
+        answers: list[Any] = []
+        for (doc_id, rev_id), known in zip(pairs, missing, strict=True):
+            if known is None:
+                answers.append(0)
+            else:
+                requested.add(doc_id, rev_id)
+                answers.append(known)
         while answers and answers[-1] == 0:
             answers.pop()
         return Reply(self._sink_props, orjson.dumps(answers), compressed=True)
 
     async def _on_rev(self, message: Message) -> Reply | None:
         context = self._sink_context(message)
-        rev = parse_rev(message)
+        requested = context.requested
+        try:
+            rev = parse_rev(message)
+        except BlipErrorReply:
+            # unusable as sent: the same revision is not accepted again in this session
+            requested.pop(message.properties.get("id", ""), message.properties.get("rev", ""))
+            raise
+        if (rev.doc_id, rev.rev_id) not in requested:
+            logger.debug("refused unproposed rev %r %s", rev.doc_id, rev.rev_id)
+            raise http_reply(400, f"revision {rev.rev_id} of {rev.doc_id!r} was not proposed")
         self._incoming += 1
+        finished = True
         try:
             if rev.delta_src is not None:
-                rev = expand_delta(context.store, rev)
+                try:
+                    rev = expand_delta(context.store, rev)
+                except BlipErrorReply:
+                    finished = False  # the peer sends the full body next (notes §6.3)
+                    raise
             try:
                 await self.blobs.fetch_missing(context, rev.doc_id, rev.body)
             except CouchliteError as exc:
@@ -406,6 +440,8 @@ class PassiveSession:
             return None
         finally:
             self._incoming -= 1
+            if finished:
+                requested.pop(rev.doc_id, rev.rev_id)
 
     async def _on_norev(self, message: Message) -> Reply | None:
         return None
@@ -418,6 +454,25 @@ class PassiveSession:
             False,
             ReplicatedDocument(doc_id, store.scope_name, store.name, doc_flags(deleted), error),
         )
+
+
+#: The revisions ``set_peer_checkpoint`` hands out (``<n>-cc``, notes §4.4)
+_CHECKPOINT_REV = re.compile(r"[1-9][0-9]{0,15}-cc")
+
+
+def _checkpoint_id_ok(value: object) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= MAX_CHECKPOINT_ID_LENGTH
+
+
+def _check_checkpoint_body(body: bytes) -> None:
+    """A checkpoint body must be a JSON object the local API could hold (HTTP/400)."""
+    try:
+        check_json_text(body)
+        parsed = orjson.loads(body)
+    except (InvalidArgumentError, orjson.JSONDecodeError):
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise http_reply(400, "checkpoint body is not a JSON object")
 
 
 __all__ = ["PassiveSession"]

@@ -12,11 +12,24 @@ Theory of operation (notes §4.5, §4.6, §4.8, §4.9; interop facts 6, 7, 8)
    request).
    Entries whose ``deleted`` value has bit 2 or 4 set (and is not 5) mean access was removed:
    the document is purged locally when auto-purge is on and reported with ``ACCESS_REMOVED``.
-3. Each ``rev``: missing ``sequence`` is ``HTTP``/400; the pull filter runs on the received
-   revision (a rejected one is not saved but counts as done); missing blobs are fetched; the
-   revision goes through the batching inserter (without ``no_conflicts``: a conflicting branch
-   is stored and then resolved, see :mod:`couchlite.replicator.conflicts`); the reply is sent
-   after the batch commits. ``norev`` just marks its sequence done.
+   Every row is validated first (document ID present, well-formed revision ID): one bad row
+   is ``HTTP``/400 for the whole message, nothing acted on. ``document_ids`` bound every row,
+   access removals included.
+3. **Only what was asked for is stored.** Each revision answered "wanted" enters
+   :class:`~couchlite.replicator._common.RequestedRevisions` (``(doc_id, rev_id)`` -> the key of
+   its announced sequence; bounded, O(1)). A ``rev`` not found there (looked up by its
+   ``replacedRev`` when it stands in for the announced one) is ``HTTP``/400 and stores
+   nothing; a ``norev`` not found is ignored. One found is tracked under the *announced*
+   sequence, never the one it claims, and its entry goes once it is stored or refused for good
+   (a delta refused with 422 stays: the full body follows). A request the bound forgets marks
+   its sequence stuck (retried next session).
+   Each ``rev``: missing ``sequence``, a malformed revision ID or history, or a body the local
+   API could not hold (nested too deeply, integers beyond 64 bits) is ``HTTP``/400; the pull
+   filter runs on the received revision (a rejected one is not saved but counts as done);
+   missing blobs are fetched; the revision goes through the batching inserter (without
+   ``no_conflicts``: a conflicting branch is stored and then resolved, see
+   :mod:`couchlite.replicator.conflicts`); the reply is sent after the batch commits.
+   ``norev`` just marks its sequence done.
 4. Progress and the checkpoint: every announced sequence enters a :class:`SequenceTracker`;
    ``remote`` of the checkpoint is the last sequence of its finished prefix. An empty ``changes``
    means caught up; a one-shot pull is finished once that arrived and nothing is outstanding.
@@ -31,20 +44,21 @@ from typing import Any
 import orjson
 
 from couchlite.blip import BlipErrorReply, Message
-from couchlite.errors import CouchliteError
+from couchlite.errors import CouchliteError, ErrorDomain
 from couchlite.replicator._common import (
     CHANGES_BATCH_SIZE,
     MAX_HISTORY,
     MAX_POSSIBLE_ANCESTORS,
     CollectionContext,
     Reporter,
+    RequestedRevisions,
     SequenceTracker,
     doc_flags,
     http_reply,
     remote_error,
     sequence_key,
 )
-from couchlite.replicator._messages import json_list_body
+from couchlite.replicator._messages import changes_rows, json_list_body
 from couchlite.replicator.conflicts import resolve_conflict
 from couchlite.replicator.options import SessionCollectionOptions
 from couchlite.replicator.remote_revs import RemoteRevisions
@@ -97,6 +111,8 @@ class Puller:
         #: the revision the peer is known to have, per document (shared with the pusher)
         self.remote_revs = remote_revs
         self.tracker = SequenceTracker(since)
+        #: (doc_id, rev_id) answered "wanted" -> the tracker key of its announcement
+        self.requested = RequestedRevisions()
         self.inserter = Inserter(self.store)
         self.caught_up = False
         self.finished = asyncio.Event()
@@ -158,43 +174,43 @@ class Puller:
             return None
         if message.no_reply:
             return None  # a non-empty changes sent noreply cannot be answered (notes §4.6)
+        rows = changes_rows(entries)
         self.finished.clear()
         self.reporter.set_busy(self, True)
         answers: list[Any] = [0] * len(entries)
         to_check: list[tuple[int, str, str, str]] = []
         tracker = self.tracker
+        requested = self.requested
         doc_ids = self.options.document_ids
-        for i, entry in enumerate(entries):
-            if not isinstance(entry, list) or len(entry) < 3:
-                continue
-            seq, doc_id, rev_id = entry[0], entry[1], entry[2]
-            if not isinstance(doc_id, str) or not isinstance(rev_id, str) or "-" not in rev_id:
-                continue
+        for i, (seq, doc_id, rev_id, deleted_bits) in enumerate(rows):
             key = sequence_key(seq)
             tracker.add(key, seq)
-            deleted = entry[3] if len(entry) > 3 else 0
-            deleted_bits = int(deleted) if isinstance(deleted, bool | int) else 0
-            if deleted_bits >= 2 and deleted_bits != 5:
+            if doc_ids is not None and doc_id not in doc_ids:
+                tracker.done(key)  # also for access removals: documents_ids bound every path
+            elif deleted_bits >= 2 and deleted_bits != 5:
                 self._access_removed(doc_id)
                 tracker.done(key)
-            elif doc_ids is not None and doc_id not in doc_ids:
-                tracker.done(key)
+            elif (doc_id, rev_id) in requested:
+                tracker.done(key)  # announced again while the first request is in flight
             else:
                 to_check.append((i, doc_id, rev_id, key))
         if to_check:
             missing = self.store.find_missing(
                 [(d, r) for _, d, r, _ in to_check], MAX_POSSIBLE_ANCESTORS
             )
-            requested = 0
+            requested_now = 0
             for (i, doc_id, rev_id, key), known in zip(to_check, missing, strict=True):
                 if known is None:
                     self.remote_revs[doc_id] = rev_id
                     tracker.done(key)
                 else:
                     answers[i] = known
-                    requested += 1
-            if requested:
-                self.reporter.add_total(requested)
+                    requested_now += 1
+                    evicted, old_key = requested.add(doc_id, rev_id, key)
+                    if evicted:
+                        tracker.stuck(old_key)  # never came: retried by a later session
+            if requested_now:
+                self.reporter.add_total(requested_now)
         self._check_finished()
         return Reply(self._reply_props, orjson.dumps(answers), compressed=True)
 
@@ -215,24 +231,30 @@ class Puller:
             count=False,
         )
 
-    def _key_of(self, sequence: str) -> str:
-        if self.tracker.is_pending(sequence):
-            return sequence
-        try:
-            return sequence_key(orjson.loads(sequence))
-        except orjson.JSONDecodeError:
-            return sequence
-
     async def handle_rev(self, message: Message) -> Reply | None:
-        rev = parse_rev(message)
-        if rev.sequence is None:
-            raise http_reply(400, "received 'rev' message with missing 'sequence'")
-        key = self._key_of(rev.sequence)
+        try:
+            rev = parse_rev(message)
+            if rev.sequence is None:
+                raise http_reply(400, "received 'rev' message with missing 'sequence'")
+        except BlipErrorReply as exc:
+            self._unusable(message, exc)
+            raise
+        # Only what a changes reply of this session asked for is stored, under the sequence it
+        # was announced with (never one the rev claims: it could mark another one done).
+        key = self.requested.get(rev.doc_id, rev.announced)
+        if key is None:
+            logger.debug("refused unrequested rev %r %s", rev.doc_id, rev.rev_id)
+            raise http_reply(400, f"revision {rev.announced} of {rev.doc_id!r} was not requested")
         self.revs_received += 1
         store = self.store
+        finished = True
         try:
             if rev.delta_src is not None:
-                rev = expand_delta(store, rev)
+                try:
+                    rev = expand_delta(store, rev)
+                except BlipErrorReply:
+                    finished = False  # the peer sends the full body next (notes §6.3)
+                    raise
             pull_filter = self.options.pull_filter
             if pull_filter is not None and not _keep(
                 pull_filter, rev.doc_id, rev.rev_id, rev.deleted, rev.body
@@ -257,8 +279,26 @@ class Puller:
             self._report(rev.doc_id, rev.deleted, error)
             return None
         finally:
-            # Marked done once the handler's reply is queued (it is, right after this returns),
-            # so "idle" is never announced before the peer can know the revision arrived.
+            if finished and self.requested.pop(rev.doc_id, rev.announced)[0]:
+                # Marked done once the handler's reply is queued (it is, right after this
+                # returns), so "idle" is never announced before the peer can know the revision
+                # arrived.
+                asyncio.get_running_loop().call_soon(self._rev_done, key)
+
+    def _unusable(self, message: Message, exc: BlipErrorReply) -> None:
+        """A requested revision arrived unusable (malformed, or a body the local API could not
+        hold): it is done with, as one the store refused -- a later session would get the
+        same."""
+        props = message.properties
+        doc_id, announced = props.get("id"), props.get("replacedRev") or props.get("rev")
+        if not doc_id or not announced:
+            return
+        found, key = self.requested.pop(doc_id, announced)
+        if found:
+            error = CouchliteError(
+                exc.message, domain=ErrorDomain.WEBSOCKET, code=exc.code, transient=False
+            )
+            self._report(doc_id, message.bool_property("deleted"), error)
             asyncio.get_running_loop().call_soon(self._rev_done, key)
 
     def _rev_done(self, key: str) -> None:
@@ -266,11 +306,14 @@ class Puller:
         self._check_finished()
 
     async def handle_norev(self, message: Message) -> Reply | None:
-        sequence = message.properties.get("sequence")
-        if sequence is not None:
-            self.reporter.add_completed()
-            self.tracker.done(self._key_of(sequence))
-            self._check_finished()
+        props = message.properties
+        doc_id, rev_id = props.get("id"), props.get("rev")
+        if doc_id and rev_id:
+            found, key = self.requested.pop(doc_id, rev_id)
+            if found:
+                self.reporter.add_completed()
+                self.tracker.done(key)
+                self._check_finished()
         return None
 
     def _report(self, doc_id: str, deleted: bool, error: CouchliteError | None) -> None:

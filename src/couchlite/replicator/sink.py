@@ -4,7 +4,8 @@ Theory of operation (notes §4.8, §4.10, §7; interop facts 5, 6, 9, 10)
 ---------------------------------------------------------------------
 A ``rev`` handler parses the message (:func:`parse_rev`), fetches the blobs the body references
 that the local blob store lacks (``getAttachment`` with ``digest``, ``docID``,
-``compress: "true"``; stored with ``store_blob``) *before* inserting, then hands the revision to
+``compress: "true"``; the reply streamed into a spool file and verified, see
+:class:`BlobFetcher`) *before* inserting, then hands the revision to
 the collection's :class:`Inserter` and awaits its outcome; only then does it reply, so the peer
 learns of a revision exactly when it is durable.
 
@@ -21,7 +22,9 @@ ever sees full bodies. A base we do not have, or a delta that does not fit it, i
 ``HTTP``/422 and the sender resends the full body. A delta is applied even if this side did not
 advertise ``deltas``: refusing a well-formed one would only cost the peer a round trip.
 
-Concurrent fetches of the same digest (two documents sharing a blob) share one request.
+Concurrent fetches of the same digest (two documents sharing a blob) share one request. The
+blobs of a revision stay pinned from the moment they are found present (or fetched) until its
+insert has ended, so a local delete in between cannot have them collected.
 """
 
 from __future__ import annotations
@@ -34,20 +37,24 @@ from dataclasses import dataclass
 
 import orjson
 
+from couchlite._tuning import BLOB_LARGE_SIZE, MAX_BLOB_FETCHES_IN_FLIGHT
 from couchlite.blip import BlipErrorReply, Message
 from couchlite.errors import CouchliteError, InvalidArgumentError
+from couchlite.model.blobrefs import blob_digests
+from couchlite.model.canonical import check_json_text
 from couchlite.model.jsondelta import CorruptDeltaError, apply_delta
+from couchlite.model.revid import is_valid_rev_id
 from couchlite.replicator._common import (
     INSERT_BATCH_DELAY_S,
     INSERT_BATCH_SIZE,
     INSERT_IN_THREAD,
     CollectionContext,
-    blob_references,
     error_reply_for,
     http_reply,
     remote_error,
 )
 from couchlite.replicator.store import (
+    BlobSink,
     CollectionStore,
     DatabaseStore,
     IncomingRevision,
@@ -70,10 +77,19 @@ class ParsedRev:
     no_conflicts: bool
     #: ``deltaSrc``: ``body`` is a delta against this revision (until :func:`expand_delta`)
     delta_src: str | None = None
+    #: ``replacedRev``: the revision announced, which this current one stands in for
+    replaced_rev: str | None = None
+
+    @property
+    def announced(self) -> str:
+        """The revision the peer announced for this one (what was requested)."""
+        return self.replaced_rev or self.rev_id
 
 
 def parse_rev(message: Message) -> ParsedRev:
-    """The fields of a ``rev`` message; ``HTTP``/400 when it is unusable (notes §4.8)."""
+    """The fields of a ``rev`` message; ``HTTP``/400 when it is unusable (notes §4.8): missing
+    ``id``/``rev``, a malformed revision ID (``rev``, ``history``, ``deltaSrc``, ``replacedRev``),
+    or a body (full or delta) that the local API could not hold (``check_json_text``)."""
     props = message.properties
     doc_id = props.get("id")
     rev_id = props.get("rev")
@@ -81,18 +97,36 @@ def parse_rev(message: Message) -> ParsedRev:
         raise http_reply(400, "received 'rev' message with missing 'id' or 'rev'")
     error = props.get("error")
     if error is not None:
-        raise http_reply(int(error) if error.isdigit() else 500, "rev carried an error")
+        # the sender could not produce the revision after all (as a norev); never echoed back
+        # as our own status
+        raise http_reply(400, f"rev carried error {error[:20]!r}")
+    if not is_valid_rev_id(rev_id):
+        raise http_reply(400, f"received invalid revision ID {rev_id[:100]!r}")
     history_text = props.get("history")
     history = [h.strip() for h in history_text.split(",") if h.strip()] if history_text else []
+    for ancestor in history:
+        if not is_valid_rev_id(ancestor):
+            raise http_reply(400, f"received invalid revision ID {ancestor[:100]!r} in history")
+    delta_src = props.get("deltaSrc") or None
+    replaced = props.get("replacedRev") or None
+    for other in (delta_src, replaced):
+        if other is not None and not is_valid_rev_id(other):
+            raise http_reply(400, f"received invalid revision ID {other[:100]!r}")
+    body = message.body or b"{}"
+    try:
+        check_json_text(body)
+    except InvalidArgumentError as exc:
+        raise http_reply(400, f"invalid body of {doc_id[:100]!r}: {exc.message}") from None
     return ParsedRev(
         doc_id,
         rev_id,
         props.get("sequence"),
         message.bool_property("deleted"),
         history,
-        message.body or b"{}",
+        body,
         message.bool_property("noconflicts"),
-        props.get("deltaSrc") or None,
+        delta_src,
+        replaced,
     )
 
 
@@ -179,49 +213,88 @@ class Inserter:
 
 
 class BlobFetcher:
-    """Fetches missing blobs from the peer with ``getAttachment``, once per digest."""
+    """Fetches missing blobs from the peer with ``getAttachment``, once per digest.
+
+    The blobs of a revision are pinned (``DatabaseStore.lease_blobs``) *before* it is decided
+    which are present, and stay pinned until the insert of that revision has committed or
+    failed: a local delete of the only other document using a blob cannot have it collected in
+    between. If fetching fails, the pins go at once (the revision will not be inserted).
+    """
 
     def __init__(self, connection: BlipConnection, db: DatabaseStore) -> None:
         self.connection = connection
         self.db = db
         self._fetching: dict[str, asyncio.Future[None]] = {}
         self.requests = 0
+        self.bytes_received = 0
+        #: bounds the spool files being filled at once (MAX_BLOB_FETCHES_IN_FLIGHT)
+        self._slots = asyncio.Semaphore(MAX_BLOB_FETCHES_IN_FLIGHT)
 
     async def fetch_missing(self, context: CollectionContext, doc_id: str, body: bytes) -> None:
-        """Make every blob ``body`` references present locally; raises the peer's error."""
-        for blob in blob_references(body):
-            digest: str = blob["digest"]
-            if self.db.has_blob(digest):
-                continue
-            pending = self._fetching.get(digest)
-            if pending is not None:
-                await asyncio.shield(pending)
-                continue
-            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._fetching[digest] = future
-            try:
-                await self._fetch(context, doc_id, digest)
-            except BaseException as exc:
-                future.set_exception(exc)
-                future.exception()  # consumed here; waiters re-raise it
-                raise
-            else:
-                future.set_result(None)
-            finally:
-                del self._fetching[digest]
+        """Make every blob ``body`` references present locally, pinned until the insert of
+        this revision ends; raises the peer's error."""
+        digests = blob_digests(body)
+        if not digests:
+            return
+        lease = self.db.lease_blobs(context.store, doc_id, digests)
+        try:
+            for digest in digests:
+                if self.db.has_blob(digest):
+                    continue
+                pending = self._fetching.get(digest)
+                if pending is not None:
+                    await asyncio.shield(pending)
+                    continue
+                future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                self._fetching[digest] = future
+                try:
+                    async with self._slots:
+                        await self._fetch(context, doc_id, digest)
+                except BaseException as exc:
+                    future.set_exception(exc)
+                    future.exception()  # consumed here; waiters re-raise it
+                    raise
+                else:
+                    future.set_result(None)
+                    lease.fetched(digest)
+                finally:
+                    del self._fetching[digest]
+        except BaseException:
+            lease.release()
+            raise
 
     async def _fetch(self, context: CollectionContext, doc_id: str, digest: str) -> None:
+        """One ``getAttachment``, its reply streamed into a spool file of the blob store (hashed
+        as it arrives, never held whole in memory), verified against ``digest`` and moved into
+        place atomically. More than the connection's ``max_attachment_size`` closes the
+        connection with 1009 (``BlipLimitExceeded``); whatever fails, the spool file goes."""
         props = context.props("getAttachment")
         props.update(digest=digest, docID=doc_id, compress="true")
         self.requests += 1
+        writer = self.db.blob_writer(digest)
         try:
-            reply = await self.connection.request(props)
-        except BlipErrorReply as exc:
-            raise remote_error(exc, f"getAttachment {digest}") from exc
-        try:
-            self.db.store_blob(digest, reply.body)
-        except InvalidArgumentError as exc:
-            raise CouchliteError(f"blob {digest} from the peer does not match its digest") from exc
+            try:
+                await self.connection.request_streamed(
+                    props, write=writer.write, max_size=self.connection.max_attachment_size
+                )
+            except BlipErrorReply as exc:
+                raise remote_error(exc, f"getAttachment {digest}") from exc
+            try:
+                _, length = await _finish(writer)
+            except InvalidArgumentError as exc:
+                raise CouchliteError(
+                    f"blob {digest} from the peer does not match its digest"
+                ) from exc
+            self.bytes_received += length
+        finally:
+            writer.abort()  # (a no-op once finished)
+
+
+async def _finish(writer: BlobSink) -> tuple[str, int]:
+    """``writer.finish()``; its ``fsync`` off the event loop for a large blob."""
+    if writer.size < BLOB_LARGE_SIZE:
+        return writer.finish()
+    return await asyncio.to_thread(writer.finish)
 
 
 def incoming(rev: ParsedRev, *, no_conflicts: bool) -> IncomingRevision:
@@ -231,9 +304,12 @@ def incoming(rev: ParsedRev, *, no_conflicts: bool) -> IncomingRevision:
 
 
 def reply_error_for(exc: CouchliteError) -> BlipErrorReply:
-    """How a sink answers a ``rev`` it could not store."""
+    """How a sink answers a ``rev`` it could not store: invalid input from the peer (a body or
+    history the store refused) is ``HTTP``/400, as LiteCore answers a bad ``rev``."""
     if isinstance(exc, BlipErrorReply):
         return exc
+    if isinstance(exc, InvalidArgumentError):
+        return http_reply(400, exc.message)
     return error_reply_for(exc)
 
 

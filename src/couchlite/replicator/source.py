@@ -27,20 +27,27 @@ used when the body has at least ``MIN_BODY_SIZE_FOR_DELTA`` bytes and the delta 
 body, as LiteCore does (CBL-986).
 
 Blobs: every digest referenced by a revision we sent is remembered; ``getAttachment`` serves
-only those (the notes' security rule) and answers ``LiteCore``/7 "No such blob" otherwise.
+only those (the notes' security rule) and answers ``LiteCore``/7 "No such blob" otherwise. A
+large blob is served from a read-only map of its file (:func:`blob_body`), not read into memory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
+import mmap
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import orjson
 
+from couchlite._tuning import BLOB_LARGE_SIZE
 from couchlite.blip import BlipErrorReply, Message
 from couchlite.errors import CouchliteError, ErrorDomain, LiteCoreCode
+from couchlite.model.blobrefs import blob_digests
 from couchlite.model.jsondelta import create_delta
 from couchlite.replicator._common import (
     COMPRESS_REV_MIN_BYTES,
@@ -50,7 +57,6 @@ from couchlite.replicator._common import (
     MIN_BODY_SIZE_FOR_DELTA,
     WAIT_TIMEOUT_S,
     CollectionContext,
-    blob_references,
     remote_error,
 )
 from couchlite.replicator.store import CollectionStore, DatabaseStore, OutgoingRevision
@@ -136,8 +142,7 @@ class RevSender:
         if revision.history:
             props["history"] = ",".join(revision.history)
         body = revision.body
-        for blob in blob_references(body):
-            self._served_digests.add(blob["digest"])
+        self._served_digests.update(blob_digests(body))
         delta = None
         if self.peer_deltas and self.deltas_enabled and delta_bases and not revision.deleted:
             delta = self._delta(store, revision, delta_bases)
@@ -222,10 +227,32 @@ class RevSender:
             raise BlipErrorReply("LiteCore", LiteCoreCode.NOT_FOUND, "No such blob")
         try:
             with self.db.open_blob(digest) as stream:
-                data = stream.read()
+                data = blob_body(stream)
         except CouchliteError:
             raise BlipErrorReply("LiteCore", LiteCoreCode.NOT_FOUND, "No such blob") from None
+        except OSError as exc:
+            logger.warning("cannot read blob %s: %s", digest, exc)
+            raise BlipErrorReply("LiteCore", LiteCoreCode.NOT_FOUND, "No such blob") from None
         return Reply(body=data, compressed=message.bool_property("compress"))
+
+
+def blob_body(stream: BinaryIO) -> bytes | memoryview:
+    """A blob's content as a reply body. A large blob is not read into memory: the body is a
+    read-only map of its file, which BLIP slices frame by frame without copying, so only the
+    kernel's page cache (reclaimable) holds what is being sent. Blob files are immutable and
+    replaced only by renames, so the mapping stays valid even if the blob is deleted meanwhile.
+    """
+    try:
+        fd = stream.fileno()
+        size = os.fstat(fd).st_size
+    except (OSError, io.UnsupportedOperation):  # not a file: a store of another kind
+        return stream.read()
+    if size < BLOB_LARGE_SIZE:
+        return stream.read()
+    try:
+        return memoryview(mmap.mmap(fd, 0, access=mmap.ACCESS_READ))
+    except (OSError, ValueError):  # a file system without mmap: read it (bounded: local data)
+        return stream.read()
 
 
 __all__ = ["RevSender", "SendResult"]

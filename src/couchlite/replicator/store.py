@@ -235,3 +235,47 @@ class DatabaseStore(Protocol):
         """Store content received from a peer; ``InvalidArgumentError`` if it does not hash to
         ``digest``."""
         ...
+
+    def blob_writer(self, digest: str) -> BlobSink:
+        """Stream content received from a peer into a spool file of the blob store."""
+        ...
+
+    def lease_blobs(
+        self, collection: CollectionStore, doc_id: str, digests: Sequence[str]
+    ) -> BlobLease:
+        """Pin ``digests`` -- before checking whether they are present -- so that garbage
+        collection keeps them until the insert of ``doc_id`` into ``collection`` whose body
+        names exactly them has committed or failed (or until ``release()``)."""
+        ...
+
+
+class BlobSink(Protocol):
+    """A blob being received (``DatabaseStore.blob_writer``)."""
+
+    def write(self, data: bytes | bytearray | memoryview) -> None: ...
+
+    @property
+    def size(self) -> int:
+        """Bytes written so far."""
+        ...
+
+    def finish(self) -> tuple[str, int]:
+        """Verify the content hashes to the digest (``InvalidArgumentError`` and nothing stored
+        otherwise) and move it into place atomically; ``(digest, length)``."""
+        ...
+
+    def abort(self) -> None:
+        """Remove the spool file (a no-op after ``finish``)."""
+        ...
+
+
+class BlobLease(Protocol):
+    """Pins on the blobs one received revision relies on (``DatabaseStore.lease_blobs``)."""
+
+    def fetched(self, digest: str) -> None:
+        """``digest`` was stored under this lease (checked by garbage collection once free)."""
+        ...
+
+    def release(self) -> None:
+        """Unpin now (idempotent): when the revision will not be inserted after all."""
+        ...

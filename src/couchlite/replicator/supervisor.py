@@ -32,7 +32,13 @@ What next is decided only here (never inside the connection code, architecture.m
 
 A stop is a cancellation of the supervisor's task: it interrupts whichever await is pending --
 the connection handshake, the session, the backoff sleep -- at once; ``finally`` blocks close
-the connection (1000, bounded).
+the connection (1000), given :data:`~couchlite._tuning.STOP_GRACE_S` to do so when stopping,
+after which its TCP connection is aborted: a peer that stopped reading cannot delay a stop.
+
+Redirects of the upgrade are followed by the connector, not here: same-origin ones with all
+headers; cross-origin ones only with ``allow_cross_origin_redirects``, and then without the
+``Authorization`` header, the custom headers or the client certificate (the TLS context for
+them is built here, with the same trust settings and no client identity).
 
 The user's push/pull filters and conflict resolvers are adapted here to the engine's byte-level
 callbacks (:func:`session_collections`): a filter sees a read-only ``Document`` built from the
@@ -49,6 +55,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from couchlite._tuning import STOP_GRACE_S
 from couchlite.database.blob import Blob
 from couchlite.database.document import Document, MutableDocument
 from couchlite.errors import (
@@ -89,8 +96,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Bound on closing a connection (BLIP flush + WebSocket closing handshake, 5 s each at most).
+#: Bound on closing a connection (BLIP flush + WebSocket closing handshake, 5 s each at most);
+#: then its TCP connection is aborted. A stop gives it STOP_GRACE_S instead.
 CLOSE_TIMEOUT_S = 12.0
+#: After aborting the TCP connection, how long to wait for the connection's tasks to end.
+ABORT_WAIT_S = 0.5
 
 _supervisor_ids = itertools.count(1)
 
@@ -128,6 +138,8 @@ class Connector(Protocol):
         user_agent: str | None,
         ping_interval: float | None,
         ping_timeout: float | None,
+        allow_cross_origin_redirects: bool,
+        cross_origin_ssl: ssl.SSLContext | None,
     ) -> Awaitable[MessageChannel]: ...
 
 
@@ -253,7 +265,12 @@ class Supervisor:
                 # certificate we were shown is what the user needs to diagnose it.
                 self.owner.certificate_received(record.der)
             return exc, False
-        connection = BlipConnection(channel, name=self.name)
+        connection = BlipConnection(
+            channel,
+            name=self.name,
+            max_message_size=self.config.max_message_size,
+            max_attachment_size=self.config.max_attachment_size,
+        )
         connection.start()
         try:
             if record.der is not None:
@@ -277,7 +294,7 @@ class Supervisor:
             logger.exception("%s: replication session failed", self.name)
             return CouchliteError(f"unexpected error in the replication session: {exc}"), True
         finally:
-            await self._close(connection)
+            await self._close(connection, channel)
 
     async def _connect(self, record: PeerCertificate) -> MessageChannel:
         config = self.config
@@ -289,7 +306,7 @@ class Supervisor:
         elif isinstance(authenticator, ClientCertificateAuthenticator):
             client_identity = authenticator.identity
         headers.extend(config.headers)
-        context = None
+        context = cross_origin_context = None
         if config.endpoint.is_tls:
             context = client_context(
                 record,
@@ -298,6 +315,15 @@ class Supervisor:
                 trusted_roots=config.trusted_root_certificates,
                 client_identity=client_identity,
             )
+            cross_origin_context = context
+            if config.allow_cross_origin_redirects and client_identity is not None:
+                # Our certificate identifies us to the configured peer only.
+                cross_origin_context = client_context(
+                    record,
+                    pinned_der=config.pinned_server_certificate,
+                    only_self_signed=config.accept_only_self_signed_server_certificate,
+                    trusted_roots=config.trusted_root_certificates,
+                )
         connect = self._connector if self._connector is not None else default_connector()
         url = config.endpoint.blipsync_url
         logger.debug("%s: connecting to %s", self.name, url)  # never the headers: credentials
@@ -310,6 +336,8 @@ class Supervisor:
                 user_agent=config.user_agent or _user_agent(),
                 ping_interval=config.heartbeat,
                 ping_timeout=pong_timeout(config.heartbeat),
+                allow_cross_origin_redirects=config.allow_cross_origin_redirects,
+                cross_origin_ssl=cross_origin_context,
             )
         except AuthenticationError as exc:
             if client_identity is None:
@@ -348,22 +376,42 @@ class Supervisor:
             enable_delta_sync=config.enable_delta_sync,
         )
 
-    async def _close(self, connection: BlipConnection) -> None:
+    async def _close(self, connection: BlipConnection, channel: MessageChannel) -> None:
         # Runs in `finally`, possibly while a stop cancels us: shield the close so the peer gets
-        # its 1000 even then, but never wait longer than the bound.
+        # its 1000 even then, but never wait longer than the bound -- a short one when stopping
+        # (the task is being cancelled) -- and then abort the TCP connection, which ends the
+        # close at once however the peer behaves.
         close = asyncio.ensure_future(connection.close(CLOSE_NORMAL))
+        close.add_done_callback(_consume)
+        task = asyncio.current_task()
+        stopping = task is not None and task.cancelling() > 0
+        bound = STOP_GRACE_S if stopping else CLOSE_TIMEOUT_S
         try:
-            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+            async with asyncio.timeout(bound):
                 await asyncio.shield(close)
+            return
         except TimeoutError:
-            logger.warning("%s: the connection did not close in time", self.name)
+            if not stopping:
+                logger.warning("%s: the connection did not close in time; aborting it", self.name)
         except asyncio.CancelledError:
-            # A stop during the close: let the close finish in the background, bounded by its
-            # own timeouts, and keep the cancellation.
-            close.add_done_callback(_consume)
+            # A (second) stop during the close: abort, and keep the cancellation.
+            _abort(channel)
             raise
         except CouchliteError:
-            pass  # the session already reported why the connection ended
+            return  # the session already reported why the connection ended
+        _abort(channel)
+        try:
+            async with asyncio.timeout(ABORT_WAIT_S):
+                await asyncio.shield(close)
+        except (TimeoutError, CouchliteError):
+            pass
+
+
+def _abort(channel: MessageChannel) -> None:
+    """Drop the channel's TCP connection, if it is a kind that has one."""
+    abort = getattr(channel, "abort", None)
+    if callable(abort):
+        abort()
 
 
 def _consume(future: asyncio.Future[Any]) -> None:

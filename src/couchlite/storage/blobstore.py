@@ -4,25 +4,27 @@ Digests are Couchbase Lite's: ``"sha1-" + base64(SHA-1 of the content)`` (notes 
 streamed into a temporary file in the store's own directory while it is hashed, flushed to disk,
 then renamed onto its final name, so a blob file is either absent or complete: a crash never
 leaves half a blob under a real name. Identical content is stored once, whoever references it;
-the database decides when nothing references a blob any more and deletes it.
+the database decides when nothing references a blob any more and deletes it, except while a
+write in progress has it pinned (see "pins" in ``BlobStore``).
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
 import hashlib
 import os
-import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from couchlite import _tuning
+from couchlite._private_files import make_private_folder, private_temporary_file
 from couchlite.errors import DatabaseError, ErrorDomain, InvalidArgumentError, NotFoundError
+from couchlite.model.blobrefs import DIGEST_PREFIX, is_valid_digest, raw_digest
 
-DIGEST_PREFIX = "sha1-"
+__all__ = ["DIGEST_PREFIX", "BlobStore", "BlobWriter", "digest_of", "is_valid_digest"]
 
 
 def digest_of(data: bytes | bytearray | memoryview) -> str:
@@ -30,23 +32,10 @@ def digest_of(data: bytes | bytearray | memoryview) -> str:
 
 
 def _raw_digest(digest: str) -> bytes:
-    if not isinstance(digest, str) or not digest.startswith(DIGEST_PREFIX):
-        raise InvalidArgumentError(f"invalid blob digest {digest!r}")
-    try:
-        raw = base64.b64decode(digest[len(DIGEST_PREFIX) :], validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidArgumentError(f"invalid blob digest {digest!r}") from exc
-    if len(raw) != 20:
+    raw = raw_digest(digest)
+    if raw is None:
         raise InvalidArgumentError(f"invalid blob digest {digest!r}")
     return raw
-
-
-def is_valid_digest(digest: str) -> bool:
-    try:
-        _raw_digest(digest)
-    except InvalidArgumentError:
-        return False
-    return True
 
 
 class BlobStore:
@@ -55,9 +44,17 @@ class BlobStore:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            make_private_folder(directory)  # 0o700: blobs are as private as documents
         except OSError as exc:
             raise _io_error("cannot create the blob store", exc) from exc
+        #: pins per digest (see "pins" below); guarded by ``_pin_lock`` with ``_skipped`` and
+        #: ``_rechecks``
+        self._pins: dict[str, int] = {}
+        self._pin_lock = threading.Lock()
+        #: pinned digests a collection passed over: to be checked again once unpinned
+        self._skipped: set[str] = set()
+        #: unpinned digests that the next collection must check (they may be unreferenced)
+        self._rechecks: set[str] = set()
 
     def path_for(self, digest: str) -> Path:
         return self.directory / (_raw_digest(digest).hex() + self.SUFFIX)
@@ -110,6 +107,67 @@ class BlobStore:
         with contextlib.suppress(FileNotFoundError):
             self.path_for(digest).unlink()
 
+    # --- pins: blobs that a write in progress relies on ---------------------------------------
+    #
+    # A blob can be in the store but referenced by nothing committed yet: fetched from a peer
+    # for a revision still waiting in an insert batch, or found present (for another document)
+    # when the receiver decided not to fetch it. Whoever relies on it pins it first, checks or
+    # stores it, and unpins it once the write that references it committed or failed. Garbage
+    # collection deletes only through ``delete_unless_pinned``; pinning and that check-and-
+    # delete exclude each other, so "pin, then ``has``" never sees a file about to vanish. A
+    # pinned digest a collection passed over, or one unpinned with ``recheck``, is handed to the
+    # next collection (``take_rechecks``): nothing unreferenced outlives its last pin for long.
+
+    def pin(self, digests: Iterable[str]) -> None:
+        with self._pin_lock:
+            pins = self._pins
+            for digest in digests:
+                pins[digest] = pins.get(digest, 0) + 1
+
+    def unpin(self, digests: Iterable[str], *, recheck: bool = False) -> None:
+        with self._pin_lock:
+            pins = self._pins
+            for digest in digests:
+                count = pins.get(digest, 0) - 1
+                if count > 0:
+                    pins[digest] = count
+                    if recheck:
+                        self._skipped.add(digest)
+                    continue
+                pins.pop(digest, None)
+                if recheck or digest in self._skipped:
+                    self._skipped.discard(digest)
+                    self._rechecks.add(digest)
+
+    def is_pinned(self, digest: str) -> bool:
+        with self._pin_lock:
+            return digest in self._pins
+
+    def pinned_count(self) -> int:
+        """How many distinct digests are pinned."""
+        with self._pin_lock:
+            return len(self._pins)
+
+    def delete_unless_pinned(self, digest: str) -> bool:
+        """Delete an unreferenced blob unless it is pinned (then it is checked again once it
+        is unpinned); ``True`` if it was deleted."""
+        with self._pin_lock:
+            if digest in self._pins:
+                self._skipped.add(digest)
+                return False
+            self.delete(digest)
+            return True
+
+    @property
+    def has_rechecks(self) -> bool:
+        return bool(self._rechecks)  # read without the lock: a miss waits for the next check
+
+    def take_rechecks(self) -> set[str]:
+        """Unpinned digests the caller must check (and delete if nothing references them)."""
+        with self._pin_lock:
+            found, self._rechecks = self._rechecks, set()
+            return found
+
     def digests(self) -> Iterator[str]:
         for path in self.directory.glob("*" + self.SUFFIX):
             try:
@@ -135,11 +193,17 @@ class BlobWriter:
         self._hash = hashlib.sha1()
         self._length = 0
         try:
-            fd, name = tempfile.mkstemp(prefix="tmp-", dir=store.directory)
+            # 0o600, kept by the rename that publishes the blob
+            fd, name = private_temporary_file(store.directory, prefix="tmp-")
         except OSError as exc:
             raise _io_error("cannot create a blob", exc) from exc
         self._tmp = Path(name)
         self._file: BinaryIO | None = os.fdopen(fd, "wb")
+
+    @property
+    def size(self) -> int:
+        """Bytes written so far."""
+        return self._length
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self._file is None:

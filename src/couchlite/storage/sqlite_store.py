@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 from couchlite import _tuning
+from couchlite._private_files import create_private_file
 from couchlite.errors import (
     ConflictError,
     CorruptDatabaseError,
@@ -55,7 +56,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 FORMAT_MARKER = "couchlite"
 SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -90,6 +91,12 @@ _MIGRATIONS: dict[int, list[str]] = {
         """CREATE TABLE remote_revs (
             remote INTEGER NOT NULL, coll INTEGER NOT NULL, doc_id TEXT NOT NULL,
             rev TEXT NOT NULL, PRIMARY KEY (coll, doc_id, remote)) WITHOUT ROWID""",
+    ],
+    # v3: when each peer checkpoint was last saved (a counter, not a clock), so that the number
+    # kept can be bounded by evicting the one updated longest ago
+    3: [
+        "ALTER TABLE peer_checkpoints ADD COLUMN updated INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX peer_checkpoints_updated ON peer_checkpoints (updated)",
     ],
 }
 
@@ -224,6 +231,16 @@ class SQLiteStore:
             raise DatabaseError(
                 f"no database at {path}", code=LiteCoreCode.NOT_FOUND, domain=ErrorDomain.LITECORE
             )
+        else:
+            # 0o600 before SQLite opens it: SQLite gives -wal and -shm the main file's mode
+            try:
+                create_private_file(path)
+            except OSError as exc:
+                raise DatabaseError(
+                    f"cannot create {path}: {exc.strerror}",
+                    code=LiteCoreCode.CANT_OPEN_FILE,
+                    domain=ErrorDomain.LITECORE,
+                ) from exc
         self._jobs: queue.SimpleQueue[
             tuple[Callable[[sqlite3.Connection], Any], Future[Any]] | _Stop
         ]
@@ -653,6 +670,49 @@ class SQLiteStore:
         rows = self.read(lambda c: c.execute("SELECT DISTINCT digest FROM blob_refs").fetchall())
         return {row[0] for row in rows}
 
+    def blob_refs_version(self) -> int:
+        """Which scan of the bodies ``blob_refs`` was computed by (``info``; 1 when unset)."""
+        row = self.fetchone("SELECT value FROM info WHERE key = 'blob_refs_version'")
+        return 1 if row is None else int(row[0])
+
+    def records_containing(self, coll_id: int, needle: bytes) -> list[DocRecord]:
+        """Every record whose current body or revision tree contains ``needle`` (the bodies
+        kept in a tree are stored verbatim, so this finds every revision that might)."""
+        rows = self.fetchall(
+            f"SELECT seq, doc_id, rev, flags, body, tree, expiration FROM {table(coll_id)} "
+            "WHERE instr(body, ?) > 0 OR instr(tree, ?) > 0",
+            (needle, needle),
+        )
+        return [new_tuple(DocRecord, row) for row in rows]
+
+    def rebuild_blob_refs(
+        self, refs: list[tuple[int, str, set[str]]], flag: int, version: int
+    ) -> None:
+        """Replace the blob references of the given documents (``(collection, doc ID,
+        digests)``), set ``flag`` on those that have any, and record ``version``: one
+        transaction."""
+
+        def rebuild(conn: sqlite3.Connection) -> None:
+            for coll_id, doc_id, digests in refs:
+                conn.execute(
+                    "DELETE FROM blob_refs WHERE coll = ? AND doc_id = ?", (coll_id, doc_id)
+                )
+                conn.executemany(
+                    "INSERT OR IGNORE INTO blob_refs (digest, coll, doc_id) VALUES (?, ?, ?)",
+                    [(digest, coll_id, doc_id) for digest in digests],
+                )
+                if digests:
+                    conn.execute(
+                        f"UPDATE {table(coll_id)} SET flags = flags | ? WHERE doc_id = ?",
+                        (flag, doc_id),
+                    )
+            conn.execute(
+                "INSERT OR REPLACE INTO info (key, value) VALUES ('blob_refs_version', ?)",
+                (version,),
+            )
+
+        self.write(rebuild)
+
     # --- what peers have ------------------------------------------------------------------
 
     def remote_id(self, address: str) -> int:
@@ -719,11 +779,14 @@ class SQLiteStore:
         )
         return None if row is None else (str(row[0]), bytes(row[1]))
 
-    def set_peer_checkpoint(self, client_id: str, body: bytes, rev: str | None) -> str:
+    def set_peer_checkpoint(
+        self, client_id: str, body: bytes, rev: str | None, *, keep: int | None = None
+    ) -> str:
         """Store a peer's checkpoint if ``rev`` matches the stored one; return the new rev.
 
         Revisions are ``<n>-cc`` as LiteCore's passive side writes them (notes §4.4); a stale
-        ``rev`` raises ``ConflictError`` (the peer answers 409).
+        ``rev`` raises ``ConflictError`` (the peer answers 409). With ``keep``, at most that
+        many checkpoints remain afterwards: those updated longest ago are deleted.
         """
 
         def store(conn: sqlite3.Connection) -> str:
@@ -738,9 +801,18 @@ class SQLiteStore:
             generation = 1 if current is None else int(current.split("-", 1)[0]) + 1
             new_rev = f"{generation}-cc"
             conn.execute(
-                "INSERT OR REPLACE INTO peer_checkpoints (client_id, rev, body) VALUES (?, ?, ?)",
+                """INSERT OR REPLACE INTO peer_checkpoints (client_id, rev, body, updated)
+                VALUES (?, ?, ?, (SELECT coalesce(max(updated), 0) + 1 FROM peer_checkpoints))""",
                 (client_id, new_rev, body),
             )
+            if keep is not None and row is None:
+                # only a new checkpoint can take the count over the bound
+                conn.execute(
+                    """DELETE FROM peer_checkpoints WHERE client_id IN (
+                        SELECT client_id FROM peer_checkpoints ORDER BY updated DESC
+                        LIMIT -1 OFFSET ?)""",
+                    (keep,),
+                )
             return new_rev
 
         return self.write(store)

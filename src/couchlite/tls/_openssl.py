@@ -12,9 +12,9 @@ So this module installs one, through ``ctypes``, on the ``SSL_CTX`` behind an
 ``ssl.SSLContext``: ``SSL_CTX_set_verify(ctx, mode, cb)`` with a callback that records the chain
 the client sent (``X509_STORE_CTX_get0_untrusted``, DER-encoded) and returns 1, "accept". The
 client still has to prove it holds the leaf's private key (TLS ``CertificateVerify`` does not
-depend on chain verification), and the listener then hands the recorded chain to ``fn`` before
-the WebSocket upgrade is accepted (``couchlite.listener.certauth``): a refused client never gets
-to replicate.
+depend on chain verification), and the listener then verifies the recorded chain itself
+(:mod:`couchlite.tls.chains`) and only then hands it to ``fn``, before the WebSocket upgrade is
+accepted (``couchlite.listener.certauth``): a refused client never gets to replicate.
 
 The ``SSL_CTX *`` is the first field after the object header of CPython's ``PySSLContext``
 (unchanged from 3.7 to 3.13). Before trusting it, :func:`install_permissive_verify` checks that
@@ -38,6 +38,8 @@ import sys
 import threading
 from collections import OrderedDict
 from typing import Any
+
+from couchlite._tuning import MAX_CLIENT_CHAIN_LENGTH
 
 logger = logging.getLogger(__name__)
 
@@ -70,13 +72,17 @@ class _OpenSSL:
         self.i2d_x509 = crypto.i2d_X509
         self.i2d_x509.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)]
         self.i2d_x509.restype = ctypes.c_int
+        self.clear_errors = crypto.ERR_clear_error
+        self.clear_errors.argtypes = []
+        self.clear_errors.restype = None
 
     def chain_der(self, store_ctx: int) -> tuple[bytes, ...]:
         stack = self.get0_untrusted(store_ctx)
         if not stack:
             return ()
         result = []
-        for index in range(self.sk_num(stack)):
+        # One more than the chain verifier accepts: enough for it to see the chain is too long.
+        for index in range(min(self.sk_num(stack), MAX_CLIENT_CHAIN_LENGTH + 1)):
             cert = self.sk_value(stack, index)
             size = self.i2d_x509(cert, None)
             if size <= 0:
@@ -194,12 +200,19 @@ def install_permissive_verify(context: ssl.SSLContext) -> ChainRecorder:
     recorder = ChainRecorder()
     chain_der = openssl.chain_der
 
-    def verify(_preverify_ok: int, store_ctx: int) -> int:
+    clear_errors = openssl.clear_errors
+
+    def verify(preverify_ok: int, store_ctx: int) -> int:
         # Called by OpenSSL for each certificate of the chain; must never raise.
         try:
             recorder.add(chain_der(store_ctx))
         except Exception:
             logger.debug("could not record a client certificate chain", exc_info=True)
+        if not preverify_ok:
+            # The verdict is overridden, so is its trace: a failed signature check leaves an
+            # error queued ("ASN1 EVP lib") that would otherwise fail the handshake later, and
+            # the client would see a dropped connection instead of the listener's 401.
+            clear_errors()
         return 1
 
     callback = _VERIFY_CALLBACK(verify)

@@ -13,7 +13,7 @@ keep them at all on Linux or Android. couchlite keeps them in a folder that work
   case-insensitive file system -- macOS, Windows -- must not merge two labels): the label, the
   certificate chain in PEM (public, so ``labels()``/``certificates()`` need no secret), and the
   private key as encrypted PKCS#8 (``ENCRYPTED PRIVATE KEY``, AES-256-CBC). The file is written
-  atomically and readable by its owner only (:mod:`couchlite.tls._files`). No private key is
+  atomically and readable by its owner only (:mod:`couchlite._private_files`). No private key is
   ever written in the clear, not even to a temporary file.
 * **how the key is protected** -- ``"keyring"``: a random 256-bit password kept in the OS
   keyring through the optional ``keyring`` package (``pip install couchlite[keyring]``), used
@@ -55,13 +55,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from couchlite._private_files import make_private_folder, write_atomically
 from couchlite.errors import (
     ConfigurationError,
     ConflictError,
     InvalidArgumentError,
     NotFoundError,
 )
-from couchlite.tls._files import make_private_folder, write_atomically
 from couchlite.tls.identity import TLSIdentity
 
 logger = logging.getLogger(__name__)
@@ -255,82 +255,145 @@ class KeyStore:
             raise InvalidArgumentError(f"{path} is not a couchlite TLS identity: {exc}") from exc
         return dict(record)
 
-    def _passphrase_or_none(self) -> bytes | None:
-        if self._passphrase is not None:
-            return self._passphrase
-        if _default_passphrase is not None:
-            return _default_passphrase
-        env = os.environ.get(PASSPHRASE_ENV)
-        return env.encode("utf-8") if env else None
-
     def _keyring_user(self, label: str) -> str:
         # One keyring serves every store: tell entries apart by the store's folder.
         folder = hashlib.sha256(str(self._path.resolve()).encode("utf-8")).hexdigest()[:16]
         return f"{folder}/{label.encode('utf-8').hex()}"
 
     def _new_password(self, label: str, record: dict[str, Any]) -> bytes:
-        passphrase = self._passphrase_or_none()
-        keyring = _working_keyring() if self._use_keyring is not False else None
-        if keyring is not None:
-            secret = secrets.token_bytes(32).hex()
-            try:
-                keyring.set_password(KEYRING_SERVICE, self._keyring_user(label), secret)
-            except Exception as exc:
-                if self._use_keyring or passphrase is None:
-                    raise ConfigurationError(
-                        f"the OS keyring refused to keep the key of {label!r}: {type(exc).__name__}"
-                    ) from exc
-                logger.warning("the OS keyring failed (%s); using the passphrase", exc)
-            else:
-                record["protection"] = "keyring"
-                return secret.encode("ascii")
-        elif self._use_keyring:
-            raise ConfigurationError("use_keyring=True, but no working OS keyring is available")
-        if passphrase is None:
+        password = new_key_password(
+            label,
+            record,
+            passphrase=resolve_passphrase(self._passphrase),
+            use_keyring=self._use_keyring,
+            keyring_user=self._keyring_user(label),
+        )
+        if password is None:
             raise ConfigurationError(
                 "cannot protect the private key: no OS keyring (pip install couchlite[keyring]) "
                 f"and no key-store passphrase (TLSIdentity.set_keystore_passphrase() or "
                 f"${PASSPHRASE_ENV})"
             )
-        salt = secrets.token_bytes(16)
-        record["protection"] = "passphrase"
-        record["kdf"] = {"name": "scrypt", "salt": base64.b64encode(salt).decode(), **_SCRYPT}
-        return _derive(passphrase, salt, _SCRYPT)
+        return password
 
     def _password_for(self, label: str, record: dict[str, Any]) -> bytes:
-        if record["protection"] == "keyring":
-            keyring = _working_keyring()
-            if keyring is None:
-                raise InvalidArgumentError(
-                    f"the key of TLS identity {label!r} is in the OS keyring, which is unavailable"
-                )
-            try:
-                secret = keyring.get_password(KEYRING_SERVICE, self._keyring_user(label))
-            except Exception as exc:
-                raise InvalidArgumentError(f"the OS keyring failed: {type(exc).__name__}") from exc
-            if not secret:
-                raise InvalidArgumentError(f"the OS keyring has no key for TLS identity {label!r}")
-            return str(secret).encode("ascii")
-        passphrase = self._passphrase_or_none()
-        if passphrase is None:
-            raise ConfigurationError(
-                f"TLS identity {label!r} is protected by a passphrase: set it with "
-                f"TLSIdentity.set_keystore_passphrase() or ${PASSPHRASE_ENV}"
-            )
-        kdf = record.get("kdf") or {}
-        try:
-            salt = base64.b64decode(kdf["salt"])
-            params = {"n": int(kdf["n"]), "r": int(kdf["r"]), "p": int(kdf["p"])}
-        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
-            raise InvalidArgumentError(f"damaged key-store entry for {label!r}") from exc
-        return _derive(passphrase, salt, params)
+        return key_password(
+            label,
+            record,
+            passphrase=resolve_passphrase(self._passphrase),
+            keyring_user=self._keyring_user(label),
+        )
 
     def _forget_keyring_secret(self, label: str) -> None:
+        forget_keyring_secret(self._keyring_user(label))
+
+
+# --- key protection, shared with the anonymous listener identity (couchlite.tls.keystore) -----
+
+
+def resolve_passphrase(explicit: bytes | None) -> bytes | None:
+    """``explicit``, else :meth:`TLSIdentity.set_keystore_passphrase`'s, else the environment's."""
+    if explicit is not None:
+        return explicit
+    if _default_passphrase is not None:
+        return _default_passphrase
+    env = os.environ.get(PASSPHRASE_ENV)
+    return env.encode("utf-8") if env else None
+
+
+def protection_available(passphrase: bytes | None, use_keyring: bool | None) -> bool:
+    """Whether :func:`new_key_password` would find a keyring or a passphrase."""
+    if passphrase is not None:
+        return True
+    return use_keyring is not False and _working_keyring() is not None
+
+
+def new_key_password(
+    label: str,
+    record: dict[str, Any],
+    *,
+    passphrase: bytes | None,
+    use_keyring: bool | None,
+    keyring_user: str,
+    may_go_without: bool = False,
+) -> bytes | None:
+    """A password for a new key file, its protection written into ``record``.
+
+    The keyring (a random secret kept under ``keyring_user``) when one works and ``use_keyring``
+    allows, else ``passphrase`` (scrypt, random salt); ``None`` when there is neither.
+    :class:`ConfigurationError` when ``use_keyring=True`` and the keyring cannot be used, or
+    when the keyring fails with no passphrase to fall back on (unless ``may_go_without``: then
+    ``None``, the caller having a protection of its own).
+    """
+    keyring = _working_keyring() if use_keyring is not False else None
+    if keyring is not None:
+        secret = secrets.token_bytes(32).hex()
+        try:
+            keyring.set_password(KEYRING_SERVICE, keyring_user, secret)
+        except Exception as exc:
+            if passphrase is None and may_go_without and not use_keyring:
+                logger.warning("the OS keyring failed (%s); no passphrase either", exc)
+                return None
+            if use_keyring or passphrase is None:
+                raise ConfigurationError(
+                    f"the OS keyring refused to keep the key of {label!r}: {type(exc).__name__}"
+                ) from exc
+            logger.warning("the OS keyring failed (%s); using the passphrase", exc)
+        else:
+            record["protection"] = "keyring"
+            return secret.encode("ascii")
+    elif use_keyring:
+        raise ConfigurationError("use_keyring=True, but no working OS keyring is available")
+    if passphrase is None:
+        return None
+    salt = secrets.token_bytes(16)
+    record["protection"] = "passphrase"
+    record["kdf"] = {"name": "scrypt", "salt": base64.b64encode(salt).decode(), **_SCRYPT}
+    return _derive(passphrase, salt, _SCRYPT)
+
+
+def key_password(
+    label: str, record: dict[str, Any], *, passphrase: bytes | None, keyring_user: str
+) -> bytes:
+    """The password of a key file whose ``record`` says ``"keyring"`` or ``"passphrase"``.
+
+    :class:`ConfigurationError` if the passphrase is not set, :class:`InvalidArgumentError` if
+    the keyring is unavailable or lost the entry, or the record is damaged.
+    """
+    if record["protection"] == "keyring":
         keyring = _working_keyring()
         if keyring is None:
-            return
-        with contextlib.suppress(Exception):
-            keyring.delete_password(KEYRING_SERVICE, self._keyring_user(label))
+            raise InvalidArgumentError(
+                f"the key of TLS identity {label!r} is in the OS keyring, which is unavailable"
+            )
+        try:
+            secret = keyring.get_password(KEYRING_SERVICE, keyring_user)
+        except Exception as exc:
+            raise InvalidArgumentError(f"the OS keyring failed: {type(exc).__name__}") from exc
+        if not secret:
+            raise InvalidArgumentError(f"the OS keyring has no key for TLS identity {label!r}")
+        return str(secret).encode("ascii")
+    if passphrase is None:
+        raise ConfigurationError(
+            f"TLS identity {label!r} is protected by a passphrase: set it with "
+            f"TLSIdentity.set_keystore_passphrase() or ${PASSPHRASE_ENV}"
+        )
+    kdf = record.get("kdf") or {}
+    try:
+        salt = base64.b64decode(kdf["salt"])
+        params = {"n": int(kdf["n"]), "r": int(kdf["r"]), "p": int(kdf["p"])}
+    except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+        raise InvalidArgumentError(f"damaged key-store entry for {label!r}") from exc
+    return _derive(passphrase, salt, params)
+
+
+def forget_keyring_secret(keyring_user: str) -> None:
+    """Delete a keyring entry made by :func:`new_key_password` (best effort)."""
+    keyring = _working_keyring()
+    if keyring is None:
+        return
+    with contextlib.suppress(Exception):
+        keyring.delete_password(KEYRING_SERVICE, keyring_user)
 
 
 def _derive(passphrase: bytes, salt: bytes, params: dict[str, int]) -> bytes:

@@ -29,9 +29,29 @@ Three kinds of tasks, all owned by the connection and cancelled when it closes:
 
 Back-pressure on the sending side: :meth:`request` and :meth:`send_no_reply` wait before queueing
 while the protocol's out-box holds ``max_pending_messages`` messages or, for large messages,
-``max_pending_bytes`` bytes not yet handed to the channel. With the channel's bounded buffer,
-memory stays bounded when the peer stops reading. Bodies are passed through as given (bytes or
-memoryview): the connection never copies them.
+``max_pending_bytes`` bytes not yet handed to the channel; :meth:`request` also waits while
+``max_outstanding_requests`` of our requests await their replies. With the channel's bounded
+buffer, memory stays bounded when the peer stops reading. Bodies are passed through as given
+(bytes or memoryview): the connection never copies them.
+
+Limits against a hostile peer (each a constant in ``couchlite._tuning``):
+
+* one incoming message may not exceed ``max_message_size`` bytes after inflation, all partial
+  incoming messages together ``max_buffered_bytes``, partial incoming requests at once
+  ``max_incoming_messages`` (all enforced by :class:`BlipProtocol`, which this connection builds
+  with ``max_message_size`` unless given a protocol); the excess closes the connection with 1009
+  (sizes) or 1008 and :attr:`close_error` is a :class:`BlipLimitExceeded` naming the limit;
+* replies we owe a peer that does not read them: before dispatching a request, the reader waits
+  while the out-box holds ``max_outbox_messages`` messages, so the peer is throttled through TCP;
+  if none of them can progress without an ACK from the peer, or no frame leaves for
+  ``BLIP_STALLED_PEER_TIMEOUT_S``, the connection is closed with 1008 instead;
+* no task per message: handler tasks are bounded by ``max_concurrent_handlers``, the request
+  queue by the same slots, pending futures by ``max_outstanding_requests``.
+
+Streamed replies: :meth:`request_streamed` sends a request whose reply body is never buffered:
+each frame's body bytes go to the caller's ``write`` as they are decoded, capped at
+``max_size`` (typically :attr:`max_attachment_size`, or less when the expected length is
+known). It is meant for ``getAttachment``: ``write`` appends to a spool file.
 
 Shutdown: the first fatal event wins and decides :attr:`close_error`. A fatal
 :class:`BlipError` in what the peer sent closes the channel with the error's close code
@@ -48,15 +68,47 @@ import contextlib
 import dataclasses
 import itertools
 import logging
-import types
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Coroutine
 from types import TracebackType
 from typing import Any
 
-from couchlite.blip import BlipError, BlipErrorReply, BlipProtocol, Message, MessageType
-from couchlite.errors import CouchliteError, InvalidArgumentError, NetworkCode, NetworkError
+from couchlite._tuning import (
+    BLIP_MAX_ATTACHMENT_SIZE,
+    BLIP_MAX_MESSAGE_SIZE,
+    BLIP_MAX_OUTBOX_MESSAGES,
+    BLIP_MAX_OUTSTANDING_REQUESTS,
+    BLIP_STALLED_PEER_TIMEOUT_S,
+)
+from couchlite.blip import (
+    BlipError,
+    BlipErrorReply,
+    BlipProtocol,
+    Message,
+    MessageType,
+)
+from couchlite.errors import CouchliteError, InvalidArgumentError
+from couchlite.transport._connparts import (
+    CLOSE_FLUSH_TIMEOUT_S,
+    CLOSE_TASKS_TIMEOUT_S,
+    DEFAULT_MAX_CONCURRENT_HANDLERS,
+    DEFAULT_MAX_PENDING_BYTES,
+    DEFAULT_MAX_PENDING_MESSAGES,
+    DEFAULT_REQUEST_TIMEOUT_S,
+    INLINE_FRAMES,
+    Body,
+    BodyWriter,
+    ConnectionClosedError,
+    Handler,
+    Properties,
+    Reply,
+    RequestTimeout,
+    StreamTarget,
+    error_reply,
+    resume,
+    unexpected,
+)
+from couchlite.transport._flow import FlowControl
 from couchlite.transport.channel import (
     CLOSE_NORMAL,
     CLOSE_UNEXPECTED,
@@ -67,59 +119,10 @@ from couchlite.transport.channel import (
 
 logger = logging.getLogger(__name__)
 
-Properties = Mapping[str, str] | Iterable[tuple[str, str]]
-Body = bytes | bytearray | memoryview
-
-#: Handlers run at once per connection; LiteCore handles up to 100-200 incoming revs in
-#: parallel (notes §13). Beyond this the reader stops reading, which throttles the peer.
-DEFAULT_MAX_CONCURRENT_HANDLERS = 100
-#: Messages queued in the protocol's out-box before senders wait. Each message costs one
-#: entry; 200 matches LiteCore's changes batch and keeps memory small when the peer stalls.
-DEFAULT_MAX_PENDING_MESSAGES = 200
-#: Bytes of large message bodies queued before senders of large messages wait. Small messages
-#: (up to one frame) are bounded by the message count instead, so a queued bulk transfer never
-#: delays an urgent control message behind it.
-DEFAULT_MAX_PENDING_BYTES = 4 * 1024 * 1024
-#: A message no bigger than one big frame is "small" for back-pressure purposes.
-SMALL_MESSAGE_BYTES = 16 * 1024
-#: How long request() waits for its reply by default: the peer may be slow (a big rev, a busy
-#: database), but a reply that never comes must not hang a replicator forever.
-DEFAULT_REQUEST_TIMEOUT_S = 300.0
-#: Frames a task that queued a message sends itself before leaving the rest to the writer task:
-#: a 64 KiB body (five 16 KiB frames) plus a few ACKs, without making a caller do bulk work.
-INLINE_FRAMES = 8
-#: How long a clean close waits for queued frames to be sent (LiteCore's close timeout, §3.6).
-CLOSE_FLUSH_TIMEOUT_S = 5.0
-#: How long closing waits for cancelled handlers and for the channel's closing handshake.
-CLOSE_TASKS_TIMEOUT_S = 5.0
-
 _connection_ids = itertools.count(1)
 
 
-class RequestTimeout(NetworkError):
-    """No reply arrived within the request's timeout."""
-
-    default_code = NetworkCode.TIMEOUT
-
-
-class ConnectionClosedError(ChannelClosed):
-    """The connection is closed (or closing): no more requests can be sent."""
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """What a request handler answers. ``urgent=None`` copies the request's flag (as LiteCore)."""
-
-    properties: Properties = ()
-    body: Body = b""
-    compressed: bool = False
-    urgent: bool | None = None
-
-
-Handler = Callable[[Message], Awaitable[Reply | None]]
-
-
-class BlipConnection:
+class BlipConnection(FlowControl):
     """BLIP over a :class:`MessageChannel`: requests, replies, handlers, flow control.
 
     Use ``async with BlipConnection(channel) as conn:`` or :meth:`start` + :meth:`close`; a
@@ -135,11 +138,44 @@ class BlipConnection:
         max_concurrent_handlers: int = DEFAULT_MAX_CONCURRENT_HANDLERS,
         max_pending_messages: int = DEFAULT_MAX_PENDING_MESSAGES,
         max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
+        max_message_size: int | None = None,
+        max_attachment_size: int = BLIP_MAX_ATTACHMENT_SIZE,
+        max_outstanding_requests: int = BLIP_MAX_OUTSTANDING_REQUESTS,
+        max_outbox_messages: int = BLIP_MAX_OUTBOX_MESSAGES,
+        stalled_peer_timeout: float = BLIP_STALLED_PEER_TIMEOUT_S,
     ) -> None:
-        if max_concurrent_handlers < 1 or max_pending_messages < 1 or max_pending_bytes < 1:
-            raise InvalidArgumentError("connection limits must be positive")
+        limits = (
+            max_concurrent_handlers,
+            max_pending_messages,
+            max_pending_bytes,
+            max_attachment_size,
+            max_outstanding_requests,
+            max_outbox_messages,
+        )
+        if any(type(value) is not int or value < 1 for value in limits):
+            raise InvalidArgumentError("connection limits must be positive ints")
+        if not stalled_peer_timeout > 0:
+            raise InvalidArgumentError("stalled_peer_timeout must be positive")
+        if protocol is not None and max_message_size is not None:
+            raise InvalidArgumentError("give max_message_size to the BlipProtocol passed in")
         self.channel = channel
-        self.protocol = protocol if protocol is not None else BlipProtocol()
+        self.protocol = (
+            protocol
+            if protocol is not None
+            else BlipProtocol(
+                max_message_size=BLIP_MAX_MESSAGE_SIZE
+                if max_message_size is None
+                else max_message_size
+            )
+        )
+        #: The cap callers should pass to :meth:`request_streamed` for a blob of unknown size.
+        self.max_attachment_size = max_attachment_size
+        self._max_outstanding = max_outstanding_requests
+        self._max_outbox = max_outbox_messages
+        self._stalled_timeout = stalled_peer_timeout
+        # Set when a reply resolves while requesters wait for an outstanding slot, and on stop.
+        self._reply_freed = asyncio.Event()
+        self._outstanding_waiters = 0
         self.name = name or f"blip-{next(_connection_ids)}"
         self._handlers: dict[str, Handler] = {}
         self._max_pending_messages = max_pending_messages
@@ -185,6 +221,8 @@ class BlipConnection:
             "bytes_sent": 0,
             "bytes_received": 0,
             "sender_waits": 0,
+            "outstanding_waits": 0,
+            "reader_outbox_waits": 0,
             "peak_queued_bytes": 0,
             "peak_pending_messages": 0,
         }
@@ -283,13 +321,67 @@ class BlipConnection:
         ``timeout`` seconds (``None``: wait as long as the connection lives), or the
         connection's close error if the connection ends first.
         """
+        return await self._round_trip(properties, body, urgent, compressed, timeout, None, 0)
+
+    async def request_streamed(
+        self,
+        properties: Properties,
+        body: Body = b"",
+        *,
+        write: BodyWriter,
+        max_size: int,
+        urgent: bool = False,
+        compressed: bool = False,
+        timeout: float | None = DEFAULT_REQUEST_TIMEOUT_S,
+    ) -> Message:
+        """Send a request whose reply body is streamed to ``write`` instead of buffered.
+
+        ``write(view)`` is called from the connection's reader with each piece of the reply's
+        body as it is decoded, in order; ``view`` is valid only during the call (write it out or
+        copy it) and the call must not block the event loop for long (a buffered file write is
+        fine). The returned :class:`Message` has the reply's properties and an empty body. A
+        reply with more than ``max_size`` body bytes closes the connection with 1009 and raises
+        :class:`BlipLimitExceeded` (``limit == "max_size"``); ``write`` never receives more than
+        ``max_size`` bytes in total. An ``ERR`` reply raises :class:`BlipErrorReply` as
+        :meth:`request` does, without calling ``write``. If ``write`` raises, that exception
+        is raised here at once and the rest of the reply is discarded. On a timeout, a
+        cancellation or the connection's end, ``write`` may have received part of the body:
+        the caller discards what it wrote.
+        """
+        if type(max_size) is not int or max_size < 0:
+            raise InvalidArgumentError(f"max_size must be an int >= 0, not {max_size!r}")
+        return await self._round_trip(
+            properties, body, urgent, compressed, timeout, write, max_size
+        )
+
+    async def _round_trip(
+        self,
+        properties: Properties,
+        body: Body,
+        urgent: bool,
+        compressed: bool,
+        timeout: float | None,
+        write: BodyWriter | None,
+        max_size: int,
+    ) -> Message:
+        """Send a request and await its reply: buffered, or streamed to ``write`` (at most
+        ``max_size`` body bytes) when ``write`` is given."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         self._check_open()
+        if len(self._pending) >= self._max_outstanding:
+            await self._wait_for_outstanding(deadline)
         if not self._has_room(len(body), urgent):
             await self._wait_for_room(len(body), urgent, deadline)
-        number = self.protocol.send_request(properties, body, urgent=urgent, compressed=compressed)
+        protocol = self.protocol
+        number = protocol.send_request(properties, body, urgent=urgent, compressed=compressed)
         future: asyncio.Future[Message] = loop.create_future()
+        target = None
+        if write is not None:
+            target = StreamTarget(write, future)
+            # Registered before any frame can be read: the reader runs only when this task
+            # yields.
+            protocol.stream_response(number, max_size, target)
         self._pending[number] = future
         self._queued(len(body))
         self._stats["requests_sent"] += 1
@@ -298,16 +390,19 @@ class BlipConnection:
         timer = None if deadline is None else loop.call_at(deadline, self._expire, future, timeout)
         try:
             reply = await future
+        except BaseException:
+            protocol.abandon_response(number)
+            raise
         finally:
+            if target is not None:
+                target.write = None  # whatever still arrives for this reply is dropped
             self._pending.pop(number, None)
             if timer is not None:
                 timer.cancel()
+            if self._outstanding_waiters:
+                self._reply_freed.set()
         if reply.is_error:
-            raise BlipErrorReply(
-                reply.error_domain or "BLIP",
-                reply.error_code if reply.error_code is not None else 0,
-                reply.error_message,
-            )
+            raise error_reply(reply)
         return reply
 
     async def send_no_reply(
@@ -337,6 +432,7 @@ class BlipConnection:
         stats: dict[str, Any] = dict(self._stats)
         stats.update(
             pending_requests=len(self._pending),
+            buffered_bytes=self.protocol.buffered_bytes,
             running_handlers=self._max_handlers - self._free_slots,
             pending_messages=self.protocol.pending_messages,
             queued_bytes=self._queued_bytes,
@@ -363,42 +459,9 @@ class BlipConnection:
         reason = self._end.reason if self._end is not None else self._stop_reason
         return ConnectionClosedError(code, reason, message=f"{self.name}: connection closed")
 
-    def _admissible(self, size: int) -> bool:
-        pending = self.protocol.pending_messages
-        if pending == 0:
-            # Our byte count is an estimate (compressed frames are smaller than their input);
-            # an empty out-box is the moment to correct its drift.
-            self._queued_bytes = 0
-            return True
-        if pending >= self._max_pending_messages:
-            return False
-        if size <= SMALL_MESSAGE_BYTES:
-            return True
-        return self._queued_bytes + size <= self._max_pending_bytes
-
     def _expire(self, future: asyncio.Future[Message], timeout: float | None) -> None:
         if not future.done():
             future.set_exception(RequestTimeout(f"{self.name}: no reply within {timeout} s"))
-
-    def _has_room(self, size: int, urgent: bool) -> bool:
-        # An urgent message is small by convention and must not queue behind bulk data.
-        if urgent and self.protocol.pending_messages < self._max_pending_messages:
-            return True
-        return self._admissible(size)
-
-    async def _wait_for_room(self, size: int, urgent: bool, deadline: float | None) -> None:
-        """Wait until :meth:`_has_room`; the caller has checked :meth:`_check_open`."""
-        if self._has_room(size, urgent):
-            return
-        self._stats["sender_waits"] += 1
-        try:
-            async with asyncio.timeout_at(deadline):
-                while not self._admissible(size):
-                    self._progress.clear()
-                    await self._progress.wait()
-                    self._check_open()
-        except TimeoutError as exc:
-            raise RequestTimeout(f"{self.name}: out-box still full (peer not reading)") from exc
 
     def _queued(self, size: int) -> None:
         stats = self._stats
@@ -436,6 +499,7 @@ class BlipConnection:
         self._close_error = error
         self._stop.set()
         self._progress.set()  # wake senders so they see the closed state
+        self._reply_freed.set()
 
     async def _supervise(self) -> None:
         reader = asyncio.create_task(self._reader(), name=f"{self.name}-reader")
@@ -496,6 +560,8 @@ class BlipConnection:
                         while self._free_slots <= 0:
                             self._slot_freed.clear()
                             await self._slot_freed.wait()
+                        if protocol.pending_messages >= self._max_outbox:
+                            await self._wait_for_outbox()
                         self._start_handler(message)
                     else:
                         self._resolve(message)
@@ -510,9 +576,7 @@ class BlipConnection:
             self._request_stop(exc.close_code, str(exc), exc)
         except Exception as exc:
             logger.exception("%s: reader failed", self.name)
-            self._request_stop(
-                CLOSE_UNEXPECTED, "unexpected exception", _unexpected(exc, self.name)
-            )
+            self._request_stop(CLOSE_UNEXPECTED, "unexpected exception", unexpected(exc, self.name))
 
     def _send_now(self) -> None:
         """Send queued frames from the calling task, as far as the channel takes them at once.
@@ -554,9 +618,7 @@ class BlipConnection:
             return
         except Exception as exc:
             logger.exception("%s: sending failed", self.name)
-            self._request_stop(
-                CLOSE_UNEXPECTED, "unexpected exception", _unexpected(exc, self.name)
-            )
+            self._request_stop(CLOSE_UNEXPECTED, "unexpected exception", unexpected(exc, self.name))
             return
         self._wake_writer.set()
 
@@ -576,7 +638,7 @@ class BlipConnection:
                     self._handoff = None
                     send, waiting_on, handed = handoff
                     try:
-                        await _resume(send, waiting_on)
+                        await resume(send, waiting_on)
                     finally:
                         self._sending = False
                     self._sent(handed)
@@ -601,9 +663,7 @@ class BlipConnection:
             self._request_stop(exc.close_code, str(exc), exc)
         except Exception as exc:
             logger.exception("%s: writer failed", self.name)
-            self._request_stop(
-                CLOSE_UNEXPECTED, "unexpected exception", _unexpected(exc, self.name)
-            )
+            self._request_stop(CLOSE_UNEXPECTED, "unexpected exception", unexpected(exc, self.name))
 
     def _start_handler(self, message: Message) -> None:
         self._stats["requests_received"] += 1
@@ -704,44 +764,13 @@ class BlipConnection:
         self._send_now()
 
 
-@types.coroutine
-def _resume(send: Coroutine[Any, Any, None], waiting_on: Any) -> Generator[Any, None, None]:
-    """Await the rest of coroutine ``send``, which already yielded ``waiting_on`` to its first
-    driver (:meth:`BlipConnection._send_now`, which stepped it by hand).
-
-    This is ``yield from send`` for a coroutine that has already started: what it yields (an
-    asyncio future, or None for a bare yield) goes up to the awaiting task, and what the task
-    throws in (cancellation, a failed future) goes down into ``send``.
-    """
-    while True:
-        try:
-            yield waiting_on
-        except BaseException as exc:  # forwarded into `send`, not handled here
-            try:
-                waiting_on = send.throw(exc)
-            except StopIteration:
-                return
-            continue
-        try:
-            waiting_on = send.send(None)
-        except StopIteration:
-            return
-
-
-def _unexpected(exc: Exception, name: str) -> CouchliteError:
-    if isinstance(exc, CouchliteError):
-        return exc
-    error = CouchliteError(f"{name}: unexpected {type(exc).__name__}: {exc}")
-    error.__cause__ = exc
-    return error
-
-
 __all__ = [
     "DEFAULT_MAX_CONCURRENT_HANDLERS",
     "DEFAULT_MAX_PENDING_BYTES",
     "DEFAULT_MAX_PENDING_MESSAGES",
     "DEFAULT_REQUEST_TIMEOUT_S",
     "BlipConnection",
+    "BodyWriter",
     "ConnectionClosedError",
     "Handler",
     "Reply",

@@ -28,9 +28,13 @@ translated in :mod:`couchlite.transport.websocket`, which uses this table for th
 from __future__ import annotations
 
 import errno
+import logging
 import socket
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from couchlite._tuning import LOG_REPEAT_BURST, LOG_REPEAT_INTERVAL_S
 from couchlite.errors import CouchliteError, ErrorDomain, NetworkCode, NetworkError
 
 #: LiteCore's pong timeout (``kPongTimeout``, notes §3.6), the bound on waiting for a pong.
@@ -185,9 +189,88 @@ def pong_timeout(heartbeat: float) -> float:
     return min(MAX_PONG_TIMEOUT_S, max(heartbeat - 1.0, heartbeat / 2))
 
 
+class RateLimitedLog:
+    """One kind of repeated log message, rate-limited: what a peer can make us log, and how often.
+
+    A peer may repeat whatever we warn about (a text WebSocket message, a refused request)
+    thousands of times a second; logging each would fill disks and drown everything else. In
+    each period of ``interval`` seconds the first ``burst`` messages are logged; the rest are
+    only counted, and the first message of a later period (or :meth:`flush`, e.g. when the
+    connection ends) logs one line saying how many were suppressed. No timer and no I/O of its
+    own: usable from any layer, and nearly free when nothing is logged.
+    """
+
+    __slots__ = (
+        "_burst",
+        "_clock",
+        "_count",
+        "_interval",
+        "_last",
+        "_level",
+        "_logger",
+        "_start",
+        "suppressed",
+    )
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        level: int = logging.WARNING,
+        *,
+        burst: int = LOG_REPEAT_BURST,
+        interval: float = LOG_REPEAT_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._logger = logger
+        self._level = level
+        self._burst = burst
+        self._interval = interval
+        self._clock = clock
+        self._start = clock()
+        #: messages in the current period, logged or not
+        self._count = 0
+        #: the latest suppressed message, for the summary line
+        self._last: tuple[str, tuple[object, ...]] = ("", ())
+        #: messages not logged since the last summary
+        self.suppressed = 0
+
+    def log(self, message: str, *args: object, exc_info: bool = False) -> None:
+        """Log ``message % args`` (with the current exception's traceback if ``exc_info``),
+        unless this period's burst is spent: then only count it."""
+        now = self._clock()
+        if now - self._start >= self._interval:
+            self.flush()
+            self._start = now
+            self._count = 0
+        self._count += 1
+        if self._count <= self._burst:
+            self._logger.log(self._level, message, *args, exc_info=exc_info)
+        elif self._count == self._burst + 1:
+            # Say once that silence follows, so that nobody reads it as "it stopped".
+            self._logger.log(
+                self._level,
+                message + " (repeated; more like it are counted, not logged, for %.0f s)",
+                *args,
+                self._interval - (now - self._start),
+            )
+        else:
+            self.suppressed += 1
+            self._last = (message, args)
+
+    def flush(self) -> None:
+        """Log the count of suppressed messages, if any; the count restarts from zero."""
+        if self.suppressed:
+            message, args = self._last
+            self._logger.log(
+                self._level, message + " (and %d more like it suppressed)", *args, self.suppressed
+            )
+            self.suppressed = 0
+
+
 __all__ = [
     "MAX_PONG_TIMEOUT_S",
     "RULES",
+    "RateLimitedLog",
     "Rule",
     "classify",
     "is_transient",

@@ -7,11 +7,23 @@ What Couchbase Lite expects of the WebSocket layer (cbl-replication-notes.md §1
 
 * binary messages only, one BLIP frame each; no permessage-deflate (BLIP compresses itself), so
   ``compression=None`` on both sides;
-* incoming messages up to 1 MiB (LiteCore's limit), text messages ignored with a warning;
+* incoming messages up to 1 MiB (LiteCore's limit), text messages ignored with a warning
+  (rate-limited per connection: :class:`~couchlite.transport.failures.RateLimitedLog`);
 * the server picks the first of the client's offered sub-protocols it supports (LiteCore's
   ``findMatchingSyncProtocol``) and refuses a client that offers none of them with HTTP 400;
 * the client insists the server chose one of the sub-protocols it offered;
 * pings are answered by ``websockets`` itself, whether or not anyone is calling ``recv``.
+
+Server side, every accepted socket is counted and bounded before any TLS or HTTP work
+(:mod:`couchlite.transport._admission`); closing a :class:`ChannelServer` aborts, after a short
+grace period, whatever has not closed, so that a close never waits for a stalled peer.
+
+Client side, redirects (3xx with ``Location``) are followed here, not by websockets (which
+would send the caller's headers to any host): same-origin ones up to :data:`MAX_REDIRECTS`
+times; cross-origin ones (scheme, host or port differ) only with
+``allow_cross_origin_redirects``, and then without the caller's headers (credentials, API keys)
+and with ``cross_origin_ssl`` (no client certificate); a refused one raises
+:class:`RedirectRefused`.
 """
 
 from __future__ import annotations
@@ -21,12 +33,12 @@ import contextlib
 import inspect
 import logging
 import ssl as ssl_module
+import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from websockets.asyncio.client import ClientConnection
-from websockets.asyncio.client import connect as ws_connect
 from websockets.asyncio.server import Server, ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 from websockets.exceptions import (
@@ -41,6 +53,7 @@ from websockets.exceptions import (
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
+from couchlite._tuning import MAX_REDIRECTS
 from couchlite.errors import (
     AuthenticationError,
     CouchliteError,
@@ -51,6 +64,20 @@ from couchlite.errors import (
     ProtocolError,
     TLSError,
 )
+from couchlite.transport._admission import (
+    Abortable,
+    ConnectionLimits,
+    Gate,
+    admitting_connection_class,
+)
+from couchlite.transport._redirects import (
+    REDIRECT_STATUSES,
+    NoRedirects,
+    Redirect,
+    origin,
+    websocket_url,
+)
+from couchlite.transport._tlserrors import TLS_FAILURE_TEXT, ssl_error_in, tls_error_code
 from couchlite.transport.channel import (
     CLOSE_ABNORMAL,
     CLOSE_NORMAL,
@@ -62,7 +89,7 @@ from couchlite.transport.channel import (
     is_transient_close,
     truncate_close_reason,
 )
-from couchlite.transport.failures import os_error
+from couchlite.transport.failures import RateLimitedLog, os_error
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +126,19 @@ class HandshakeRefused(NetworkError):
             transient=is_transient_close(status),
         )
         self.status = status
+
+
+class RedirectRefused(HandshakeRefused):
+    """The server redirected the upgrade somewhere we will not follow (``code``: its status).
+
+    A redirect to another origin (scheme, host or port) without
+    ``allow_cross_origin_redirects``, from ``wss://`` to ``ws://``, or one too many.
+    ``location`` is where it pointed.
+    """
+
+    def __init__(self, status: int, location: str, why: str) -> None:
+        super().__init__(status, f"redirect to {location} refused: {why}")
+        self.location = location
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +209,7 @@ class WebSocketChannel:
         #: The upgrade request (server side only): the listener routes on its path.
         self.request = request
         self._heartbeat: asyncio.Task[None] | None = None
+        self._text_warnings = RateLimitedLog(logger)
 
     def start_heartbeat(self, interval: float, pong_timeout: float | None) -> None:
         """Ping the peer every ``interval`` seconds; if a pong (or the connection's end) does
@@ -236,8 +277,15 @@ class WebSocketChannel:
                 raise _closed_error(exc) from exc
             if isinstance(message, bytes):
                 return message
-            # LiteCore ignores text messages with a warning rather than failing (notes §2.6).
-            logger.warning("ignoring a text WebSocket message from %s", self._remote)
+            # LiteCore ignores text messages with a warning rather than failing (notes §2.6);
+            # a peer sending thousands must not produce thousands of log lines.
+            self._text_warnings.log("ignoring a text WebSocket message from %s", self._remote)
+
+    def abort(self) -> None:
+        """Drop the TCP connection at once, without a closing handshake: a pending ``recv``,
+        ``send`` or ``close`` returns or raises :class:`ChannelClosed` (1006) promptly, whatever
+        the peer does. For bounded shutdowns, after a graceful :meth:`close` had its chance."""
+        self._ws.transport.abort()
 
     async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
         # The peer's closing frame can only be seen if we keep reading: once nobody calls
@@ -248,6 +296,7 @@ class WebSocketChannel:
             # websockets bounds the handshake with close_timeout, then drops the TCP link.
             await self._ws.close(code, truncate_close_reason(reason))
         finally:
+            self._text_warnings.flush()
             drain.cancel()
             tasks = [drain]
             if self._heartbeat is not None:
@@ -275,71 +324,6 @@ def _headers_list(
     return list(headers)
 
 
-#: OpenSSL's X509_V_ERR_* codes (``SSLCertVerificationError.verify_code``) -> Network codes.
-_VERIFY_CODES = {
-    2: NetworkCode.TLS_CERT_UNKNOWN_ROOT,  # unable to get issuer certificate
-    9: NetworkCode.TLS_CERT_EXPIRED,  # certificate is not yet valid
-    10: NetworkCode.TLS_CERT_EXPIRED,  # certificate has expired
-    18: NetworkCode.TLS_CERT_UNTRUSTED,  # self-signed certificate (not pinned)
-    19: NetworkCode.TLS_CERT_UNKNOWN_ROOT,  # self-signed certificate in chain
-    20: NetworkCode.TLS_CERT_UNKNOWN_ROOT,  # unable to get local issuer certificate
-    62: NetworkCode.TLS_CERT_NAME_MISMATCH,  # host name mismatch
-    64: NetworkCode.TLS_CERT_NAME_MISMATCH,  # IP address mismatch
-}
-#: Alerts the server sends about *our* certificate (``SSLError.reason``, OpenSSL's names).
-_CERT_REQUIRED_ALERTS = frozenset({"TLSV13_ALERT_CERTIFICATE_REQUIRED"})
-_CERT_REJECTED_ALERTS = frozenset(
-    {
-        "SSLV3_ALERT_BAD_CERTIFICATE",
-        "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
-        "SSLV3_ALERT_CERTIFICATE_EXPIRED",
-        "SSLV3_ALERT_CERTIFICATE_REVOKED",
-        "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE",
-        "TLSV1_ALERT_UNKNOWN_CA",
-        "TLSV1_ALERT_ACCESS_DENIED",
-    }
-)
-_TLS_FAILURE_TEXT = {
-    NetworkCode.TLS_CERT_EXPIRED: "the server certificate has expired or is not yet valid",
-    NetworkCode.TLS_CERT_UNTRUSTED: "the server certificate is not trusted",
-    NetworkCode.TLS_CERT_UNKNOWN_ROOT: "the server certificate chains to an unknown root",
-    NetworkCode.TLS_CERT_NAME_MISMATCH: "the server certificate does not match the host name",
-    NetworkCode.TLS_CERT_REQUIRED_BY_PEER: "the server requires a client certificate",
-    NetworkCode.TLS_CERT_REJECTED_BY_PEER: "the server rejected the client certificate",
-    NetworkCode.TLS_HANDSHAKE_FAILED: "TLS handshake failed",
-}
-
-
-def tls_error_code(exc: ssl_module.SSLError) -> int:
-    """The Network-domain code (notes §11.2) saying which TLS rule ``exc`` broke."""
-    if isinstance(exc, ssl_module.SSLCertVerificationError):
-        # Our own refusals (pinned, self-signed-only) may lack verify_code on some Pythons.
-        verify_code = getattr(exc, "verify_code", None)
-        return _VERIFY_CODES.get(verify_code or 0, NetworkCode.TLS_CERT_UNTRUSTED)
-    reason = str(getattr(exc, "reason", None) or "").upper()
-    text = str(exc).lower()
-    if reason in _CERT_REQUIRED_ALERTS or "alert certificate required" in text:
-        return NetworkCode.TLS_CERT_REQUIRED_BY_PEER
-    if reason in _CERT_REJECTED_ALERTS or any(
-        f"alert {name}" in text
-        for name in ("bad certificate", "unknown ca", "certificate unknown", "access denied")
-    ):
-        return NetworkCode.TLS_CERT_REJECTED_BY_PEER
-    return NetworkCode.TLS_HANDSHAKE_FAILED
-
-
-def _ssl_error_in(exc: BaseException) -> ssl_module.SSLError | None:
-    """``exc`` itself or the first ``ssl.SSLError`` it was raised from (bounded walk)."""
-    current: BaseException | None = exc
-    for _ in range(8):
-        if current is None:
-            return None
-        if isinstance(current, ssl_module.SSLError):
-            return current
-        current = current.__cause__ or current.__context__
-    return None
-
-
 def _translate_connect_error(exc: BaseException, url: str) -> CouchliteError:
     """Map whatever ``connect`` raised to the couchlite error a replicator can act on."""
     if isinstance(exc, InvalidStatus):
@@ -348,13 +332,13 @@ def _translate_connect_error(exc: BaseException, url: str) -> CouchliteError:
             return AuthenticationError(f"{url}: credentials refused (HTTP 401)")
         detail = exc.response.body.decode("utf-8", "replace").strip() if exc.response.body else ""
         return HandshakeRefused(status, detail[:200])
-    tls_failure = _ssl_error_in(exc)
+    tls_failure = ssl_error_in(exc)
     if tls_failure is not None:
         # Also when wrapped: in TLS 1.3 the server's verdict on our certificate arrives as an
         # alert after our side of the handshake is done, i.e. while reading the HTTP response.
         code = tls_error_code(tls_failure)
         detail = getattr(tls_failure, "verify_message", None) or str(tls_failure)
-        return TLSError(f"{url}: {_TLS_FAILURE_TEXT.get(code, 'TLS failure')}: {detail}", code=code)
+        return TLSError(f"{url}: {TLS_FAILURE_TEXT.get(code, 'TLS failure')}: {detail}", code=code)
     if isinstance(exc, NegotiationError):
         # The server chose a sub-protocol we never offered (LiteCore: WebSocket/403).
         return ProtocolError(f"{url}: {exc}", code=403)
@@ -406,8 +390,18 @@ async def connect_channel(
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT_S,
     max_queue: int = DEFAULT_MAX_QUEUE,
     write_limit: int = DEFAULT_WRITE_LIMIT,
+    allow_cross_origin_redirects: bool = False,
+    cross_origin_ssl: ssl_module.SSLContext | None = None,
+    max_redirects: int = MAX_REDIRECTS,
 ) -> WebSocketChannel:
     """Open a WebSocket to ``url`` (``ws://`` or ``wss://``) and negotiate a BLIP sub-protocol.
+
+    Redirects: same-origin ones are followed (at most ``max_redirects``), with the same headers
+    and TLS context; a redirect to another scheme, host or port raises :class:`RedirectRefused`
+    unless ``allow_cross_origin_redirects``, and is then followed *without* ``headers`` and
+    ``server_hostname``, with ``cross_origin_ssl`` (a context without client certificate; by
+    default ``ssl``) -- and so is every later hop. ``wss://`` to ``ws://`` is always refused.
+    ``open_timeout`` bounds all hops together.
 
     Raises :class:`AuthenticationError` on HTTP 401, :class:`HandshakeRefused` (a
     :class:`NetworkError` whose ``code`` is the HTTP status) on other refusals,
@@ -417,11 +411,89 @@ async def connect_channel(
     """
     if not subprotocols:
         raise InvalidArgumentError("offer at least one sub-protocol")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + open_timeout
+    try:
+        home = origin(url)
+    except InvalidURI as exc:
+        raise _translate_connect_error(exc, url) from exc
+    current, hop_headers, hop_ssl, hop_hostname = url, _headers_list(headers), ssl, server_hostname
+    crossed = False
+    ws: ClientConnection | None = None
+    for redirects in range(max_redirects + 1):
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise NetworkError(f"{url}: timed out opening the connection", code=NetworkCode.TIMEOUT)
+        outcome = await _open_once(
+            current,
+            subprotocols=subprotocols,
+            headers=hop_headers,
+            ssl=hop_ssl,
+            server_hostname=hop_hostname,
+            user_agent=user_agent,
+            open_timeout=remaining,
+            options=_connection_options(close_timeout, max_queue, write_limit),
+        )
+        if not isinstance(outcome, Redirect):
+            ws = outcome
+            break
+        status, location = outcome
+        try:
+            target = origin(location)
+        except InvalidURI as exc:
+            raise RedirectRefused(status, location, "not a WebSocket URL") from exc
+        if origin(current)[0] and not target[0]:
+            raise RedirectRefused(status, location, "it would drop TLS")
+        if redirects == max_redirects:
+            raise RedirectRefused(status, location, f"more than {max_redirects} redirects")
+        if target != home and not crossed:
+            if not allow_cross_origin_redirects:
+                raise RedirectRefused(
+                    status,
+                    location,
+                    "it leads to another origin (scheme, host or port); "
+                    "allow_cross_origin_redirects would follow it, without credentials",
+                )
+            # Whatever the caller meant for `url` -- credentials, API keys, a client
+            # certificate, a TLS host name -- is not for another origin.
+            crossed = True
+            hop_headers = []
+            hop_hostname = None
+            hop_ssl = cross_origin_ssl if cross_origin_ssl is not None else ssl
+        logger.info("%s: redirected (HTTP %d) to %s", current, status, location)
+        current = location
+    assert ws is not None  # the last turn of the loop either broke out or raised
+    if ws.subprotocol is None or ws.subprotocol not in subprotocols:
+        # websockets accepts a server that names no sub-protocol; LiteCore does not (§3.3).
+        await ws.close(CLOSE_PROTOCOL_ERROR, "no sub-protocol")
+        raise ProtocolError(
+            f"{current}: incompatible replication protocol (the server did not accept any of "
+            f"{', '.join(subprotocols)})",
+            code=CLOSE_PROTOCOL_ERROR,
+        )
+    channel = WebSocketChannel(ws)
+    if ping_interval is not None:
+        channel.start_heartbeat(ping_interval, ping_timeout)
+    return channel
+
+
+async def _open_once(
+    url: str,
+    *,
+    subprotocols: Sequence[str],
+    headers: list[tuple[str, str]],
+    ssl: ssl_module.SSLContext | None,
+    server_hostname: str | None,
+    user_agent: str | None,
+    open_timeout: float,
+    options: dict[str, Any],
+) -> ClientConnection | Redirect:
+    """One opening handshake: the connection, or where the server redirected us."""
     kwargs: dict[str, Any] = {}
-    if ssl is not None:
+    if ssl is not None and url.lower().startswith("wss:"):
         kwargs["ssl"] = ssl
-    if server_hostname is not None:
-        kwargs["server_hostname"] = server_hostname
+        if server_hostname is not None:
+            kwargs["server_hostname"] = server_hostname
     # In TLS 1.3 the server's verdict on our client certificate is an alert that arrives after
     # the handshake, while websockets reads the HTTP response: asyncio hands the ssl.SSLError
     # to connection_lost(), and websockets then reports only "no valid HTTP response". Keep the
@@ -434,47 +506,44 @@ async def connect_channel(
                 lost.append(exc)
             super().connection_lost(exc)
 
-    if ssl is not None:
+    if "ssl" in kwargs:
         kwargs["create_connection"] = _ClientConnection
     try:
-        ws = await ws_connect(
+        return await NoRedirects(
             url,
             subprotocols=[Subprotocol(s) for s in subprotocols],
-            additional_headers=_headers_list(headers),
+            additional_headers=headers,
             user_agent_header=user_agent if user_agent is not None else "couchlite",
             # A replicator connects where it is told; environment proxies would surprise it.
             proxy=None,
             open_timeout=open_timeout,
-            **_connection_options(close_timeout, max_queue, write_limit),
+            **options,
             **kwargs,
         )
+    except InvalidStatus as exc:
+        response = exc.response
+        location = response.headers.get("Location")
+        if response.status_code in REDIRECT_STATUSES and location:
+            absolute = websocket_url(urllib.parse.urljoin(url, location))
+            return Redirect((response.status_code, absolute))
+        raise _translate_connect_error(exc, url) from exc
     except (InvalidHandshake, InvalidURI, OSError, TimeoutError) as exc:
         tls_failure = next((e for e in lost if isinstance(e, ssl_module.SSLError)), None)
-        if tls_failure is not None and _ssl_error_in(exc) is None:
+        if tls_failure is not None and ssl_error_in(exc) is None:
             raise _translate_connect_error(tls_failure, url) from exc
         raise _translate_connect_error(exc, url) from exc
-    if ws.subprotocol is None or ws.subprotocol not in subprotocols:
-        # websockets accepts a server that names no sub-protocol; LiteCore does not (§3.3).
-        await ws.close(CLOSE_PROTOCOL_ERROR, "no sub-protocol")
-        raise ProtocolError(
-            f"{url}: incompatible replication protocol (the server did not accept any of "
-            f"{', '.join(subprotocols)})",
-            code=CLOSE_PROTOCOL_ERROR,
-        )
-    channel = WebSocketChannel(ws)
-    if ping_interval is not None:
-        channel.start_heartbeat(ping_interval, ping_timeout)
-    return channel
 
 
 class ChannelServer:
     """A listening WebSocket server handing each accepted connection to a channel handler.
 
-    Closing it closes the open connections (1001, going away) and waits for their handlers.
+    Closing it closes the open connections (1001, going away), aborts after a grace period
+    whatever has not closed, and waits (bounded) for their handlers.
     """
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Server, gate: Gate) -> None:
         self._server = server
+        self._gate = gate
 
     @property
     def port(self) -> int:
@@ -486,9 +555,46 @@ class ChannelServer:
         """Every ``(host, port)`` listened on."""
         return [(str(s.getsockname()[0]), int(s.getsockname()[1])) for s in self._server.sockets]
 
-    async def close(self, timeout: float = DEFAULT_CLOSE_TIMEOUT_S * 2) -> None:
-        """Stop listening, close every connection, wait (bounded) for the handlers to return."""
+    @property
+    def admission(self) -> dict[str, int]:
+        """Counts of the admission gate: ``pending`` (in TLS, HTTP or authentication),
+        ``established`` (WebSockets open or being opened), ``live`` (all sockets), and since
+        the start ``refused`` (closed at accept: no pending slot), ``evicted`` (stalled pending
+        ones dropped for a new one), ``full`` (upgrades refused: too many connections)."""
+        gate = self._gate
+        return {
+            "pending": gate.pending_count,
+            "established": gate.established_count,
+            "live": gate.live_count,
+            "refused": gate.refused,
+            "evicted": gate.evicted,
+            "full": gate.full,
+        }
+
+    def abort_connections(self) -> None:
+        """Drop every connection at once (TCP abort), whatever state it is in."""
+        self._gate.abort_all()
+
+    async def close(
+        self,
+        timeout: float = DEFAULT_CLOSE_TIMEOUT_S * 2,
+        *,
+        grace: float = DEFAULT_CLOSE_TIMEOUT_S,
+    ) -> None:
+        """Stop listening and end every connection: those still opening at once, open ones
+        with 1001 within ``grace`` seconds, after which whatever is left is aborted; then wait
+        up to ``timeout`` more for the handlers to return."""
+        self._gate.closing = True
+        self._gate.abort_pending()
         self._server.close()
+        try:
+            async with asyncio.timeout(grace):
+                await self._server.wait_closed()
+            return
+        except TimeoutError:
+            pass
+        # Peers that stopped reading, or never answer the close frame, cannot hold us.
+        self._gate.abort_all()
         try:
             async with asyncio.timeout(timeout):
                 await self._server.wait_closed()
@@ -500,6 +606,10 @@ class ChannelServer:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+#: The answer to an upgrade when ``max_connections`` are established.
+_FULL_BODY = "Too many connections"
 
 
 def _select_subprotocol(
@@ -532,16 +642,29 @@ async def serve_channels(
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT_S,
     max_queue: int = DEFAULT_MAX_QUEUE,
     write_limit: int = DEFAULT_WRITE_LIMIT,
+    limits: ConnectionLimits | None = None,
 ) -> ChannelServer:
     """Listen on ``host:port`` and run ``await handler(channel)`` for each accepted WebSocket.
 
     ``process_request`` sees each upgrade request first and may refuse it (e.g. 401). The
     connection is closed (1000) when the handler returns; an exception escaping the handler is
     logged and closes the connection with 1011.
+
+    ``limits`` (:mod:`couchlite.transport._admission`): connections established and pending at
+    once, and the bound on the TLS handshake and on receiving the HTTP request (default: no
+    count limits, ``open_timeout`` for both). ``open_timeout`` bounds the whole opening
+    handshake, ``process_request`` included. A full server answers upgrades with 503 and
+    ``Retry-After``.
     """
     if not subprotocols:
         raise InvalidArgumentError("support at least one sub-protocol")
     supported = tuple(subprotocols)
+    gate = Gate(limits if limits is not None else ConnectionLimits(handshake_timeout=open_timeout))
+
+    def full(connection: ServerConnection) -> Response:
+        response = connection.respond(503, _FULL_BODY)
+        response.headers["Retry-After"] = str(gate.limits.retry_after)
+        return response
 
     def describe(connection: ServerConnection, request: Request) -> HandshakeRequest:
         return HandshakeRequest(
@@ -552,19 +675,26 @@ async def serve_channels(
         )
 
     async def on_request(connection: ServerConnection, request: Request) -> Response | None:
-        if process_request is None:
-            return None
-        verdict = process_request(describe(connection, request))
-        if inspect.isawaitable(verdict):
-            verdict = await verdict
-        if verdict is None:
-            return None
-        response = connection.respond(verdict.status, verdict.body)
-        for name, value in verdict.headers:
-            response.headers[name] = value
-        return response
+        # Refused before any work (authentication included) when full; checked again, and the
+        # slot taken, once the upgrade is accepted (others may have taken the last one since).
+        if not gate.has_room():
+            gate.full += 1
+            return full(connection)
+        if process_request is not None:
+            verdict = process_request(describe(connection, request))
+            if inspect.isawaitable(verdict):
+                verdict = await verdict
+            if verdict is not None:
+                response = connection.respond(verdict.status, verdict.body)
+                for name, value in verdict.headers:
+                    response.headers[name] = value
+                return response
+        if not gate.reserve(cast(Abortable, connection)):
+            return full(connection)
+        return None
 
     async def on_connection(connection: ServerConnection) -> None:
+        gate.opened(cast(Abortable, connection))
         request = connection.request
         channel = WebSocketChannel(
             connection, describe(connection, request) if request is not None else None
@@ -583,9 +713,6 @@ async def serve_channels(
         # messages, so the handshake completes even if the handler had stopped reading.
         await channel.close(code, reason)
 
-    kwargs: dict[str, Any] = {}
-    if ssl is not None:
-        kwargs["ssl"] = ssl
     try:
         server = await ws_serve(
             on_connection,
@@ -596,12 +723,13 @@ async def serve_channels(
             process_request=on_request,
             server_header=server_header,
             open_timeout=open_timeout,
+            # Plain TCP from asyncio: each socket is admitted before its TLS handshake starts.
+            create_connection=admitting_connection_class(gate, ssl, close_timeout),
             **_connection_options(close_timeout, max_queue, write_limit),
-            **kwargs,
         )
     except OSError as exc:
         raise NetworkError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    return ChannelServer(server)
+    return ChannelServer(server, gate)
 
 
 def _peer_certificates(connection: ServerConnection) -> tuple[bytes, ...]:
@@ -629,9 +757,11 @@ __all__ = [
     "MAX_INCOMING_MESSAGE",
     "ChannelHandler",
     "ChannelServer",
+    "ConnectionLimits",
     "HandshakeRefused",
     "HandshakeRejection",
     "HandshakeRequest",
+    "RedirectRefused",
     "WebSocketChannel",
     "connect_channel",
     "serve_channels",
