@@ -9,12 +9,9 @@ from pathlib import Path
 
 import pytest
 
-INTEROP = Path(__file__).resolve().parents[2].parent / "shared" / "interop"
+from tests.data import INTEROP
 
-pytestmark = [
-    pytest.mark.timeout(60),
-    pytest.mark.skipif(not INTEROP.is_dir(), reason=f"interop recordings not found at {INTEROP}"),
-]
+pytestmark = pytest.mark.timeout(60)
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -1,4 +1,4 @@
-"""The BLIP core against real Couchbase Lite 3.2 sessions (../shared/interop, ground truth).
+"""The BLIP core against real Couchbase Lite 3.2 sessions (``tests/data/interop``, ground truth).
 
 Decoding: every frame of every recording goes through a ``BlipProtocol`` per direction (CRC and
 inflate checked), and each completed message must equal the recorder's own decoding.
@@ -18,13 +18,9 @@ import pytest
 from couchlite.blip import BlipProtocol, Message, MessageType, parse_frame_header
 from couchlite.blip.codec import decode_ack_payload
 from couchlite.blip.message import flag_names
+from tests.data import INTEROP
 
-INTEROP = Path(__file__).resolve().parents[2].parent / "shared" / "interop"
-FILES = sorted(INTEROP.glob("*.jsonl")) if INTEROP.is_dir() else []
-
-pytestmark = pytest.mark.skipif(
-    not FILES, reason=f"interop recordings not found at {INTEROP} (shared checkout absent)"
-)
+FILES = sorted(INTEROP.glob("*.jsonl"))
 
 
 def _load(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:

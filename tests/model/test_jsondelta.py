@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -19,6 +18,7 @@ from couchlite.model.jsondelta import (
     create_delta,
     string_delta,
 )
+from tests.data import INTEROP
 
 LONG = "alpha hotel oscar victor charlie juliett quebec xray echo lima sierra zulu golf"
 
@@ -189,12 +189,7 @@ def test_deep_nesting_round_trips() -> None:
     assert len(orjson.dumps(delta)) < 2000
 
 
-# --- compatibility: real Couchbase Lite 3.2 deltas (../shared/interop) --------------------------
-
-INTEROP = Path(__file__).resolve().parents[2].parent / "shared" / "interop"
-needs_recordings = pytest.mark.skipif(
-    not (INTEROP / "06-delta-pull.jsonl").is_file(), reason="interop recordings not found"
-)
+# --- compatibility: real Couchbase Lite 3.2 deltas (tests/data/interop) --------------------------
 
 
 def _revs(name: str) -> tuple[dict[str, Any], list[Message]]:
@@ -210,7 +205,6 @@ def _revs(name: str) -> tuple[dict[str, Any], list[Message]]:
     return lines[0], revs
 
 
-@needs_recordings
 def test_recorded_deltas_apply_and_ours_match_them() -> None:
     _, (setup_rev,) = _revs("06-delta.setup.jsonl")
     gen1 = setup_rev.json()

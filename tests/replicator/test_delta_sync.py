@@ -21,6 +21,7 @@ from couchlite.replicator.store import IncomingRevision
 from couchlite.replicator.types import ReplicatorType
 from couchlite.transport.connection import BlipConnection
 from couchlite.transport.loopback import loopback_pair
+from tests.data import INTEROP
 
 from .helpers import TIMEOUT_S, Events, default_session, open_db, put, run, snapshot
 
@@ -315,8 +316,6 @@ def test_expand_delta_errors_are_422(tmp_path: Path) -> None:
 
 # --- the recorded Couchbase Lite deltas, through our sink ----------------------------------------
 
-INTEROP = Path(__file__).resolve().parents[2].parent / "shared" / "interop"
-
 
 def _recorded_revs(name: str) -> tuple[dict[str, Any], list[Message]]:
     lines = [json.loads(line) for line in (INTEROP / name).read_text("utf-8").splitlines() if line]
@@ -330,7 +329,6 @@ def _recorded_revs(name: str) -> tuple[dict[str, Any], list[Message]]:
     return lines[0], revs
 
 
-@pytest.mark.skipif(not (INTEROP / "06-delta-push.jsonl").is_file(), reason="no recordings")
 def test_recorded_delta_revs_expand_to_the_recorded_documents(tmp_path: Path) -> None:
     db = open_db(tmp_path, "db")
     try:

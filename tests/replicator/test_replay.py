@@ -12,11 +12,9 @@ import pytest
 
 from couchlite.blip import BlipErrorReply, BlipProtocol, Message, MessageType
 from couchlite.transport.connection import Reply
+from tests.data import INTEROP
 
 from .helpers import connected, open_db, run
-
-# ../shared beside the repository, as in CI
-INTEROP = Path(__file__).resolve().parents[2].parent / "shared" / "interop"
 
 
 def _messages(path: Path) -> dict[str, list[Message]]:
@@ -48,8 +46,6 @@ def _shape(message: Message) -> dict[str, Any]:
 @pytest.mark.parametrize("name", ["01-push-basic", "07-named-collection"])
 def test_replay_recorded_client_against_passive(tmp_path: Path, name: str) -> None:
     path = INTEROP / f"{name}.jsonl"
-    if not path.exists():
-        pytest.skip("interop recordings not available")
     recorded = _messages(path)
     requests = [m for m in recorded["c2s"] if m.type is MessageType.REQUEST]
     replies = {

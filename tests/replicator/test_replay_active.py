@@ -40,11 +40,10 @@ from couchlite.replicator.store import IncomingRevision
 from couchlite.replicator.types import ReplicatorType
 from couchlite.transport.connection import BlipConnection, Reply
 from couchlite.transport.loopback import loopback_pair
+from tests.data import INTEROP
 
 from .helpers import REMOTE_URL, open_db, run
 
-# ../shared beside the repository, as in CI
-INTEROP = Path(__file__).resolve().parents[2].parent / "shared" / "interop"
 SESSION_TIMEOUT_S = 15.0
 
 #: Profiles the scripted peer answers (the real client sent only some of them).
@@ -104,8 +103,6 @@ class Recording:
 
 def load(name: str) -> Recording:
     path = INTEROP / f"{name}.jsonl"
-    if not path.exists():
-        pytest.skip(f"interop recording {path} not available")
     lines = path.read_text(encoding="utf-8").splitlines()
     decoders = {d: BlipProtocol(strict_numbering=False) for d in ("c2s", "s2c")}
     received: dict[str, list[Message]] = {"c2s": [], "s2c": []}
