@@ -57,11 +57,14 @@ class LoopThread:
             coro.close()
             raise RuntimeError("LoopThread.run() called from the event loop thread")
         future = self.submit(coro)
-        try:
-            return future.result(timeout)
-        except concurrent.futures.TimeoutError:
+        # Only this wait's own expiry becomes the generic error: since Python 3.11
+        # ``concurrent.futures.TimeoutError`` is the built-in ``TimeoutError``, which the
+        # coroutine may raise itself (``wait_for``'s message says what it waited for).
+        done, _ = concurrent.futures.wait([future], timeout)
+        if not done:
             future.cancel()
-            raise TimeoutError("the operation did not finish in time") from None
+            raise TimeoutError("the operation did not finish in time")
+        return future.result()
 
     def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
         self.loop.call_soon_threadsafe(fn, *args)

@@ -16,14 +16,48 @@ later may succeed.
     ├── DatabaseError                                   the storage engine failed
     │   └── CorruptDatabaseError                        unreadable or foreign database file
     ├── NetworkError                                    connection refused/reset, timeouts...
-    │   └── TLSError                                    certificate or handshake failures
+    │   ├── TLSError                                    certificate or handshake failures
+    │   ├── ChannelClosed                               the WebSocket closed (close code)
+    │   │   └── ConnectionClosedError                   a request on a closed connection
+    │   ├── RequestTimeout                              no reply in time
+    │   └── HandshakeRefused                            the upgrade got an HTTP error status
+    │       └── RedirectRefused                         a redirect we will not follow
     ├── AuthenticationError                             credentials refused (HTTP 401)
-    └── ProtocolError                                   a peer broke the wire protocol
+    ├── ProtocolError                                   a peer broke the wire protocol
+    │   ├── BlipError                                   fatal BLIP violation (close code)
+    │   │   └── BlipLimitExceeded                       a peer exceeded a size/count limit
+    │   └── BlipMessageError                            one message's content is unusable
+    └── BlipErrorReply                                  the peer answered a request with ERR
+
+(``CorruptDeltaError``, a delta that cannot be applied, is an ``InvalidArgumentError``.)
+
+The classes below ``NetworkError`` and ``ProtocolError`` are defined next to the code that
+raises them -- their transience comes from the transport's classification table, which this
+module cannot import without a cycle -- and are re-exported here lazily: ``from
+couchlite.errors import ChannelClosed`` works, and imports the defining module on first use.
 """
 
 from __future__ import annotations
 
+import importlib
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from couchlite.blip.errors import (
+        BlipError,
+        BlipErrorReply,
+        BlipLimitExceeded,
+        BlipMessageError,
+    )
+    from couchlite.model.jsondelta import CorruptDeltaError
+    from couchlite.transport.errors import (
+        ChannelClosed,
+        ConnectionClosedError,
+        HandshakeRefused,
+        RedirectRefused,
+        RequestTimeout,
+    )
 
 
 class ErrorDomain(StrEnum):
@@ -102,10 +136,13 @@ class CouchliteError(Exception):
         code: int | None = None,
         transient: bool | None = None,
     ) -> None:
-        super().__init__(message)
-        self.message = message
         self.domain: ErrorDomain = domain if domain is not None else self.default_domain
         self.code: int = code if code is not None else self.default_code
+        if not message or not message.strip():
+            # An error must say something: at least what it is and its domain and code.
+            message = f"{type(self).__name__} ({self.domain} error {self.code})"
+        super().__init__(message)
+        self.message = message
         self.is_transient: bool = transient if transient is not None else self.default_transient
 
     def __repr__(self) -> str:
@@ -183,20 +220,58 @@ class ProtocolError(CouchliteError):
     default_code = 1002
 
 
+#: The errors defined elsewhere (see the module docstring) and the module defining each.
+_ELSEWHERE = {
+    "BlipError": "couchlite.blip.errors",
+    "BlipErrorReply": "couchlite.blip.errors",
+    "BlipLimitExceeded": "couchlite.blip.errors",
+    "BlipMessageError": "couchlite.blip.errors",
+    "ChannelClosed": "couchlite.transport.errors",
+    "ConnectionClosedError": "couchlite.transport.errors",
+    "CorruptDeltaError": "couchlite.model.jsondelta",
+    "HandshakeRefused": "couchlite.transport.errors",
+    "RedirectRefused": "couchlite.transport.errors",
+    "RequestTimeout": "couchlite.transport.errors",
+}
+
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> type[CouchliteError]:
+        module = _ELSEWHERE.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value: type[CouchliteError] = getattr(importlib.import_module(module), name)
+        globals()[name] = value  # later lookups no longer come here
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted(set(globals()) | set(_ELSEWHERE))
+
+
 __all__ = [
     "AuthenticationError",
+    "BlipError",
+    "BlipErrorReply",
+    "BlipLimitExceeded",
+    "BlipMessageError",
+    "ChannelClosed",
     "ConfigurationError",
     "ConflictError",
+    "ConnectionClosedError",
     "CorruptDatabaseError",
+    "CorruptDeltaError",
     "CouchliteError",
     "DatabaseClosedError",
     "DatabaseError",
     "ErrorDomain",
+    "HandshakeRefused",
     "InvalidArgumentError",
     "LiteCoreCode",
     "NetworkCode",
     "NetworkError",
     "NotFoundError",
     "ProtocolError",
+    "RedirectRefused",
+    "RequestTimeout",
     "TLSError",
 ]

@@ -7,7 +7,13 @@ import threading
 
 import pytest
 
-from couchlite import Database, DatabaseConfiguration, MutableDocument, NotFoundError
+from couchlite import (
+    Database,
+    DatabaseConfiguration,
+    InvalidArgumentError,
+    MutableDocument,
+    NotFoundError,
+)
 
 
 def now() -> dt.datetime:
@@ -86,3 +92,19 @@ def test_expiration_in_a_failed_batch_is_rolled_back(db: Database) -> None:
         assert col.get_document_expiration("d") is not None
         raise RuntimeError
     assert col.get_document_expiration("d") is None
+
+
+def test_a_naive_expiration_is_refused_as_document_dates_are(tmp_path) -> None:
+    with Database("db", DatabaseConfiguration(directory=tmp_path)) as db:
+        col = db.default_collection()
+        col.save(MutableDocument("d", {}))
+        with pytest.raises(InvalidArgumentError, match="aware datetime"):
+            col.set_document_expiration("d", dt.datetime.now() + dt.timedelta(days=1))
+        assert col.get_document_expiration("d") is None
+
+
+def test_set_data_refuses_what_is_not_a_mapping() -> None:
+    doc = MutableDocument("d", {"a": 1})
+    with pytest.raises(InvalidArgumentError, match="mapping"):
+        doc.set_data([("a", 2)])  # type: ignore[arg-type]
+    assert doc.to_dict() == {"a": 1}

@@ -124,3 +124,16 @@ def test_path_that_is_a_file(tmp_path: Path) -> None:
     with pytest.raises(DatabaseError):
         Database("x", DatabaseConfiguration(directory=tmp_path))
     assert (tmp_path / "x.cblite2").read_text() == "not a folder"
+
+
+def test_configuration_refuses_unknown_attributes(tmp_path: Path) -> None:
+    config = DatabaseConfiguration()
+    with pytest.raises(AttributeError, match=r"'directry'.*did you mean 'directory'\?"):
+        config.directry = tmp_path  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError, match="max_rev_tree_depth"):
+        config.max_rev_depth = 3  # type: ignore[attr-defined]
+    config.directory = tmp_path  # declared attributes work as before
+    config.max_rev_tree_depth = 5
+    with Database("app", config) as db:
+        assert db.config.directory == tmp_path and db.config.max_rev_tree_depth == 5
+        assert db.config == config

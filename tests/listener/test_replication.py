@@ -13,6 +13,7 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,11 @@ def test_push_and_pull_over_tls_with_password(start_peer, active: Database) -> N
         "a-2": {"nested": {"list": [1, 2, 3]}},
         "p-1": {"from": "passive"},
     }
+    # The replicator is STOPPED once its side is closed; the listener counts the connection
+    # until it has seen the close, a moment later on a loaded machine.
+    deadline = time.monotonic() + 10
+    while peer.command("status")["connections"] and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert peer.command("status")["connections"] == 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -22,6 +23,20 @@ edit = st.tuples(
 )
 sync = st.tuples(st.just("sync"), st.sampled_from(list(ReplicatorType)))
 step = st.one_of(edit, sync)
+
+
+def assert_converged(a: dict[str, Any], b: dict[str, Any]) -> None:
+    """Same live documents, and the same revision wherever both sides know a document.
+
+    A tombstone may exist on one side only: a pull into an empty collection with no checkpoint
+    (the final reset) asks for ``activeOnly`` changes, as Couchbase Lite does, so the deletion
+    of a document the puller never had is not copied.
+    """
+    live_a = {k: v for k, v in a.items() if not v[1]}
+    live_b = {k: v for k, v in b.items() if not v[1]}
+    assert live_a == live_b
+    for doc_id in a.keys() & b.keys():
+        assert a[doc_id] == b[doc_id], doc_id
 
 
 @settings(
@@ -52,7 +67,7 @@ def test_two_databases_converge(steps) -> None:
             # one side after it was synced never comes back by itself (as in Couchbase Lite);
             # the final session therefore starts from scratch (reset).
             run(replicate(a, b, ReplicatorType.PUSH_AND_PULL, reset=True))
-            assert snapshot(a.default_collection()) == snapshot(b.default_collection())
+            assert_converged(snapshot(a.default_collection()), snapshot(b.default_collection()))
         finally:
             a.close()
             b.close()

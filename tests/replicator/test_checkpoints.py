@@ -7,9 +7,9 @@ from pathlib import Path
 import orjson
 
 from couchlite.database.replication import replication_store
-from couchlite.replicator.active import pending_document_ids_sync
 from couchlite.replicator.checkpoint import CheckpointState, checkpoint_id, reconcile
 from couchlite.replicator.options import SessionCollectionOptions
+from couchlite.replicator.pending import pending_document_ids
 from couchlite.replicator.types import ReplicatorType
 
 from .helpers import REMOTE_URL, open_db, put, replicate, run
@@ -116,12 +116,34 @@ def test_pending_document_ids(tmp_path: Path) -> None:
             put(a.default_collection(), f"d{i}", {"i": i})
         store = replication_store(a)
         opts = SessionCollectionOptions(store.for_collection(a.default_collection()))
-        pending = pending_document_ids_sync(store, opts, REMOTE_URL, ReplicatorType.PUSH)
+        pending = pending_document_ids(store, opts, REMOTE_URL, ReplicatorType.PUSH)
         assert pending == {"d0", "d1", "d2"}
         run(replicate(a, b, ReplicatorType.PUSH))
-        assert pending_document_ids_sync(store, opts, REMOTE_URL, ReplicatorType.PUSH) == set()
+        assert pending_document_ids(store, opts, REMOTE_URL, ReplicatorType.PUSH) == set()
         put(a.default_collection(), "d1", {"i": "new"})
-        assert pending_document_ids_sync(store, opts, REMOTE_URL, ReplicatorType.PUSH) == {"d1"}
+        assert pending_document_ids(store, opts, REMOTE_URL, ReplicatorType.PUSH) == {"d1"}
+    finally:
+        a.close()
+        b.close()
+
+
+def test_pulled_documents_are_not_pending(tmp_path: Path) -> None:
+    """From the saved state too (no session running): a document whose current revision is the
+    one the peer is known to have -- it came from the peer -- is not pending."""
+    a, b = open_db(tmp_path, "a"), open_db(tmp_path, "b")
+    try:
+        for i in range(3):
+            put(b.default_collection(), f"b{i}", {"i": i})
+        put(a.default_collection(), "local", {"i": 0})
+        run(replicate(a, b, ReplicatorType.PULL))
+        store = replication_store(a)
+        opts = SessionCollectionOptions(store.for_collection(a.default_collection()))
+        assert pending_document_ids(store, opts, REMOTE_URL, ReplicatorType.PUSH) == {"local"}
+        put(a.default_collection(), "b1", {"i": "edited"})
+        assert pending_document_ids(store, opts, REMOTE_URL, ReplicatorType.PUSH) == {
+            "local",
+            "b1",
+        }
     finally:
         a.close()
         b.close()

@@ -17,8 +17,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from couchlite.transport.channel import ChannelClosed
 from couchlite.transport.connection import BlipConnection
-from couchlite.transport.websocket import HandshakeRequest
+from couchlite.transport.websocket import HandshakeRequest, WebSocketChannel
 
 T = TypeVar("T")
 
@@ -39,6 +40,15 @@ def closed_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+async def hold(channel: WebSocketChannel) -> None:
+    """A passive side that says nothing and waits for the client to close (a server handler)."""
+    try:
+        while True:
+            await channel.recv()
+    except ChannelClosed:
+        pass
 
 
 class FakeClock:

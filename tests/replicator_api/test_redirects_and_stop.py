@@ -20,7 +20,6 @@ from couchlite import (
     UrlEndpoint,
 )
 from couchlite.replicator.replicator import AsyncReplicator
-from couchlite.transport.channel import ChannelClosed
 from couchlite.transport.websocket import (
     HandshakeRejection,
     HandshakeRequest,
@@ -31,6 +30,7 @@ from couchlite.transport.websocket import (
 from tests.httpstub import redirect_server
 
 from .helpers import FakeClock, StubSession, run
+from .helpers import hold as _hold
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -47,14 +47,6 @@ def _config(db: Database, port: int, path: str = "db", **options: Any) -> Replic
 
 def _replicator(config: ReplicatorConfiguration) -> AsyncReplicator:
     return AsyncReplicator(config, clock=FakeClock(), _session_factory=StubSession)
-
-
-async def _hold(channel: WebSocketChannel) -> None:
-    try:
-        while True:
-            await channel.recv()
-    except ChannelClosed:
-        pass
 
 
 def test_the_option_defaults_to_refusing_and_is_validated(db: Database) -> None:

@@ -35,6 +35,7 @@ from couchlite.transport.websocket import (
 )
 
 from .helpers import BlockedClock, FakeClock, StubSession, closed_port, run
+from .helpers import hold as _hold
 
 Level = ReplicatorActivityLevel
 
@@ -47,15 +48,6 @@ def _config(db: Database, port: int, **options: Any) -> ReplicatorConfiguration:
 
 def _replicator(config: ReplicatorConfiguration, clock: Any = None) -> AsyncReplicator:
     return AsyncReplicator(config, clock=clock or FakeClock(), _session_factory=StubSession)
-
-
-async def _hold(channel: WebSocketChannel) -> None:
-    # A passive side that says nothing and waits for the client to close.
-    try:
-        while True:
-            await channel.recv()
-    except ChannelClosed:
-        pass
 
 
 def _activities(changes: list[ReplicatorChange]) -> list[Level]:

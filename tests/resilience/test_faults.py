@@ -13,7 +13,16 @@ from typing import Any
 
 import pytest
 
-from couchlite import MutableDocument, ReplicatorActivityLevel, ReplicatorChange, ReplicatorType
+from couchlite import (
+    Database,
+    MutableDocument,
+    ReplicatorActivityLevel,
+    ReplicatorChange,
+    ReplicatorType,
+)
+from couchlite.database.replication import replication_store
+from couchlite.replicator.checkpoint import CheckpointState, checkpoint_id
+from couchlite.replicator.replicator import AsyncReplicator
 from couchlite.transport.channel import ChannelClosed
 
 from .faultproxy import Fault, FaultProxy, Kind
@@ -31,6 +40,29 @@ from .helpers import (
 )
 
 Level = ReplicatorActivityLevel
+
+
+def _last_sequence(db: Database) -> int:
+    store = replication_store(db).for_collection(db.default_collection())
+    changes = store.changes_since(0, 1_000_000)
+    return changes[-1].sequence if changes else 0
+
+
+def _saved_push_checkpoint(repl: AsyncReplicator) -> int:
+    """The ``local`` sequence of the push checkpoint saved for ``repl`` (0 if none)."""
+    config = repl._config
+    store = replication_store(config.database)
+    cp_id = checkpoint_id(
+        store.private_uuid,
+        config.endpoint.url,
+        "_default",
+        "_default",
+        pull=config.replicator_type.pulls,
+        push=True,
+        document_ids=None,
+    )
+    state = CheckpointState.parse(store.get_local_checkpoint(cp_id))
+    return state.local if state is not None else 0
 
 
 def _assert_identical(a: dict[str, Any], b: dict[str, Any]) -> None:
@@ -252,8 +284,10 @@ def test_reconnection_resumes_from_the_saved_checkpoint(tmp_path: Path) -> None:
                 await repl.start()
                 await wait_until(lambda: count(server) == 3000, what="first push")
                 col = client.default_collection()
-                # caught up: the checkpoint is saved (what pending_document_ids reads)
-                await wait_until(lambda: not repl.pending_document_ids(col), what="checkpoint")
+                # caught up (nothing pending), and that is saved: the checkpoint is past it all
+                await wait_until(lambda: not repl.pending_document_ids(col), what="caught up")
+                last = _last_sequence(client)
+                await wait_until(lambda: _saved_push_checkpoint(repl) >= last, what="checkpoint")
                 proxy.connections[0].cut()
                 await wait_until(lambda: len(proxy.connections) >= 2, what="reconnected")
                 fill(client, "new", 10, size=200)

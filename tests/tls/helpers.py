@@ -22,9 +22,9 @@ from couchlite import (
     UrlEndpoint,
 )
 from couchlite.replicator.replicator import AsyncReplicator
-from couchlite.transport.channel import ChannelClosed
-from couchlite.transport.websocket import WebSocketChannel, serve_channels
+from couchlite.transport.websocket import serve_channels
 from tests.replicator_api.helpers import FakeClock, StubSession, run
+from tests.replicator_api.helpers import hold as _hold
 
 LOCAL = {"CN": "127.0.0.1", "IP": "127.0.0.1", "hostname": "localhost"}
 
@@ -82,14 +82,6 @@ def bare(
         .sign(issuer_key, hashes.SHA256())
     )
     return TLSIdentity([cert, *issuer.certificates], key)
-
-
-async def _hold(channel: WebSocketChannel) -> None:
-    try:
-        while True:
-            await channel.recv()
-    except ChannelClosed:
-        pass
 
 
 def replicate_against(db: Database, context: ssl.SSLContext, **options: Any) -> AsyncReplicator:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -11,10 +14,13 @@ import pytest
 pytest.importorskip("click")
 pytest.importorskip("rich")
 
+import click
 from click.testing import CliRunner
 
-from couchlite import KeyStore, TLSIdentity
+from couchlite import KeyStore, KeyUsage, TLSIdentity
 from couchlite.cli import main
+
+from .conftest import PASSPHRASE
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -90,3 +96,209 @@ def test_the_library_imports_without_click_or_rich() -> None:
         "assert 'click' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# --- ``python -m couchlite``, help texts, secrets without a terminal ---------------------------
+
+
+def _couchlite(
+    *args: str, stdin_text: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m couchlite ARGS`` in a real process: stdin is ``stdin_text`` or /dev/null."""
+    return subprocess.run(
+        [sys.executable, "-m", "couchlite", *args],
+        input=stdin_text,
+        stdin=subprocess.DEVNULL if stdin_text is None else None,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "80", **(env or {})},
+    )
+
+
+def test_python_dash_m_couchlite_is_the_console_script() -> None:
+    done = _couchlite("--help")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Usage: couchlite ")
+    script = Path(sys.executable).with_name("couchlite")
+    if script.exists():  # the [project.scripts] entry point of an installed couchlite
+        same = subprocess.run(
+            [str(script), "--help"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "COLUMNS": "80"},
+        )
+        assert same.stdout == done.stdout
+    version = _couchlite("--version")
+    assert version.returncode == 0 and "version" in version.stdout
+
+
+def _words(text: str) -> list[str]:
+    return text.replace("\b", " ").split()
+
+
+def _commands(group: click.Group) -> list[tuple[list[str], click.Command]]:
+    found: list[tuple[list[str], click.Command]] = [([], group)]
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            found += [([name, *path], sub) for path, sub in _commands(command)]
+        else:
+            found.append(([name], command))
+    return found
+
+
+def test_every_help_text_is_shown_whole() -> None:
+    commands = _commands(main)
+    assert len(commands) == 8  # couchlite, identity and its six commands
+    for path, command in commands:
+        result = CliRunner().invoke(main, [*path, "--help"], terminal_width=80)
+        assert result.exit_code == 0, result.output
+        assert command.help
+        body = " ".join(_words(result.output))
+        assert " ".join(_words(command.help)) in body, (path, result.output)
+        listing = result.output.partition("Commands:")[2]
+        assert "..." not in listing, listing
+    # And in a real process (the console width click sees there is its own).
+    done = _couchlite("identity", "--help")
+    assert " ".join(_words(identity_help())) in " ".join(_words(done.stdout))
+
+
+def identity_help() -> str:
+    group = main.commands["identity"]
+    assert group.help
+    return group.help
+
+
+def test_without_a_terminal_a_missing_secret_is_a_one_line_error(
+    keystore_env: Path, tmp_path: Path
+) -> None:
+    TLSIdentity.create_identity(KeyUsage.CLIENT_AUTH, {"CN": "truck"}, label="truck")
+    p12 = tmp_path / "truck.p12"
+    p12.write_bytes(TLSIdentity.identity("truck").to_pkcs12("s3cret"))
+    attempts = [
+        ("identity", "export", "truck", str(tmp_path / "out.p12")),
+        ("identity", "export", "truck", str(tmp_path / "out.pem"), "--format", "pem"),
+        ("identity", "import", "copy", str(p12)),
+        ("identity", "--ask-passphrase", "list"),
+        ("identity", "delete", "truck"),
+        ("identity", "export", "truck", str(tmp_path / "o.p12"), "--password-env", "UNSET_PW"),
+    ]
+    for args in attempts:
+        done = _couchlite(*args)  # stdin is /dev/null
+        assert done.returncode == 1, (args, done.stdout, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), (args, done.stderr)
+        assert "GetPassWarning" not in done.stderr and "Aborted" not in done.stderr
+    assert not (tmp_path / "out.p12").exists() and not (tmp_path / "out.pem").exists()
+    assert KeyStore().labels() == ["truck"]
+
+
+def test_without_a_terminal_secrets_come_from_the_environment_or_stdin(
+    keystore_env: Path, tmp_path: Path
+) -> None:
+    TLSIdentity.create_identity(KeyUsage.CLIENT_AUTH, {"CN": "truck"}, label="truck")
+    piped = tmp_path / "piped.p12"
+    done = _couchlite("identity", "export", "truck", str(piped), stdin_text="from stdin\n")
+    assert done.returncode == 0, done.stderr
+    assert TLSIdentity.import_identity(piped.read_bytes(), "from stdin").label is None
+    from_env = tmp_path / "env.p12"
+    done = _couchlite(
+        "identity", "export", "truck", str(from_env), "--password-env", "PW", env={"PW": "e"}
+    )
+    assert done.returncode == 0, done.stderr
+    TLSIdentity.import_identity(from_env.read_bytes(), "e")
+    done = _couchlite("identity", "import", "copy", str(piped), stdin_text="from stdin\n")
+    assert done.returncode == 0, done.stderr
+    done = _couchlite("identity", "delete", "copy", "--yes")
+    assert done.returncode == 0, done.stderr
+    # Two secrets on stdin: the key-store passphrase first, then the PKCS#12 password.
+    other = tmp_path / "other-store"
+    two = f"{PASSPHRASE}-2\nsecond\n"
+    done = _couchlite(
+        "identity", "--keystore", str(other), "--ask-passphrase", "import", "t", str(piped),
+        stdin_text=f"{PASSPHRASE}-2\nfrom stdin\n",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "two.p12"
+    done = _couchlite(
+        "identity", "--keystore", str(other), "--ask-passphrase", "export", "t", str(out),
+        stdin_text=two,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    TLSIdentity.import_identity(out.read_bytes(), "second")
+    assert KeyStore(other, passphrase=f"{PASSPHRASE}-2").load("t").label == "t"
+
+
+def test_the_cli_runner_reads_piped_secrets_line_by_line(
+    keystore_env: Path, tmp_path: Path
+) -> None:
+    TLSIdentity.create_identity(KeyUsage.SERVER_AUTH, {"CN": "laptop"}, label="laptop")
+    out = tmp_path / "laptop.pem"
+    result = CliRunner().invoke(
+        main, ["identity", "export", "laptop", str(out), "--format", "pem"], input="pem pw\n"
+    )
+    assert result.exit_code == 0, result.output
+    TLSIdentity.from_pem(out.read_bytes(), out.read_bytes(), password=b"pem pw")
+    result = CliRunner().invoke(main, ["identity", "export", "laptop", str(out)], input="")
+    assert result.exit_code == 1
+    assert "no export password" in result.output and "Aborted" not in result.output
+
+
+def _on_a_terminal(args: list[str], answers: list[tuple[bytes, bytes]]) -> tuple[int, bytes]:
+    """Run ``python -m couchlite ARGS`` with a pseudo-terminal as stdin, stdout and stderr,
+    typing each answer once its prompt has appeared; bounded by a deadline."""
+    import pty  # POSIX only
+
+    master, slave = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "couchlite", *args],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,  # no controlling terminal: the prompt can only use the pty
+        env=os.environ.copy(),
+    )
+    os.close(slave)
+    output, searched, pending = b"", 0, list(answers)
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if not ready:
+                if process.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the process closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+            if pending and pending[0][0] in output[searched:]:
+                searched = output.index(pending[0][0], searched) + len(pending[0][0])
+                os.write(master, pending.pop(0)[1] + b"\n")
+        return process.wait(timeout=max(1.0, deadline - time.monotonic())), output
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+        os.close(master)
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_on_a_terminal_secrets_are_prompted_for_hidden_and_confirmed(
+    keystore_env: Path, tmp_path: Path
+) -> None:
+    TLSIdentity.create_identity(KeyUsage.CLIENT_AUTH, {"CN": "truck"}, label="truck")
+    out = tmp_path / "typed.p12"
+    code, output = _on_a_terminal(
+        ["identity", "export", "truck", str(out)],
+        [(b"Export password: ", b"typed"), (b"confirmation: ", b"typed")],
+    )
+    assert code == 0, output
+    assert b"typed" not in output.replace(b"typed.p12", b"")  # never echoed
+    assert b"GetPassWarning" not in output
+    TLSIdentity.import_identity(out.read_bytes(), "typed")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
 from couchlite.blip import BlipError, BlipErrorReply, BlipProtocol, Message
+from couchlite.errors import DatabaseClosedError
 from couchlite.transport.channel import ChannelClosed
 from couchlite.transport.connection import (
     BlipConnection,
@@ -80,6 +82,27 @@ def test_crashing_handler_gets_blip_501_and_connection_survives(
 
     run(main())
     assert any("boom" in (r.exc_text or "") for r in caplog.records)
+
+
+def test_a_handler_meeting_a_closed_database_answers_503_without_an_error_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def main() -> None:
+        async with connected_pair() as (a, b, _, _):
+
+            async def closed(message: Message) -> Reply:
+                raise DatabaseClosedError("the database is closed")
+
+            b.register_handler("closed", closed)
+            with pytest.raises(BlipErrorReply) as info:
+                await a.request({"Profile": "closed"})
+            assert (info.value.error_domain, info.value.code) == ("HTTP", 503)
+            assert b.statistics()["handler_errors"] == 0
+
+    with caplog.at_level(logging.INFO):
+        run(main())
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("database is closed" in r.getMessage() for r in caplog.records)
 
 
 def test_blip_error_reply_round_trip() -> None:

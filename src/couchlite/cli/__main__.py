@@ -1,5 +1,5 @@
-"""``python -m couchlite.cli``."""
+"""``python -m couchlite.cli``: the same command as ``couchlite`` and ``python -m couchlite``."""
 
 from couchlite.cli.main import main
 
-main()
+main(prog_name="couchlite")

@@ -61,6 +61,8 @@ class Blob:
 
     @staticmethod
     def is_blob_dict(value: object) -> bool:
+        """Whether ``value`` is a blob's JSON form: a dict with ``"@type": "blob"`` and a valid
+        ``digest`` (Couchbase Lite's ``Blob.isBlob``)."""
         return (
             isinstance(value, dict)
             and value.get("@type") == BLOB_TYPE
@@ -71,6 +73,8 @@ class Blob:
 
     @property
     def content_type(self) -> str:
+        """The MIME type given to the constructor (``application/octet-stream`` for a blob read
+        back without one)."""
         return self._content_type
 
     @property
@@ -80,6 +84,7 @@ class Blob:
 
     @property
     def length(self) -> int | None:
+        """The content's size in bytes; ``None`` for a stream-backed blob not saved yet."""
         if self._length is None and self._store is not None and self._digest is not None:
             self._length = self._store.size(self._digest)
         return self._length
@@ -98,6 +103,10 @@ class Blob:
 
     @property
     def content(self) -> bytes:
+        """The whole content, read into memory (:meth:`open` streams it instead).
+
+        Raises ``NotFoundError`` for a stream-backed blob not saved yet, or if the blob store
+        no longer holds the content."""
         if self._content is not None:
             return self._content
         with self.open() as stream:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from couchlite.database.blob import Blob
 from couchlite.database.document import Document, MutableDocument
@@ -19,20 +19,24 @@ from couchlite.database.engine import (
     first_revision,
 )
 from couchlite.database.names import DEFAULT_NAME, check_doc_id
+from couchlite.database.records import ChangeRow
 from couchlite.errors import (
     ConflictError,
     DatabaseClosedError,
     InvalidArgumentError,
     NotFoundError,
 )
-from couchlite.model.canonical import canonical_json
+from couchlite.model.canonical import canonical_json, encode_date
+from couchlite.model.legacy import check_local_properties
 from couchlite.storage.blobstore import BlobStore
-from couchlite.storage.sqlite_store import DOC_DELETED, ChangeRow, DocRecord
+from couchlite.storage.sqlite_store import DOC_DELETED, DocRecord
 
 if TYPE_CHECKING:
     from couchlite.database.database import Database
 
 TOMBSTONE_BODY = b"{}"
+
+_T = TypeVar("_T")
 
 
 class ConcurrencyControl(Enum):
@@ -47,7 +51,12 @@ ConflictHandler = Callable[[MutableDocument, Document | None], bool]
 
 @dataclass(frozen=True, slots=True)
 class CollectionChange:
-    """Documents of a collection changed by one committed transaction."""
+    """What a collection change listener receives: the documents of ``collection`` one
+    committed transaction changed (saved, deleted, purged or expired).
+
+    ``collection``: the ``Collection`` the listener was added to. ``document_ids``: the IDs of
+    the changed documents. Couchbase Lite's ``CollectionChange``.
+    """
 
     collection: Collection
     document_ids: list[str]
@@ -55,6 +64,12 @@ class CollectionChange:
 
 @dataclass(frozen=True, slots=True)
 class DocumentChange:
+    """What a document change listener receives: document ``document_id`` of ``collection``
+    was changed (saved, deleted, purged or expired) by a committed transaction.
+
+    Couchbase Lite's ``DocumentChange``; read the document again to see its new state.
+    """
+
     collection: Collection
     document_id: str
 
@@ -69,6 +84,10 @@ class ListenerToken:
         self._listener = listener
 
     def remove(self) -> None:
+        """Stop calling the listener (idempotent; safe from any thread, even the listener's).
+
+        A commit being notified on another thread at that moment may still call it once.
+        Couchbase Lite's ``ListenerToken.remove``."""
         self._engine.remove_listener(self._listener)
 
 
@@ -83,16 +102,21 @@ class Scope:
 
     @property
     def name(self) -> str:
+        """The scope's name (``_default`` for the default scope)."""
         return self._name
 
     @property
     def database(self) -> Database:
+        """The database the scope belongs to."""
         return self._database
 
     def collections(self) -> list[Collection]:
+        """The scope's collections, sorted by name (see :meth:`Database.collections`)."""
         return self._database.collections(scope=self._name)
 
     def collection(self, name: str) -> Collection | None:
+        """The collection ``name`` of this scope, or ``None`` if there is none (see
+        :meth:`Database.collection`)."""
         return self._database.collection(name, scope=self._name)
 
     def __eq__(self, other: object) -> bool:
@@ -109,8 +133,20 @@ class Scope:
         return f"Scope({self._name!r})"
 
 
-class Collection:
-    """A named set of documents in a database."""
+class Collection(Mapping[str, Document]):
+    """A named set of documents in a database; a read-only mapping of document ID to
+    ``Document``.
+
+    ``len(c)`` is :attr:`count`; ``"id" in c`` tells whether a live document has that ID;
+    ``iter(c)`` (and ``keys()``, ``values()``, ``items()``) goes through the IDs of the live
+    documents in sequence order (oldest change first), read in batches: a large collection is
+    never loaded whole. ``c["id"]`` is the document or ``KeyError`` (also for a deleted one);
+    :meth:`get` returns ``None`` instead. As everywhere, this thread's open batch counts.
+
+    A collection is equal only to itself (the database hands out one object per collection),
+    hashable, and always true -- ``if collection:`` keeps meaning "not ``None``"; test
+    ``len(collection)`` for emptiness.
+    """
 
     __slots__ = ("_database", "_state")
 
@@ -122,26 +158,40 @@ class Collection:
 
     @property
     def name(self) -> str:
+        """The collection's name, without its scope (``_default`` for the default one)."""
         return self._state.name
 
     @property
     def scope(self) -> Scope:
+        """The scope the collection belongs to."""
         return Scope(self._database, self._state.scope)
 
     @property
     def full_name(self) -> str:
+        """``scope.name``, as Couchbase Lite's ``fullName`` (e.g. ``_default._default``)."""
         return f"{self._state.scope}.{self._state.name}"
 
     @property
     def database(self) -> Database:
+        """The database the collection belongs to."""
         return self._database
 
     @property
     def is_default(self) -> bool:
+        """Whether this is the default collection, ``_default._default``."""
         return self._state.scope == DEFAULT_NAME and self._state.name == DEFAULT_NAME
 
     def __repr__(self) -> str:
         return f"Collection({self.full_name!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __bool__(self) -> bool:
+        return True
 
     def _engine(self) -> Engine:
         engine = self._database._engine
@@ -162,23 +212,53 @@ class Collection:
 
     # --- reads ----------------------------------------------------------------------------
 
-    def get(self, doc_id: str) -> Document | None:
-        """The document, or ``None`` if it does not exist or is deleted."""
+    @overload
+    def get(self, doc_id: str) -> Document | None: ...
+    @overload
+    def get(self, doc_id: str, default: Document | _T) -> Document | _T: ...
+
+    def get(self, doc_id: str, default: object = None) -> object:
+        """The document, or ``default`` (``None``) if it does not exist or is deleted; a
+        ``doc_id`` that is not a string is an ``InvalidArgumentError``."""
         if not isinstance(doc_id, str):
             raise InvalidArgumentError(f"document ID must be a string, not {doc_id!r}")
         record = self._engine().read_record(self._state, doc_id)
         if record is None or record.flags & DOC_DELETED:
-            return None
+            return default
         return Document(self, doc_id, record.rev, record.seq, record.body)
 
     def __getitem__(self, doc_id: str) -> Document:
-        doc = self.get(doc_id)
+        """The live document ``doc_id``; ``KeyError`` if there is none (or it is deleted)."""
+        doc = self.get(doc_id) if isinstance(doc_id, str) else None
         if doc is None:
             raise KeyError(doc_id)
         return doc
 
     def __contains__(self, doc_id: object) -> bool:
-        return isinstance(doc_id, str) and self.get(doc_id) is not None
+        if not isinstance(doc_id, str):
+            return False
+        record = self._engine().read_record(self._state, doc_id)
+        return record is not None and not record.flags & DOC_DELETED
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[str]:
+        """The IDs of the live documents in sequence order (see the class docstring)."""
+        engine = self._engine()
+        state = self._state
+        txn = engine.txn
+        if txn is None or txn.owner != threading.get_ident():
+            return engine.store.live_doc_ids(state.id)
+        # This thread's batch: what it changed moves to its new sequence, after everything
+        # committed (its sequences are the newest); taken now, as the batch stands.
+        engine.verify(txn)
+        changed = {
+            doc_id: record
+            for (coll_id, doc_id), record in txn.records.items()
+            if coll_id == state.id
+        }
+        return _with_batch(engine.store.live_doc_ids(state.id), changed)
 
     def document_ids(self) -> Iterator[str]:
         """The IDs of the live documents, in ID order (committed state)."""
@@ -186,11 +266,18 @@ class Collection:
         return engine.store.doc_ids(self._state.id)
 
     def changes(self, since: int = 0, limit: int | None = None) -> Iterator[ChangeRow]:
-        """Every document changed after sequence ``since`` (tombstones included), in order."""
+        """A :class:`ChangeRow` for every document changed after sequence ``since``
+        (tombstones included), in sequence order, at most ``limit`` of them (committed state,
+        read in batches)."""
         return self._engine().store.changes(self._state.id, since, limit)
 
     @property
     def last_sequence(self) -> int:
+        """The highest sequence number given to a revision of this collection (0 if none).
+
+        Each new revision -- saved, deleted or pulled -- takes the next number; the revisions
+        of a batch still open count already, and a rolled-back batch may leave a gap. Raises
+        ``DatabaseClosedError`` once the database is closed or the collection deleted."""
         self._engine()
         return self._state.last_seq
 
@@ -309,6 +396,12 @@ class Collection:
         """Purge the document automatically at ``when`` (``None`` cancels)."""
         if when is not None and not isinstance(when, dt.datetime):
             raise InvalidArgumentError("the expiration must be a datetime or None")
+        if when is not None and when.utcoffset() is None:
+            # as for document dates: a naive time means a different instant on every machine
+            raise InvalidArgumentError(
+                "the expiration must be an aware datetime (with a time zone, e.g. dt.UTC), "
+                "not a naive one"
+            )
         timestamp = when.timestamp() if when is not None else None
         engine = self._engine()
         with engine.transaction() as txn:
@@ -317,6 +410,11 @@ class Collection:
             engine.set_expiration(txn, self._state, doc_id, timestamp)
 
     def get_document_expiration(self, doc_id: str) -> dt.datetime | None:
+        """When document ``doc_id`` will be purged (an aware UTC ``datetime``), or ``None`` if
+        no expiration is set (see :meth:`set_document_expiration`).
+
+        A deleted document still has one; raises ``NotFoundError`` if there is no such
+        document (never saved, or purged)."""
         record = self._engine().read_record(self._state, doc_id)
         if record is None:
             raise NotFoundError(f"document {doc_id!r} not found")
@@ -347,15 +445,18 @@ class Collection:
             store = engine.blobs
             written = txn.written_digests
 
-            def encode_extra(value: Any) -> Any:
+            def encode_extra(value: object) -> object:
                 if isinstance(value, Blob):
                     props = value._install(store)
                     written.add(props["digest"])
                     return props
-                raise TypeError
+                return encode_date(value)
 
             txn.encode_extra = encode_extra
-        return canonical_json(doc._properties(), encode_extra)
+        props = doc._properties()
+        if "_id" in props or "_rev" in props or "_deleted" in props:
+            check_local_properties(props, doc._id)
+        return canonical_json(props, encode_extra)
 
     def _settle(self, doc: Document) -> None:
         """Make the revision of a document saved as new in this thread's batch exact."""
@@ -374,6 +475,17 @@ class Collection:
             sequence=self._state.next_sequence(),
             max_depth=self._database._config.max_rev_tree_depth,
         )
+
+
+def _with_batch(committed: Iterator[str], changed: dict[str, DocRecord | None]) -> Iterator[str]:
+    """The committed live IDs, less those a batch changed, then the batch's live ones."""
+    for doc_id in committed:
+        if doc_id not in changed:
+            yield doc_id
+    live = [r for r in changed.values() if r is not None and not r.flags & DOC_DELETED]
+    live.sort(key=lambda r: r.seq)
+    for record in live:
+        yield record.doc_id
 
 
 def _conflicts(base_rev: str | None, current: DocRecord | None) -> bool:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import shutil
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol
 
 from couchlite import _tuning
 from couchlite._private_files import make_private_folder
+from couchlite._strict import StrictAttributes
 from couchlite.database.collection import Collection, Scope
 from couchlite.database.engine import CollectionState, Engine
 from couchlite.database.names import DEFAULT_NAME, check_collection_name, check_database_name
@@ -26,13 +30,35 @@ from couchlite.errors import (
 
 EXTENSION = ".cblite2"
 
+logger = logging.getLogger(__name__)
+
+
+class DatabaseDependent(Protocol):
+    """Something that runs on a database and must stop before the database closes.
+
+    Replicators and listeners register with :meth:`Database._add_dependent` while they run.
+    Couchbase Lite's ``close`` stops a database's replicators and listeners before it closes
+    the file; :meth:`Database.close` does the same by calling :meth:`_stop_for_database_close`
+    on each registered dependent.
+    """
+
+    def _stop_for_database_close(self) -> None:
+        """Stop because the database is closing. Called from any thread.
+
+        From a foreign thread: stop and wait, bounded. From the dependent's own event-loop
+        thread, where waiting would deadlock: start the stop and return at once.
+        """
+        ...
+
 
 @dataclass
-class DatabaseConfiguration:
+class DatabaseConfiguration(StrictAttributes):
     """Where a database lives and how it keeps history.
 
     ``directory``: the folder holding ``<name>.cblite2/`` (default: the current directory).
     ``max_rev_tree_depth``: revisions kept per branch before older ones are pruned.
+    Assigning any other attribute raises ``AttributeError`` (a misspelt setting would
+    otherwise be ignored silently).
     """
 
     directory: str | Path | None = None
@@ -77,6 +103,13 @@ class Database:
                 domain=ErrorDomain.POSIX,
                 code=exc.errno or 5,
             ) from exc
+        #: running replicators and listeners, by ``id`` (dependents need not be hashable)
+        self._dependents: dict[int, DatabaseDependent] = {}
+        self._dependents_lock = threading.Lock()
+        #: set once ``close`` starts: no new dependent may register after that
+        self._closing = False
+        #: one ``close`` at a time; never held by anything a dependent's stop may wait for
+        self._close_lock = threading.Lock()
         self._engine: Engine | None = Engine.acquire(self._path)
         self._engine.max_rev_tree_depth = self._config.max_rev_tree_depth
         self._collections: dict[int, Collection] = {}
@@ -90,6 +123,7 @@ class Database:
 
     @property
     def name(self) -> str:
+        """The database's name, as given to the constructor (its folder is ``<name>.cblite2``)."""
         return self._name
 
     @property
@@ -99,6 +133,8 @@ class Database:
 
     @property
     def config(self) -> DatabaseConfiguration:
+        """A copy of the configuration the database was opened with (editing it changes
+        nothing here)."""
         return copy.copy(self._config)
 
     @property
@@ -113,6 +149,7 @@ class Database:
 
     @property
     def is_closed(self) -> bool:
+        """Whether :meth:`close` (or :meth:`delete`) was called on this ``Database`` object."""
         return self._engine is None
 
     def _engine_or_raise(self) -> Engine:
@@ -121,20 +158,66 @@ class Database:
             raise DatabaseClosedError(f"database {self._name!r} is closed")
         return engine
 
+    def _add_dependent(self, dependent: DatabaseDependent) -> None:
+        """Register a running replicator or listener, to be stopped by :meth:`close`.
+
+        Idempotent; holds a strong reference until :meth:`_remove_dependent`. Raises
+        ``DatabaseClosedError`` once the database is closing or closed: nothing new may start
+        on it (as Couchbase Lite refuses to register a replicator on a closing database).
+        """
+        with self._dependents_lock:
+            if self._closing or self._engine is None:
+                raise DatabaseClosedError(f"database {self._name!r} is closed")
+            self._dependents[id(dependent)] = dependent
+
+    def _remove_dependent(self, dependent: DatabaseDependent) -> None:
+        """Unregister a dependent (it stopped). Idempotent; safe from any thread."""
+        with self._dependents_lock:
+            if self._dependents.get(id(dependent)) is dependent:
+                del self._dependents[id(dependent)]
+
+    def _stop_dependents(self) -> None:
+        # Called without any database lock held: a dependent's stop may need the engine (a
+        # replicator saves its checkpoint) or call ``_remove_dependent``.
+        with self._dependents_lock:
+            self._closing = True
+            dependents = list(self._dependents.values())
+        for dependent in dependents:
+            try:
+                dependent._stop_for_database_close()
+            except Exception:
+                # A dependent that fails to stop must not keep the database open.
+                logger.warning(
+                    "database %r: %r did not stop cleanly before close",
+                    self._name,
+                    dependent,
+                    exc_info=True,
+                )
+        with self._dependents_lock:
+            self._dependents.clear()
+
     def close(self) -> None:
-        """Close the database; further use raises ``DatabaseClosedError``. Idempotent."""
-        engine = self._engine
-        if engine is None:
-            return
-        if engine.in_transaction_here():
-            raise DatabaseError(
-                "cannot close a database inside a batch",
-                domain=ErrorDomain.LITECORE,
-                code=LiteCoreCode.BUSY,
-            )
-        engine.remove_listeners_of(self)
-        self._engine = None
-        engine.release()
+        """Close the database; further use raises ``DatabaseClosedError``. Idempotent.
+
+        As in Couchbase Lite, the replicators and listeners running on this ``Database`` are
+        stopped first (each stop is bounded), then the database closes. Other ``Database``
+        objects open on the same files are not affected. Raises ``DatabaseError`` (``BUSY``)
+        inside a batch on this thread, before stopping anything.
+        """
+        with self._close_lock:
+            engine = self._engine
+            if engine is None:
+                return
+            if engine.in_transaction_here():
+                raise DatabaseError(
+                    "cannot close a database inside a batch",
+                    domain=ErrorDomain.LITECORE,
+                    code=LiteCoreCode.BUSY,
+                )
+            self._stop_dependents()
+            engine.remove_listeners_of(self)
+            self._engine = None
+            engine.release()
 
     def delete(self) -> None:
         """Close the database and delete its files."""
@@ -150,11 +233,19 @@ class Database:
 
     @staticmethod
     def exists(name: str, directory: str | Path | None = None) -> bool:
+        """Whether a database ``name`` exists in ``directory`` (default: the current directory).
+
+        Couchbase Lite's ``Database.exists``; raises ``InvalidArgumentError`` for an invalid
+        name."""
         return (_database_path(name, directory) / "db.sqlite3").exists()
 
     @staticmethod
     def delete_database(name: str, directory: str | Path | None = None) -> None:
-        """Delete a closed database's files (``NotFoundError``-free if absent)."""
+        """Delete the files of database ``name`` in ``directory`` (default: the current
+        directory); nothing happens if there is no such database.
+
+        Raises ``DatabaseError`` (``BUSY``) while a ``Database`` object of this process has it
+        open: close it first (or call :meth:`delete` on it)."""
         path = _database_path(name, directory)
         if Engine.is_open(path):
             raise DatabaseError(
@@ -202,9 +293,11 @@ class Database:
         return coll
 
     def default_collection(self) -> Collection:
+        """The default collection, ``_default._default``: always there, never deleted."""
         return self.create_collection(DEFAULT_NAME, DEFAULT_NAME)
 
     def default_scope(self) -> Scope:
+        """The default scope, ``_default``: always there (it holds the default collection)."""
         return Scope(self, DEFAULT_NAME)
 
     def create_collection(self, name: str, scope: str | None = None) -> Collection:
@@ -219,6 +312,10 @@ class Database:
         return self._wrap(state)
 
     def collection(self, name: str, scope: str | None = None) -> Collection | None:
+        """The collection ``scope.name`` (``scope=None``: ``_default``), or ``None`` if there is
+        none; never creates it (:meth:`create_collection` does).
+
+        Raises ``InvalidArgumentError`` for an invalid name."""
         scope = DEFAULT_NAME if scope is None else scope
         check_collection_name(name)
         check_collection_name(scope, "scope")
@@ -226,6 +323,8 @@ class Database:
         return None if state is None else self._wrap(state)
 
     def collections(self, scope: str | None = None) -> list[Collection]:
+        """The collections of ``scope`` (``None``: ``_default``), sorted by name; empty for a
+        scope that does not exist."""
         scope = DEFAULT_NAME if scope is None else scope
         check_collection_name(scope, "scope")
         engine = self._engine_or_raise()
@@ -233,12 +332,16 @@ class Database:
         return [self._wrap(s) for s in sorted(states, key=lambda s: s.name)]
 
     def scopes(self) -> list[Scope]:
+        """The scopes holding at least one collection, and always ``_default``; sorted by
+        name."""
         engine = self._engine_or_raise()
         names = {s.scope for s in engine.collections.values() if not s.dropped}
         names.add(DEFAULT_NAME)
         return [Scope(self, n) for n in sorted(names)]
 
     def scope(self, name: str) -> Scope | None:
+        """The scope ``name``, or ``None`` unless it holds a collection (``_default`` always
+        exists). Raises ``InvalidArgumentError`` for an invalid name."""
         check_collection_name(name, "scope")
         return next((s for s in self.scopes() if s.name == name), None)
 

@@ -2,12 +2,14 @@
 
 A ``Document`` read from a collection holds the stored canonical JSON and parses it on first use;
 blob references in it read back as ``Blob`` objects. A ``MutableDocument`` holds plain Python
-data (nested dicts and lists, ``Blob`` objects anywhere) that is validated and encoded only when
-it is saved.
+data (nested dicts and lists, ``Blob`` objects and aware ``datetime``/``date`` values anywhere)
+that is validated and encoded only when it is saved; dates are saved as ISO-8601 strings
+(``model.dates``) and read back with :meth:`Document.get_date`.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
@@ -17,6 +19,8 @@ import orjson
 from couchlite.database.blob import BLOB_MARKER, Blob
 from couchlite.database.names import check_doc_id
 from couchlite.errors import InvalidArgumentError
+from couchlite.model.canonical import encode_date, find_invalid_value
+from couchlite.model.dates import parse_date
 
 if TYPE_CHECKING:
     from couchlite.database.collection import Collection
@@ -49,6 +53,13 @@ def _blob_default(value: Any) -> Any:
     if isinstance(value, Blob):
         return value.properties
     raise TypeError
+
+
+def _json_default(value: Any) -> Any:
+    """Blobs as their property dicts, dates as the strings they are saved as."""
+    if isinstance(value, Blob):
+        return value.properties
+    return encode_date(value)
 
 
 class Document(Mapping[str, Any]):
@@ -88,10 +99,13 @@ class Document(Mapping[str, Any]):
 
     @property
     def id(self) -> str:
+        """The document's ID, unique in its collection."""
         return self._id
 
     @property
     def revision_id(self) -> str | None:
+        """The ID of the revision this object holds (``<generation>-<digest>``), ``None`` for a
+        document never saved. Couchbase Lite's ``revisionID``."""
         if self._guessed and self._collection is not None:
             # saved in this batch as new without a look-up: check now (the ID may be taken)
             self._collection._settle(self)
@@ -99,14 +113,20 @@ class Document(Mapping[str, Any]):
 
     @property
     def sequence(self) -> int:
+        """The collection's sequence number of this revision (see
+        :attr:`Collection.last_sequence`); 0 when there is none (a document never saved, or a
+        revision shown to a replication filter or conflict resolver)."""
         return self._sequence
 
     @property
     def deleted(self) -> bool:
+        """Whether this revision is a deletion: set on the object ``Collection.delete`` was given
+        and on the tombstones replication filters see; reads never return a deleted document."""
         return self._deleted
 
     @property
     def collection(self) -> Collection | None:
+        """The collection the document was read from or saved in; ``None`` until then."""
         return self._collection
 
     # --- content --------------------------------------------------------------------------
@@ -140,6 +160,18 @@ class Document(Mapping[str, Any]):
     def __contains__(self, key: object) -> bool:
         return key in self._properties()
 
+    def get_date(self, key: str) -> dt.datetime | None:
+        """The top-level property ``key`` read as a date: the aware ``datetime`` its ISO-8601
+        string names (as ``Document.getDate`` in Couchbase Lite: a string without an offset is
+        in local time, a date alone is its local midnight); ``None`` when the property is
+        missing or is not such a string. See ``couchlite.model.dates`` for the format."""
+        value = self._properties().get(key)
+        if isinstance(value, dt.datetime):  # set on a MutableDocument, not saved yet
+            return value
+        if isinstance(value, dt.date):
+            return dt.datetime(value.year, value.month, value.day).astimezone()
+        return parse_date(value)
+
     def to_dict(self) -> dict[str, Any]:
         """A fresh deep copy of the properties (``Blob`` objects where blobs are)."""
         return self._parse()
@@ -151,6 +183,8 @@ class Document(Mapping[str, Any]):
         return "{}"
 
     def to_mutable(self) -> MutableDocument:
+        """An editable deep copy: same ID, revision and collection, so that saving it adds a
+        revision on top of this one. Couchbase Lite's ``toMutable``."""
         doc = MutableDocument(self._id, None)
         doc._props = self._parse()
         doc._revision_id = self.revision_id
@@ -216,20 +250,38 @@ class MutableDocument(Document, MutableMapping[str, Any]):
         del self._properties()[key]
 
     def set_data(self, data: Mapping[str, Any]) -> None:
+        """Replace all the properties by ``data`` (copied at the top level, as in the
+        constructor). Couchbase Lite's ``setData``."""
+        if type(data) is not dict and not isinstance(data, Mapping):
+            raise InvalidArgumentError(
+                f"document data must be a mapping, not {type(data).__name__}"
+            )
         self._props = dict(data)
 
     def to_dict(self) -> dict[str, Any]:
-        """A deep copy of the properties as plain data (``Blob`` objects kept as they are)."""
+        """A deep copy of the properties as plain data (``Blob``, ``datetime`` and ``date``
+        objects kept as they are)."""
         props = self._properties()
         copied = _blob_free_copy(props)
-        if any(isinstance(v, (Blob, dict, list)) for v in props.values()):
+        if any(isinstance(v, _KEPT) for v in props.values()):
             copied = _restore_blobs(props, copied)
         return copied  # type: ignore[no-any-return]
 
     def to_json(self) -> str:
-        return orjson.dumps(self._properties(), default=_blob_default).decode("utf-8")
+        """The properties as JSON, blobs and dates as they will be saved (not yet in the
+        canonical key order saving gives them)."""
+        props = self._properties()
+        try:
+            return orjson.dumps(
+                props, default=_json_default, option=orjson.OPT_PASSTHROUGH_DATETIME
+            ).decode("utf-8")
+        except orjson.JSONEncodeError as exc:
+            find_invalid_value(props, _blob_default)
+            raise InvalidArgumentError(f"value cannot be represented as JSON: {exc}") from exc
 
     def to_mutable(self) -> MutableDocument:
+        """An independent copy (see :meth:`Document.to_mutable`): its properties are a deep
+        copy, ``Blob`` and date objects shared."""
         doc = MutableDocument(self._id, None)
         doc._props = self.to_dict()
         doc._revision_id = self.revision_id
@@ -238,9 +290,14 @@ class MutableDocument(Document, MutableMapping[str, Any]):
         return doc
 
 
+#: values ``MutableDocument.to_dict`` keeps as objects, and the containers that may hold them
+_KEPT = (Blob, dt.date, dict, list)
+
+
 def _restore_blobs(original: Any, copied: Any) -> Any:
-    """Put the original ``Blob`` objects back into a JSON copy made by ``_blob_free_copy``."""
-    if isinstance(original, Blob):
+    """Put the original ``Blob`` (and date) objects back into a JSON copy made by
+    ``_blob_free_copy``."""
+    if isinstance(original, (Blob, dt.date)):
         return original
     if isinstance(original, dict):
         for key, child in original.items():

@@ -3,6 +3,9 @@
 Pure functions over ``DocRecord`` (one row of ``kv_<id>``) and ``RevTree``: used by the engine,
 local saves and the replication store alike, so that flags (deleted, conflicted, has blobs,
 keeps its body) and blob references are derived from a record in one way everywhere.
+
+``ChangeRow``, the public entry of ``Collection.changes()``, is defined beside the rows it is
+read from (``storage.sqlite_store``, below this layer) and re-exported here.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from couchlite.storage.sqlite_store import (
     DOC_CONFLICTED,
     DOC_DELETED,
     DOC_HAS_BLOBS,
+    ChangeRow,
     DocRecord,
     new_tuple,
 )
@@ -85,6 +89,7 @@ def digests_in_record(record: DocRecord) -> set[str]:
 
 __all__ = [
     "DOC_KEEP_BODY",
+    "ChangeRow",
     "build_revision",
     "digests_in_record",
     "first_revision",

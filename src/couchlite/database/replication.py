@@ -6,7 +6,8 @@ per-document round trip. Reads are of committed state on the calling thread's co
 go through the engine's transactions (so they commit on the writer thread, notify change
 listeners, and keep blob references and sequences exactly as local saves do).
 
-Revisions received from a peer are validated (IDs, history, JSON object bodies) and stored in
+Revisions received from a peer are validated (IDs, history, JSON object bodies), lose their
+reserved top-level properties as LiteCore strips them (``model.legacy``) and are stored in
 canonical form; the revision a peer sent is flagged ``KEEP_BODY`` so that it stays available as a
 delta base once local edits move past it.
 """
@@ -35,7 +36,12 @@ from couchlite.errors import (
     NotFoundError,
 )
 from couchlite.model.blobrefs import DIGEST_KEY, blob_digests
-from couchlite.model.canonical import canonicalize
+from couchlite.model.canonical import canonicalize, loads
+from couchlite.model.legacy import (
+    check_local_properties,
+    may_have_old_meta_properties,
+    strip_old_meta_body,
+)
 from couchlite.model.revid import generation, parse_rev_id
 from couchlite.model.revtree import KEEP_BODY, RevTree
 from couchlite.replicator.store import (
@@ -286,7 +292,8 @@ class ReplicationCollection:
         if incoming.deleted:
             body = TOMBSTONE_BODY
         else:
-            body = canonicalize(incoming.body)
+            # (the sink has stripped them already; any other caller is held to the same rule)
+            body = canonicalize(strip_old_meta_body(incoming.body))
             if not body.startswith(b"{"):
                 raise InvalidArgumentError(
                     f"the body of {incoming.doc_id!r} is not a JSON object",
@@ -383,6 +390,8 @@ class ReplicationCollection:
             ):
                 raise ConflictError(f"the conflict of {doc_id!r} changed while being resolved")
             merged = TOMBSTONE_BODY if body is None else canonicalize(body)
+            if body is not None and merged not in (local.body, remote.body):
+                _check_resolution(doc_id, merged)  # a new body, made by the resolver
             if DIGEST_KEY in merged:  # a resolver's new blobs were stored before this lock
                 _check_blobs_present(engine, doc_id, merged)
             sequence = state.next_sequence()
@@ -504,6 +513,15 @@ def _check_blobs_present(engine: Engine, doc_id: str, body: bytes) -> None:
     for digest in blob_digests(body):
         if not engine.blobs.has(digest):
             raise NotFoundError(f"blob {digest} referenced by {doc_id!r} is not stored")
+
+
+def _check_resolution(doc_id: str, body: bytes) -> None:
+    """Hold a conflict resolution to the rules of a local save (``model.legacy``): it is a
+    new local revision."""
+    if may_have_old_meta_properties(body):
+        props = loads(body)
+        if isinstance(props, dict):
+            check_local_properties(props, doc_id)
 
 
 def replication_store(database: Database) -> ReplicationDatabase:

@@ -7,11 +7,8 @@ from couchlite.listener.config import (
     ListenerPasswordAuthenticator,
     UrlEndpointListenerConfiguration,
 )
-from couchlite.listener.listener import (
-    AsyncUrlEndpointListener,
-    ConnectionStatus,
-    UrlEndpointListener,
-)
+from couchlite.listener.listener import AsyncUrlEndpointListener, ConnectionStatus
+from couchlite.listener.sync import UrlEndpointListener
 
 __all__ = [
     "AsyncUrlEndpointListener",

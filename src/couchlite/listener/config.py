@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from cryptography import x509
 
+from couchlite._strict import StrictAttributes
 from couchlite._tuning import (
     BLIP_MAX_ATTACHMENT_SIZE,
     BLIP_MAX_MESSAGE_SIZE,
@@ -38,7 +39,7 @@ PasswordCheck = Callable[[str, str], bool | Awaitable[bool]]
 CertificateCheck = Callable[[list[x509.Certificate]], bool | Awaitable[bool]]
 
 
-class ListenerPasswordAuthenticator:
+class ListenerPasswordAuthenticator(StrictAttributes):
     """Accepts a peer when ``fn(username, password)`` returns ``True`` (HTTP Basic auth).
 
     ``fn`` may be a plain function or a coroutine function (or return an awaitable). Plain
@@ -55,13 +56,14 @@ class ListenerPasswordAuthenticator:
 
     @property
     def fn(self) -> PasswordCheck:
+        """The check."""
         return self._fn
 
     def __repr__(self) -> str:
         return f"ListenerPasswordAuthenticator({self._fn!r})"
 
 
-class ListenerCertificateAuthenticator:
+class ListenerCertificateAuthenticator(StrictAttributes):
     """Requires a client certificate in the TLS handshake, and checks it.
 
     ``ListenerCertificateAuthenticator(fn)``: ``fn(chain)`` gets the client's certificate chain
@@ -120,7 +122,7 @@ ListenerAuthenticator = ListenerPasswordAuthenticator | ListenerCertificateAuthe
 
 
 @dataclass
-class UrlEndpointListenerConfiguration:
+class UrlEndpointListenerConfiguration(StrictAttributes):
     """What a listener serves and how (api.md, "Listener").
 
     ``collections``: served collections, all from one database. ``port``: ``None``/0 picks a
@@ -148,6 +150,9 @@ class UrlEndpointListenerConfiguration:
     A connection has 10 s from its TCP connect to deliver its HTTP request (TLS handshake
     included), then is dropped (slowloris). Raise both limits for a listener serving many
     devices at once; each idle connection costs ~180 KB, each pending one up to ~300 KB.
+
+    Assigning an attribute that does not exist (``config.read_onyl = True``) raises
+    :class:`AttributeError` naming the closest one.
     """
 
     collections: Sequence[Collection]

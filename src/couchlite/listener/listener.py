@@ -39,14 +39,23 @@ at start, ``TLSError`` code 7, once expired), else the database's anonymous iden
 (:mod:`couchlite.listener.certauth`); its callback form judges the chain in step 1, before any
 session exists.
 
-``UrlEndpointListener`` is the synchronous façade: the same object running on the library's
-event-loop thread (``couchlite._runtime``).
+**Database close.** A started listener is a dependent of the database(s) of its collections
+(:class:`couchlite.database.database.DatabaseDependent`): closing one stops the listener
+first, as Couchbase Lite's close stops the database's listeners. From another thread the close
+waits for the stop (bounded by :data:`DATABASE_CLOSE_STOP_TIMEOUT_S`); from the listener's own
+event loop, where waiting would deadlock, it refuses new connections at once and schedules the
+stop.
+
+``UrlEndpointListener`` (:mod:`couchlite.listener.sync`) is the synchronous façade: the same
+object running on the library's event-loop thread (``couchlite._runtime``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import copy
 import errno
 import itertools
 import logging
@@ -55,11 +64,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
-from types import TracebackType
 from typing import Protocol
 from urllib.parse import quote
 
-from couchlite._runtime import loop_thread
+from couchlite._lifecycle import AsyncStartsOnEnter
 from couchlite._tuning import (
     AUTH_FAILURE_MAX_DELAY_S,
     AUTH_TIMEOUT_S,
@@ -67,6 +75,7 @@ from couchlite._tuning import (
     STOP_GRACE_S,
     STOP_HANDLERS_TIMEOUT_S,
 )
+from couchlite.database.database import Database
 from couchlite.database.replication import replication_store
 from couchlite.errors import ErrorDomain, NetworkCode, NetworkError, NotFoundError, TLSError
 from couchlite.listener import certauth, handshake
@@ -108,9 +117,9 @@ HANDSHAKE_TIMEOUT_S = LISTENER_HANDSHAKE_TIMEOUT_S
 #: Bound on the whole HTTP part of an opening handshake: the request, the failure delay, the
 #: authentication check, the answer (each bounded on its own; this is the backstop).
 OPEN_TIMEOUT_S = HANDSHAKE_TIMEOUT_S + AUTH_FAILURE_MAX_DELAY_S + AUTH_TIMEOUT_S + 1.0
-#: How long the synchronous façade waits for start (key generation, binding) and stop.
-SYNC_START_TIMEOUT_S = 60.0
-SYNC_STOP_TIMEOUT_S = 60.0
+#: How long ``Database.close`` on another thread waits for a running listener to stop (the
+#: stop itself takes ~STOP_GRACE_S; a start in progress finishes first).
+DATABASE_CLOSE_STOP_TIMEOUT_S = STOP_GRACE_S + STOP_HANDLERS_TIMEOUT_S + 4.0
 #: Attempts at binding one port on every interface (see ``_bind``).
 _BIND_ATTEMPTS = 5
 
@@ -184,7 +193,7 @@ class _Peer:
     remote_address: str | None
 
 
-class AsyncUrlEndpointListener:
+class AsyncUrlEndpointListener(AsyncStartsOnEnter):
     """The passive peer for asyncio applications: ``await start()``, ``await stop()``,
     ``async with``. The configuration is copied and validated here (``ConfigurationError``)."""
 
@@ -200,13 +209,20 @@ class AsyncUrlEndpointListener:
         self._peer_ids = itertools.count(1)
         self._stopping = False
         self._guard = handshake.AuthGuard()
+        #: the loop the listener was started on: where a closing database sends the stop
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_task: asyncio.Task[None] | None = None
+        #: every Database object of the collections (two may share one folder): closing any
+        #: of them stops the listener
+        self._databases = _databases_of(self._settings)
 
     # --- public API ---------------------------------------------------------------------------
 
     @property
     def config(self) -> UrlEndpointListenerConfiguration:
         """A copy of the configuration in use."""
-        copied = UrlEndpointListenerConfiguration(**vars(self._settings.config))
+        # copy.copy, not vars(): it works whatever the class's storage (dict or slots).
+        copied = copy.copy(self._settings.config)
         copied.collections = list(self._settings.collections)
         return copied
 
@@ -241,6 +257,8 @@ class AsyncUrlEndpointListener:
 
     @property
     def status(self) -> ConnectionStatus:
+        """The connections now open and how many of them are replicating; (0, 0) when
+        stopped."""
         # A snapshot: tuple() copies the values without running Python code, so a sync
         # façade's caller on another thread cannot see the dict change size mid-iteration.
         peers = tuple(self._peers.values())
@@ -248,13 +266,15 @@ class AsyncUrlEndpointListener:
 
     @property
     def is_listening(self) -> bool:
+        """``True`` from a successful ``start()`` until ``stop()`` (or its database's close)."""
         return self._server is not None
 
     async def start(self) -> None:
         """Listen; returns once listening. Idempotent while started.
 
         Raises :class:`NetworkError` (``POSIX`` domain, e.g. ``EADDRINUSE``) when the address
-        cannot be bound, :class:`TLSError` when the identity cannot be used or saved.
+        cannot be bound, :class:`TLSError` when the identity cannot be used or saved,
+        :class:`DatabaseClosedError` when the database is closed.
         """
         async with self._lock:
             if self._server is not None:
@@ -283,7 +303,14 @@ class AsyncUrlEndpointListener:
             self._session_factory = factory
             self._stopping = False
             self._guard = handshake.AuthGuard()
-            self._server = await self._bind(ssl_context)
+            self._loop = asyncio.get_running_loop()
+            self._register()
+            try:
+                self._server = await self._bind(ssl_context)
+            except BaseException:
+                self._unregister()
+                self._session_factory = None
+                raise
             logger.info(
                 "%s: listening on port %d for database %r (%s)",
                 self._name,
@@ -298,47 +325,87 @@ class AsyncUrlEndpointListener:
             server = self._server
             if server is None:
                 return
-            self._stopping = True
-            loop = asyncio.get_running_loop()
-            started = loop.time()
-            closes = [
-                asyncio.ensure_future(p.connection.close(CLOSE_GOING_AWAY, "listener stopped"))
-                for p in self._peers.values()
-            ]
-            if closes:
-                for future in closes:
-                    future.add_done_callback(_consume)
-                # A close frame for every peer; those that do not finish in time (a peer that
-                # stopped reading, a full send buffer) are aborted by the server's close below,
-                # which lets their close() return at once.
-                _done, still_closing = await asyncio.wait(closes, timeout=STOP_GRACE_S)
-                if still_closing:
-                    logger.info(
-                        "%s: %d connections not closed within %.1f s; aborting them",
-                        self._name,
-                        len(still_closing),
-                        STOP_GRACE_S,
-                    )
-            # Stops listening, aborts what is still opening or open once the grace is over,
-            # waits (bounded) for the handlers, which close the sessions.
-            grace = max(0.0, STOP_GRACE_S - (loop.time() - started))
-            await server.close(STOP_HANDLERS_TIMEOUT_S, grace=grace)
-            self._guard.runner.shutdown()
-            self._server = None
-            self._session_factory = None
-            logger.info("%s: stopped in %.2f s", self._name, loop.time() - started)
+            try:
+                self._stopping = True
+                loop = asyncio.get_running_loop()
+                started = loop.time()
+                closes = [
+                    asyncio.ensure_future(p.connection.close(CLOSE_GOING_AWAY, "listener stopped"))
+                    for p in self._peers.values()
+                ]
+                if closes:
+                    for future in closes:
+                        future.add_done_callback(_consume)
+                    # A close frame for every peer; those that do not finish in time (a peer that
+                    # stopped reading, a full send buffer) are aborted by the server's close below,
+                    # which lets their close() return at once.
+                    _done, still_closing = await asyncio.wait(closes, timeout=STOP_GRACE_S)
+                    if still_closing:
+                        logger.info(
+                            "%s: %d connections not closed within %.1f s; aborting them",
+                            self._name,
+                            len(still_closing),
+                            STOP_GRACE_S,
+                        )
+                # Stops listening, aborts what is still opening or open once the grace is over,
+                # waits (bounded) for the handlers, which close the sessions.
+                grace = max(0.0, STOP_GRACE_S - (loop.time() - started))
+                await server.close(STOP_HANDLERS_TIMEOUT_S, grace=grace)
+                self._guard.runner.shutdown()
+                self._server = None
+                self._session_factory = None
+                logger.info("%s: stopped in %.2f s", self._name, loop.time() - started)
+            finally:
+                self._unregister()
 
-    async def __aenter__(self) -> AsyncUrlEndpointListener:
-        await self.start()
-        return self
+    def _stop_for_database_close(self) -> None:
+        """Stop because a database of the collections is closing (see the module docstring)."""
+        loop = self._loop
+        if loop is None or loop.is_closed() or not loop.is_running():
+            # Nothing can run the stop: the server went away with its loop.
+            self._unregister()
+            return
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._stopping = True  # new requests get 503 from now on
+            if self._stop_task is None or self._stop_task.done():
+                self._stop_task = loop.create_task(self.stop())
+                self._stop_task.add_done_callback(self._stop_task_done)
+            return
+        future = asyncio.run_coroutine_threadsafe(self.stop(), loop)
+        done, _ = concurrent.futures.wait([future], timeout=DATABASE_CLOSE_STOP_TIMEOUT_S)
+        if not done:
+            logger.warning(
+                "%s: still stopping %.0f s after its database began closing",
+                self._name,
+                DATABASE_CLOSE_STOP_TIMEOUT_S,
+            )
+            return
+        future.result()
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
+    def _stop_task_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning(
+                "%s: stopping for a database close failed: %s", self._name, task.exception()
+            )
+
+    def _register(self) -> None:
+        registered: list[Database] = []
+        try:
+            for database in self._databases:
+                database._add_dependent(self)
+                registered.append(database)
+        except BaseException:
+            for database in registered:
+                database._remove_dependent(self)
+            raise
+
+    def _unregister(self) -> None:
+        for database in self._databases:
+            database._remove_dependent(self)
 
     def __repr__(self) -> str:
         state = f"port {self.port}" if self._server is not None else "stopped"
@@ -463,6 +530,14 @@ class AsyncUrlEndpointListener:
             logger.exception("%s: closing the session failed", peer.name)
 
 
+def _databases_of(settings: ListenerSettings) -> list[Database]:
+    databases = [settings.database]
+    for collection in settings.collections:
+        if not any(collection.database is d for d in databases):
+            databases.append(collection.database)
+    return databases
+
+
 def _consume(future: asyncio.Future[None]) -> None:
     if not future.cancelled() and future.exception() is not None:
         logger.debug("closing a connection at stop failed: %s", future.exception())
@@ -488,65 +563,9 @@ def _bind_error(exc: NetworkError, settings: ListenerSettings, port: int) -> Net
     return exc
 
 
-class UrlEndpointListener:
-    """The passive peer, synchronous: ``start()`` returns once listening, ``stop()`` closes
-    everything. The work runs on the library's event-loop thread."""
-
-    def __init__(self, config: UrlEndpointListenerConfiguration) -> None:
-        self._impl = AsyncUrlEndpointListener(config)
-
-    @property
-    def config(self) -> UrlEndpointListenerConfiguration:
-        return self._impl.config
-
-    @property
-    def port(self) -> int | None:
-        return self._impl.port
-
-    @property
-    def urls(self) -> list[str]:
-        return self._impl.urls
-
-    @property
-    def tls_identity(self) -> TLSIdentity | None:
-        return self._impl.tls_identity
-
-    @property
-    def status(self) -> ConnectionStatus:
-        return self._impl.status
-
-    @property
-    def is_listening(self) -> bool:
-        return self._impl.is_listening
-
-    def start(self) -> None:
-        """Listen; returns once listening, raises on failure (see the async ``start``)."""
-        loop_thread().run(self._impl.start(), timeout=SYNC_START_TIMEOUT_S)
-
-    def stop(self) -> None:
-        """Close every connection (1001) and stop listening; returns when done."""
-        loop_thread().run(self._impl.stop(), timeout=SYNC_STOP_TIMEOUT_S)
-
-    def __enter__(self) -> UrlEndpointListener:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        return repr(self._impl).replace("AsyncUrlEndpointListener", "UrlEndpointListener", 1)
-
-
 __all__ = [
     "HEARTBEAT_S",
     "AsyncUrlEndpointListener",
     "ConnectionStatus",
     "PassiveSessionLike",
-    "UrlEndpointListener",
 ]

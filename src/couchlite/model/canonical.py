@@ -7,9 +7,11 @@ Fleece (Couchbase Lite's own encoding) sorts dictionary keys too, so bodies read
 look alike.
 
 Only what JSON can represent round-trips: ``dict`` with ``str`` keys, ``list``/``tuple``, ``str``,
-``int`` (64-bit, as Fleece), finite ``float``, ``bool`` and ``None``. Anything else -- a set, an
-arbitrary object, NaN or infinity, a huge int -- is refused with an ``InvalidArgumentError`` that
-names the path of the offending value (``address.geo[1]``).
+``int`` (64-bit, as Fleece), finite ``float``, ``bool`` and ``None``; aware ``datetime`` and
+``date`` values are written as the ISO-8601 strings Couchbase Lite stores dates as
+(``model.dates``). Anything else -- a set, an arbitrary object, a naive datetime, NaN or infinity,
+a huge int -- is refused with an ``InvalidArgumentError`` that names the path of the offending
+value (``address.geo[1]``).
 
 The fast path is one call into orjson; the slow walk runs only to find the path of an error, or
 when ``null`` appears in the output (orjson writes NaN as ``null``, so we must look).
@@ -22,6 +24,7 @@ than the local API accepts would fail later, deep inside code that walks it recu
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import json
 import math
@@ -33,6 +36,7 @@ import orjson
 
 from couchlite import _tuning
 from couchlite.errors import InvalidArgumentError
+from couchlite.model.dates import format_date
 
 # Datetimes and dataclasses are not JSON: hand them to ``default`` (or refuse them) instead of
 # letting orjson stringify them, so that the result never depends on which path ran.
@@ -54,10 +58,21 @@ _BRACKETS = bytes(0x5B if i == 0x7B else 0x5D if i == 0x7D else i for i in range
 _NOT_BRACKETS = bytes(i for i in range(256) if i not in b"[]{}")
 
 
+def encode_date(value: Any) -> str:
+    """``default`` for orjson: a ``datetime`` or ``date`` as its ISO-8601 string (``TypeError``
+    for anything else). A custom ``default`` given to :func:`canonical_json` ends with it."""
+    if isinstance(value, dt.date):
+        return format_date(value)
+    raise TypeError
+
+
 def canonical_json(value: Any, default: Callable[[Any], Any] | None = None) -> bytes:
-    """Encode ``value`` canonically; ``default`` converts extra types (e.g. blobs) to JSON data."""
+    """Encode ``value`` canonically; ``default`` converts extra types (e.g. blobs) to JSON data,
+    falling back to :func:`encode_date` (which is the default)."""
     try:
-        out = orjson.dumps(value, default=default, option=_SORTED)
+        out = orjson.dumps(
+            value, default=encode_date if default is None else default, option=_SORTED
+        )
     except orjson.JSONEncodeError as exc:
         # orjson gives no path: walk to find it, then fall back to orjson's own message.
         find_invalid_value(value, default)
@@ -102,6 +117,9 @@ def find_invalid_value(value: Any, default: Callable[[Any], Any] | None = None) 
             stack.append((path, item.value, depth + 1))
             continue
         if isinstance(item, uuid.UUID):
+            continue
+        if isinstance(item, dt.date):
+            format_date(item, path)  # (refuses a naive datetime, naming the path)
             continue
         if default is not None:
             try:

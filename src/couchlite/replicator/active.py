@@ -38,21 +38,23 @@ from couchlite.blip import BlipErrorReply, Message
 from couchlite.errors import (
     ConfigurationError,
     CouchliteError,
+    DatabaseClosedError,
     ErrorDomain,
     NotFoundError,
     ProtocolError,
 )
 from couchlite.model.canonical import check_json_text
 from couchlite.replicator._common import (
-    CHANGES_BATCH_SIZE,
     CHECKPOINT_SAVE_INTERVAL_S,
     CollectionContext,
     Reporter,
+    error_reply_for,
     http_reply,
     remote_error,
 )
 from couchlite.replicator.checkpoint import Checkpointer, CheckpointState, checkpoint_id
 from couchlite.replicator.options import SessionCollectionOptions, SessionEvents
+from couchlite.replicator.pending import LivePushState
 from couchlite.replicator.puller import Puller
 from couchlite.replicator.pusher import Pusher
 from couchlite.replicator.remote_revs import RemoteRevisions
@@ -132,6 +134,8 @@ class ActiveSession:
         self.enable_delta_sync = enable_delta_sync
         self.sender = RevSender(connection, db, deltas_enabled=enable_delta_sync)
         self.blobs = BlobFetcher(connection, db)
+        #: set with the error that must end the session, from outside its tasks
+        self._fatal: asyncio.Future[None] | None = None
 
     # --- statistics (tests and benchmarks) ---------------------------------------------------
 
@@ -147,12 +151,15 @@ class ActiveSession:
 
     async def run(self) -> None:
         self.reporter = Reporter(self.events)
+        self._fatal = asyncio.get_running_loop().create_future()
         self._register_handlers()
         try:
             async with asyncio.TaskGroup() as tasks:
                 watcher = tasks.create_task(self._watch_connection(), name="session-watch")
+                fatal = tasks.create_task(self._watch_fatal(), name="session-fatal")
                 await self._work(tasks)
                 watcher.cancel()
+                fatal.cancel()
         except asyncio.CancelledError:
             await self._save_on_stop()
             raise
@@ -164,8 +171,37 @@ class ActiveSession:
             for unit in self._units:
                 if unit.puller is not None:
                     unit.puller.close()
+            self._flush_remote_revs()
             self.reporter.set_busy(self, False)
             self.reporter.close()
+
+    def _flush_remote_revs(self) -> None:
+        # However the session ends, what the peer was seen to have stays known (every entry is
+        # true once made): the next session and pending_document_ids() rely on it.
+        for unit in self._units:
+            try:
+                unit.remote_revs.flush()
+            except CouchliteError as exc:  # the database closed under us, typically
+                logger.debug("remote revisions not saved at the end: %s", exc)
+
+    def live_push_state(self, scope: str, name: str) -> LivePushState | None:
+        """The push state of collection ``scope.name`` while its pusher runs, else ``None``
+        (for ``pending_document_ids``; on this session's loop only)."""
+        for unit in self._units:
+            store = unit.context.store
+            if (store.scope_name, store.name) == (scope, name) and unit.pusher is not None:
+                return LivePushState(unit.pusher.checkpoint, unit.remote_revs)
+        return None
+
+    async def _watch_fatal(self) -> None:
+        # A handler (run by the connection, outside the session's tasks) found the session
+        # cannot go on: end it with that error.
+        assert self._fatal is not None
+        await self._fatal
+
+    def _fail(self, error: CouchliteError) -> None:
+        if self._fatal is not None and not self._fatal.done():
+            self._fatal.set_exception(error)
 
     def _register_handlers(self) -> None:
         conn = self.connection
@@ -339,13 +375,28 @@ class ActiveSession:
         return puller
 
     async def _on_changes(self, message: Message) -> Reply | None:
-        return await self._puller_for(message).handle_changes(message)
+        try:
+            return await self._puller_for(message).handle_changes(message)
+        except DatabaseClosedError as exc:
+            raise self._closed_under_us(exc) from exc
 
     async def _on_rev(self, message: Message) -> Reply | None:
-        return await self._puller_for(message).handle_rev(message)
+        try:
+            return await self._puller_for(message).handle_rev(message)
+        except DatabaseClosedError as exc:
+            raise self._closed_under_us(exc) from exc
 
     async def _on_norev(self, message: Message) -> Reply | None:
-        return await self._puller_for(message).handle_norev(message)
+        try:
+            return await self._puller_for(message).handle_norev(message)
+        except DatabaseClosedError as exc:
+            raise self._closed_under_us(exc) from exc
+
+    def _closed_under_us(self, error: DatabaseClosedError) -> BlipErrorReply:
+        """The database closed while the session ran: nothing more can be stored, so the
+        session ends with the error (not retried); the peer gets it as the answer."""
+        self._fail(error)
+        return error_reply_for(error)
 
 
 def _is_default(options: SessionCollectionOptions) -> bool:
@@ -390,58 +441,4 @@ def _leaves(group: BaseExceptionGroup[Any]) -> Iterator[BaseException]:
             yield exc
 
 
-async def pending_document_ids(
-    db: DatabaseStore,
-    options: SessionCollectionOptions,
-    remote_url: str,
-    replicator_type: ReplicatorType,
-) -> set[str]:
-    """Documents the next push would send: changes after the local checkpoint that pass the
-    document-ID and push filters. (Synchronous store reads; async for the façade's loop.)"""
-    return pending_document_ids_sync(db, options, remote_url, replicator_type)
-
-
-def pending_document_ids_sync(
-    db: DatabaseStore,
-    options: SessionCollectionOptions,
-    remote_url: str,
-    replicator_type: ReplicatorType,
-) -> set[str]:
-    """:func:`pending_document_ids` for synchronous callers (any thread)."""
-    if not replicator_type.pushes:
-        raise ConfigurationError("pending documents exist only for push replications")
-    store = options.store
-    cp_id = checkpoint_id(
-        db.private_uuid,
-        remote_url,
-        store.scope_name,
-        store.name,
-        pull=replicator_type.pulls,
-        push=True,
-        document_ids=options.document_ids,
-    )
-    state = CheckpointState.parse(db.get_local_checkpoint(cp_id))
-    cursor = state.local if state is not None else 0
-    pending: set[str] = set()
-    while True:
-        changes = store.changes_since(cursor, CHANGES_BATCH_SIZE)
-        if not changes:
-            return pending
-        cursor = changes[-1].sequence
-        for change in changes:
-            if options.document_ids is not None and change.doc_id not in options.document_ids:
-                continue
-            if options.push_filter is not None:
-                body = store.document_body(change.doc_id, change.rev_id)
-                try:
-                    keep = body is not None and options.push_filter(
-                        change.doc_id, change.rev_id, change.deleted, body
-                    )
-                except Exception:
-                    keep = False
-                if not keep:
-                    continue
-            pending.add(change.doc_id)
-
-
-__all__ = ["ActiveSession", "pending_document_ids", "pending_document_ids_sync"]
+__all__ = ["ActiveSession"]

@@ -37,7 +37,7 @@ import orjson
 
 from couchlite._tuning import MAX_CHECKPOINT_BODY_SIZE
 from couchlite.blip import BlipErrorReply
-from couchlite.errors import CouchliteError, InvalidArgumentError
+from couchlite.errors import CouchliteError, DatabaseClosedError, InvalidArgumentError
 from couchlite.model.canonical import check_json_text
 from couchlite.replicator._common import (
     CHECKPOINT_CONFLICT_RETRIES,
@@ -192,6 +192,8 @@ class Checkpointer:
             break
         try:
             self.db.set_local_checkpoint(self.id, body)
+        except DatabaseClosedError:
+            raise  # closed under the session: it ends with this error, nothing is broken
         except CouchliteError:
             logger.exception("could not save checkpoint %s locally", self.id)
             raise

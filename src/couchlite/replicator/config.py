@@ -15,21 +15,25 @@ reach a running replicator (architecture.md, "Configuration objects are copied")
 
 from __future__ import annotations
 
-import base64
 import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Union
-from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
+from typing import TYPE_CHECKING, TypeVar, Union
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from couchlite._strict import StrictAttributes
 from couchlite._tuning import BLIP_MAX_ATTACHMENT_SIZE, BLIP_MAX_MESSAGE_SIZE
 from couchlite.errors import ConfigurationError, CouchliteError, InvalidArgumentError
+from couchlite.replicator.endpoint import (
+    Authenticator,
+    BasicAuthenticator,
+    ClientCertificateAuthenticator,
+    UrlEndpoint,
+)
 from couchlite.replicator.types import Conflict, DocumentFlags, ReplicatorType
-from couchlite.tls.certificates import key_usages_of, load_certificates
-from couchlite.tls.identity import KeyUsage, TLSIdentity
+from couchlite.tls.certificates import load_certificates
 
 if TYPE_CHECKING:
     from couchlite.database.collection import Collection
@@ -67,161 +71,8 @@ DEFAULT_MAX_ATTEMPT_WAIT_S = 300.0
 DEFAULT_ONE_SHOT_MAX_ATTEMPTS = 10
 
 
-class UrlEndpoint:
-    """The remote database: ``ws://host[:port]/<db>`` or ``wss://...``.
-
-    The last path segment names the database; the replicator connects to
-    ``<path>/_blipsync`` (notes §3.1). Credentials belong in an authenticator, not the URL.
-    """
-
-    __slots__ = ("_parts", "_url")
-
-    def __init__(self, url: str) -> None:
-        if not isinstance(url, str):
-            raise ConfigurationError(f"the endpoint URL must be a string, not {type(url).__name__}")
-        try:
-            parts = urlsplit(url)
-            port = parts.port  # raises ValueError for a bad port
-        except ValueError as exc:
-            raise ConfigurationError(f"invalid endpoint URL {url!r}: {exc}") from exc
-        if parts.scheme.lower() not in ("ws", "wss"):
-            raise ConfigurationError(
-                f"invalid endpoint URL {url!r}: the scheme must be ws:// or wss://"
-            )
-        if not parts.hostname:
-            raise ConfigurationError(f"invalid endpoint URL {url!r}: no host")
-        if parts.username is not None or parts.password is not None:
-            # Credentials in a URL end up in logs; Couchbase Lite wants an authenticator too.
-            raise ConfigurationError(
-                "credentials in the endpoint URL are not supported: use BasicAuthenticator"
-            )
-        if parts.fragment:
-            raise ConfigurationError(f"invalid endpoint URL {url!r}: fragments are not allowed")
-        segments = [s for s in parts.path.split("/") if s]
-        if not segments:
-            raise ConfigurationError(
-                f"invalid endpoint URL {url!r}: the path must name the remote database"
-            )
-        name = unquote(segments[-1])
-        if name.startswith("_"):
-            # Listeners route `/[^_][^/]*/_blipsync` (notes §3.1): such a name can never match.
-            raise ConfigurationError(
-                f"invalid endpoint URL {url!r}: database names cannot start with '_'"
-            )
-        if port == 0:
-            raise ConfigurationError(f"invalid endpoint URL {url!r}: port 0")
-        self._url = url
-        self._parts = parts
-
-    @property
-    def url(self) -> str:
-        return self._url
-
-    @property
-    def database_name(self) -> str:
-        """The remote database's name: the last segment of the URL's path."""
-        return unquote([s for s in self._parts.path.split("/") if s][-1])
-
-    @property
-    def is_tls(self) -> bool:
-        return self._parts.scheme.lower() == "wss"
-
-    @property
-    def host(self) -> str:
-        host = self._parts.hostname
-        assert host is not None  # checked in __init__
-        return host
-
-    @property
-    def blipsync_url(self) -> str:
-        """The URL of the WebSocket upgrade request: the path with ``/_blipsync`` appended."""
-        parts: SplitResult = self._parts
-        path = parts.path.rstrip("/") + "/_blipsync"
-        return urlunsplit((parts.scheme.lower(), parts.netloc, path, parts.query, ""))
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, UrlEndpoint):
-            return NotImplemented
-        return self._url == other._url
-
-    def __hash__(self) -> int:
-        return hash(self._url)
-
-    def __repr__(self) -> str:
-        return f"UrlEndpoint({self._url!r})"
-
-
-class BasicAuthenticator:
-    """HTTP Basic credentials, sent preemptively with the upgrade request (notes §3.2)."""
-
-    __slots__ = ("_password", "_username")
-
-    def __init__(self, username: str, password: str) -> None:
-        if not isinstance(username, str) or not isinstance(password, str):
-            raise InvalidArgumentError("username and password must be strings")
-        if ":" in username:
-            # Basic credentials are "user:password": a colon in the name cannot be encoded.
-            raise InvalidArgumentError("a Basic authentication username cannot contain ':'")
-        self._username = username
-        self._password = password
-
-    @property
-    def username(self) -> str:
-        return self._username
-
-    @property
-    def password(self) -> str:
-        return self._password
-
-    def authorization_header(self) -> str:
-        """The ``Authorization`` header value."""
-        token = base64.b64encode(f"{self._username}:{self._password}".encode()).decode("ascii")
-        return f"Basic {token}"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, BasicAuthenticator):
-            return NotImplemented
-        return (self._username, self._password) == (other._username, other._password)
-
-    def __hash__(self) -> int:
-        return hash((self._username, self._password))
-
-    def __repr__(self) -> str:
-        return f"BasicAuthenticator(username={self._username!r}, password='***')"
-
-
-class ClientCertificateAuthenticator:
-    """Presents ``identity`` (certificate chain + key) in the TLS handshake: the listener's
-    ``ListenerCertificateAuthenticator`` checks it. Needs a ``wss://`` endpoint.
-
-    If the listener refuses the certificate, the replicator stops with a :class:`TLSError`
-    whose code is ``TLS_CERT_REJECTED_BY_PEER`` (10).
-    """
-
-    __slots__ = ("_identity",)
-
-    def __init__(self, identity: TLSIdentity) -> None:
-        if not isinstance(identity, TLSIdentity):
-            raise InvalidArgumentError("ClientCertificateAuthenticator needs a TLSIdentity")
-        usages = key_usages_of(identity.certificates[0])
-        if usages and KeyUsage.CLIENT_AUTH not in usages:
-            # The listener's OpenSSL would refuse it ("unsupported certificate purpose").
-            raise InvalidArgumentError("the identity's certificate is not for client auth")
-        self._identity = identity
-
-    @property
-    def identity(self) -> TLSIdentity:
-        return self._identity
-
-    def __repr__(self) -> str:
-        return f"ClientCertificateAuthenticator({self._identity!r})"
-
-
-Authenticator = BasicAuthenticator | ClientCertificateAuthenticator
-
-
 @dataclass
-class CollectionConfiguration:
+class CollectionConfiguration(StrictAttributes):
     """Per-collection options: document IDs, push/pull filters, conflict resolver.
 
     ``push_filter`` / ``pull_filter``: ``fn(document, flags) -> bool``, called for each revision
@@ -338,7 +189,10 @@ def _number(value: object, name: str, *, minimum: float, allow_equal: bool) -> f
     return number
 
 
-def _filter(value: object, name: str) -> Any:
+_Callable = TypeVar("_Callable", bound=Callable[..., object])
+
+
+def _filter(value: _Callable | None, name: str) -> _Callable | None:
     if value is not None and not callable(value):
         raise ConfigurationError(f"{name} must be callable or None, not {type(value).__name__}")
     return value
@@ -371,7 +225,7 @@ def _document_ids(value: Iterable[str] | None) -> frozenset[str] | None:
     return ids
 
 
-class ReplicatorConfiguration:
+class ReplicatorConfiguration(StrictAttributes):
     """Everything a replicator needs; copied and validated when a replicator is created.
 
     ``max_message_size``: the largest BLIP message accepted from the peer, in bytes after
@@ -384,11 +238,50 @@ class ReplicatorConfiguration:
 
     Redirects of the connection's HTTP upgrade: same-origin ones are followed (up to 10). One
     to another scheme, host or port stops the replicator with a
-    :class:`~couchlite.transport.websocket.RedirectRefused` error (a ``NetworkError`` whose
+    :class:`~couchlite.errors.RedirectRefused` error (a ``NetworkError`` whose
     ``code`` is the HTTP status), unless ``allow_cross_origin_redirects``: then it is followed,
     but the custom ``headers``, the authenticator's credentials and the client certificate are
     not sent there. ``wss://`` to ``ws://`` is always refused.
+
+    Every option is an attribute, set in the constructor or later; assigning one that does not
+    exist (``config.continous = True``) raises :class:`AttributeError` naming the closest one.
     """
+
+    #: The remote database (a URL string given to the constructor becomes a UrlEndpoint).
+    target: UrlEndpoint
+    #: Push, pull or both.
+    replicator_type: ReplicatorType
+    #: Keep running and replicating changes as they happen, instead of stopping when idle.
+    continuous: bool
+    #: Credentials: HTTP Basic or a client certificate.
+    authenticator: Authenticator | None
+    #: Accept only a self-signed server certificate, whatever its issuer (peer-to-peer).
+    accept_only_self_signed_server_certificate: bool
+    #: The one server certificate accepted (x509.Certificate, PEM or DER).
+    pinned_server_certificate: CertificateLike | None
+    #: Custom trust anchors for the server's chain, *instead of* the system's CAs (host name
+    #: still checked); certificates as x509.Certificate, PEM or DER.
+    trusted_root_certificates: list[CertificateLike] | None
+    #: Extra HTTP headers of the WebSocket upgrade (``User-Agent`` replaces couchlite's own).
+    headers: dict[str, str]
+    #: Seconds between WebSocket pings (LiteCore's 300 s).
+    heartbeat: float
+    #: Connection attempts before giving up; 0: 10 for one-shot replicators, unlimited for
+    #: continuous ones.
+    max_attempts: int
+    #: Longest wait between attempts, in seconds (the backoff's cap).
+    max_attempt_wait_time: float
+    #: Purge documents whose access the remote revoked.
+    enable_auto_purge: bool
+    #: Accept and send delta revisions.
+    enable_delta_sync: bool
+    #: Largest incoming BLIP message, in bytes after decompression.
+    max_message_size: int
+    #: Largest blob accepted in one streamed ``getAttachment`` reply, in bytes.
+    max_attachment_size: int
+    #: Follow redirects to another scheme, host or port (without headers or credentials).
+    allow_cross_origin_redirects: bool
+    _collections: list[tuple[Collection, CollectionConfiguration]]
 
     def __init__(
         self,
@@ -416,12 +309,10 @@ class ReplicatorConfiguration:
         self.authenticator = authenticator
         self.accept_only_self_signed_server_certificate = accept_only_self_signed_server_certificate
         self.pinned_server_certificate = pinned_server_certificate
-        #: Custom trust anchors for the server's chain, *instead of* the system's CAs (host
-        #: name still checked); certificates as x509.Certificate, PEM or DER.
         self.trusted_root_certificates = (
             list(trusted_root_certificates) if trusted_root_certificates is not None else None
         )
-        self.headers: dict[str, str] = dict(headers) if headers is not None else {}
+        self.headers = dict(headers) if headers is not None else {}
         self.heartbeat = heartbeat
         self.max_attempts = max_attempts
         self.max_attempt_wait_time = max_attempt_wait_time
@@ -430,7 +321,7 @@ class ReplicatorConfiguration:
         self.max_message_size = max_message_size
         self.max_attachment_size = max_attachment_size
         self.allow_cross_origin_redirects = allow_cross_origin_redirects
-        self._collections: list[tuple[Collection, CollectionConfiguration]] = []
+        self._collections = []
 
     # --- collections --------------------------------------------------------------------------
 
@@ -473,12 +364,15 @@ class ReplicatorConfiguration:
             self.add_collection(collection, config)
 
     def remove_collection(self, collection: Collection) -> None:
+        """Stop replicating ``collection`` (with its configuration); nothing happens if it was
+        not added."""
         self._collections = [
             (c, cfg) for c, cfg in self._collections if not _same_collection(c, collection)
         ]
 
     @property
     def collections(self) -> list[Collection]:
+        """The collections to replicate, in the order they were added (a new list each time)."""
         return [c for c, _ in self._collections]
 
     def collection_config(self, collection: Collection) -> CollectionConfiguration | None:
@@ -603,11 +497,10 @@ class ReplicatorConfiguration:
         )
 
     def _validated_roots(self, endpoint: UrlEndpoint) -> tuple[bytes, ...] | None:
-        value: Any = self.trusted_root_certificates  # users may assign anything
+        # A lone certificate is accepted as well as a list (and anything else is refused).
+        value: CertificateLike | Iterable[CertificateLike] | None = self.trusted_root_certificates
         if value is None:
             return None
-        if isinstance(value, (bytes, bytearray, str, x509.Certificate)):
-            value = [value]
         try:
             roots = load_certificates(value)
         except CouchliteError as exc:

@@ -44,7 +44,7 @@ from typing import Any
 import orjson
 
 from couchlite.blip import BlipErrorReply, Message
-from couchlite.errors import CouchliteError, ErrorDomain
+from couchlite.errors import CouchliteError, DatabaseClosedError, ErrorDomain
 from couchlite.replicator._common import (
     CHANGES_BATCH_SIZE,
     MAX_HISTORY,
@@ -267,6 +267,8 @@ class Puller:
                 self._report(rev.doc_id, rev.deleted, exc)
                 raise reply_error_for(exc) from exc
             outcome = await self.inserter.insert(incoming(rev, no_conflicts=False))
+            if isinstance(outcome.error, DatabaseClosedError):
+                raise outcome.error  # not this document's failure: the session cannot go on
             if outcome.error is not None:
                 self._report(rev.doc_id, rev.deleted, outcome.error)
                 raise reply_error_for(outcome.error)

@@ -5,7 +5,8 @@ Theory of operation
 An :class:`AsyncReplicator` is a small state machine around a
 :class:`~couchlite.replicator.supervisor.Supervisor` task. All its state lives on one event loop
 (the one ``start()`` ran on); the supervisor and the engine report to it through callbacks on
-that loop, and it turns them into :class:`ReplicatorStatus` values::
+that loop -- to a private :class:`~couchlite.replicator._reports.Reports` object, so that they
+are no part of the public class -- and it turns them into :class:`ReplicatorStatus` values::
 
     STOPPED --start--> CONNECTING --open--> BUSY <--> IDLE (continuous only)
                           ^   |                |
@@ -28,23 +29,37 @@ for STOPPED, ``wait_for`` blocks the calling thread.
 
 A running replicator is kept alive by a module-level set, so dropping the last reference to a
 running replicator does not garbage-collect its task (asyncio only holds tasks weakly).
+
+Database close: a run registers with its database (``Database._add_dependent``) and
+unregisters at STOPPED; ``Database.close()`` first stops it, as Couchbase Lite does (from the
+replicator's own loop, where waiting would deadlock, it only starts the stop). If the database
+closes under a run anyway, the ``DatabaseClosedError`` ends it, STOPPED with that error: it is
+never retried, since nothing can be stored any more.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import itertools
 import logging
-from collections.abc import AsyncIterator, Callable
-from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cryptography import x509
 
 from couchlite import _runtime
-from couchlite.errors import CouchliteError, InvalidArgumentError, LiteCoreCode
-from couchlite.replicator.active import pending_document_ids_sync
+from couchlite._lifecycle import AsyncStartsOnEnter, StartsOnEnter
+from couchlite.errors import (
+    CouchliteError,
+    DatabaseClosedError,
+    InvalidArgumentError,
+    LiteCoreCode,
+)
+from couchlite.replicator._reports import Reports
+from couchlite.replicator.active import ActiveSession
 from couchlite.replicator.config import ReplicatorConfiguration, ValidatedConfiguration
+from couchlite.replicator.pending import LivePushState, pending_document_ids
 from couchlite.replicator.supervisor import (
     BackoffClock,
     Connector,
@@ -53,9 +68,9 @@ from couchlite.replicator.supervisor import (
     default_database_store,
     session_collections,
 )
+from couchlite.replicator.tokens import ReplicatorListenerToken, call_logged
 from couchlite.replicator.types import (
     DocumentReplication,
-    ReplicatedDocument,
     ReplicatorActivityLevel,
     ReplicatorChange,
     ReplicatorProgress,
@@ -70,6 +85,8 @@ logger = logging.getLogger(__name__)
 
 Level = ReplicatorActivityLevel
 Dispatch = Callable[..., None]
+T = TypeVar("T")
+E = TypeVar("E", ReplicatorChange, DocumentReplication)
 
 #: Default bound of ``wait_for`` (api.md).
 DEFAULT_WAIT_S = 30.0
@@ -81,25 +98,13 @@ _replicator_ids = itertools.count(1)
 _RUNNING: set[AsyncReplicator] = set()
 
 
-class ReplicatorListenerToken:
-    """Returned by ``add_*_listener``; ``remove()`` stops the deliveries (idempotent)."""
-
-    __slots__ = ("_listeners", "fn")
-
-    def __init__(self, listeners: list[ReplicatorListenerToken], fn: Callable[[Any], None]):
-        self._listeners = listeners
-        self.fn = fn
-
-    def remove(self) -> None:
-        if self in self._listeners:
-            self._listeners.remove(self)
-
-
-class AsyncReplicator:
+class AsyncReplicator(AsyncStartsOnEnter):
     """Replicates the configured collections with a remote database, on the running loop.
 
     ``AsyncReplicator(config)`` copies and validates ``config`` (``ConfigurationError``).
-    ``clock``: what backoff waits use (tests pass a fake one).
+    ``clock``: what backoff waits use (tests pass a fake one). ``async with`` starts it and
+    stops it at the end of the block. A running replicator is stopped when its database is
+    closed.
     """
 
     def __init__(
@@ -107,7 +112,7 @@ class AsyncReplicator:
         config: ReplicatorConfiguration,
         *,
         clock: BackoffClock | None = None,
-        _owner: Any = None,
+        _owner: Replicator | None = None,
         _dispatch: Dispatch | None = None,
         _connector: Connector | None = None,
         _session_factory: SessionFactory | None = None,
@@ -119,16 +124,19 @@ class AsyncReplicator:
         self._config: ValidatedConfiguration = config._validated()
         self._public_config = config
         self._clock = clock
-        self._owner = _owner if _owner is not None else self
+        self._owner: Replicator | AsyncReplicator = _owner if _owner is not None else self
         self._dispatch = _dispatch
         self._connector = _connector
         self._session_factory = _session_factory
-        self.name = f"repl-{next(_replicator_ids)}"
+        self._name = f"repl-{next(_replicator_ids)}"
         self._status = ReplicatorStatus()
         self._server_certificate: bytes | None = None
         self._task: asyncio.Task[None] | None = None
         self._supervisor: Supervisor | None = None
+        self._reports = Reports(self)
+        self._started = False
         self._stopping = False
+        self._document_count = 0
         self._change_listeners: list[ReplicatorListenerToken] = []
         self._document_listeners: list[ReplicatorListenerToken] = []
         self._waiters: list[tuple[Level, asyncio.Future[ReplicatorStatus]]] = []
@@ -138,12 +146,21 @@ class AsyncReplicator:
     # --- configuration & state ----------------------------------------------------------------
 
     @property
+    def name(self) -> str:
+        """This replicator's name, ``repl-<n>`` (unique in the process; read-only).
+
+        It starts the messages of its errors (``wait_for`` timeouts), its log lines and the
+        name of its task."""
+        return self._name
+
+    @property
     def config(self) -> ReplicatorConfiguration:
         """The configuration given at construction (edits to it do not affect this replicator)."""
         return self._public_config
 
     @property
     def status(self) -> ReplicatorStatus:
+        """The current status: activity level, progress, last error."""
         return self._status
 
     @property
@@ -163,21 +180,29 @@ class AsyncReplicator:
     # --- lifecycle ------------------------------------------------------------------------------
 
     async def start(self, reset: bool = False) -> None:
-        """Start replicating (no-op if running). ``reset``: ignore the checkpoints, start over."""
+        """Start replicating (no-op if running). ``reset``: ignore the checkpoints, start over.
+
+        Raises ``DatabaseClosedError`` if the database is closed (or closing)."""
         if self._task is not None and not self._task.done():
             if not self._stopping:
                 logger.debug("%s: start() while running: ignored", self.name)
                 return
             await self._wait_task(STOP_TIMEOUT_S)
-        if self._config.database.is_closed:
-            raise CouchliteError(
+        database = self._config.database
+        if database.is_closed:
+            raise DatabaseClosedError(
                 "the database of the replicator is closed", code=LiteCoreCode.NOT_OPEN
             )
+        # Registered first: a database that is closing refuses it (DatabaseClosedError), and a
+        # close from now on stops this run before the database goes.
+        database._add_dependent(self)
+        self._started = True
         self._stopping = False
         self._server_certificate = None
+        self._document_count = 0
         self._supervisor = Supervisor(
             self._config,
-            self,
+            self._reports,
             reset=reset,
             clock=self._clock,
             connector=self._connector,
@@ -206,6 +231,32 @@ class AsyncReplicator:
         if not done:
             logger.warning("%s: did not stop within %.0f s", self.name, timeout)
 
+    def _stop_for_database_close(self) -> None:
+        """Stop because the database is closing (``Database.close()``, from any thread).
+
+        On this replicator's loop, where waiting would deadlock, the stop is started and this
+        returns at once; from another thread it waits (bounded) for STOPPED."""
+        task = self._task
+        if task is None or task.done():
+            return
+        loop = task.get_loop()
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            self._stopping = True
+            task.cancel()
+            return
+        if loop.is_closed() or not loop.is_running():
+            return  # nothing can run the task any more: it cannot touch the database either
+        future = asyncio.run_coroutine_threadsafe(self.stop(), loop)
+        try:
+            future.result(STOP_TIMEOUT_S + 5)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            logger.warning("%s: did not stop before its database closed", self.name)
+
     async def _main(self) -> None:
         assert self._supervisor is not None
         error: CouchliteError | None = None
@@ -218,23 +269,16 @@ class AsyncReplicator:
             current = asyncio.current_task()
             if current is not None:
                 current.uncancel()
+        except DatabaseClosedError as exc:
+            error = exc  # closed under us: stopped with it, never retried
         except Exception as exc:
             logger.exception("%s: supervisor failed", self.name)
             error = CouchliteError(f"unexpected replicator failure: {exc}")
         finally:
             _RUNNING.discard(self)
+            if self._task is asyncio.current_task():  # not a later run's registration
+                self._config.database._remove_dependent(self)
             self._set_status(Level.STOPPED, None, error)
-
-    async def __aenter__(self) -> AsyncReplicator:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # --- waiting and listening --------------------------------------------------------------------
 
@@ -245,10 +289,17 @@ class AsyncReplicator:
 
         Returns at once if the status is already at ``level``. If the replicator stops while
         waiting for another level, raises the error it stopped with, or returns the STOPPED
-        status when there was none. Raises ``TimeoutError`` after ``timeout`` seconds.
+        status when there was none (also when it had stopped before the call). Raises
+        ``TimeoutError`` after ``timeout`` seconds, and ``InvalidArgumentError`` for a
+        replicator that was never started (nothing would ever change its status).
         """
         if not isinstance(level, ReplicatorActivityLevel):
             raise InvalidArgumentError(f"expected a ReplicatorActivityLevel, not {level!r}")
+        if not self._started:
+            raise InvalidArgumentError(
+                f"{self.name}: wait_for({level.name}) on a replicator that was never started: "
+                "call start() first"
+            )
         if self._status.activity is level:
             return self._status
         if self._status.activity is Level.STOPPED:
@@ -277,7 +328,7 @@ class AsyncReplicator:
     def add_change_listener(
         self, fn: Callable[[ReplicatorChange], None]
     ) -> ReplicatorListenerToken:
-        """Call ``fn(ReplicatorChange)`` on every status change."""
+        """Call ``fn(ReplicatorChange)`` on every status change (dispatched on the loop)."""
         token = ReplicatorListenerToken(self._change_listeners, fn)
         self._change_listeners.append(token)
         return token
@@ -313,13 +364,15 @@ class AsyncReplicator:
     # --- pending documents ----------------------------------------------------------------------
 
     def pending_document_ids(self, collection: Collection) -> set[str]:
-        """IDs of the documents of ``collection`` with changes not pushed yet.
+        """IDs of the documents of ``collection`` with changes the peer does not have yet.
 
-        Computed from the local checkpoint, as Couchbase Lite does: every change after its
-        ``local`` sequence that passes the document-ID list and the push filter (the engine's
-        own rule, so the answer matches what the next push sends). Raises
-        ``ConfigurationError`` for a pull-only replicator, ``InvalidArgumentError`` for a
-        collection that is not replicated.
+        Right at every moment, as Couchbase Lite's: the changes after the push checkpoint --
+        while a session runs, the checkpoint it has reached, not only the one saved -- that
+        pass the document-ID list and the push filter, leaving out every document whose
+        current revision is the one the peer is known to have (pulled from it, or pushed).
+        That is the pusher's own rule, so the answer is what a push would send. Call it on
+        the replicator's event loop. Raises ``ConfigurationError`` for a pull-only
+        replicator, ``InvalidArgumentError`` for a collection that is not replicated.
         """
         config = self._config
         entry = config.collection_for(collection)
@@ -328,52 +381,37 @@ class AsyncReplicator:
         if self._store is None:
             self._store = default_database_store(config)
         options = session_collections(config, self._store, only=entry)[0]
-        return pending_document_ids_sync(
-            self._store, options, config.endpoint.url, config.replicator_type
+        return pending_document_ids(
+            self._store,
+            options,
+            config.endpoint.url,
+            config.replicator_type,
+            self._live_push_state(entry.scope_name, entry.name),
         )
 
     def is_document_pending(self, doc_id: str, collection: Collection) -> bool:
-        """Whether ``doc_id`` of ``collection`` has changes not pushed yet."""
+        """Whether ``doc_id`` of ``collection`` has changes the peer does not have yet (see
+        :meth:`pending_document_ids`)."""
         return doc_id in self.pending_document_ids(collection)
 
-    # --- reports from the supervisor and the session (on the loop) -------------------------
-
-    def connecting(self) -> None:
-        self._set_status(Level.CONNECTING, None, None)
-
-    def certificate_received(self, der: bytes) -> None:
-        self._server_certificate = der
-
-    def connected(self) -> None:
-        self._set_status(Level.BUSY, None, None)
-
-    def offline(
-        self,
-        error: CouchliteError,
-        retry_in: float | None = None,
-        next_attempt_at: float | None = None,
-    ) -> None:
-        self._set_status(Level.OFFLINE, None, error, retry_in, next_attempt_at)
-
-    def activity_changed(self, busy: bool) -> None:
-        if self._status.activity not in (Level.BUSY, Level.IDLE) or self._stopping:
-            return
-        if not busy and not self._config.continuous:
-            return  # a one-shot replicator is BUSY until it stops (see the module docstring)
-        self._set_status(Level.BUSY if busy else Level.IDLE, None, self._status.error)
-
-    def progress(self, completed: int, total: int) -> None:
-        if self._status.activity is Level.STOPPED:
-            return
-        progress = ReplicatorProgress(completed, max(total, completed))
-        self._set_status(self._status.activity, progress, self._status.error)
-
-    def documents_replicated(self, is_push: bool, documents: list[ReplicatedDocument]) -> None:
-        if not documents or not self._document_listeners:
-            return
-        event = DocumentReplication(self._owner, is_push, list(documents))
-        for token in list(self._document_listeners):
-            self._deliver(token.fn, event)
+    def _live_push_state(self, scope: str, name: str) -> LivePushState | None:
+        task, supervisor = self._task, self._supervisor
+        if task is None or task.done() or supervisor is None:
+            return None
+        session = supervisor.session
+        if not isinstance(session, ActiveSession):
+            return None
+        try:
+            on_loop = asyncio.get_running_loop() is task.get_loop()
+        except RuntimeError:
+            on_loop = False
+        if not on_loop:
+            # The session's state belongs to its loop: reading it from here would race it.
+            raise CouchliteError(
+                f"{self.name}: pending_document_ids() of a running AsyncReplicator must be "
+                "called on its event loop"
+            )
+        return session.live_push_state(scope, name)
 
     # --- internals ----------------------------------------------------------------------------
 
@@ -402,7 +440,7 @@ class AsyncReplicator:
         for queue in self._streams:
             queue.put_nowait(change)
         for token in list(self._change_listeners):
-            self._deliver(token.fn, change)
+            self._deliver(token._fn, change)
         for waiter in list(self._waiters):
             level, future = waiter
             if future.done():
@@ -415,37 +453,42 @@ class AsyncReplicator:
                 else:
                     future.set_result(status)
 
-    def _deliver(self, fn: Callable[[Any], None], arg: Any) -> None:
+    def _deliver(self, fn: Callable[[E], None], arg: E) -> None:
         if self._dispatch is not None:
             self._dispatch(fn, arg)
         else:
-            asyncio.get_running_loop().call_soon(_call_logged, fn, arg)
+            asyncio.get_running_loop().call_soon(call_logged, fn, arg)
 
     def __repr__(self) -> str:
         url, activity = self._config.endpoint.url, self._status.activity.name
         return f"<{type(self).__name__} {self.name} {url} {activity}>"
 
 
-def _call_logged(fn: Callable[[Any], None], arg: Any) -> None:
-    try:
-        fn(arg)
-    except Exception:
-        logger.exception("a replicator listener raised")
-
-
-class Replicator:
+class Replicator(StartsOnEnter):
     """The synchronous replicator: the work runs on the library's event-loop thread, listener
-    callbacks on its notifier thread. ``Replicator(config)`` validates a copy of ``config``."""
+    callbacks on its notifier thread. ``Replicator(config)`` validates a copy of ``config``;
+    ``clock``: what backoff waits use. ``with Replicator(config) as r:`` starts it and stops it
+    at the end of the block. A running replicator is stopped when its database is closed."""
 
     def __init__(
-        self, config: ReplicatorConfiguration, *, clock: BackoffClock | None = None, **hooks: Any
+        self,
+        config: ReplicatorConfiguration,
+        *,
+        clock: BackoffClock | None = None,
+        _connector: Connector | None = None,
+        _session_factory: SessionFactory | None = None,
     ) -> None:
         self._async = AsyncReplicator(
-            config, clock=clock, _owner=self, _dispatch=_runtime.notify, **hooks
+            config,
+            clock=clock,
+            _owner=self,
+            _dispatch=_runtime.notify,
+            _connector=_connector,
+            _session_factory=_session_factory,
         )
         self._thread = _runtime.loop_thread()
 
-    def _run(self, coro: Any, timeout: float | None) -> Any:
+    def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None) -> T:
         if self._thread.in_loop_thread():
             # From a filter or another loop callback: blocking here would deadlock the loop.
             coro.close()
@@ -453,19 +496,32 @@ class Replicator:
         return self._thread.run(coro, timeout)
 
     @property
+    def name(self) -> str:
+        """This replicator's name, ``repl-<n>``: that of the ``AsyncReplicator`` it runs, which
+        its ``wait_for`` messages and log lines use (read-only)."""
+        return self._async.name
+
+    @property
     def config(self) -> ReplicatorConfiguration:
+        """The configuration given at construction (edits to it do not affect this replicator)."""
         return self._async.config
 
     @property
     def status(self) -> ReplicatorStatus:
+        """The current status: activity level, progress, last error."""
         return self._async.status
 
     @property
     def server_certificate(self) -> x509.Certificate | None:
+        """The server's leaf certificate from the latest TLS handshake, else ``None``.
+
+        Also set when the certificate was refused (pinned or self-signed-only checks), so that
+        it can be inspected."""
         return self._async.server_certificate
 
     @property
     def connection_attempts(self) -> int:
+        """Connection attempts of the current (or last) run."""
         return self._async.connection_attempts
 
     def start(self, reset: bool = False) -> None:
@@ -479,11 +535,14 @@ class Replicator:
             return
         self._run(self._async.stop(), STOP_TIMEOUT_S + 5)
 
+    def _stop_for_database_close(self) -> None:
+        """See ``AsyncReplicator._stop_for_database_close`` (the one registered)."""
+        self._async._stop_for_database_close()
+
     def wait_for(self, level: Level, timeout: float | None = DEFAULT_WAIT_S) -> ReplicatorStatus:
         """Block until the status reaches ``level`` (see ``AsyncReplicator.wait_for``)."""
         bound = None if timeout is None else timeout + 5
-        result: ReplicatorStatus = self._run(self._async.wait_for(level, timeout), bound)
-        return result
+        return self._run(self._async.wait_for(level, timeout), bound)
 
     def add_change_listener(
         self, fn: Callable[[ReplicatorChange], None]
@@ -498,16 +557,19 @@ class Replicator:
         return self._async.add_document_replication_listener(fn)
 
     def pending_document_ids(self, collection: Collection) -> set[str]:
-        return self._async.pending_document_ids(collection)
+        """See ``AsyncReplicator.pending_document_ids``; computed on the replicator's event
+        loop, which owns the running session's state (any thread may call this)."""
+        if self._thread.in_loop_thread():
+            return self._async.pending_document_ids(collection)
+
+        async def compute() -> set[str]:
+            return self._async.pending_document_ids(collection)
+
+        return self._thread.run(compute(), DEFAULT_WAIT_S)
 
     def is_document_pending(self, doc_id: str, collection: Collection) -> bool:
-        return self._async.is_document_pending(doc_id, collection)
-
-    def __enter__(self) -> Replicator:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        """Whether ``doc_id`` of ``collection`` has changes the peer does not have yet."""
+        return doc_id in self.pending_document_ids(collection)
 
     def __repr__(self) -> str:
         return repr(self._async).replace("AsyncReplicator", "Replicator", 1)

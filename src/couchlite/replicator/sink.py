@@ -15,6 +15,13 @@ The :class:`Inserter` is what makes receiving fast: revisions arriving within
 outcome. It runs on the event loop thread as a timer callback: no task and no thread hop per
 revision (the store's write is one short transaction per batch).
 
+Reserved properties (``model.legacy``): as LiteCore does with what arrives from a peer, every
+top-level ``_`` property of a body is dropped before anything else looks at it (after a delta
+is applied, for a delta) -- ``_id``, ``_rev``, ``_deleted`` (whether a revision is a deletion
+is the ``deleted`` property of its message alone), ``_revisions``, ``_exp``, ... -- except the
+real legacy entries of ``_attachments``, whose blobs are then fetched and verified as any
+other; the entries standing in for blobs found elsewhere in the body go.
+
 Deltas (notes §6.3): a ``rev`` with ``deltaSrc`` carries a JSON delta against that revision;
 :func:`expand_delta` applies it to the local body of the base (``document_body``) before
 anything else looks at the revision (filter, blobs, insertion), so the rest of the sink only
@@ -43,6 +50,11 @@ from couchlite.errors import CouchliteError, InvalidArgumentError
 from couchlite.model.blobrefs import blob_digests
 from couchlite.model.canonical import check_json_text
 from couchlite.model.jsondelta import CorruptDeltaError, apply_delta
+from couchlite.model.legacy import (
+    has_old_meta_properties,
+    strip_old_meta_body,
+    strip_old_meta_properties,
+)
 from couchlite.model.revid import is_valid_rev_id
 from couchlite.replicator._common import (
     INSERT_BATCH_DELAY_S,
@@ -117,6 +129,8 @@ def parse_rev(message: Message) -> ParsedRev:
         check_json_text(body)
     except InvalidArgumentError as exc:
         raise http_reply(400, f"invalid body of {doc_id[:100]!r}: {exc.message}") from None
+    if delta_src is None:
+        body = strip_old_meta_body(body)
     return ParsedRev(
         doc_id,
         rev_id,
@@ -139,7 +153,10 @@ def expand_delta(store: CollectionStore, rev: ParsedRev) -> ParsedRev:
     if base is None:
         raise http_reply(422, f"unknown delta base {rev.delta_src} of {rev.doc_id!r}")
     try:
-        body = orjson.dumps(apply_delta(orjson.loads(base), orjson.loads(rev.body)))
+        applied = apply_delta(orjson.loads(base), orjson.loads(rev.body))
+        if isinstance(applied, dict) and has_old_meta_properties(applied):
+            applied = strip_old_meta_properties(applied)
+        body = orjson.dumps(applied)
     except (CorruptDeltaError, orjson.JSONDecodeError, orjson.JSONEncodeError) as exc:
         raise http_reply(422, f"invalid delta for {rev.doc_id!r}: {exc}") from None
     return dataclasses.replace(rev, body=body, delta_src=None)

@@ -61,11 +61,12 @@ from couchlite.database.document import Document, MutableDocument
 from couchlite.errors import (
     AuthenticationError,
     CouchliteError,
+    DatabaseClosedError,
     InvalidArgumentError,
     NetworkCode,
     TLSError,
 )
-from couchlite.model.canonical import canonical_json
+from couchlite.model.canonical import canonical_json, encode_date
 from couchlite.replicator.active import ActiveSession
 from couchlite.replicator.config import (
     BasicAuthenticator,
@@ -225,6 +226,9 @@ class Supervisor:
         self.name = name or f"repl-{next(_supervisor_ids)}"
         #: connection attempts made so far (for tests and statistics)
         self.attempts = 0
+        #: the session of the current attempt while it runs (its live state is consulted on
+        #: the loop: pending documents)
+        self.session: Session | None = None
 
     async def run(self) -> CouchliteError | None:
         """Run attempts until done; returns the error that stopped it (``None``: success).
@@ -242,6 +246,10 @@ class Supervisor:
                 failures = 0
             failures += 1
             limit = self.config.max_attempts
+            if isinstance(error, DatabaseClosedError):
+                # Retrying cannot help: the database is gone (closed under the replicator).
+                logger.info("%s: stopping: %s", self.name, error)
+                return error
             if not error.is_transient:
                 logger.info("%s: stopping on a permanent error: %s", self.name, error)
                 return error
@@ -276,7 +284,7 @@ class Supervisor:
             if record.der is not None:
                 self.owner.certificate_received(record.der)
             self.owner.connected()
-            session = self._make_session(connection)
+            session = self.session = self._make_session(connection)
             await session.run()
             if self.config.continuous:
                 # The session only returns when the connection ended under it: the peer closed
@@ -294,6 +302,7 @@ class Supervisor:
             logger.exception("%s: replication session failed", self.name)
             return CouchliteError(f"unexpected error in the replication session: {exc}"), True
         finally:
+            self.session = None
             await self._close(connection, channel)
 
     async def _connect(self, record: PeerCertificate) -> MessageChannel:
@@ -516,7 +525,7 @@ def resolution_body(result: object, collection: Collection, doc_id: str) -> byte
         def encode_blob(value: Any) -> Any:
             if isinstance(value, Blob):
                 return value._install(store)
-            raise TypeError
+            return encode_date(value)  # dates as a save writes them; anything else refused
 
         return canonical_json(result.to_dict(), encode_blob)
     return result.to_json().encode("utf-8")

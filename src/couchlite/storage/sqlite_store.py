@@ -137,6 +137,14 @@ new_tuple = tuple.__new__
 
 @dataclass(frozen=True, slots=True)
 class ChangeRow:
+    """One entry of a collection's changes feed (``Collection.changes()``): a document as of
+    its latest change, which is the change numbered ``sequence``.
+
+    ``flags`` holds the document's state bits (:attr:`deleted`, :attr:`conflicted`,
+    :attr:`has_blobs` read them); ``body_size`` is the size in bytes of the current
+    revision's stored JSON body (0 for a tombstone).
+    """
+
     sequence: int
     doc_id: str
     rev_id: str
@@ -145,7 +153,18 @@ class ChangeRow:
 
     @property
     def deleted(self) -> bool:
+        """Whether the current revision is a deletion (a tombstone)."""
         return bool(self.flags & DOC_DELETED)
+
+    @property
+    def conflicted(self) -> bool:
+        """Whether the document has unresolved conflicting revisions."""
+        return bool(self.flags & DOC_CONFLICTED)
+
+    @property
+    def has_blobs(self) -> bool:
+        """Whether a kept revision of the document may reference blobs."""
+        return bool(self.flags & DOC_HAS_BLOBS)
 
 
 _GET_SQL: dict[int, str] = {}
@@ -627,6 +646,22 @@ class SQLiteStore:
             last = rows[-1][0]
             if remaining > 0:
                 remaining -= len(rows)
+
+    def live_doc_ids(self, coll_id: int) -> Iterator[str]:
+        """The IDs of the live documents, in sequence order, read in batches."""
+        sql = (
+            f"SELECT seq, doc_id FROM {table(coll_id)} "
+            f"WHERE seq > ? AND (flags & {DOC_DELETED}) = 0 ORDER BY seq LIMIT ?"
+        )
+        last = 0
+        size = _tuning.CHANGES_FETCH_SIZE
+        while True:
+            rows = self.fetchall(sql, (last, size))
+            for _, doc_id in rows:
+                yield doc_id
+            if len(rows) < size:
+                return
+            last = rows[-1][0]
 
     def doc_ids(self, coll_id: int, *, include_deleted: bool = False) -> Iterator[str]:
         where = "" if include_deleted else f"WHERE (flags & {DOC_DELETED}) = 0 AND doc_id > ?"

@@ -13,7 +13,11 @@ list of strings (several host names, say); a distinguished-name value is one str
 
 :class:`KeyUsage` is what the certificate may be used for, written as the *extended* key usage
 (``serverAuth``, ``clientAuth``) that TLS stacks check; ``KeyUsage.SERVER_AUTH |
-KeyUsage.CLIENT_AUTH`` makes an identity usable on both ends.
+KeyUsage.CLIENT_AUTH`` makes an identity usable on both ends. A CA certificate (``is_ca``) gets
+none: TLS stacks check the purpose on every certificate of a chain, so an extended key usage on
+the CA would limit the certificates it issues to that purpose; without one it issues server and
+client certificates alike, as LiteCore's CA certificates do (basic constraints ``cA``, key usage
+``keyCertSign``/``cRLSign``, no extended key usage).
 
 :func:`build_certificate` signs a new certificate -- self-signed, or by an issuer identity the
 caller holds (a CA certificate and its key) -- following LiteCore's defaults (notes §11.2): the
@@ -110,6 +114,12 @@ _SAN_KEYS = frozenset(
         CertAttribute.IP_ADDRESS,
         CertAttribute.REGISTERED_ID,
     }
+)
+
+
+_PURPOSES = (
+    (KeyUsage.SERVER_AUTH, ExtendedKeyUsageOID.SERVER_AUTH),
+    (KeyUsage.CLIENT_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH),
 )
 
 
@@ -244,11 +254,11 @@ def build_certificate(
         .add_extension(ski, critical=False)
         .add_extension(aki, critical=False)
     )
-    purposes = []
-    if KeyUsage.SERVER_AUTH in key_usages:
-        purposes.append(ExtendedKeyUsageOID.SERVER_AUTH)
-    if KeyUsage.CLIENT_AUTH in key_usages:
-        purposes.append(ExtendedKeyUsageOID.CLIENT_AUTH)
+    # No extended key usage on a CA: OpenSSL (like mbedTLS) checks the purpose on every
+    # certificate of a chain, so one here would restrict what the CA's certificates may do.
+    # LiteCore's CA certificates carry only keyCertSign (and the Netscape "SSL CA" type) and
+    # issue server and client certificates alike.
+    purposes = [] if is_ca else [oid for flag, oid in _PURPOSES if flag in key_usages]
     if purposes:
         builder = builder.add_extension(x509.ExtendedKeyUsage(purposes), critical=False)
     if alt_names:
@@ -271,6 +281,7 @@ def key_usages_of(certificate: x509.Certificate) -> KeyUsage:
 
 
 def is_ca_certificate(certificate: x509.Certificate) -> bool:
+    """Whether ``certificate`` is a CA certificate (basic constraints ``cA``)."""
     try:
         return bool(certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
     except x509.ExtensionNotFound:

@@ -15,7 +15,7 @@ private key. It comes from
   configured (notes §11.2).
 
 It leaves as PEM (:meth:`certificates_pem`, :meth:`private_key_pem`) or PKCS#12
-(:meth:`to_pkcs12`); the private key only ever leaves encrypted, with a password the caller
+(:meth:`to_pkcs12`); these export the private key only encrypted, with a password the caller
 chooses. :meth:`load_into` and :meth:`server_ssl_context` hand it to Python's ``ssl``.
 
 Errors: a malformed input or a wrong password is an :class:`InvalidArgumentError` (cryptography
@@ -155,7 +155,9 @@ class TLSIdentity:
         required). ``expiration``: when it expires (a datetime, or a timedelta from now); one
         year by default. ``issuer``: sign with this CA identity instead of self-signing (the
         chain becomes the new leaf followed by the issuer's chain; the expiry is capped at the
-        issuer's). ``is_ca``: make a CA certificate, to issue others with. ``label``: also save
+        issuer's). ``is_ca``: make a CA certificate, to issue others with; it issues server and
+        client identities alike, so ``key_usages`` (which may be empty) do not restrict it: a CA
+        certificate carries no extended key usage, as Couchbase Lite's do. ``label``: also save
         it in ``keystore`` (the default key store when ``None``) under that label --
         :class:`ConflictError` if the label is taken.
 
@@ -275,6 +277,10 @@ class TLSIdentity:
     ) -> TLSIdentity:
         """A new self-signed RSA-2048 server identity, valid for ``validity`` from now.
 
+        ``common_name``: its certificate's subject. ``label`` only names the identity (its
+        :attr:`label`): nothing is saved in a key store -- keeping an anonymous identity with
+        its database is :mod:`couchlite.tls.keystore`'s job.
+
         Generating the key takes a noticeable fraction of a second: call it off the event loop.
         """
         key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_KEY_BITS)
@@ -326,10 +332,13 @@ class TLSIdentity:
 
     @property
     def private_key(self) -> PrivateKeyTypes:
+        """The leaf's private key, a ``cryptography`` RSA or EC key object: keep it secret."""
         return self._private_key
 
     @property
     def label(self) -> str | None:
+        """The identity's name, or ``None``: the one it was created with, or the key-store
+        label it was loaded under; also the default friendly name of :meth:`to_pkcs12`."""
         return self._label
 
     @property
@@ -353,7 +362,7 @@ class TLSIdentity:
     def private_key_pem(self, password: bytes) -> bytes:
         """The private key as encrypted PKCS#8 PEM (``ENCRYPTED PRIVATE KEY``).
 
-        There is deliberately no way to get the key in the clear from an identity.
+        Deliberately, no method of an identity exports the key in the clear.
         """
         if not password:
             raise InvalidArgumentError("a non-empty password is required to export a key")

@@ -160,6 +160,7 @@ class KeyStore:
 
     @property
     def path(self) -> Path:
+        """The key store's folder (created when the first identity is saved)."""
         return self._path
 
     # --- queries ------------------------------------------------------------------------------

@@ -166,6 +166,7 @@ def admitting_connection_class(
             self._tls_task: asyncio.Task[None] | None = None
             self._request_timer: asyncio.TimerHandle | None = None
             self._accepted_at = 0.0
+            self._first_bytes_seen = False
 
         def abort(self) -> None:
             # The raw socket's transport: also ends a TLS handshake in progress, and a TLS
@@ -191,6 +192,11 @@ def admitting_connection_class(
 
         def data_received(self, data: bytes) -> None:
             if self._started:
+                if tls is None and not self._first_bytes_seen and data:
+                    self._first_bytes_seen = True
+                    if data.startswith(_TLS_HANDSHAKE_RECORD):
+                        self._refuse_tls(data)
+                        return
                 super().data_received(data)
                 return
             # Decrypted in the event-loop turn that completed the TLS handshake, before
@@ -261,6 +267,15 @@ def admitting_connection_class(
             if self._early_eof:
                 super().eof_received()
 
+        def _refuse_tls(self, data: bytes) -> None:
+            # A wss:// client: answer in plain HTTP, as web servers do, so that its TLS layer
+            # reports "not TLS" ("wrong version number") instead of a bare hang-up, which a
+            # client cannot tell from a busy server refusing it.
+            gate.drops.log("%s: sent TLS to a ws:// listener; refusing it", _peer(self._raw))
+            if self._raw is not None:
+                self._raw.write(_NOT_TLS_RESPONSE)
+                self._raw.close()
+
         def _request_due(self) -> None:
             self._request_timer = None
             if self.request is None:
@@ -274,7 +289,18 @@ def admitting_connection_class(
     return AdmittedConnection
 
 
-def _peer(transport: asyncio.BaseTransport) -> str:
+#: The first bytes of a TLS connection: a handshake record (ClientHello) of TLS 1.x.
+_TLS_HANDSHAKE_RECORD = b"\x16\x03"
+_NOT_TLS_BODY = b"This is a ws:// (plain WebSocket) listener: connect with ws://, not wss://\n"
+_NOT_TLS_RESPONSE = (
+    b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+    b"Content-Length: " + str(len(_NOT_TLS_BODY)).encode() + b"\r\n\r\n" + _NOT_TLS_BODY
+)
+
+
+def _peer(transport: asyncio.BaseTransport | None) -> str:
+    if transport is None:
+        return "?"
     address = transport.get_extra_info("peername")
     if isinstance(address, tuple) and len(address) >= 2:
         return f"{address[0]}:{address[1]}"

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from couchlite.blip import BlipErrorReply, Message
-from couchlite.errors import CouchliteError, NetworkCode, NetworkError
-from couchlite.transport.channel import ChannelClosed
+from couchlite.errors import CouchliteError
 
 Properties = Mapping[str, str] | Iterable[tuple[str, str]]
 Body = bytes | bytearray | memoryview
@@ -38,16 +37,6 @@ INLINE_FRAMES = 8
 CLOSE_FLUSH_TIMEOUT_S = 5.0
 #: How long closing waits for cancelled handlers and for the channel's closing handshake.
 CLOSE_TASKS_TIMEOUT_S = 5.0
-
-
-class RequestTimeout(NetworkError):
-    """No reply arrived within the request's timeout."""
-
-    default_code = NetworkCode.TIMEOUT
-
-
-class ConnectionClosedError(ChannelClosed):
-    """The connection is closed (or closing): no more requests can be sent."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,8 @@ from typing import Any
 
 from couchlite.blip import BlipLimitExceeded, BlipProtocol, Message
 from couchlite.blip.errors import CLOSE_POLICY_VIOLATION
-from couchlite.transport._connparts import SMALL_MESSAGE_BYTES, RequestTimeout
+from couchlite.transport._connparts import SMALL_MESSAGE_BYTES
+from couchlite.transport.channel import RequestTimeout
 
 
 class FlowControl:

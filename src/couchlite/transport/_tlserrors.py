@@ -34,6 +34,19 @@ CERT_REJECTED_ALERTS = frozenset(
         "TLSV1_ALERT_ACCESS_DENIED",
     }
 )
+#: OpenSSL's reasons when what came back is not TLS at all: typically a plain HTTP answer (a
+#: ``ws://`` server replying ``400`` to our ClientHello). LiteCore reports every such failure of
+#: its TLS layer as Network/TLSHandshakeFailed; so do we, saying what it most likely means.
+NOT_TLS_REASONS = frozenset(
+    {
+        "WRONG_VERSION_NUMBER",
+        "RECORD_LAYER_FAILURE",
+        "PACKET_LENGTH_TOO_LONG",
+        "UNKNOWN_PROTOCOL",
+        "HTTP_REQUEST",
+        "HTTPS_PROXY_REQUEST",
+    }
+)
 TLS_FAILURE_TEXT = {
     NetworkCode.TLS_CERT_EXPIRED: "the server certificate has expired or is not yet valid",
     NetworkCode.TLS_CERT_UNTRUSTED: "the server certificate is not trusted",
@@ -63,6 +76,12 @@ def tls_error_code(exc: ssl_module.SSLError) -> int:
     return NetworkCode.TLS_HANDSHAKE_FAILED
 
 
+def peer_is_not_tls(exc: ssl_module.SSLError) -> bool:
+    """Whether ``exc`` says that the peer's bytes were not TLS records (see NOT_TLS_REASONS)."""
+    reason = str(getattr(exc, "reason", None) or "").upper()
+    return reason in NOT_TLS_REASONS or "wrong version number" in str(exc).lower()
+
+
 def ssl_error_in(exc: BaseException) -> ssl_module.SSLError | None:
     """``exc`` itself or the first ``ssl.SSLError`` it was raised from (bounded walk)."""
     current: BaseException | None = exc
@@ -75,4 +94,10 @@ def ssl_error_in(exc: BaseException) -> ssl_module.SSLError | None:
     return None
 
 
-__all__ = ["TLS_FAILURE_TEXT", "ssl_error_in", "tls_error_code"]
+__all__ = [
+    "NOT_TLS_REASONS",
+    "TLS_FAILURE_TEXT",
+    "peer_is_not_tls",
+    "ssl_error_in",
+    "tls_error_code",
+]

@@ -20,8 +20,14 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from couchlite.errors import ErrorDomain, NetworkError
-from couchlite.transport.failures import is_transient, transient_codes
+from couchlite.errors import ErrorDomain
+from couchlite.transport.errors import (
+    ChannelClosed,
+    ConnectionClosedError,
+    RequestTimeout,
+    is_transient_close,
+)
+from couchlite.transport.failures import transient_codes
 
 #: The sub-protocol of Couchbase Lite 3.x with revision trees (notes §3.4), our first choice.
 SUBPROTOCOL_CBMOBILE_3 = "BLIP_3+CBMobile_3"
@@ -53,38 +59,12 @@ TRANSIENT_WEBSOCKET_CODES = transient_codes(ErrorDomain.WEBSOCKET)
 MAX_CLOSE_REASON_BYTES = 123
 
 
-def is_transient_close(code: int) -> bool:
-    """Whether a connection that ended with this WebSocket close code may succeed if retried."""
-    return is_transient(ErrorDomain.WEBSOCKET, code)
-
-
 def truncate_close_reason(reason: str) -> str:
     """Cut ``reason`` to what a close frame can carry without splitting a UTF-8 sequence."""
     encoded = reason.encode("utf-8")
     if len(encoded) <= MAX_CLOSE_REASON_BYTES:
         return reason
     return encoded[:MAX_CLOSE_REASON_BYTES].decode("utf-8", errors="ignore")
-
-
-class ChannelClosed(NetworkError):
-    """The channel is closed: ``code``/``reason`` are the WebSocket close code and reason.
-
-    Raised by ``recv``/``send`` once the channel has closed, whoever closed it. A normal close
-    (1000) is not an error for whoever asked for it; upper layers decide what it means to them.
-    """
-
-    default_domain = ErrorDomain.WEBSOCKET
-    default_code = CLOSE_ABNORMAL
-
-    def __init__(self, code: int, reason: str = "", *, message: str | None = None) -> None:
-        text = message or (f"connection closed ({code}{': ' + reason if reason else ''})")
-        super().__init__(text, code=code, transient=is_transient_close(code))
-        self.reason = reason
-
-    @property
-    def is_normal(self) -> bool:
-        """True for a normal close (1000): the conversation ended on purpose."""
-        return self.code == CLOSE_NORMAL
 
 
 @runtime_checkable
@@ -139,7 +119,9 @@ __all__ = [
     "SUBPROTOCOL_CBMOBILE_2",
     "SUBPROTOCOL_CBMOBILE_3",
     "ChannelClosed",
+    "ConnectionClosedError",
     "MessageChannel",
+    "RequestTimeout",
     "is_transient_close",
     "truncate_close_reason",
 ]

@@ -87,7 +87,7 @@ from couchlite.blip import (
     Message,
     MessageType,
 )
-from couchlite.errors import CouchliteError, InvalidArgumentError
+from couchlite.errors import CouchliteError, DatabaseClosedError, InvalidArgumentError
 from couchlite.transport._connparts import (
     CLOSE_FLUSH_TIMEOUT_S,
     CLOSE_TASKS_TIMEOUT_S,
@@ -98,11 +98,9 @@ from couchlite.transport._connparts import (
     INLINE_FRAMES,
     Body,
     BodyWriter,
-    ConnectionClosedError,
     Handler,
     Properties,
     Reply,
-    RequestTimeout,
     StreamTarget,
     error_reply,
     resume,
@@ -113,7 +111,9 @@ from couchlite.transport.channel import (
     CLOSE_NORMAL,
     CLOSE_UNEXPECTED,
     ChannelClosed,
+    ConnectionClosedError,
     MessageChannel,
+    RequestTimeout,
     truncate_close_reason,
 )
 
@@ -728,6 +728,13 @@ class BlipConnection(FlowControl):
         except BlipErrorReply as exc:
             if not no_reply:
                 self._reply_error(number, exc.error_domain, exc.code, exc.message, urgent)
+            return
+        except DatabaseClosedError as exc:
+            # The database was closed while the message was on its way (``close()`` stops this
+            # side a moment later): an expected end, answered as "try again later".
+            logger.info("%s: %r not handled: %s", self.name, message.profile, exc)
+            if not no_reply:
+                self._reply_error(number, "HTTP", 503, "database closed", urgent)
             return
         except Exception:
             self._stats["handler_errors"] += 1

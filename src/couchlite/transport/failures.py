@@ -145,6 +145,30 @@ _ERRNO_CODES: dict[int, int] = {
 }
 
 
+def describe(exc: BaseException) -> str:
+    """A non-empty description of ``exc`` for an error message.
+
+    Some exceptions say nothing (asyncio raises a bare ``ConnectionResetError()`` when a peer
+    hangs up during a TLS handshake): then the class name stands in, followed by the first
+    cause or context that does say something, so that no couchlite error ends in ``": "``.
+    """
+    strerror = exc.strerror if isinstance(exc, OSError) else None
+    text = (strerror if isinstance(strerror, str) else "").strip() or str(exc).strip()
+    text = text.rstrip(":").strip()  # e.g. "x: " when the detail after the colon is missing
+    if text:
+        return text
+    name = type(exc).__name__
+    current = exc.__cause__ or exc.__context__
+    for _ in range(8):  # bounded walk down the chain
+        if current is None:
+            break
+        inner = str(current).strip()
+        if inner:
+            return f"{name} ({type(current).__name__}: {inner})"
+        current = current.__cause__ or current.__context__
+    return name
+
+
 def os_error(exc: OSError | TimeoutError, where: str) -> NetworkError:
     """The typed error for a socket-level failure (``where``: the URL or peer, for the text).
 
@@ -157,11 +181,11 @@ def os_error(exc: OSError | TimeoutError, where: str) -> NetworkError:
         code = (
             NetworkCode.DNS_FAILURE if exc.errno == socket.EAI_AGAIN else NetworkCode.UNKNOWN_HOST
         )
-        return _network_error(f"{where}: {exc}", _N, code)
+        return _network_error(f"{where}: {describe(exc)}", _N, code)
     if isinstance(exc, TimeoutError) and exc.errno in (None, 0, errno.ETIMEDOUT):
         return _network_error(f"{where}: timed out", _N, NetworkCode.TIMEOUT)
     number = exc.errno or 0
-    text = f"{where}: {exc.strerror or exc}"
+    text = f"{where}: {describe(exc)}"
     if number in _ERRNO_CODES:
         return _network_error(text, _N, _ERRNO_CODES[number])
     if (_P, number) in _TABLE:
@@ -180,7 +204,7 @@ def classify(exc: BaseException, where: str = "connection") -> CouchliteError:
         return exc
     if isinstance(exc, OSError | TimeoutError):
         return os_error(exc, where)
-    return CouchliteError(f"{where}: unexpected error: {exc!r}")
+    return CouchliteError(f"{where}: unexpected error: {type(exc).__name__}: {describe(exc)}")
 
 
 def pong_timeout(heartbeat: float) -> float:
@@ -273,6 +297,7 @@ __all__ = [
     "RateLimitedLog",
     "Rule",
     "classify",
+    "describe",
     "is_transient",
     "os_error",
     "pong_timeout",

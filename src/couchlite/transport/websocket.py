@@ -45,7 +45,6 @@ from websockets.exceptions import (
     ConcurrencyError,
     ConnectionClosed,
     InvalidHandshake,
-    InvalidMessage,
     InvalidStatus,
     InvalidURI,
     NegotiationError,
@@ -55,14 +54,10 @@ from websockets.typing import Subprotocol
 
 from couchlite._tuning import MAX_REDIRECTS
 from couchlite.errors import (
-    AuthenticationError,
-    CouchliteError,
-    ErrorDomain,
     InvalidArgumentError,
     NetworkCode,
     NetworkError,
     ProtocolError,
-    TLSError,
 )
 from couchlite.transport._admission import (
     Abortable,
@@ -70,6 +65,7 @@ from couchlite.transport._admission import (
     Gate,
     admitting_connection_class,
 )
+from couchlite.transport._connect_errors import translate_connect_error as _translate_connect_error
 from couchlite.transport._redirects import (
     REDIRECT_STATUSES,
     NoRedirects,
@@ -77,7 +73,7 @@ from couchlite.transport._redirects import (
     origin,
     websocket_url,
 )
-from couchlite.transport._tlserrors import TLS_FAILURE_TEXT, ssl_error_in, tls_error_code
+from couchlite.transport._tlserrors import ssl_error_in, tls_error_code
 from couchlite.transport.channel import (
     CLOSE_ABNORMAL,
     CLOSE_NORMAL,
@@ -86,10 +82,11 @@ from couchlite.transport.channel import (
     DEFAULT_SUBPROTOCOLS,
     ChannelClosed,
     MessageChannel,
-    is_transient_close,
     truncate_close_reason,
 )
-from couchlite.transport.failures import RateLimitedLog, os_error
+from couchlite.transport.errors import HandshakeRefused, RedirectRefused
+from couchlite.transport.failures import RateLimitedLog
+from couchlite.transport.failures import describe as describe_error
 
 logger = logging.getLogger(__name__)
 
@@ -109,36 +106,6 @@ DEFAULT_MAX_QUEUE = 16
 #: Outgoing bytes buffered before ``send`` waits; a few big frames, so the writer never idles
 #: while the kernel drains the socket, and memory stays flat when the peer stops reading.
 DEFAULT_WRITE_LIMIT = 64 * 1024
-
-
-class HandshakeRefused(NetworkError):
-    """The server answered the WebSocket upgrade with an HTTP error status (``code``)."""
-
-    default_domain = ErrorDomain.WEBSOCKET
-    default_code = 400
-    default_transient = False
-
-    def __init__(self, status: int, detail: str = "") -> None:
-        text = f"WebSocket upgrade refused with HTTP {status}"
-        super().__init__(
-            f"{text}: {detail}" if detail else text,
-            code=status,
-            transient=is_transient_close(status),
-        )
-        self.status = status
-
-
-class RedirectRefused(HandshakeRefused):
-    """The server redirected the upgrade somewhere we will not follow (``code``: its status).
-
-    A redirect to another origin (scheme, host or port) without
-    ``allow_cross_origin_redirects``, from ``wss://`` to ``ws://``, or one too many.
-    ``location`` is where it pointed.
-    """
-
-    def __init__(self, status: int, location: str, why: str) -> None:
-        super().__init__(status, f"redirect to {location} refused: {why}")
-        self.location = location
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,43 +289,6 @@ def _headers_list(
     if isinstance(headers, Mapping):
         return list(headers.items())
     return list(headers)
-
-
-def _translate_connect_error(exc: BaseException, url: str) -> CouchliteError:
-    """Map whatever ``connect`` raised to the couchlite error a replicator can act on."""
-    if isinstance(exc, InvalidStatus):
-        status = exc.response.status_code
-        if status == 401:
-            return AuthenticationError(f"{url}: credentials refused (HTTP 401)")
-        detail = exc.response.body.decode("utf-8", "replace").strip() if exc.response.body else ""
-        return HandshakeRefused(status, detail[:200])
-    tls_failure = ssl_error_in(exc)
-    if tls_failure is not None:
-        # Also when wrapped: in TLS 1.3 the server's verdict on our certificate arrives as an
-        # alert after our side of the handshake is done, i.e. while reading the HTTP response.
-        code = tls_error_code(tls_failure)
-        detail = getattr(tls_failure, "verify_message", None) or str(tls_failure)
-        return TLSError(f"{url}: {TLS_FAILURE_TEXT.get(code, 'TLS failure')}: {detail}", code=code)
-    if isinstance(exc, NegotiationError):
-        # The server chose a sub-protocol we never offered (LiteCore: WebSocket/403).
-        return ProtocolError(f"{url}: {exc}", code=403)
-    if isinstance(exc, InvalidMessage):
-        # Typically the server hung up mid-handshake: a network failure, worth retrying.
-        return NetworkError(
-            f"{url}: invalid handshake response: {exc}", code=NetworkCode.NETWORK_RESET
-        )
-    if isinstance(exc, InvalidHandshake):
-        return ProtocolError(f"{url}: WebSocket handshake failed: {exc}", code=CLOSE_PROTOCOL_ERROR)
-    if isinstance(exc, InvalidURI):
-        return InvalidArgumentError(
-            f"invalid URL {url!r}: {exc}", domain=ErrorDomain.NETWORK, code=NetworkCode.INVALID_URL
-        )
-    if isinstance(exc, TimeoutError) and not exc.errno:
-        return NetworkError(f"{url}: timed out opening the connection", code=NetworkCode.TIMEOUT)
-    if isinstance(exc, OSError):
-        # refused, reset, unreachable, DNS...: classified by the one table (transport.failures)
-        return os_error(exc, url)
-    return NetworkError(f"{url}: {exc}")
 
 
 def _connection_options(close_timeout: float, max_queue: int, write_limit: int) -> dict[str, Any]:
@@ -728,7 +658,7 @@ async def serve_channels(
             **_connection_options(close_timeout, max_queue, write_limit),
         )
     except OSError as exc:
-        raise NetworkError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+        raise NetworkError(f"cannot listen on {host}:{port}: {describe_error(exc)}") from exc
     return ChannelServer(server, gate)
 
 
