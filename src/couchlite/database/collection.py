@@ -7,13 +7,14 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, TypeVar, overload
 
 from couchlite.database.blob import Blob
 from couchlite.database.document import Document, MutableDocument
 from couchlite.database.engine import (
     CollectionState,
     Engine,
+    ListenerEntry,
     Transaction,
     build_revision,
     first_revision,
@@ -79,7 +80,7 @@ class ListenerToken:
 
     __slots__ = ("_engine", "_listener")
 
-    def __init__(self, engine: Engine, listener: Any) -> None:
+    def __init__(self, engine: Engine, listener: ListenerEntry) -> None:
         self._engine = engine
         self._listener = listener
 

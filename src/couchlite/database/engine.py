@@ -124,7 +124,9 @@ class Transaction:
 
 
 @dataclass(slots=True)
-class _Listener:
+class ListenerEntry:
+    """One registered change listener (what a ``ListenerToken`` removes)."""
+
     collection: Collection
     fn: Callable[[Any], None]
     doc_id: str | None
@@ -191,7 +193,7 @@ class Engine:
             self.store.close()
             self._lock_file.close()
             raise
-        self._listeners: dict[int, list[_Listener]] = {}
+        self._listeners: dict[int, list[ListenerEntry]] = {}
         self._listeners_lock = threading.Lock()
         self._closed = threading.Event()
         #: mirrors ``_closed`` as a plain attribute: checked on every call
@@ -582,13 +584,13 @@ class Engine:
         collection: Collection,
         fn: Callable[[Any], None],
         doc_id: str | None,
-    ) -> _Listener:
-        listener = _Listener(collection, fn, doc_id)
+    ) -> ListenerEntry:
+        listener = ListenerEntry(collection, fn, doc_id)
         with self._listeners_lock:
             self._listeners.setdefault(state.id, []).append(listener)
         return listener
 
-    def remove_listener(self, listener: _Listener) -> None:
+    def remove_listener(self, listener: ListenerEntry) -> None:
         listener.active = False
         with self._listeners_lock:
             for entries in self._listeners.values():
