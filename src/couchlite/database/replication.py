@@ -6,8 +6,8 @@ per-document round trip. Reads are of committed state on the calling thread's co
 go through the engine's transactions (so they commit on the writer thread, notify change
 listeners, and keep blob references and sequences exactly as local saves do).
 
-Revisions received from a peer are validated (IDs, history, JSON object bodies), lose their
-reserved top-level properties as LiteCore strips them (``model.legacy``) and are stored in
+Revisions received from a peer are validated (IDs, history, JSON object bodies; the sink has
+already stripped their reserved top-level properties, ``model.legacy``) and stored in
 canonical form; the revision a peer sent is flagged ``KEEP_BODY`` so that it stays available as a
 delta base once local edits move past it.
 """
@@ -37,11 +37,7 @@ from couchlite.errors import (
 )
 from couchlite.model.blobrefs import DIGEST_KEY, blob_digests
 from couchlite.model.canonical import canonicalize, loads
-from couchlite.model.legacy import (
-    check_local_properties,
-    may_have_old_meta_properties,
-    strip_old_meta_body,
-)
+from couchlite.model.legacy import check_local_properties, may_have_old_meta_properties
 from couchlite.model.revid import generation, parse_rev_id
 from couchlite.model.revtree import KEEP_BODY, RevTree
 from couchlite.replicator.store import (
@@ -292,8 +288,8 @@ class ReplicationCollection:
         if incoming.deleted:
             body = TOMBSTONE_BODY
         else:
-            # (the sink has stripped them already; any other caller is held to the same rule)
-            body = canonicalize(strip_old_meta_body(incoming.body))
+            # (reserved properties are stripped where revisions arrive: ``sink.parse_rev``)
+            body = canonicalize(incoming.body)
             if not body.startswith(b"{"):
                 raise InvalidArgumentError(
                     f"the body of {incoming.doc_id!r} is not a JSON object",
