@@ -95,6 +95,36 @@ class Notifier:
         return threading.current_thread() is self._thread
 
 
+def stop_from_any_thread(
+    loop: asyncio.AbstractEventLoop | None,
+    begin_stop: Callable[[], None],
+    stop: Callable[[], Coroutine[Any, Any, None]],
+    timeout: float,
+) -> bool:
+    """Stop an object that lives on ``loop``, from whichever thread asks (``Database.close()``).
+
+    On ``loop`` itself waiting would deadlock it, so ``begin_stop()`` starts the stop and this
+    returns at once; from another thread ``stop()`` runs on ``loop`` and this waits for it, at
+    most ``timeout`` seconds (the stop goes on if it takes longer). Returns ``False`` only when
+    that wait ran out. A loop that no longer runs cannot run the object either: nothing to do.
+    """
+    if loop is None or loop.is_closed() or not loop.is_running():
+        return True
+    try:
+        on_loop = asyncio.get_running_loop() is loop
+    except RuntimeError:
+        on_loop = False
+    if on_loop:
+        begin_stop()
+        return True
+    future = asyncio.run_coroutine_threadsafe(stop(), loop)
+    done, _ = concurrent.futures.wait([future], timeout=timeout)
+    if not done:
+        return False
+    future.result()
+    return True
+
+
 _lock = threading.Lock()
 _loop_thread: LoopThread | None = None
 _notifier: Notifier | None = None

@@ -53,7 +53,6 @@ object running on the library's event-loop thread (``couchlite._runtime``).
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import copy
 import errno
@@ -68,6 +67,7 @@ from typing import Protocol
 from urllib.parse import quote
 
 from couchlite._lifecycle import AsyncStartsOnEnter
+from couchlite._runtime import stop_from_any_thread
 from couchlite._tuning import (
     AUTH_FAILURE_MAX_DELAY_S,
     AUTH_TIMEOUT_S,
@@ -365,26 +365,19 @@ class AsyncUrlEndpointListener(AsyncStartsOnEnter):
             # Nothing can run the stop: the server went away with its loop.
             self._unregister()
             return
-        try:
-            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
+
+        def begin_stop() -> None:
             self._stopping = True  # new requests get 503 from now on
             if self._stop_task is None or self._stop_task.done():
                 self._stop_task = loop.create_task(self.stop())
                 self._stop_task.add_done_callback(self._stop_task_done)
-            return
-        future = asyncio.run_coroutine_threadsafe(self.stop(), loop)
-        done, _ = concurrent.futures.wait([future], timeout=DATABASE_CLOSE_STOP_TIMEOUT_S)
-        if not done:
+
+        if not stop_from_any_thread(loop, begin_stop, self.stop, DATABASE_CLOSE_STOP_TIMEOUT_S):
             logger.warning(
                 "%s: still stopping %.0f s after its database began closing",
                 self._name,
                 DATABASE_CLOSE_STOP_TIMEOUT_S,
             )
-            return
-        future.result()
 
     def _stop_task_done(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:

@@ -40,7 +40,6 @@ never retried, since nothing can be stored any more.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import itertools
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -239,22 +238,14 @@ class AsyncReplicator(AsyncStartsOnEnter):
         task = self._task
         if task is None or task.done():
             return
-        loop = task.get_loop()
-        try:
-            on_loop = asyncio.get_running_loop() is loop
-        except RuntimeError:
-            on_loop = False
-        if on_loop:
+
+        def begin_stop() -> None:
             self._stopping = True
             task.cancel()
-            return
-        if loop.is_closed() or not loop.is_running():
-            return  # nothing can run the task any more: it cannot touch the database either
-        future = asyncio.run_coroutine_threadsafe(self.stop(), loop)
-        try:
-            future.result(STOP_TIMEOUT_S + 5)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
+
+        if not _runtime.stop_from_any_thread(
+            task.get_loop(), begin_stop, self.stop, STOP_TIMEOUT_S + 5
+        ):
             logger.warning("%s: did not stop before its database closed", self.name)
 
     async def _main(self) -> None:
