@@ -29,24 +29,31 @@ After a commit, blobs nobody references any more are deleted -- except those pin
 still in progress, such as a received revision waiting in an insert batch (see "blob garbage
 collection" below) -- and change listeners are called on the committing thread, after the lock
 is released.
+
+Beside this module: ``_transaction`` (a transaction's state and its ``with`` scope),
+``_commit_plan`` (the SQL of one commit), ``_listeners`` (change listeners and their dispatch)
+and ``_dirlock`` (the one-process-per-folder lock).
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
-import sqlite3
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from couchlite import _tuning
-from couchlite._private_files import open_private_file
-from couchlite.database.blob import BlobLease, BlobLeases
+from couchlite.database._commit_plan import CommitPlan, GuessedWrong
+from couchlite.database._dirlock import lock_directory
+from couchlite.database._listeners import ChangeNotifier, ListenerEntry
+from couchlite.database._transaction import (
+    CollectionState,
+    Key,
+    Transaction,
+    TransactionScope,
+)
+from couchlite.database.blob import BlobLeases
 from couchlite.database.records import (
     DOC_KEEP_BODY,
     build_revision,
@@ -61,10 +68,8 @@ from couchlite.storage.blobstore import BlobStore
 from couchlite.storage.sqlite_store import (
     DOC_DELETED,
     DOC_HAS_BLOBS,
-    CollectionRow,
     DocRecord,
     SQLiteStore,
-    insert_rows,
     table,
 )
 
@@ -73,67 +78,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Key = tuple[int, str]
 #: How ``blob_refs`` is computed: 2 counts legacy ``_attachments`` too (``model.blobrefs``);
 #: a database at an older version is rescanned when opened.
 BLOB_REFS_VERSION = 2
 _MISSING: Any = object()
 
 
-@dataclass(slots=True)
-class CollectionState:
-    id: int
-    scope: str
-    name: str
-    last_seq: int
-    doc_count: int
-    dropped: bool = False
-
-    @classmethod
-    def from_row(cls, row: CollectionRow) -> CollectionState:
-        return cls(row.id, row.scope, row.name, row.last_seq, row.doc_count)
-
-    def next_sequence(self) -> int:
-        self.last_seq += 1
-        return self.last_seq
-
-
-@dataclass(slots=True)
-class Transaction:
-    owner: int
-    depth: int = 0
-    #: the overlay: the new record of each written document (``None``: purged)
-    records: dict[Key, DocRecord | None] = field(default_factory=dict)
-    #: the committed record of each written document, as first read
-    origin: dict[Key, DocRecord | None] = field(default_factory=dict)
-    #: expiration changes of documents whose record is not otherwise rewritten
-    expirations: dict[Key, float | None] = field(default_factory=dict)
-    #: ("rec" | "exp", key, previous value) or ("doc", document, its previous state)
-    undo: list[tuple[str, Any, Any]] = field(default_factory=list)
-    savepoints: list[int] = field(default_factory=list)
-    collections: set[int] = field(default_factory=set)
-    #: blobs stored for this transaction (deleted again if it rolls back)
-    written_digests: set[str] = field(default_factory=set)
-    #: pins on received blobs this transaction's inserts rely on: released when it ends
-    leases: list[BlobLease] = field(default_factory=list)
-    #: orjson's ``default`` for this transaction: stores blobs met while encoding bodies
-    encode_extra: Callable[[Any], Any] | None = None
-    #: documents written on the guess that they are new (``put_new_record_unverified``), with
-    #: the document object to re-stamp if the guess was wrong; their record is ``records[key]``
-    unverified: dict[Key, Any] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class ListenerEntry:
-    """One registered change listener (what a ``ListenerToken`` removes)."""
-
-    collection: Collection
-    fn: Callable[[Any], None]
-    doc_id: str | None
-    active: bool = True
-
-
-class Engine:
+class Engine(ChangeNotifier):
     """Shared state of one open database file (see the module docstring)."""
 
     _registry: dict[Path, Engine] = {}
@@ -166,7 +117,7 @@ class Engine:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._refcount = 0
-        self._lock_file = _lock_directory(directory)
+        self._lock_file = lock_directory(directory)
         try:
             self.store = SQLiteStore(directory / "db.sqlite3")
         except BaseException:
@@ -193,8 +144,7 @@ class Engine:
             self.store.close()
             self._lock_file.close()
             raise
-        self._listeners: dict[int, list[ListenerEntry]] = {}
-        self._listeners_lock = threading.Lock()
+        ChangeNotifier.__init__(self)
         self._closed = threading.Event()
         #: mirrors ``_closed`` as a plain attribute: checked on every call
         self._is_closed = False
@@ -258,12 +208,12 @@ class Engine:
 
     # --- transactions --------------------------------------------------------------------
 
-    def transaction(self) -> _TransactionScope:
+    def transaction(self) -> TransactionScope:
         """Open (or nest into) this thread's transaction; commit when the outermost ends.
 
         Use as ``with engine.transaction() as txn:``.
         """
-        return _TransactionScope(self)
+        return TransactionScope(self)
 
     def in_transaction_here(self) -> bool:
         txn = self.txn
@@ -465,14 +415,14 @@ class Engine:
         if not txn.records and not txn.expirations:
             self._finish_blobs(txn, set())
             return
-        plan = _CommitPlan.build(self, txn)
+        plan = CommitPlan.build(self, txn)
         try:
             self.store.write(plan.apply)
-        except _GuessedWrong:
+        except GuessedWrong:
             # some documents saved as new already existed: nothing was written; rebase them
             # on their stored revisions and commit again (no guesses are left)
             self.verify(txn)
-            plan = _CommitPlan.build(self, txn)
+            plan = CommitPlan.build(self, txn)
             self.store.write(plan.apply)
         for doc in txn.unverified.values():  # committed as guessed: the guesses were right
             doc._guessed = False
@@ -551,59 +501,6 @@ class Engine:
                     removed += 1
             return removed
 
-    def _after_commit(self, txn: Transaction) -> None:
-        with self._listeners_lock:
-            listeners = {
-                cid: list(found) for cid in txn.collections if (found := self._listeners.get(cid))
-            }
-        if not listeners:  # nobody listens: don't even list the changed documents
-            return
-        changed: dict[int, list[str]] = {}
-        for coll_id, doc_id in txn.records:
-            if coll_id in listeners:
-                changed.setdefault(coll_id, []).append(doc_id)
-        from couchlite.database.collection import CollectionChange, DocumentChange
-
-        for coll_id, doc_ids in changed.items():
-            for listener in listeners[coll_id]:
-                if not listener.active:
-                    continue
-                try:
-                    if listener.doc_id is None:
-                        listener.fn(CollectionChange(listener.collection, doc_ids))
-                    elif listener.doc_id in doc_ids:
-                        listener.fn(DocumentChange(listener.collection, listener.doc_id))
-                except Exception:
-                    log.exception("a change listener raised")
-
-    # --- listeners -----------------------------------------------------------------------
-
-    def add_listener(
-        self,
-        state: CollectionState,
-        collection: Collection,
-        fn: Callable[[Any], None],
-        doc_id: str | None,
-    ) -> ListenerEntry:
-        listener = ListenerEntry(collection, fn, doc_id)
-        with self._listeners_lock:
-            self._listeners.setdefault(state.id, []).append(listener)
-        return listener
-
-    def remove_listener(self, listener: ListenerEntry) -> None:
-        listener.active = False
-        with self._listeners_lock:
-            for entries in self._listeners.values():
-                if listener in entries:
-                    entries.remove(listener)
-
-    def remove_listeners_of(self, owner: object) -> None:
-        with self._listeners_lock:
-            for entries in self._listeners.values():
-                for listener in [e for e in entries if e.collection.database is owner]:
-                    listener.active = False
-                    entries.remove(listener)
-
     # --- expiration ----------------------------------------------------------------------
 
     def wake_purger(self) -> None:
@@ -657,212 +554,6 @@ class Engine:
         return purged
 
 
-class _TransactionScope:
-    """The context manager behind ``Engine.transaction()`` (a class: it is on the hot path)."""
-
-    __slots__ = ("_committed", "_engine", "_txn")
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._committed = False
-
-    def __enter__(self) -> Transaction:
-        engine = self._engine
-        engine.check_open()
-        engine.lock.acquire()
-        try:
-            txn = engine.txn
-            if txn is None:
-                engine.check_open()
-                txn = engine.txn = Transaction(owner=threading.get_ident())
-            txn.depth += 1
-            txn.savepoints.append(len(txn.undo))
-        except BaseException:
-            engine.lock.release()
-            raise
-        self._txn = txn
-        return txn
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        engine = self._engine
-        txn = self._txn
-        committed = False
-        try:
-            if exc_type is not None:
-                engine._rollback_to(txn, txn.savepoints[-1])
-            elif txn.depth == 1:
-                try:
-                    engine._commit(txn)
-                except BaseException:
-                    engine._rollback_to(txn, 0)  # restores the documents' revisions too
-                    raise
-                committed = True
-        finally:
-            txn.savepoints.pop()
-            txn.depth -= 1
-            if txn.depth == 0:
-                engine.txn = None
-                if not committed:
-                    engine._discard(txn)
-            engine.lock.release()
-        if committed:
-            engine._after_commit(txn)
-
-
-class _GuessedWrong(Exception):
-    """A document saved as new already existed: the commit is rolled back and retried."""
-
-
-#: the columns of ``kv_<id>`` in ``DocRecord``'s order (a record is bound as it is)
-_COLUMNS = "(seq, doc_id, rev, flags, body, tree, expiration)"
-
-
-@dataclass(slots=True)
-class _CommitPlan:
-    """The SQL work of one commit, prepared under the lock and run on the writer thread."""
-
-    #: documents saved as new without a look-up (``Engine.put_new_record_unverified``)
-    guessed: dict[int, list[DocRecord]] = field(default_factory=dict)
-    #: documents known not to exist (a plain INSERT is cheaper than INSERT OR REPLACE)
-    inserts: dict[int, list[DocRecord]] = field(default_factory=dict)
-    upserts: dict[int, list[DocRecord]] = field(default_factory=dict)
-    purges: dict[int, list[tuple[str]]] = field(default_factory=dict)
-    expirations: dict[int, list[tuple[float | None, str]]] = field(default_factory=dict)
-    count_deltas: dict[int, int] = field(default_factory=dict)
-    last_seqs: dict[int, int] = field(default_factory=dict)
-    blob_refs: list[tuple[int, str, set[str]]] = field(default_factory=list)
-    released_digests: set[str] = field(default_factory=set)
-    expirations_changed: bool = False
-
-    @classmethod
-    def build(cls, engine: Engine, txn: Transaction) -> _CommitPlan:
-        plan = cls()
-        unverified = txn.unverified
-        origins = txn.origin
-        guessed: list[DocRecord] = []
-        guessed_coll = None
-        for key, record in txn.records.items():
-            coll_id, doc_id = key
-            if unverified and record is not None and key in unverified:
-                # the bulk of a batch of new documents: keep this branch short
-                if coll_id != guessed_coll:
-                    guessed = plan.guessed.setdefault(coll_id, [])
-                    guessed_coll = coll_id
-                guessed.append(record)
-                if record.flags & DOC_HAS_BLOBS or record.expiration is not None:
-                    plan._account(coll_id, doc_id, None, record)
-                continue
-            origin = origins.get(key)
-            was_live = origin is not None and not origin.flags & DOC_DELETED
-            is_live = record is not None and not record.flags & DOC_DELETED
-            if was_live != is_live:
-                plan.count_deltas[coll_id] = plan.count_deltas.get(coll_id, 0) + (
-                    1 if is_live else -1
-                )
-            if record is None:
-                plan.purges.setdefault(coll_id, []).append((doc_id,))
-            else:
-                target = plan.inserts if origin is None else plan.upserts
-                target.setdefault(coll_id, []).append(record)
-            plan._account(coll_id, doc_id, origin, record)
-        for coll_id, rows in plan.guessed.items():
-            live = sum(1 for record in rows if not record.flags & DOC_DELETED)
-            plan.count_deltas[coll_id] = plan.count_deltas.get(coll_id, 0) + live
-        for (coll_id, doc_id), when in txn.expirations.items():
-            if (coll_id, doc_id) not in txn.records:
-                plan.expirations.setdefault(coll_id, []).append((when, doc_id))
-                plan.expirations_changed = True
-        for coll_id in txn.collections:
-            state = engine.collections.get(coll_id)
-            if state is not None:
-                plan.last_seqs[coll_id] = state.last_seq
-        return plan
-
-    def _account(
-        self, coll_id: int, doc_id: str, origin: DocRecord | None, record: DocRecord | None
-    ) -> None:
-        """Expiration and blob-reference changes of one document."""
-        if record is not None and record.expiration is not None:
-            self.expirations_changed = True
-        had_blobs = origin is not None and origin.flags & DOC_HAS_BLOBS
-        has_blobs = record is not None and record.flags & DOC_HAS_BLOBS
-        if had_blobs or has_blobs:
-            old = digests_in_record(origin) if had_blobs and origin is not None else set()
-            new = digests_in_record(record) if has_blobs and record is not None else set()
-            if old != new:
-                self.blob_refs.append((coll_id, doc_id, new))
-                self.released_digests |= old - new
-
-    def apply(self, conn: sqlite3.Connection) -> None:
-        touched = set(
-            itertools.chain(self.guessed, self.inserts, self.upserts, self.purges, self.expirations)
-        )
-        for coll_id in touched:
-            t = table(coll_id)
-            if coll_id in self.purges:
-                conn.executemany(f"DELETE FROM {t} WHERE doc_id = ?", self.purges[coll_id])
-                conn.executemany(
-                    f"DELETE FROM remote_revs WHERE coll = {int(coll_id)} AND doc_id = ?",
-                    self.purges[coll_id],
-                )
-            rows = self.guessed.get(coll_id)
-            if rows:
-                head = f"INSERT INTO {t} {_COLUMNS}"
-                inserted = insert_rows(conn, head, rows, 7, "ON CONFLICT (doc_id) DO NOTHING")
-                if inserted != len(rows):
-                    raise _GuessedWrong
-            for verb, plans in (("INSERT", self.inserts), ("INSERT OR REPLACE", self.upserts)):
-                if coll_id in plans:
-                    insert_rows(conn, f"{verb} INTO {t} {_COLUMNS}", plans[coll_id], 7)
-            if coll_id in self.expirations:
-                conn.executemany(
-                    f"UPDATE {t} SET expiration = ? WHERE doc_id = ?", self.expirations[coll_id]
-                )
-        for coll_id, last_seq in self.last_seqs.items():
-            conn.execute(
-                "UPDATE collections SET last_seq = max(last_seq, ?), doc_count = doc_count + ? "
-                "WHERE id = ?",
-                (last_seq, self.count_deltas.get(coll_id, 0), coll_id),
-            )
-        for coll_id, doc_id, digests in self.blob_refs:
-            conn.execute("DELETE FROM blob_refs WHERE coll = ? AND doc_id = ?", (coll_id, doc_id))
-            conn.executemany(
-                "INSERT OR IGNORE INTO blob_refs (digest, coll, doc_id) VALUES (?, ?, ?)",
-                [(digest, coll_id, doc_id) for digest in digests],
-            )
-
-
-def _lock_directory(directory: Path) -> IO[bytes]:
-    """Hold an exclusive lock on the database folder: one process at a time may open it."""
-    try:
-        handle = open_private_file(directory / "db.lock")  # held until close; 0o600
-    except OSError as exc:
-        raise DatabaseError(
-            f"cannot open {directory}: {exc.strerror}",
-            domain=ErrorDomain.POSIX,
-            code=exc.errno or 5,
-        ) from exc
-    try:
-        import fcntl
-    except ImportError:  # Windows: SQLite's own locking still prevents concurrent writes
-        return handle
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        handle.close()
-        raise DatabaseError(
-            f"database {directory} is open in another process",
-            domain=ErrorDomain.LITECORE,
-            code=LiteCoreCode.BUSY,
-        ) from exc
-    return handle
-
-
 def _compact_body(record: DocRecord) -> DocRecord:
     """The record with its body in an exactly-sized buffer (orjson's output keeps ~4 KiB)."""
     body = record.body
@@ -875,6 +566,7 @@ __all__ = [
     "DOC_KEEP_BODY",
     "CollectionState",
     "Engine",
+    "ListenerEntry",
     "Transaction",
     "build_revision",
     "digests_in_record",

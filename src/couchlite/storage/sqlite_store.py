@@ -1,104 +1,45 @@
 """The SQLite store behind a ``Database``: one file, one writer thread, a reader per thread.
 
-Layout (schema version 1, ``PRAGMA user_version``; applied migrations are recorded in
-``migrations``):
-
-* ``info``: key/value facts -- the format marker, the public and private UUIDs;
-* ``collections``: one row per collection with its ``last_seq`` (the sequence counter: monotonic,
-  never reused) and its count of live documents;
-* ``kv_<id>``: the documents of collection ``<id>``, keyed by sequence (so the changes feed is a
-  range scan of the table itself) with a unique index on the document ID. A row holds the current
-  revision (ID, flags, body) and, once the document has more than one revision, the encoded
-  revision tree (the current body is never stored twice);
-* ``blob_refs``: which documents reference which blob digests, so unreferenced blobs can go;
-* ``remotes`` / ``remote_revs``: for each peer (by address), the revision of each document it is
-  known to have (schema v2);
-* ``checkpoints`` (ours, as an active replicator) and ``peer_checkpoints`` (those peers ask us to
-  keep, with their ``N-cc`` revisions).
-
-Concurrency: WAL mode. Exactly one thread -- the writer, started here -- owns the connection that
-writes; every write is a function shipped to it and run inside ``BEGIN IMMEDIATE ... COMMIT``
-(rolled back whole on any exception). Reads use one autocommit connection per calling thread,
-which WAL lets run beside the writer and see only committed data. A third thread checkpoints the
-log into the database file in the background (``PASSIVE``: it never blocks the writer or the
-readers), so that no commit pays for a checkpoint; SQLite's own checkpoint-on-commit stays
-only as a safety net (``_tuning.WAL_AUTOCHECKPOINT_PAGES``).
+The file's tables and their migrations are in ``_schema``; the writer thread, the readers and
+the background checkpointer are in ``_connections``. This module holds the rows the store hands
+out and the queries over them.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import queue
-import secrets
 import sqlite3
-import threading
-import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 from couchlite import _tuning
-from couchlite._private_files import create_private_file
-from couchlite.errors import (
-    ConflictError,
-    CorruptDatabaseError,
-    CouchliteError,
-    DatabaseClosedError,
-    DatabaseError,
-    ErrorDomain,
-    LiteCoreCode,
-)
+from couchlite.errors import ConflictError
+from couchlite.storage._connections import StoreConnections, translate
+from couchlite.storage._schema import FORMAT_MARKER, SCHEMA_VERSION, SQLITE_HEADER
 
-log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-SCHEMA_VERSION = 3
-FORMAT_MARKER = "couchlite"
-SQLITE_HEADER = b"SQLite format 3\x00"
+__all__ = [
+    "DOC_CONFLICTED",
+    "DOC_DELETED",
+    "DOC_HAS_BLOBS",
+    "FORMAT_MARKER",
+    "INSERT_CHUNK_ROWS",
+    "SCHEMA_VERSION",
+    "SQLITE_HEADER",
+    "ChangeRow",
+    "CollectionRow",
+    "DocRecord",
+    "SQLiteStore",
+    "insert_rows",
+    "new_tuple",
+    "table",
+    "translate",
+]
 
 # document flags stored in kv_<id>.flags
 DOC_DELETED = 0x01
 DOC_CONFLICTED = 0x02
 DOC_HAS_BLOBS = 0x04
-
-_MIGRATIONS: dict[int, list[str]] = {
-    1: [
-        "CREATE TABLE info (key TEXT PRIMARY KEY, value ANY) WITHOUT ROWID",
-        """CREATE TABLE collections (
-            id INTEGER PRIMARY KEY,
-            scope TEXT NOT NULL,
-            name TEXT NOT NULL,
-            last_seq INTEGER NOT NULL DEFAULT 0,
-            doc_count INTEGER NOT NULL DEFAULT 0,
-            UNIQUE (scope, name))""",
-        "CREATE TABLE migrations (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)",
-        "CREATE TABLE checkpoints (id TEXT PRIMARY KEY, body BLOB NOT NULL) WITHOUT ROWID",
-        """CREATE TABLE peer_checkpoints (
-            client_id TEXT PRIMARY KEY, rev TEXT NOT NULL, body BLOB NOT NULL) WITHOUT ROWID""",
-        """CREATE TABLE blob_refs (
-            digest TEXT NOT NULL, coll INTEGER NOT NULL, doc_id TEXT NOT NULL,
-            PRIMARY KEY (digest, coll, doc_id)) WITHOUT ROWID""",
-        "CREATE INDEX blob_refs_doc ON blob_refs (coll, doc_id)",
-    ],
-    # v2: the revision each peer is known to have of each document (LiteCore's "remote
-    # ancestor"), so a new session can name it in proposeChanges instead of learning it by 409
-    2: [
-        "CREATE TABLE remotes (id INTEGER PRIMARY KEY, address TEXT NOT NULL UNIQUE)",
-        """CREATE TABLE remote_revs (
-            remote INTEGER NOT NULL, coll INTEGER NOT NULL, doc_id TEXT NOT NULL,
-            rev TEXT NOT NULL, PRIMARY KEY (coll, doc_id, remote)) WITHOUT ROWID""",
-    ],
-    # v3: when each peer checkpoint was last saved (a counter, not a clock), so that the number
-    # kept can be bounded by evicting the one updated longest ago
-    3: [
-        "ALTER TABLE peer_checkpoints ADD COLUMN updated INTEGER NOT NULL DEFAULT 0",
-        "CREATE INDEX peer_checkpoints_updated ON peer_checkpoints (updated)",
-    ],
-}
 
 
 @dataclass(slots=True)
@@ -203,345 +144,14 @@ def insert_rows(
     return inserted
 
 
-def translate(exc: sqlite3.Error, what: str) -> CouchliteError:
-    """Map a sqlite3 exception onto the couchlite tree (the one place this happens)."""
-    text = str(exc)
-    code = getattr(exc, "sqlite_errorcode", None)
-    if isinstance(exc, sqlite3.DatabaseError) and (
-        "not a database" in text or "malformed" in text or code in (11, 26)
-    ):
-        return CorruptDatabaseError(f"{what}: the database file is corrupt ({text})")
-    if isinstance(exc, sqlite3.ProgrammingError) and "closed" in text:
-        return DatabaseClosedError(f"{what}: the database is closed")
-    return DatabaseError(f"{what}: {text}", code=code if isinstance(code, int) else 1)
-
-
-class _Stop:
-    pass
-
-
-_Job = tuple[Callable[[sqlite3.Connection], Any], Future[Any]]
-
-
-_STOP = _Stop()
-
-
-class SQLiteStore:
+class SQLiteStore(StoreConnections):
     """A database file with its writer thread and per-thread readers."""
 
     def __init__(self, path: Path, *, create: bool = True) -> None:
-        self.path = path
-        self._closed_flag = threading.Event()
-        # held while a job is queued and while close() queues the stop: no job can land
-        # behind the stop (where nobody would ever run it or fail its future)
-        self._submit_lock = threading.Lock()
-        self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
-        self._readers_lock = threading.Lock()
-        #: set by the writer when a background checkpoint is due (see _checkpointer_main)
-        self._checkpoint_due = threading.Event()
-        #: the writer wrote something since the last background checkpoint
-        self._unchecked_writes = False
-        self._rows_at_checkpoint = 0
-        exists = path.exists()
-        if exists:
-            _check_header(path)
-        elif not create:
-            raise DatabaseError(
-                f"no database at {path}", code=LiteCoreCode.NOT_FOUND, domain=ErrorDomain.LITECORE
-            )
-        else:
-            # 0o600 before SQLite opens it: SQLite gives -wal and -shm the main file's mode
-            try:
-                create_private_file(path)
-            except OSError as exc:
-                raise DatabaseError(
-                    f"cannot create {path}: {exc.strerror}",
-                    code=LiteCoreCode.CANT_OPEN_FILE,
-                    domain=ErrorDomain.LITECORE,
-                ) from exc
-        self._jobs: queue.SimpleQueue[
-            tuple[Callable[[sqlite3.Connection], Any], Future[Any]] | _Stop
-        ]
-        self._jobs = queue.SimpleQueue()
-        ready: Future[None] = Future()
-        self._writer = threading.Thread(
-            target=self._writer_main,
-            args=(ready,),
-            name=f"couchlite-writer:{path.parent.name}",
-            daemon=True,
-        )
-        self._writer.start()
-        try:
-            ready.result()
-        except BaseException:
-            self._writer.join(timeout=10)
-            raise
-        self._checkpointer = threading.Thread(
-            target=self._checkpointer_main,
-            name=f"couchlite-checkpoint:{path.parent.name}",
-            daemon=True,
-        )
-        self._checkpointer.start()
+        super().__init__(path, create=create)
         info = dict(self.read(lambda c: c.execute("SELECT key, value FROM info").fetchall()))
         self.public_uuid: str = str(info["public_uuid"])
         self.private_uuid: str = str(info["private_uuid"])
-
-    # --- the writer thread ---------------------------------------------------------------
-
-    def _open_connection(self) -> sqlite3.Connection:
-        try:
-            conn = sqlite3.connect(
-                self.path,
-                isolation_level=None,
-                check_same_thread=False,
-                timeout=_tuning.SQLITE_BUSY_TIMEOUT_S,
-                cached_statements=256,
-            )
-        except sqlite3.Error as exc:
-            raise DatabaseError(
-                f"cannot open {self.path}: {exc}",
-                code=LiteCoreCode.CANT_OPEN_FILE,
-                domain=ErrorDomain.LITECORE,
-            ) from exc
-        try:
-            conn.execute(f"PRAGMA cache_size = -{_tuning.SQLITE_CACHE_KIB}")
-            conn.execute("PRAGMA foreign_keys = OFF")
-        except sqlite3.Error as exc:
-            conn.close()
-            raise translate(exc, f"opening {self.path}") from exc
-        return conn
-
-    def _writer_main(self, ready: Future[None]) -> None:
-        try:
-            conn = self._open_connection()
-            try:
-                # check the format before anything writes: switching the journal mode rewrites
-                # the file header, and a foreign or newer file must be left untouched
-                version = self._check_format(conn)
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("PRAGMA synchronous = NORMAL")
-                conn.execute(f"PRAGMA wal_autocheckpoint = {_tuning.WAL_AUTOCHECKPOINT_PAGES}")
-                self._migrate(conn, version)
-            except BaseException:
-                conn.close()
-                raise
-        except sqlite3.Error as exc:
-            ready.set_exception(translate(exc, f"opening {self.path}"))
-            return
-        except BaseException as exc:
-            ready.set_exception(exc)
-            return
-        ready.set_result(None)
-        try:
-            # one job per call: nothing of a finished job (a commit's refers to its whole
-            # batch) stays referenced while the thread waits for the next one
-            while self._run_next_job(conn):
-                pass
-        finally:
-            conn.close()
-
-    def _run_next_job(self, conn: sqlite3.Connection) -> bool:
-        """Wait for a job and run it in one transaction; ``False`` once told to stop."""
-        job = self._jobs.get()
-        if isinstance(job, _Stop):
-            return False
-        fn, future = job
-        if not future.set_running_or_notify_cancel():
-            return True
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            self._note_commit(conn)
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            future.set_exception(translate(exc, "write"))
-        except BaseException as exc:
-            future.set_exception(exc)
-        else:
-            future.set_result(result)
-        return True
-
-    def _check_format(self, conn: sqlite3.Connection) -> int:
-        """The file's schema version; raise if it is not a couchlite database we can open."""
-        version: int = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise CorruptDatabaseError(
-                f"{self.path} has schema version {version}, newer than this couchlite "
-                f"({SCHEMA_VERSION})",
-                code=LiteCoreCode.DATABASE_TOO_NEW,
-            )
-        if version == 0:
-            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-            if tables:
-                raise CorruptDatabaseError(
-                    f"{self.path} is an SQLite database but not a couchlite database",
-                    code=LiteCoreCode.NOT_A_DATABASE_FILE,
-                )
-        else:
-            has_info = conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'info'"
-            ).fetchone()
-            marker = (
-                conn.execute("SELECT value FROM info WHERE key = 'format'").fetchone()
-                if has_info
-                else None
-            )
-            if marker is None or marker[0] != FORMAT_MARKER:
-                raise CorruptDatabaseError(
-                    f"{self.path} is not a couchlite database",
-                    code=LiteCoreCode.NOT_A_DATABASE_FILE,
-                )
-        return version
-
-    def _migrate(self, conn: sqlite3.Connection, version: int) -> None:
-        for target in range(version + 1, SCHEMA_VERSION + 1):
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in _MIGRATIONS[target]:
-                    conn.execute(statement)
-                if target == 1:
-                    conn.executemany(
-                        "INSERT INTO info (key, value) VALUES (?, ?)",
-                        [
-                            ("format", FORMAT_MARKER),
-                            ("public_uuid", secrets.token_hex(16)),
-                            ("private_uuid", secrets.token_hex(16)),
-                        ],
-                    )
-                conn.execute(
-                    "INSERT INTO migrations (version, applied_at) VALUES (?, ?)",
-                    (target, time.time()),
-                )
-                conn.execute(f"PRAGMA user_version = {target}")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-
-    def _note_commit(self, conn: sqlite3.Connection) -> None:
-        """After each commit (writer thread): ask for a background checkpoint when one is due."""
-        self._unchecked_writes = True
-        rows = conn.total_changes
-        if rows - self._rows_at_checkpoint >= _tuning.WAL_CHECKPOINT_ROWS:
-            self._rows_at_checkpoint = rows
-            self._checkpoint_due.set()
-
-    def _checkpointer_main(self) -> None:
-        """Copy the log into the database file in the background, at most once per interval."""
-        conn: sqlite3.Connection | None = None
-        closed = self._closed_flag
-        try:
-            while not closed.is_set():
-                due = self._checkpoint_due.wait(_tuning.WAL_CHECKPOINT_IDLE_S)
-                if closed.is_set():
-                    return
-                if not due and not self._unchecked_writes:
-                    continue
-                self._checkpoint_due.clear()
-                self._unchecked_writes = False
-                try:
-                    if conn is None:
-                        conn = self._open_connection()
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except (sqlite3.Error, DatabaseError):
-                    # nothing is lost: the next one (or SQLite's own) copies these pages
-                    log.debug("background checkpoint of %s failed", self.path, exc_info=True)
-                closed.wait(_tuning.WAL_CHECKPOINT_INTERVAL_S)
-        finally:
-            if conn is not None:
-                conn.close()
-
-    def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn(connection)`` on the writer thread in one transaction; return its result."""
-        future: Future[T] = Future()
-        with self._submit_lock:
-            if self._closed_flag.is_set():
-                raise DatabaseClosedError("the database is closed")
-            self._jobs.put((fn, future))
-        return future.result()
-
-    # --- readers -------------------------------------------------------------------------
-
-    def reader(self) -> sqlite3.Connection:
-        """This thread's read connection (autocommit: each statement sees the latest commit)."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            if self._closed_flag.is_set():
-                raise DatabaseClosedError("the database is closed")
-            conn = self._open_connection()
-            conn.execute("PRAGMA query_only = 1")
-            with self._readers_lock:
-                closed = self._closed_flag.is_set()
-                if not closed:
-                    self._readers.append(conn)
-            if closed:
-                conn.close()
-                raise DatabaseClosedError("the database is closed")
-            self._local.conn = conn
-        return conn
-
-    def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if self._closed_flag.is_set():
-            raise DatabaseClosedError("the database is closed")
-        try:
-            return fn(self.reader())
-        except sqlite3.Error as exc:
-            if self._closed_flag.is_set():
-                raise DatabaseClosedError("the database is closed") from exc
-            raise translate(exc, "read") from exc
-
-    def fetchall(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[Any]:
-        return self.read(lambda c: c.execute(sql, params).fetchall())
-
-    def fetchone(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> Any:
-        # the hot path of every document read: no closure, no extra frames
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self.reader()
-        try:
-            return conn.execute(sql, params).fetchone()
-        except sqlite3.Error as exc:
-            if self._closed_flag.is_set():
-                raise DatabaseClosedError("the database is closed") from exc
-            raise translate(exc, "read") from exc
-
-    @property
-    def closed(self) -> bool:
-        return self._closed_flag.is_set()
-
-    def close(self) -> None:
-        with self._submit_lock:
-            if self._closed_flag.is_set():
-                return
-            self._closed_flag.set()
-            self._jobs.put(_STOP)
-        self._checkpoint_due.set()
-        checkpointer = getattr(self, "_checkpointer", None)
-        if checkpointer is not None:
-            checkpointer.join(timeout=30)
-        self._writer.join(timeout=30)
-        # a write that raced with close() must not wait forever
-        while True:
-            try:
-                job = self._jobs.get_nowait()
-            except queue.Empty:
-                break
-            if not isinstance(job, _Stop) and job[1].set_running_or_notify_cancel():
-                job[1].set_exception(DatabaseClosedError("the database is closed"))
-        with self._readers_lock:
-            for conn in self._readers:
-                try:
-                    conn.close()
-                except sqlite3.Error:
-                    log.debug("closing a reader failed", exc_info=True)
-            self._readers.clear()
 
     # --- collections ---------------------------------------------------------------------
 
@@ -851,22 +461,3 @@ class SQLiteStore:
             return new_rev
 
         return self.write(store)
-
-
-def _check_header(path: Path) -> None:
-    """Refuse a file that is not SQLite before SQLite gets a chance to misread it."""
-    try:
-        with open(path, "rb") as fh:
-            header = fh.read(len(SQLITE_HEADER))
-    except OSError as exc:
-        raise DatabaseError(
-            f"cannot read {path}: {exc.strerror}",
-            code=LiteCoreCode.CANT_OPEN_FILE,
-            domain=ErrorDomain.LITECORE,
-        ) from exc
-    if header and header != SQLITE_HEADER:
-        raise CorruptDatabaseError(
-            f"{path} is not a database file (bad header)", code=LiteCoreCode.NOT_A_DATABASE_FILE
-        )
-    if not header and os.path.getsize(path) == 0:
-        return  # SQLite treats an empty file as a new database

@@ -1,0 +1,280 @@
+"""The tasks of a :class:`~couchlite.transport.connection.BlipConnection`: the reader, the
+writer (with the inline sends that spare it most wake-ups) and the handler tasks.
+
+:class:`ConnectionTasks` is a base class holding only these task bodies; the connection owns
+their state (declared here for the type checker), starts them and stops them. The theory of
+operation is in the connection module's docstring.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Coroutine
+from typing import Any
+
+from couchlite.blip import BlipError, BlipErrorReply, Message, MessageType
+from couchlite.errors import CouchliteError, DatabaseClosedError
+from couchlite.transport._connparts import INLINE_FRAMES, Handler, Reply, resume, unexpected
+from couchlite.transport._flow import FlowControl
+from couchlite.transport.channel import CLOSE_UNEXPECTED, ChannelClosed, MessageChannel
+
+# The connection's logger: these records belong to it, wherever its code lives.
+logger = logging.getLogger("couchlite.transport.connection")
+
+
+class ConnectionTasks(FlowControl):
+    """The reader, writer and handler tasks of a connection (see the connection module)."""
+
+    channel: MessageChannel
+    _handlers: dict[str, Handler]
+    _free_slots: int
+    _slot_freed: asyncio.Event
+    _requests: deque[Message]
+    _handler_pending: bool
+    _handler_tasks: set[asyncio.Task[None]]
+    _handler_name: str
+    _sending: bool
+    _handoff: tuple[Coroutine[Any, Any, None], Any, bytes] | None
+    _stop: asyncio.Event
+    _end: ChannelClosed | None
+
+    def _request_stop(self, code: int, reason: str, error: CouchliteError | None = None) -> None:
+        raise NotImplementedError
+
+    def _queued(self, size: int) -> None:
+        stats = self._stats
+        queued = self._queued_bytes = self._queued_bytes + size
+        if queued > stats["peak_queued_bytes"]:
+            stats["peak_queued_bytes"] = queued
+        pending = self.protocol.pending_messages
+        if pending > stats["peak_pending_messages"]:
+            stats["peak_pending_messages"] = pending
+        self._send_now()
+
+    async def _reader(self) -> None:
+        protocol, recv, stats = self.protocol, self.channel.recv, self._stats
+        try:
+            while True:
+                data = await recv()
+                stats["frames_received"] += 1
+                stats["bytes_received"] += len(data)
+                messages = protocol.receive_frame(data)
+                if protocol.has_output:
+                    # ACKs to send, or an ACK reopened a window.
+                    self._send_now()
+                for message in messages:
+                    if message.type is MessageType.REQUEST:
+                        while self._free_slots <= 0:
+                            self._slot_freed.clear()
+                            await self._slot_freed.wait()
+                        if protocol.pending_messages >= self._max_outbox:
+                            await self._wait_for_outbox()
+                        self._start_handler(message)
+                    else:
+                        self._resolve(message)
+        except ChannelClosed as exc:
+            self._end = exc
+            error = None if exc.is_normal else exc
+            self._request_stop(exc.code, exc.reason, error)
+        except BlipError as exc:
+            logger.warning(
+                "%s: fatal BLIP error from %s: %s", self.name, self.channel.remote_address, exc
+            )
+            self._request_stop(exc.close_code, str(exc), exc)
+        except Exception as exc:
+            logger.exception("%s: reader failed", self.name)
+            self._request_stop(CLOSE_UNEXPECTED, "unexpected exception", unexpected(exc, self.name))
+
+    def _send_now(self) -> None:
+        """Send queued frames from the calling task, as far as the channel takes them at once.
+
+        Waking the writer task costs an event-loop turn per wake-up, which used to be a good
+        part of a round trip's latency. So whoever queues something sends it right away, as
+        long as no send is in progress and the channel accepts the frame without waiting; the
+        caller never awaits here, so it cannot be cancelled half-way through a send (channels
+        need not be cancel-safe). A send that has to wait for back-pressure is handed to the
+        writer task, which finishes it; so are frames beyond ``INLINE_FRAMES``.
+        """
+        if self._sending or self._stop.is_set():
+            self._wake_writer.set()
+            return
+        protocol, channel = self.protocol, self.channel
+        try:
+            for _ in range(INLINE_FRAMES):
+                frame = protocol.next_frame()
+                if frame is None:
+                    self._progress.set()
+                    return
+                send = channel.send(frame)
+                try:
+                    waiting_on = send.send(None)
+                except StopIteration:
+                    self._sent(frame)
+                    continue
+                # Back-pressure: the send is suspended on `waiting_on`; the writer resumes it.
+                self._sending = True
+                self._handoff = (send, waiting_on, frame)
+                break
+        except ChannelClosed as exc:
+            self._end = exc
+            self._request_stop(exc.code, exc.reason, None if exc.is_normal else exc)
+            return
+        except BlipError as exc:
+            logger.error("%s: BLIP error while sending: %s", self.name, exc)
+            self._request_stop(exc.close_code, str(exc), exc)
+            return
+        except Exception as exc:
+            logger.exception("%s: sending failed", self.name)
+            self._request_stop(CLOSE_UNEXPECTED, "unexpected exception", unexpected(exc, self.name))
+            return
+        self._wake_writer.set()
+
+    def _sent(self, frame: bytes) -> None:
+        stats = self._stats
+        stats["frames_sent"] += 1
+        stats["bytes_sent"] += len(frame)
+        self._queued_bytes = max(0, self._queued_bytes - len(frame))
+        self._progress.set()
+
+    async def _writer(self) -> None:
+        protocol, channel = self.protocol, self.channel
+        try:
+            while True:
+                handoff = self._handoff
+                if handoff is not None:
+                    self._handoff = None
+                    send, waiting_on, handed = handoff
+                    try:
+                        await resume(send, waiting_on)
+                    finally:
+                        self._sending = False
+                    self._sent(handed)
+                    continue
+                frame = protocol.next_frame()
+                if frame is None:
+                    self._progress.set()
+                    self._wake_writer.clear()
+                    await self._wake_writer.wait()
+                    continue
+                self._sending = True
+                try:
+                    await channel.send(frame)
+                finally:
+                    self._sending = False
+                self._sent(frame)
+        except ChannelClosed as exc:
+            self._end = exc
+            self._request_stop(exc.code, exc.reason, None if exc.is_normal else exc)
+        except BlipError as exc:
+            logger.error("%s: BLIP error while sending: %s", self.name, exc)
+            self._request_stop(exc.close_code, str(exc), exc)
+        except Exception as exc:
+            logger.exception("%s: writer failed", self.name)
+            self._request_stop(CLOSE_UNEXPECTED, "unexpected exception", unexpected(exc, self.name))
+
+    def _start_handler(self, message: Message) -> None:
+        self._stats["requests_received"] += 1
+        self._free_slots -= 1
+        self._requests.append(message)
+        if not self._handler_pending:
+            self._spawn_handler_task()
+
+    def _spawn_handler_task(self) -> None:
+        self._handler_pending = True
+        task = asyncio.create_task(self._handle_requests(), name=self._handler_name)
+        self._handler_tasks.add(task)
+
+    async def _handle_requests(self) -> None:
+        """A handler task: answers queued requests, one after another, until none is left.
+
+        Creating a task costs more than a typical handler (~5 us on CPython 3.11), so one task
+        takes as many requests as arrived together. Concurrency is kept: before running each
+        handler, the task makes sure another one is on its way if requests remain, so a
+        handler that suspends never holds up the requests behind it.
+        """
+        self._handler_pending = False
+        requests = self._requests
+        try:
+            while requests:
+                message = requests.popleft()
+                if requests and not self._handler_pending:
+                    self._spawn_handler_task()
+                try:
+                    await self._run_handler(message)
+                finally:
+                    self._free_slots += 1
+                    self._slot_freed.set()
+        finally:
+            self._handler_tasks.discard(asyncio.current_task())
+            if requests and not self._handler_pending and not self._stop.is_set():
+                self._spawn_handler_task()  # we were cancelled: someone takes the rest over
+
+    def _resolve(self, message: Message) -> None:
+        if message.type is MessageType.ERROR:
+            self._stats["errors_received"] += 1
+        else:
+            self._stats["responses_received"] += 1
+        future = self._pending.get(message.number)
+        if future is None:
+            # The requester gave up (timeout, cancellation); the reply has nowhere to go.
+            logger.debug("%s: dropping reply to abandoned request #%d", self.name, message.number)
+        elif not future.done():
+            future.set_result(message)
+
+    async def _run_handler(self, message: Message) -> None:
+        handler = self._handlers.get(message.profile or "")
+        number, urgent, no_reply = message.number, message.urgent, message.no_reply
+        try:
+            if handler is None:
+                if no_reply:
+                    logger.warning("%s: no handler for no-reply %r", self.name, message.profile)
+                    return
+                self._reply_error(number, "BLIP", 404, "no handler for message", urgent)
+                return
+            reply = await handler(message)
+        except BlipErrorReply as exc:
+            if not no_reply:
+                self._reply_error(number, exc.error_domain, exc.code, exc.message, urgent)
+            return
+        except DatabaseClosedError as exc:
+            # The database was closed while the message was on its way (``close()`` stops this
+            # side a moment later): an expected end, answered as "try again later".
+            logger.info("%s: %r not handled: %s", self.name, message.profile, exc)
+            if not no_reply:
+                self._reply_error(number, "HTTP", 503, "database closed", urgent)
+            return
+        except Exception:
+            self._stats["handler_errors"] += 1
+            logger.exception("%s: handler for %r failed", self.name, message.profile)
+            if not no_reply:
+                self._reply_error(number, "BLIP", 501, "unexpected exception", urgent)
+            return
+        if no_reply:
+            return
+        if reply is None:
+            reply = Reply()
+        if self._stop.is_set():
+            return
+        try:
+            self.protocol.send_response(
+                number,
+                reply.properties,
+                reply.body,
+                urgent=urgent if reply.urgent is None else reply.urgent,
+                compressed=reply.compressed,
+            )
+        except BlipError as exc:
+            # The handler built an invalid reply (e.g. oversized properties): its bug, not
+            # the connection's; answer with an error instead.
+            logger.error("%s: invalid reply from handler %r: %s", self.name, message.profile, exc)
+            self._reply_error(number, "BLIP", 501, "unexpected exception", urgent)
+            return
+        self._queued(len(reply.body))
+
+    def _reply_error(self, number: int, domain: str, code: int, text: str, urgent: bool) -> None:
+        if self._stop.is_set():
+            return
+        self.protocol.send_error(number, domain, code, text, urgent=urgent)
+        self._send_now()

@@ -1,0 +1,196 @@
+"""A :class:`~couchlite.transport.channel.MessageChannel` over one ``websockets`` asyncio
+connection, client or server side: binary messages in and out, text ones ignored (with a
+rate-limited warning), the close handshake drained, our own heartbeat, and ``websockets``'
+close exceptions turned into :class:`ChannelClosed`.
+
+Opening connections (client handshake and redirects, the server and its admission) is
+:mod:`couchlite.transport.websocket`'s job, which re-exports what is public here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConcurrencyError, ConnectionClosed
+
+from couchlite.transport.channel import (
+    CLOSE_ABNORMAL,
+    CLOSE_NORMAL,
+    CLOSE_UNEXPECTED,
+    ChannelClosed,
+    MessageChannel,
+    truncate_close_reason,
+)
+from couchlite.transport.failures import RateLimitedLog
+
+# The channel logs under the public module's name, where users look for WebSocket messages.
+logger = logging.getLogger("couchlite.transport.websocket")
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeRequest:
+    """The HTTP upgrade request, as a server-side ``process_request`` hook sees it."""
+
+    path: str
+    headers: tuple[tuple[str, str], ...]
+    remote_address: str | None
+    #: The client's TLS certificate chain (DER, leaf first); () without TLS or certificate.
+    peer_certificates: tuple[bytes, ...] = ()
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (case-insensitive), or ``None``."""
+        wanted = name.lower()
+        return next((v for k, v in self.headers if k.lower() == wanted), None)
+
+
+def _format_address(address: Any) -> str | None:
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(address) if address else None
+
+
+#: The reason websockets gives when it fails a connection whose ping got no pong in time.
+_PING_TIMEOUT = "keepalive ping timeout"
+
+
+def _closed_error(exc: ConnectionClosed) -> ChannelClosed:
+    # The peer's close frame is the interesting one; if none arrived, the one we sent says why
+    # we closed; neither means the TCP connection died (1006, "abnormal closure").
+    frame = exc.rcvd if exc.rcvd is not None else exc.sent
+    if frame is None:
+        return ChannelClosed(CLOSE_ABNORMAL, "connection lost")
+    if exc.rcvd is None and frame.code == CLOSE_UNEXPECTED and frame.reason == _PING_TIMEOUT:
+        # Our heartbeat got no pong: websockets failed the connection with 1011, but for us it
+        # is a network timeout -- the peer vanished -- so transient, as in LiteCore (§3.6).
+        return ChannelClosed(CLOSE_ABNORMAL, "no answer to the heartbeat (ping timeout)")
+    return ChannelClosed(int(frame.code), frame.reason)
+
+
+class WebSocketChannel:
+    """A :class:`MessageChannel` over a ``websockets`` asyncio connection (client or server)."""
+
+    def __init__(
+        self,
+        connection: ClientConnection | ServerConnection,
+        request: HandshakeRequest | None = None,
+    ) -> None:
+        self._ws = connection
+        self._remote = _format_address(connection.remote_address)
+        #: The upgrade request (server side only): the listener routes on its path.
+        self.request = request
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._text_warnings = RateLimitedLog(logger)
+
+    def start_heartbeat(self, interval: float, pong_timeout: float | None) -> None:
+        """Ping the peer every ``interval`` seconds; if a pong (or the connection's end) does
+        not come within ``pong_timeout``, drop the TCP connection at once: ``recv``/``send``
+        then raise :class:`ChannelClosed` 1006, a transient error (notes §3.6).
+
+        Ours rather than websockets' keepalive, which fails the connection with a close frame
+        and then waits ``close_timeout`` more for a peer that is, by then, known to be gone.
+        """
+        if self._heartbeat is None:
+            self._heartbeat = asyncio.get_running_loop().create_task(
+                self._beat(interval, pong_timeout), name=f"heartbeat {self._remote}"
+            )
+
+    async def _beat(self, interval: float, pong_timeout: float | None) -> None:
+        ws = self._ws
+        with contextlib.suppress(ConnectionClosed, ConcurrencyError):
+            while True:
+                try:
+                    async with asyncio.timeout(interval):
+                        await ws.wait_closed()
+                    return  # the connection ended: no more heartbeats
+                except TimeoutError:
+                    pass
+                pong = await ws.ping()
+                try:
+                    async with asyncio.timeout(pong_timeout):
+                        await pong
+                except TimeoutError:
+                    logger.info(
+                        "%s: no answer to the heartbeat within %s s; dropping the connection",
+                        self._remote,
+                        pong_timeout,
+                    )
+                    ws.transport.abort()
+                    return
+
+    @property
+    def subprotocol(self) -> str | None:
+        return self._ws.subprotocol
+
+    @property
+    def remote_address(self) -> str | None:
+        return self._remote
+
+    @property
+    def close_code(self) -> int | None:
+        return self._ws.close_code
+
+    @property
+    def close_reason(self) -> str | None:
+        return self._ws.close_reason
+
+    async def send(self, data: bytes) -> None:
+        try:
+            await self._ws.send(data)
+        except ConnectionClosed as exc:
+            raise _closed_error(exc) from exc
+
+    async def recv(self) -> bytes:
+        while True:
+            try:
+                message = await self._ws.recv()
+            except ConnectionClosed as exc:
+                raise _closed_error(exc) from exc
+            if isinstance(message, bytes):
+                return message
+            # LiteCore ignores text messages with a warning rather than failing (notes §2.6);
+            # a peer sending thousands must not produce thousands of log lines.
+            self._text_warnings.log("ignoring a text WebSocket message from %s", self._remote)
+
+    def abort(self) -> None:
+        """Drop the TCP connection at once, without a closing handshake: a pending ``recv``,
+        ``send`` or ``close`` returns or raises :class:`ChannelClosed` (1006) promptly, whatever
+        the peer does. For bounded shutdowns, after a graceful :meth:`close` had its chance."""
+        self._ws.transport.abort()
+
+    async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
+        # The peer's closing frame can only be seen if we keep reading: once nobody calls
+        # recv(), websockets' receive buffer fills, it stops reading the socket, and the
+        # handshake would wait for close_timeout. So discard whatever still arrives meanwhile.
+        drain = asyncio.get_running_loop().create_task(self._discard_incoming())
+        try:
+            # websockets bounds the handshake with close_timeout, then drops the TCP link.
+            await self._ws.close(code, truncate_close_reason(reason))
+        finally:
+            self._text_warnings.flush()
+            drain.cancel()
+            tasks = [drain]
+            if self._heartbeat is not None:
+                self._heartbeat.cancel()
+                tasks.append(self._heartbeat)
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _discard_incoming(self) -> None:
+        # ConcurrencyError: someone else is still reading, and that read drains the buffer.
+        with contextlib.suppress(ConnectionClosed, ConcurrencyError):
+            while True:
+                await self._ws.recv()
+
+    def __repr__(self) -> str:
+        return f"<WebSocketChannel {self._remote} {self.subprotocol}>"
+
+
+def _conforms(channel: WebSocketChannel) -> MessageChannel:
+    # MessageChannel is structural: this fails type checking if WebSocketChannel drifts from it.
+    return channel
