@@ -205,6 +205,51 @@ def test_retry_after_is_sent_with_the_503() -> None:
     run(main())
 
 
+def test_refused_sockets_kept_open_do_not_hold_the_pending_slots() -> None:
+    """Peers that keep their refused (503) sockets open would otherwise hold every pending
+    slot until the close timeout, and a real client would be dropped unanswered, which it
+    cannot tell from a dead server, instead of hearing the 503 that tells it to retry."""
+
+    async def main() -> None:
+        limits = ConnectionLimits(
+            max_connections=1, max_pending=4, handshake_timeout=30, pending_evict_age=60
+        )
+        async with await serve_channels(
+            _echo, "127.0.0.1", 0, limits=limits, close_timeout=30
+        ) as server:
+            url = f"ws://127.0.0.1:{server.port}/"
+            holder = await connect_channel(url)
+            refused = []
+            try:
+                for _ in range(4):
+                    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+                    refused.append(writer)
+                    writer.write(_UPGRADE_REQUEST)
+                    async with asyncio.timeout(WAIT_S):
+                        head = await reader.readuntil(b"\r\n\r\n")
+                    assert head.startswith(b"HTTP/1.1 503")
+                await _until(lambda: server.admission["pending"] == 4)
+                # every slot is held by a refused socket, none of them old: the new client
+                # still gets its answer
+                with pytest.raises(HandshakeRefused) as info:
+                    await connect_channel(url)
+                assert info.value.code == 503 and info.value.is_transient
+                assert server.admission["evicted"] >= 1 and server.admission["refused"] == 0
+            finally:
+                for writer in refused:
+                    writer.close()
+                await holder.close()
+
+    run(main())
+
+
+_UPGRADE_REQUEST = (
+    b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+    b"Sec-WebSocket-Protocol: BLIP_3+CBMobile_3\r\n\r\n"
+)
+
+
 async def _stalled_websockets(port: int, count: int) -> list[socket.socket]:
     """WebSockets opened by hand that then never read nor write again."""
     loop = asyncio.get_running_loop()

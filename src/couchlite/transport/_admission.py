@@ -10,9 +10,13 @@ TCP connections, and each accepted socket meets the :class:`Gate` first, in the 
 ``connection_made``:
 
 1. **Pending.** At most ``max_pending`` connections may be in their TLS handshake, HTTP
-   upgrade or authentication at once. When all slots are taken, the oldest pending connection
-   is aborted to make room if it has been pending for at least ``pending_evict_age`` (it has
-   stalled); otherwise the new socket is aborted at once, before any TLS work.
+   upgrade or authentication at once. When all slots are taken, a connection already answered
+   with a refusal (503, 401...: only its closing handshake is left) is aborted to make room;
+   failing that, the oldest pending connection if it has been pending for at least
+   ``pending_evict_age`` (it has stalled); otherwise the new socket is aborted at once, before
+   any TLS work. Without the first rule, peers that keep refused sockets open would hold every
+   slot until their close timeout, and a real client would be dropped unanswered instead of
+   hearing the 503 that tells it to retry.
 2. **TLS** (``loop.start_tls``, only for admitted sockets), then websockets reads the HTTP
    upgrade request: the request must be complete within ``handshake_timeout`` of the socket's
    acceptance, TLS handshake included (slowloris, silent sockets), or the socket is aborted.
@@ -72,6 +76,8 @@ class Gate:
         self._clock = clock
         #: pending connections -> when they were accepted (insertion order: oldest first)
         self._pending: dict[Abortable, float] = {}
+        #: pending connections already answered with a refusal (oldest first)
+        self._answered: dict[Abortable, None] = {}
         self._established: set[Abortable] = set()
         self._live: set[Abortable] = set()
         #: set when the server closes: nothing new is admitted
@@ -104,13 +110,16 @@ class Gate:
         limit = self.limits.max_pending
         now = self._clock()
         if limit is not None and len(self._pending) >= limit:
-            oldest, since = next(iter(self._pending.items()))
-            if now - since < self.limits.pending_evict_age:
-                self.refused += 1
-                return False
+            if self._answered:
+                victim = next(iter(self._answered))
+            else:
+                victim, since = next(iter(self._pending.items()))
+                if now - since < self.limits.pending_evict_age:
+                    self.refused += 1
+                    return False
             self.evicted += 1
-            del self._pending[oldest]
-            oldest.abort()
+            self._forget_pending(victim)
+            victim.abort()
         self._pending[connection] = now
         self._live.add(connection)
         return True
@@ -129,15 +138,24 @@ class Gate:
         self._established.add(connection)
         return True
 
+    def answered(self, connection: Abortable) -> None:
+        """The upgrade was refused: the first to go when a pending slot is needed."""
+        if connection in self._pending:
+            self._answered[connection] = None
+
     def opened(self, connection: Abortable) -> None:
         """The WebSocket is open: no longer pending."""
-        self._pending.pop(connection, None)
+        self._forget_pending(connection)
 
     def release(self, connection: Abortable) -> None:
         """The socket is gone (idempotent)."""
-        self._pending.pop(connection, None)
+        self._forget_pending(connection)
         self._established.discard(connection)
         self._live.discard(connection)
+
+    def _forget_pending(self, connection: Abortable) -> None:
+        self._pending.pop(connection, None)
+        self._answered.pop(connection, None)
 
     def abort_pending(self) -> None:
         for connection in list(self._pending):

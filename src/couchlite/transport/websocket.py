@@ -432,6 +432,7 @@ async def serve_channels(
     gate = Gate(limits if limits is not None else ConnectionLimits(handshake_timeout=open_timeout))
 
     def full(connection: ServerConnection) -> Response:
+        gate.answered(cast(Abortable, connection))
         response = connection.respond(503, _FULL_BODY)
         response.headers["Retry-After"] = str(gate.limits.retry_after)
         return response
@@ -455,6 +456,7 @@ async def serve_channels(
             if inspect.isawaitable(verdict):
                 verdict = await verdict
             if verdict is not None:
+                gate.answered(cast(Abortable, connection))
                 response = connection.respond(verdict.status, verdict.body)
                 for name, value in verdict.headers:
                     response.headers[name] = value
