@@ -27,7 +27,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 
 from couchlite.blip import BlipProtocol, Message
-from couchlite.transport.connection import BlipConnection, Reply, RequestTimeout
+from couchlite.transport.blip_connection import BlipConnection, Reply, RequestTimeout
 from couchlite.transport.websocket import (
     DEFAULT_WRITE_LIMIT,
     MAX_INCOMING_MESSAGE,

@@ -28,7 +28,7 @@ from couchlite.replicator.active import ActiveSession
 from couchlite.replicator.options import SessionCollectionOptions
 from couchlite.replicator.passive import PassiveSession
 from couchlite.replicator.types import ReplicatorType
-from couchlite.transport.connection import BlipConnection
+from couchlite.transport.blip_connection import BlipConnection
 from couchlite.transport.loopback import loopback_pair
 
 

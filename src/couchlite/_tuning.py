@@ -240,3 +240,12 @@ MAX_BLOB_FETCHES_IN_FLIGHT = 4
 #: Lite clients can verify themselves) and a root. Bounds the signature checks one handshake
 #: can ask for, and the memory a recorded chain takes.
 MAX_CLIENT_CHAIN_LENGTH = 10
+
+
+# --- Replication engine -------------------------------------------------------------------------
+
+
+# --- Transport and TLS --------------------------------------------------------------------------
+
+
+# --- Storage and database -----------------------------------------------------------------------

@@ -123,7 +123,7 @@ def test_compact_removes_orphans(db: Database) -> None:
 
 
 def _store(db: Database):  # type: ignore[no-untyped-def]
-    from couchlite.database.replication import replication_store
+    from couchlite.database.replication_access import replication_store
 
     store = replication_store(db)
     return store, store.for_collection(db.default_collection())

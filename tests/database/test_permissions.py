@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from couchlite import Blob, Database, DatabaseConfiguration, MutableDocument
-from couchlite.tls import store as store_module
-from couchlite.tls.keystore import IDENTITY_FILE_NAME, load_or_create_anonymous_identity
+from couchlite.tls import keystore as store_module
+from couchlite.tls.anonymous import IDENTITY_FILE_NAME, load_or_create_anonymous_identity
 
 pytestmark = [
     pytest.mark.timeout(60),

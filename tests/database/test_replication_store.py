@@ -1,11 +1,11 @@
-"""The database as the replicator sees it (couchlite.database.replication)."""
+"""The database as the replicator sees it (couchlite.database.replication_access)."""
 
 from __future__ import annotations
 
 import pytest
 
 from couchlite import Blob, Database, InvalidArgumentError, MutableDocument, NotFoundError
-from couchlite.database.replication import replication_store
+from couchlite.database.replication_access import replication_store
 from couchlite.model.revid import new_rev_id
 from couchlite.replicator.store import IncomingRevision
 
@@ -247,7 +247,7 @@ def test_peer_checkpoints_are_bounded_oldest_update_evicted(
     store,  # type: ignore[no-untyped-def]
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("couchlite.database.replication.MAX_PEER_CHECKPOINTS", 3)
+    monkeypatch.setattr("couchlite.database.replication_access.MAX_PEER_CHECKPOINTS", 3)
     revs = {c: store.set_peer_checkpoint(c, b"{}", None) for c in ("a", "b", "c")}
     store.set_peer_checkpoint("a", b'{"n":2}', revs["a"])  # a is now the most recent
     store.set_peer_checkpoint("d", b"{}", None)

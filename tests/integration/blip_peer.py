@@ -18,7 +18,7 @@ import sys
 
 from couchlite.blip import BlipProtocol, Message
 from couchlite.errors import CouchliteError
-from couchlite.transport.connection import BlipConnection, Reply
+from couchlite.transport.blip_connection import BlipConnection, Reply
 from couchlite.transport.websocket import WebSocketChannel, serve_channels
 
 

@@ -23,7 +23,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
 from couchlite.blip import BlipProtocol, Message
-from couchlite.transport.connection import BlipConnection
+from couchlite.transport.blip_connection import BlipConnection
 from couchlite.transport.websocket import HandshakeRefused, connect_channel
 from tests.transport.helpers import run
 

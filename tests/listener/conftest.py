@@ -15,7 +15,7 @@ import pytest
 from couchlite.blip import Message
 from couchlite.listener import listener as listener_module
 from couchlite.listener.config import ListenerSettings
-from couchlite.transport.connection import BlipConnection, Reply
+from couchlite.transport.blip_connection import BlipConnection, Reply
 
 
 @dataclass

@@ -15,8 +15,8 @@ from websockets.exceptions import ConnectionClosed
 
 from couchlite import AsyncUrlEndpointListener, ConnectionStatus, Database
 from couchlite.blip import BlipProtocol
+from couchlite.transport.blip_connection import BlipConnection
 from couchlite.transport.channel import ChannelClosed
-from couchlite.transport.connection import BlipConnection
 from couchlite.transport.websocket import connect_channel
 from tests.listener.conftest import StubRegistry
 from tests.listener.helpers import plain_config, wait_until

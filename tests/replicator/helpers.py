@@ -14,12 +14,12 @@ import pytest
 
 from couchlite import Collection, Database, DatabaseConfiguration, MutableDocument
 from couchlite.blip import BlipErrorReply, Message
-from couchlite.database.replication import replication_store
+from couchlite.database.replication_access import replication_store
 from couchlite.replicator.active import ActiveSession
 from couchlite.replicator.options import SessionCollectionOptions
 from couchlite.replicator.passive import PassiveSession
 from couchlite.replicator.types import ReplicatedDocument, ReplicatorType
-from couchlite.transport.connection import BlipConnection, Reply
+from couchlite.transport.blip_connection import BlipConnection, Reply
 from couchlite.transport.loopback import loopback_pair
 
 REMOTE_URL = "ws://peer.test/db"

@@ -10,9 +10,9 @@ from typing import Any
 import orjson
 
 from couchlite.blip import Message
-from couchlite.database.replication import replication_store
+from couchlite.database.replication_access import replication_store
 from couchlite.replicator.types import DocumentFlags, ReplicatorType
-from couchlite.transport.connection import BlipConnection
+from couchlite.transport.blip_connection import BlipConnection
 from couchlite.transport.loopback import loopback_pair
 
 from .helpers import Events, StubPassivePeer, default_session, open_db, put, replicate, run

@@ -75,7 +75,7 @@ def _delete_locals_before_inserting(monkeypatch, db, deleted: list[str]) -> None
     """Open the window of the race deterministically: each insert batch on ``db`` first deletes
     (or purges) the local documents sharing blobs with the revisions it is about to insert --
     after the receiver decided their blobs were present, before the insert commits."""
-    from couchlite.database.replication import ReplicationCollection
+    from couchlite.database.replication_access import ReplicationCollection
 
     original = ReplicationCollection.insert_revisions
 
@@ -131,7 +131,7 @@ def test_large_blob_is_served_from_a_map_of_its_file(tmp_path: Path) -> None:
     import os
 
     from couchlite._tuning import BLOB_LARGE_SIZE
-    from couchlite.database.replication import replication_store
+    from couchlite.database.replication_access import replication_store
     from couchlite.replicator.source import blob_body
 
     a, b = open_db(tmp_path, "a"), open_db(tmp_path, "b")
@@ -162,7 +162,7 @@ def test_pulled_blob_over_the_attachment_cap_fails_the_session(tmp_path: Path) -
     import pytest
 
     from couchlite.blip import BlipLimitExceeded
-    from couchlite.database.replication import replication_store
+    from couchlite.database.replication_access import replication_store
     from couchlite.replicator.active import ActiveSession
     from couchlite.replicator.options import SessionCollectionOptions
 

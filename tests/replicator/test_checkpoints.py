@@ -6,7 +6,7 @@ from pathlib import Path
 
 import orjson
 
-from couchlite.database.replication import replication_store
+from couchlite.database.replication_access import replication_store
 from couchlite.replicator.checkpoint import CheckpointState, checkpoint_id, reconcile
 from couchlite.replicator.options import SessionCollectionOptions
 from couchlite.replicator.pending import pending_document_ids

@@ -13,13 +13,13 @@ import pytest
 
 from couchlite import Database
 from couchlite.blip import BlipErrorReply, BlipProtocol, Message
-from couchlite.database.replication import ReplicationCollection, replication_store
+from couchlite.database.replication_access import ReplicationCollection, replication_store
 from couchlite.replicator.active import ActiveSession
 from couchlite.replicator.passive import PassiveSession
 from couchlite.replicator.sink import expand_delta, parse_rev
 from couchlite.replicator.store import IncomingRevision
 from couchlite.replicator.types import ReplicatorType
-from couchlite.transport.connection import BlipConnection
+from couchlite.transport.blip_connection import BlipConnection
 from couchlite.transport.loopback import loopback_pair
 from tests.data import INTEROP
 

@@ -13,10 +13,10 @@ import orjson
 import pytest
 
 from couchlite.blip import BlipErrorReply, Message
-from couchlite.database.replication import replication_store
+from couchlite.database.replication_access import replication_store
 from couchlite.replicator._common import RequestedRevisions, SequenceTracker
 from couchlite.replicator.types import ReplicatorType
-from couchlite.transport.connection import BlipConnection, Reply
+from couchlite.transport.blip_connection import BlipConnection, Reply
 from couchlite.transport.loopback import loopback_pair
 
 from .helpers import StubPassivePeer, connected, default_session, open_db, put, run, snapshot
@@ -190,7 +190,7 @@ def test_bad_change_lists_are_4xx(tmp_path: Path, profile: str, body: bytes, cod
 def test_checkpoints_are_bounded_on_a_read_only_listener(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("couchlite.database.replication.MAX_PEER_CHECKPOINTS", 5)
+    monkeypatch.setattr("couchlite.database.replication_access.MAX_PEER_CHECKPOINTS", 5)
     b = open_db(tmp_path, "b")
 
     async def main() -> None:

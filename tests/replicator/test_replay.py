@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from couchlite.blip import BlipErrorReply, BlipProtocol, Message, MessageType
-from couchlite.transport.connection import Reply
+from couchlite.transport.blip_connection import Reply
 from tests.data import INTEROP
 
 from .helpers import connected, open_db, run

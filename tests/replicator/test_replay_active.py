@@ -33,12 +33,12 @@ import pytest
 
 from couchlite import Collection, Database
 from couchlite.blip import BlipErrorReply, BlipProtocol, Message, MessageType
-from couchlite.database.replication import replication_store
+from couchlite.database.replication_access import replication_store
 from couchlite.replicator.active import ActiveSession
 from couchlite.replicator.options import SessionCollectionOptions
 from couchlite.replicator.store import IncomingRevision
 from couchlite.replicator.types import ReplicatorType
-from couchlite.transport.connection import BlipConnection, Reply
+from couchlite.transport.blip_connection import BlipConnection, Reply
 from couchlite.transport.loopback import loopback_pair
 from tests.data import INTEROP
 

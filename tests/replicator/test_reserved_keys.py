@@ -29,7 +29,7 @@ from couchlite import (
 from couchlite.blip import BlipErrorReply, Message
 from couchlite.database.records import first_revision
 from couchlite.storage.blobstore import digest_of
-from couchlite.transport.connection import BlipConnection, Reply
+from couchlite.transport.blip_connection import BlipConnection, Reply
 from couchlite.transport.loopback import loopback_pair
 
 from .helpers import Events, StubPassivePeer, default_session, open_db, run

@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from couchlite.transport.blip_connection import BlipConnection
 from couchlite.transport.channel import ChannelClosed
-from couchlite.transport.connection import BlipConnection
 from couchlite.transport.websocket import HandshakeRequest, WebSocketChannel
 
 T = TypeVar("T")

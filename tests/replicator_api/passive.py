@@ -15,9 +15,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from couchlite import Collection, CouchliteError, Database, DatabaseConfiguration
-from couchlite.database.replication import replication_store
+from couchlite.database.replication_access import replication_store
 from couchlite.replicator.passive import PassiveSession
-from couchlite.transport.connection import BlipConnection
+from couchlite.transport.blip_connection import BlipConnection
 from couchlite.transport.websocket import ChannelServer, WebSocketChannel, serve_channels
 
 

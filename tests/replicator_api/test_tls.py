@@ -16,7 +16,7 @@ from couchlite import (
     TLSError,
 )
 from couchlite.errors import NetworkCode
-from couchlite.replicator.tlsclient import self_signed_problem
+from couchlite.transport.tls_client import self_signed_problem
 from tests.tls.helpers import replicate_against
 
 from .helpers import der, make_certificate, pem, server_context

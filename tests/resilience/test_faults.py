@@ -20,7 +20,7 @@ from couchlite import (
     ReplicatorChange,
     ReplicatorType,
 )
-from couchlite.database.replication import replication_store
+from couchlite.database.replication_access import replication_store
 from couchlite.replicator.checkpoint import CheckpointState, checkpoint_id
 from couchlite.replicator.replicator import AsyncReplicator
 from couchlite.transport.channel import ChannelClosed

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from couchlite import TLSIdentity
-from couchlite.tls import store as store_module
+from couchlite.tls import keystore as store_module
 from tests.listener.conftest import stub_sessions  # noqa: F401 - a fixture, re-exported
 
 PASSPHRASE = "correct horse battery staple"

@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from couchlite import TLSError, TLSIdentity
-from couchlite.tls import store as store_module
-from couchlite.tls.keystore import (
+from couchlite.tls import keystore as store_module
+from couchlite.tls.anonymous import (
     IDENTITY_FILE_NAME,
     LEGACY_IDENTITY_FILE_NAME,
     load_or_create_anonymous_identity,

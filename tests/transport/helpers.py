@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from couchlite.blip import BlipProtocol, Message
-from couchlite.transport.connection import BlipConnection, Reply
+from couchlite.transport.blip_connection import BlipConnection, Reply
 from couchlite.transport.loopback import LoopbackChannel, loopback_pair
 
 T = TypeVar("T")

@@ -9,13 +9,13 @@ import pytest
 
 from couchlite.blip import BlipError, BlipErrorReply, BlipProtocol, Message
 from couchlite.errors import DatabaseClosedError
-from couchlite.transport.channel import ChannelClosed
-from couchlite.transport.connection import (
+from couchlite.transport.blip_connection import (
     BlipConnection,
     ConnectionClosedError,
     Reply,
     RequestTimeout,
 )
+from couchlite.transport.channel import ChannelClosed
 from couchlite.transport.loopback import loopback_pair
 from tests.transport.helpers import connected_pair, echo, run
 

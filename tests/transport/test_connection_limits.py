@@ -10,12 +10,12 @@ from contextlib import asynccontextmanager, suppress
 import pytest
 
 from couchlite.blip import BlipErrorReply, BlipLimitExceeded, BlipProtocol, Message
-from couchlite.transport.channel import ChannelClosed
-from couchlite.transport.connection import (
+from couchlite.transport.blip_connection import (
     BlipConnection,
     Reply,
     RequestTimeout,
 )
+from couchlite.transport.channel import ChannelClosed
 from couchlite.transport.loopback import loopback_pair
 from couchlite.transport.websocket import WebSocketChannel, connect_channel, serve_channels
 from tests.transport.helpers import connected_pair, echo, run

@@ -34,7 +34,7 @@ front of one database:
 
 TLS is on by default (1.2 minimum): a configured :class:`TLSIdentity` with its chain (refused
 at start, ``TLSError`` code 7, once expired), else the database's anonymous identity
-(:mod:`couchlite.tls.keystore`), loaded off the event loop at start. A
+(:mod:`couchlite.tls.anonymous`), loaded off the event loop at start. A
 ``ListenerCertificateAuthenticator`` makes the TLS context require client certificates
 (:mod:`couchlite.listener.certauth`); its callback form judges the chain in step 1, before any
 session exists.
@@ -76,7 +76,7 @@ from couchlite._tuning import (
     STOP_HANDLERS_TIMEOUT_S,
 )
 from couchlite.database.database import Database
-from couchlite.database.replication import replication_store
+from couchlite.database.replication_access import replication_store
 from couchlite.errors import ErrorDomain, NetworkCode, NetworkError, NotFoundError, TLSError
 from couchlite.listener import certauth, handshake
 from couchlite.listener.config import (
@@ -89,10 +89,10 @@ from couchlite.listener.config import (
 from couchlite.listener.interfaces import local_addresses, url_host
 from couchlite.replicator.passive import PassiveSession
 from couchlite.replicator.store import CollectionStore
+from couchlite.tls.anonymous import load_or_create_anonymous_identity
 from couchlite.tls.identity import TLSIdentity
-from couchlite.tls.keystore import load_or_create_anonymous_identity
+from couchlite.transport.blip_connection import BlipConnection
 from couchlite.transport.channel import CLOSE_GOING_AWAY, DEFAULT_SUBPROTOCOLS
-from couchlite.transport.connection import BlipConnection
 from couchlite.transport.failures import pong_timeout
 from couchlite.transport.websocket import (
     ChannelServer,

@@ -62,7 +62,7 @@ from couchlite.replicator.sink import BlobFetcher
 from couchlite.replicator.source import RevSender
 from couchlite.replicator.store import DatabaseStore
 from couchlite.replicator.types import ReplicatorType
-from couchlite.transport.connection import BlipConnection, ConnectionClosedError, Reply
+from couchlite.transport.blip_connection import BlipConnection, ConnectionClosedError, Reply
 
 logger = logging.getLogger(__name__)
 

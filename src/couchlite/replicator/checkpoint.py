@@ -45,7 +45,7 @@ from couchlite.replicator._common import (
     remote_error,
 )
 from couchlite.replicator.store import DatabaseStore
-from couchlite.transport.connection import BlipConnection
+from couchlite.transport.blip_connection import BlipConnection
 
 logger = logging.getLogger(__name__)
 

@@ -79,7 +79,7 @@ from couchlite.replicator.sink import (
 from couchlite.replicator.source import RevSender
 from couchlite.replicator.store import CollectionStore, DatabaseStore
 from couchlite.replicator.types import ReplicatedDocument
-from couchlite.transport.connection import BlipConnection, Reply
+from couchlite.transport.blip_connection import BlipConnection, Reply
 
 logger = logging.getLogger(__name__)
 

@@ -43,7 +43,7 @@ from couchlite.replicator._common import (
 from couchlite.replicator.source import RevSender
 from couchlite.replicator.store import ChangeEntry
 from couchlite.replicator.types import ReplicatedDocument
-from couchlite.transport.connection import BlipConnection
+from couchlite.transport.blip_connection import BlipConnection
 
 logger = logging.getLogger(__name__)
 

@@ -71,7 +71,7 @@ from couchlite.replicator.sink import (
     reply_error_for,
 )
 from couchlite.replicator.types import DocumentFlags, ReplicatedDocument
-from couchlite.transport.connection import BlipConnection, Reply
+from couchlite.transport.blip_connection import BlipConnection, Reply
 
 logger = logging.getLogger(__name__)
 

@@ -56,7 +56,7 @@ from couchlite.replicator.remote_revs import RemoteRevisions
 from couchlite.replicator.source import RevSender
 from couchlite.replicator.store import ChangeEntry
 from couchlite.replicator.types import ReplicatedDocument
-from couchlite.transport.connection import BlipConnection
+from couchlite.transport.blip_connection import BlipConnection
 
 logger = logging.getLogger(__name__)
 

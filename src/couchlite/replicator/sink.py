@@ -72,7 +72,7 @@ from couchlite.replicator.store import (
     IncomingRevision,
     InsertOutcome,
 )
-from couchlite.transport.connection import BlipConnection
+from couchlite.transport.blip_connection import BlipConnection
 
 logger = logging.getLogger(__name__)
 

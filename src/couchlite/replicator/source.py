@@ -60,7 +60,7 @@ from couchlite.replicator._common import (
     remote_error,
 )
 from couchlite.replicator.store import CollectionStore, DatabaseStore, OutgoingRevision
-from couchlite.transport.connection import BlipConnection, Reply
+from couchlite.transport.blip_connection import BlipConnection, Reply
 
 logger = logging.getLogger(__name__)
 

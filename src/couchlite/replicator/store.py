@@ -1,7 +1,7 @@
 """What the replication engine needs from a database: the narrow, injected interface.
 
 The replicator never touches SQLite: it is handed objects satisfying these protocols (the
-implementation is ``couchlite.database.replication``). Every method is synchronous and fast
+implementation is ``couchlite.database.replication_access``). Every method is synchronous and fast
 (reads use the calling thread's connection; writes are one transaction each), and safe to call
 from any thread. Batch methods exist so that the engine never does per-document round trips.
 

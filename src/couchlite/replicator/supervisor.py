@@ -8,7 +8,7 @@ replicator. It loops over *attempts*; each attempt is
 1. **connect** -- ``connect_channel(<target>/_blipsync)`` with the BLIP sub-protocols, the
    ``Authorization`` header (preemptive Basic auth, notes §3.2), the user's headers, our
    ``User-Agent``, the heartbeat as the ping interval, and for ``wss://`` a TLS context from
-   :mod:`couchlite.replicator.tlsclient` (default / pinned / self-signed-only);
+   :mod:`couchlite.transport.tls_client` (default / pinned / self-signed-only);
 2. **session** -- a :class:`BlipConnection` over the channel and an ``ActiveSession`` (the
    engine) run to completion: a one-shot session returns when done, a continuous one runs until
    the connection fails;
@@ -78,8 +78,8 @@ from couchlite.replicator.config import (
 )
 from couchlite.replicator.options import SessionCollectionOptions, SessionEvents
 from couchlite.replicator.store import ConflictingRevisions, DatabaseStore
-from couchlite.replicator.tlsclient import PeerCertificate, client_context
 from couchlite.replicator.types import Conflict, DocumentFlags
+from couchlite.transport.blip_connection import BlipConnection
 from couchlite.transport.channel import (
     CLOSE_GOING_AWAY,
     CLOSE_NORMAL,
@@ -87,8 +87,8 @@ from couchlite.transport.channel import (
     ChannelClosed,
     MessageChannel,
 )
-from couchlite.transport.connection import BlipConnection
 from couchlite.transport.failures import classify, pong_timeout
+from couchlite.transport.tls_client import PeerCertificate, client_context
 
 if TYPE_CHECKING:
     import ssl
@@ -190,7 +190,7 @@ def default_session_factory() -> SessionFactory:
 
 
 def default_database_store(config: ValidatedConfiguration) -> DatabaseStore:
-    from couchlite.database.replication import replication_store
+    from couchlite.database.replication_access import replication_store
 
     return replication_store(config.database)
 

@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from couchlite.tls.certificates import CertAttribute, KeyUsage
 from couchlite.tls.identity import TLSIdentity
-from couchlite.tls.store import KeyStore
+from couchlite.tls.keystore import KeyStore
 
 __all__ = ["CertAttribute", "KeyStore", "KeyUsage", "TLSIdentity"]

@@ -9,7 +9,8 @@ private key. It comes from
   Lite's attribute names (:mod:`couchlite.tls.certificates`), self-signed or signed by an
   ``issuer`` identity the caller holds (a CA certificate and its key);
 * :meth:`TLSIdentity.from_pem` (key + chain) or :meth:`TLSIdentity.import_identity` (PKCS#12);
-* :meth:`TLSIdentity.identity` -- one kept under a label in a :class:`~couchlite.tls.store.KeyStore`
+* :meth:`TLSIdentity.identity` -- one kept under a label in a
+  :class:`~couchlite.tls.keystore.KeyStore`
   (``create_identity`` and ``import_identity`` with a ``label`` save it there);
 * :meth:`TLSIdentity.create_anonymous` -- the self-signed identity a listener uses when none is
   configured (notes §11.2).
@@ -29,7 +30,7 @@ password, so the private key never reaches the disk in the clear, not even brief
 
 Anonymous identities follow LiteCore's defaults (notes §11.2): RSA-2048 (what Couchbase Lite's
 TLS-identity API generates by default, and what every CBL client's mbedTLS accepts), self-signed,
-valid one year. Persisting them with a database is :mod:`couchlite.tls.keystore`'s job.
+valid one year. Persisting them with a database is :mod:`couchlite.tls.anonymous`'s job.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ from couchlite.tls.certificates import (
 )
 
 if TYPE_CHECKING:
-    from couchlite.tls.store import KeyStore
+    from couchlite.tls.keystore import KeyStore
 
 #: The common name of generated anonymous certificates.
 ANONYMOUS_COMMON_NAME = "couchlite-anonymous"
@@ -263,7 +264,7 @@ class TLSIdentity:
         Used when no OS keyring is available (or a store is made with ``use_keyring=False``);
         ``COUCHLITE_KEYSTORE_PASSPHRASE`` is the fallback. Never logged.
         """
-        from couchlite.tls.store import set_default_passphrase
+        from couchlite.tls.keystore import set_default_passphrase
 
         set_default_passphrase(passphrase)
 
@@ -279,7 +280,7 @@ class TLSIdentity:
 
         ``common_name``: its certificate's subject. ``label`` only names the identity (its
         :attr:`label`): nothing is saved in a key store -- keeping an anonymous identity with
-        its database is :mod:`couchlite.tls.keystore`'s job.
+        its database is :mod:`couchlite.tls.anonymous`'s job.
 
         Generating the key takes a noticeable fraction of a second: call it off the event loop.
         """
@@ -433,7 +434,7 @@ class TLSIdentity:
 
 
 def _store(keystore: KeyStore | None) -> KeyStore:
-    from couchlite.tls.store import KeyStore
+    from couchlite.tls.keystore import KeyStore
 
     if keystore is None:
         return KeyStore()

@@ -7,19 +7,19 @@ import ``websockets``.
 
 from __future__ import annotations
 
+from couchlite.transport.blip_connection import (
+    BlipConnection,
+    ConnectionClosedError,
+    Handler,
+    Reply,
+    RequestTimeout,
+)
 from couchlite.transport.channel import (
     DEFAULT_SUBPROTOCOLS,
     SUBPROTOCOL_CBMOBILE_2,
     SUBPROTOCOL_CBMOBILE_3,
     ChannelClosed,
     MessageChannel,
-)
-from couchlite.transport.connection import (
-    BlipConnection,
-    ConnectionClosedError,
-    Handler,
-    Reply,
-    RequestTimeout,
 )
 from couchlite.transport.loopback import LoopbackChannel, loopback_pair
 

@@ -1,4 +1,4 @@
-"""The small pieces of :mod:`couchlite.transport.connection`: its defaults, public value types,
+"""The small pieces of :mod:`couchlite.transport.blip_connection`: its defaults, public value types,
 errors and coroutine helpers (kept apart so the connection module stays about its tasks)."""
 
 from __future__ import annotations

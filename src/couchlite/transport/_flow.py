@@ -1,4 +1,4 @@
-"""Back-pressure and per-connection limits of :class:`~couchlite.transport.connection.
+"""Back-pressure and per-connection limits of :class:`~couchlite.transport.blip_connection.
 BlipConnection`: when senders wait, when the reader pauses, when a stalled peer is dropped.
 
 :class:`FlowControl` is a base class holding only these waits; the connection owns the state

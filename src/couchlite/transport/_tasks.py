@@ -1,4 +1,4 @@
-"""The tasks of a :class:`~couchlite.transport.connection.BlipConnection`: the reader, the
+"""The tasks of a :class:`~couchlite.transport.blip_connection.BlipConnection`: the reader, the
 writer (with the inline sends that spare it most wake-ups) and the handler tasks.
 
 :class:`ConnectionTasks` is a base class holding only these task bodies; the connection owns
@@ -21,7 +21,7 @@ from couchlite.transport._flow import FlowControl
 from couchlite.transport.channel import CLOSE_UNEXPECTED, ChannelClosed, MessageChannel
 
 # The connection's logger: these records belong to it, wherever its code lives.
-logger = logging.getLogger("couchlite.transport.connection")
+logger = logging.getLogger("couchlite.transport.blip_connection")
 
 
 class ConnectionTasks(FlowControl):
