@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from couchlite import Blob, Database, DatabaseConfiguration, InvalidArgumentError, MutableDocument
-from couchlite.replicator.supervisor import resolution_body
+from couchlite.database._replication_callbacks import resolution_body
 
 
 def test_a_resolved_document_holding_dates_and_blobs_is_encoded_as_a_save_would(

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, BinaryIO
 
 from couchlite._tuning import MAX_PEER_CHECKPOINTS
+from couchlite.database._replication_callbacks import revision_filter, revision_resolver
 from couchlite.database.blob import BlobLease
 from couchlite.database.collection import Collection, CollectionChange, ListenerToken
 from couchlite.database.engine import (
@@ -50,12 +51,15 @@ from couchlite.replicator.store import (
     IncomingRevision,
     InsertOutcome,
     OutgoingRevision,
+    RevisionFilter,
+    RevisionResolver,
 )
 from couchlite.storage.blobstore import BlobWriter
 from couchlite.storage.sqlite_store import DOC_CONFLICTED, DOC_DELETED, DocRecord, table
 
 if TYPE_CHECKING:
     from couchlite.database.database import Database
+    from couchlite.replicator.config import ConflictResolver, ReplicationFilter
 
 TOMBSTONE_BODY = b"{}"
 
@@ -414,6 +418,12 @@ class ReplicationCollection:
         except NotFoundError:
             return False
         return True
+
+    def revision_filter(self, fn: ReplicationFilter, direction: str) -> RevisionFilter:
+        return revision_filter(self._collection, fn, direction)
+
+    def revision_resolver(self, fn: ConflictResolver) -> RevisionResolver:
+        return revision_resolver(self._collection, fn)
 
 
 class ReplicationDatabase:

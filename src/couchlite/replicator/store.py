@@ -11,11 +11,14 @@ Vocabulary (notes §4): the *source* side of a direction sends ``changes``/``pro
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from couchlite.errors import CouchliteError
+
+if TYPE_CHECKING:
+    from couchlite.replicator.config import ConflictResolver, ReplicationFilter
 
 #: ``check_proposed`` answers, per entry (notes §4.7)
 PROPOSE_OK = 0
@@ -86,6 +89,15 @@ class ConflictingRevisions:
     local_body: bytes | None  # None when the local branch is deleted
     remote_rev: str
     remote_body: bytes | None  # None when the remote branch is deleted
+
+
+#: ``(doc_id, rev_id, deleted, body) -> keep?``: a push or pull filter as the engine calls it
+#: (``body`` is the revision's canonical JSON, ``b"{}"`` for a tombstone).
+RevisionFilter = Callable[[str, str, bool, bytes], bool]
+
+#: A conflict resolver as the engine calls it: the body of the resolution (``None``: a
+#: deletion). Raising is reported as a document error.
+RevisionResolver = Callable[[ConflictingRevisions], Awaitable[bytes | None]]
 
 
 class ListenerHandle(Protocol):
@@ -197,6 +209,16 @@ class CollectionStore(Protocol):
 
     def purge(self, doc_id: str) -> bool:
         """Purge a document (auto-purge after access removal); ``False`` if absent."""
+        ...
+
+    def revision_filter(self, fn: ReplicationFilter, direction: str) -> RevisionFilter:
+        """The user's push or pull filter (``direction``), which takes a ``Document``, as
+        the engine calls it; a filter that raises skips the document."""
+        ...
+
+    def revision_resolver(self, fn: ConflictResolver) -> RevisionResolver:
+        """The user's conflict resolver, which takes a ``Conflict`` of ``Document`` objects,
+        as the engine calls it."""
         ...
 
 

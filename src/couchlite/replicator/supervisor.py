@@ -40,15 +40,14 @@ headers; cross-origin ones only with ``allow_cross_origin_redirects``, and then 
 ``Authorization`` header, the custom headers or the client certificate (the TLS context for
 them is built here, with the same trust settings and no client identity).
 
-The user's push/pull filters and conflict resolvers are adapted here to the engine's byte-level
-callbacks (:func:`session_collections`): a filter sees a read-only ``Document`` built from the
-revision's body; a resolver's answer becomes the body bytes of the resolution.
+The user's push/pull filters and conflict resolvers reach the engine through the collection's
+store (:func:`session_collections`): the database adapts them to byte-level callbacks, building
+the ``Document`` objects they see.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import itertools
 import logging
 import time
@@ -56,8 +55,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from couchlite._tuning import STOP_GRACE_S
-from couchlite.database.blob import Blob
-from couchlite.database.document import Document, MutableDocument
 from couchlite.errors import (
     AuthenticationError,
     CouchliteError,
@@ -66,19 +63,15 @@ from couchlite.errors import (
     NetworkCode,
     TLSError,
 )
-from couchlite.model.canonical import canonical_json, encode_date
 from couchlite.replicator.active import ActiveSession
 from couchlite.replicator.config import (
     BasicAuthenticator,
     ClientCertificateAuthenticator,
-    ConflictResolver,
-    ReplicationFilter,
     ValidatedCollection,
     ValidatedConfiguration,
 )
 from couchlite.replicator.options import SessionCollectionOptions, SessionEvents
-from couchlite.replicator.store import ConflictingRevisions, DatabaseStore
-from couchlite.replicator.types import Conflict, DocumentFlags
+from couchlite.replicator.store import DatabaseStore
 from couchlite.transport.blip_connection import BlipConnection
 from couchlite.transport.channel import (
     CLOSE_GOING_AWAY,
@@ -93,7 +86,6 @@ from couchlite.transport.tls_client import PeerCertificate, client_context
 if TYPE_CHECKING:
     import ssl
 
-    from couchlite.database.collection import Collection
 
 logger = logging.getLogger(__name__)
 
@@ -190,7 +182,7 @@ def default_session_factory() -> SessionFactory:
 
 
 def default_database_store(config: ValidatedConfiguration) -> DatabaseStore:
-    from couchlite.database.replication_access import replication_store
+    from couchlite.database import replication_store
 
     return replication_store(config.database)
 
@@ -446,89 +438,18 @@ def session_collections(
             SessionCollectionOptions(
                 store=collection_store,
                 document_ids=entry.document_ids,
-                push_filter=_wrap_filter(entry.push_filter, entry, "push"),
-                pull_filter=_wrap_filter(entry.pull_filter, entry, "pull"),
-                conflict_resolver=_wrap_resolver(entry.conflict_resolver, entry),
+                push_filter=None
+                if entry.push_filter is None
+                else collection_store.revision_filter(entry.push_filter, "push"),
+                pull_filter=None
+                if entry.pull_filter is None
+                else collection_store.revision_filter(entry.pull_filter, "pull"),
+                conflict_resolver=None
+                if entry.conflict_resolver is None
+                else collection_store.revision_resolver(entry.conflict_resolver),
             )
         )
     return options
-
-
-def _wrap_filter(
-    fn: ReplicationFilter | None, entry: ValidatedCollection, direction: str
-) -> Callable[[str, str, bool, bytes], bool] | None:
-    if fn is None:
-        return None
-    collection = entry.collection
-
-    def keep(doc_id: str, rev_id: str, deleted: bool, body: bytes) -> bool:
-        document = Document(collection, doc_id, rev_id, 0, body, deleted)
-        flags = DocumentFlags.DELETED if deleted else DocumentFlags.NONE
-        try:
-            return bool(fn(document, flags))
-        except Exception:
-            # Couchbase Lite skips the document when its filter fails; it is not replicated.
-            logger.exception("%s filter raised for document %r; skipping it", direction, doc_id)
-            return False
-
-    return keep
-
-
-def _wrap_resolver(
-    fn: ConflictResolver | None, entry: ValidatedCollection
-) -> Callable[[ConflictingRevisions], Awaitable[bytes | None]] | None:
-    if fn is None:
-        return None
-    collection = entry.collection
-
-    async def resolve(revisions: ConflictingRevisions) -> bytes | None:
-        doc_id = revisions.doc_id
-        local = _side(collection, doc_id, revisions.local_rev, revisions.local_body)
-        remote = _side(collection, doc_id, revisions.remote_rev, revisions.remote_body)
-        conflict = Conflict(doc_id, local, remote)
-        if inspect.iscoroutinefunction(fn):
-            result = await fn(conflict)
-        else:
-            # A plain resolver may block (reading the database, asking a user...): off the loop,
-            # so that the connection keeps answering pings meanwhile.
-            result = await asyncio.to_thread(fn, conflict)
-            if inspect.isawaitable(result):
-                result = await result
-        return resolution_body(result, collection, doc_id)
-
-    return resolve
-
-
-def _side(collection: Collection, doc_id: str, rev_id: str, body: bytes | None) -> Document | None:
-    return None if body is None else Document(collection, doc_id, rev_id, 0, body)
-
-
-def resolution_body(result: object, collection: Collection, doc_id: str) -> bytes | None:
-    """The body bytes of a resolver's answer; ``None`` means "delete the document".
-
-    Blobs: a ``MutableDocument`` may hold ``Blob`` objects, new ones included; they are written
-    to the local blob store here. A read-only ``Document`` is taken as stored, so its blobs must
-    already be in this database (true of both sides of the conflict).
-    """
-    if result is None:
-        return None
-    if not isinstance(result, Document):
-        raise InvalidArgumentError(
-            f"a conflict resolver must return a Document or None, not {type(result).__name__}"
-        )
-    if result.id != doc_id:
-        # Couchbase Lite warns and uses the resolution's content for the conflicted document.
-        logger.warning("conflict resolver for %r returned document %r", doc_id, result.id)
-    if isinstance(result, MutableDocument):
-        store = collection._blob_store()
-
-        def encode_blob(value: Any) -> Any:
-            if isinstance(value, Blob):
-                return value._install(store)
-            return encode_date(value)  # dates as a save writes them; anything else refused
-
-        return canonical_json(result.to_dict(), encode_blob)
-    return result.to_json().encode("utf-8")
 
 
 __all__ = [
@@ -538,6 +459,5 @@ __all__ = [
     "Supervisor",
     "SupervisorOwner",
     "backoff_delay",
-    "resolution_body",
     "session_collections",
 ]
