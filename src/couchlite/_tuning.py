@@ -242,6 +242,13 @@ MAX_BLOB_FETCHES_IN_FLIGHT = 4
 MAX_CLIENT_CHAIN_LENGTH = 10
 
 
+# --- Heartbeat -------------------------------------------------------------------------------
+
+#: Seconds between WebSocket pings to each peer, on both sides: LiteCore's default heartbeat
+#: (notes §3.6). A peer silent for a heartbeat plus the ping timeout is taken as gone.
+DEFAULT_HEARTBEAT_S = 300.0
+
+
 # --- Replication engine -------------------------------------------------------------------------
 
 

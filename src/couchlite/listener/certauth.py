@@ -58,6 +58,7 @@ import ssl
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from couchlite._tuning import AUTH_TIMEOUT_S
 from couchlite.listener.config import ListenerCertificateAuthenticator
 from couchlite.tls._openssl import install_permissive_verify
 from couchlite.tls.certificates import apply_chain_rules
@@ -66,8 +67,6 @@ from couchlite.transport.websocket import HandshakeRejection, HandshakeRequest
 
 logger = logging.getLogger(__name__)
 
-#: How long ``fn`` may take before the client is told to come back later (503).
-AUTH_TIMEOUT_S = 10.0
 
 CERTIFICATE_REJECTED = HandshakeRejection(401, "Client certificate rejected")
 CERTIFICATE_MISSING = HandshakeRejection(401, "Client certificate required")

@@ -20,6 +20,7 @@ from couchlite._strict import StrictAttributes
 from couchlite._tuning import (
     BLIP_MAX_ATTACHMENT_SIZE,
     BLIP_MAX_MESSAGE_SIZE,
+    DEFAULT_HEARTBEAT_S,
     LISTENER_MAX_CONNECTIONS,
     LISTENER_MAX_PENDING_CONNECTIONS,
 )
@@ -30,9 +31,6 @@ from couchlite.listener.interfaces import resolve_interface
 from couchlite.tls._openssl import permissive_verify_supported
 from couchlite.tls.certificates import CertificateInput, load_certificates
 from couchlite.tls.identity import TLSIdentity
-
-#: Seconds between pings to each peer: LiteCore's default heartbeat (notes §3.6).
-DEFAULT_HEARTBEAT_S = 300.0
 
 PasswordCheck = Callable[[str, str], bool | Awaitable[bool]]
 #: ``fn(chain) -> bool`` (or a coroutine function): the client's chain, leaf first.

@@ -71,6 +71,7 @@ from couchlite._runtime import stop_from_any_thread
 from couchlite._tuning import (
     AUTH_FAILURE_MAX_DELAY_S,
     AUTH_TIMEOUT_S,
+    DEFAULT_HEARTBEAT_S,
     LISTENER_HANDSHAKE_TIMEOUT_S,
     STOP_GRACE_S,
     STOP_HANDLERS_TIMEOUT_S,
@@ -80,7 +81,6 @@ from couchlite.database.replication_access import replication_store
 from couchlite.errors import ErrorDomain, NetworkCode, NetworkError, NotFoundError, TLSError
 from couchlite.listener import certauth, handshake
 from couchlite.listener.config import (
-    DEFAULT_HEARTBEAT_S,
     ListenerCertificateAuthenticator,
     ListenerSettings,
     UrlEndpointListenerConfiguration,

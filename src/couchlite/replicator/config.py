@@ -24,7 +24,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from couchlite._strict import StrictAttributes
-from couchlite._tuning import BLIP_MAX_ATTACHMENT_SIZE, BLIP_MAX_MESSAGE_SIZE
+from couchlite._tuning import (
+    BLIP_MAX_ATTACHMENT_SIZE,
+    BLIP_MAX_MESSAGE_SIZE,
+    DEFAULT_HEARTBEAT_S,
+)
 from couchlite.errors import ConfigurationError, CouchliteError, InvalidArgumentError
 from couchlite.replicator.endpoint import (
     Authenticator,
@@ -64,9 +68,8 @@ _RESERVED_HEADERS = frozenset(
     }
 )
 
-#: LiteCore's defaults (notes §3.6): 300 s heartbeat, backoff capped at 300 s, one-shot
-#: replicators give up after 10 attempts (9 retries), continuous ones never do.
-DEFAULT_HEARTBEAT_S = 300.0
+#: LiteCore's defaults (notes §3.6): backoff capped at 300 s, one-shot replicators give up
+#: after 10 attempts (9 retries), continuous ones never do.
 DEFAULT_MAX_ATTEMPT_WAIT_S = 300.0
 DEFAULT_ONE_SHOT_MAX_ATTEMPTS = 10
 
