@@ -15,14 +15,12 @@ import pytest
 
 from couchlite import _tuning
 from couchlite.errors import ConflictError, DatabaseClosedError, DatabaseError
-from couchlite.storage.sqlite_store import (
-    DOC_DELETED,
-    INSERT_CHUNK_ROWS,
-    SCHEMA_VERSION,
-    SQLiteStore,
-    insert_rows,
-    table,
-)
+from couchlite.storage._commit import insert_rows
+from couchlite.storage._schema import SCHEMA_VERSION, table
+from couchlite.storage.records import DOC_DELETED
+from couchlite.storage.sqlite_store import SQLiteStore
+
+INSERT_CHUNK_ROWS = _tuning.INSERT_CHUNK_ROWS
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -700,9 +698,9 @@ def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
         assert store.get_peer_checkpoint("new") == ("1-cc", b"{}")
         remote = store.remote_id("ws://peer/db")
         assert store.remote_id("ws://peer/db") == remote
-        store.set_remote_revisions(remote, coll.id, [("a", "1-" + "a" * 40)])
-        assert store.remote_revisions(remote, coll.id, ["a", "b"]) == {"a": "1-" + "a" * 40}
-        assert store.remote_revisions(store.remote_id("other"), coll.id, ["a"]) == {}
+        store.set_remote_revisions("ws://peer/db", coll.id, [("a", "1-" + "a" * 40)])
+        assert store.remote_revisions("ws://peer/db", coll.id, ["a", "b"]) == {"a": "1-" + "a" * 40}
+        assert store.remote_revisions("other", coll.id, ["a"]) == {}
     finally:
         store.close()
 

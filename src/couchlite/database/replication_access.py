@@ -1,10 +1,14 @@
 """The database seen by the replicator: ``replication_store(db)`` implements
-``couchlite.replicator.store.DatabaseStore`` / ``CollectionStore`` on top of the engine.
+``couchlite.replicator.store.DatabaseStore`` / ``CollectionStore`` over the engine's
+``DocumentStore`` and its transactions.
 
 Every batch method does one bulk read or one transaction, so the replicator never pays a
-per-document round trip. Reads are of committed state on the calling thread's connection; writes
-go through the engine's transactions (so they commit on the writer thread, notify change
-listeners, and keep blob references and sequences exactly as local saves do).
+per-document round trip. Reads are of committed state, straight from the ``DocumentStore``
+(which gives each calling thread its own read connection); writes go through the engine's
+transactions (so they are serialised by the engine lock, commit through the store, notify
+change listeners, and keep blob references and sequences exactly as local saves do). Nothing
+here belongs to an event loop or a thread: every method may be called from any thread, a
+replicator's worker thread included.
 
 Revisions received from a peer are validated (IDs, history, JSON object bodies; the sink has
 already stripped their reserved top-level properties, ``model.legacy``) and stored in
@@ -19,19 +23,17 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from couchlite._tuning import MAX_PEER_CHECKPOINTS
 from couchlite.database._replication_callbacks import revision_filter, revision_resolver
+from couchlite.database._transaction import CollectionState, Transaction
 from couchlite.database.blob import BlobLease
-from couchlite.database.collection import Collection, CollectionChange, ListenerToken
-from couchlite.database.engine import (
-    CollectionState,
-    Engine,
-    Transaction,
-    record_from_tree,
-    tree_of,
-)
+from couchlite.database.changes import CollectionChange, ListenerToken
+from couchlite.database.collection import Collection
+from couchlite.database.engine import Engine
 from couchlite.database.names import check_doc_id
+from couchlite.database.records import record_from_tree, tree_of
 from couchlite.errors import (
     ConflictError,
     CouchliteError,
+    DatabaseClosedError,
     InvalidArgumentError,
     LiteCoreCode,
     NotFoundError,
@@ -55,7 +57,7 @@ from couchlite.replicator.store import (
     RevisionResolver,
 )
 from couchlite.storage.blobstore import BlobWriter
-from couchlite.storage.sqlite_store import DOC_CONFLICTED, DOC_DELETED, DocRecord, table
+from couchlite.storage.records import DOC_DELETED, DocRecord
 
 if TYPE_CHECKING:
     from couchlite.database.database import Database
@@ -65,9 +67,15 @@ TOMBSTONE_BODY = b"{}"
 
 
 class ReplicationCollection:
-    """``CollectionStore`` for one local collection."""
+    """``CollectionStore`` for one local collection: its engine state (``state``) and the
+    public ``Collection`` that user filters and resolvers are shown documents of."""
 
-    def __init__(self, collection: Collection) -> None:
+    def __init__(
+        self, database: ReplicationDatabase, state: CollectionState, collection: Collection
+    ) -> None:
+        self._database = database
+        self._state = state
+        self._coll_id = state.id
         self._collection = collection
 
     @property
@@ -75,23 +83,26 @@ class ReplicationCollection:
         return self._collection
 
     def _engine(self) -> Engine:
-        return self._collection._engine()
-
-    @property
-    def _coll_id(self) -> int:
-        return self._collection._state.id
+        """The engine, while the database is open and the collection exists."""
+        engine = self._database._engine()
+        if self._state.dropped:
+            raise DatabaseClosedError(
+                f"collection {self._state.scope}.{self._state.name} has been deleted"
+            )
+        return engine
 
     @property
     def scope_name(self) -> str:
-        return self._collection.scope.name
+        return self._state.scope
 
     @property
     def name(self) -> str:
-        return self._collection.name
+        return self._state.name
 
     @property
     def last_sequence(self) -> int:
-        return self._collection.last_sequence
+        self._engine()
+        return self._state.last_seq
 
     @property
     def is_empty(self) -> bool:
@@ -178,12 +189,10 @@ class ReplicationCollection:
         return None
 
     def remote_revisions(self, remote: str, doc_ids: Sequence[str]) -> dict[str, str]:
-        store = self._engine().store
-        return store.remote_revisions(store.remote_id(remote), self._coll_id, list(doc_ids))
+        return self._engine().store.remote_revisions(remote, self._coll_id, list(doc_ids))
 
     def set_remote_revisions(self, remote: str, revisions: Sequence[tuple[str, str]]) -> None:
-        store = self._engine().store
-        store.set_remote_revisions(store.remote_id(remote), self._coll_id, list(revisions))
+        self._engine().store.set_remote_revisions(remote, self._coll_id, list(revisions))
 
     def mark_remote_revision(self, doc_id: str, rev_id: str) -> None:
         record = self._record(doc_id)
@@ -192,7 +201,7 @@ class ReplicationCollection:
         if record is None or record.rev == rev_id or record.tree is None:
             return
         engine = self._engine()
-        state = self._collection._state
+        state = self._state
         with engine.transaction() as txn:
             record = engine.read_record(state, doc_id)
             if record is None:
@@ -248,7 +257,7 @@ class ReplicationCollection:
 
     def insert_revisions(self, revisions: Sequence[IncomingRevision]) -> list[InsertOutcome]:
         engine = self._engine()
-        state = self._collection._state
+        state = self._state
         max_depth = engine.max_rev_tree_depth
         outcomes: list[InsertOutcome] = []
         with engine.transaction() as txn:
@@ -347,11 +356,8 @@ class ReplicationCollection:
         )
 
     def conflicted_documents(self) -> list[tuple[str, str]]:
-        rows = self._engine().store.fetchall(
-            f"SELECT doc_id FROM {table(self._coll_id)} WHERE (flags & {DOC_CONFLICTED}) != 0"
-        )
         found: list[tuple[str, str]] = []
-        for (doc_id,) in rows:
+        for doc_id in self._engine().store.conflicted_doc_ids(self._coll_id):
             record = self._record(doc_id)
             if record is None or record.tree is None:
                 continue
@@ -374,7 +380,7 @@ class ReplicationCollection:
         self, doc_id: str, local_rev: str, remote_rev: str, body: bytes | None
     ) -> str:
         engine = self._engine()
-        state = self._collection._state
+        state = self._state
         with engine.transaction() as txn:
             record = engine.read_record(state, doc_id)
             tree = tree_of(record) if record is not None else None
@@ -427,36 +433,49 @@ class ReplicationCollection:
 
 
 class ReplicationDatabase:
-    """``DatabaseStore`` for one open ``Database``."""
+    """``DatabaseStore`` for one open ``Database`` and the engine it was opened on."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, engine: Engine) -> None:
         self._database = database
+        self._engine_ref = engine
 
     @property
     def database(self) -> Database:
         return self._database
 
+    def _engine(self) -> Engine:
+        """The engine, while the ``Database`` this store was made for is open."""
+        engine = self._engine_ref
+        if engine.closed or self._database.is_closed:
+            raise DatabaseClosedError(f"database {self._database.name!r} is closed")
+        return engine
+
     @property
     def public_uuid(self) -> str:
-        return self._database.uuid
+        return self._engine().store.public_uuid
 
     @property
     def private_uuid(self) -> str:
-        return self._database.private_uuid
+        return self._engine().store.private_uuid
 
     def collection(self, scope: str, name: str) -> ReplicationCollection | None:
+        # the public look-up checks the names and hands out the one ``Collection`` object
         found = self._database.collection(name, scope=scope)
-        return None if found is None else ReplicationCollection(found)
+        if found is None:
+            return None
+        state = self._engine().find_collection(scope, name)
+        return None if state is None else ReplicationCollection(self, state, found)
 
     def for_collection(self, collection: Collection) -> ReplicationCollection:
         if collection.database is not self._database:
             raise InvalidArgumentError("the collection belongs to another database")
-        return ReplicationCollection(collection)
+        scope, name = collection.scope.name, collection.name
+        state = self._engine().find_collection(scope, name)
+        if state is None or self._database.collection(name, scope=scope) is not collection:
+            raise DatabaseClosedError(f"collection {collection.full_name} has been deleted")
+        return ReplicationCollection(self, state, collection)
 
     # --- checkpoints --------------------------------------------------------------------------
-
-    def _engine(self) -> Engine:
-        return self._database._engine_or_raise()
 
     def get_local_checkpoint(self, checkpoint_id: str) -> bytes | None:
         return self._engine().store.get_checkpoint(checkpoint_id)
@@ -531,6 +550,5 @@ def _check_resolution(doc_id: str, body: bytes) -> None:
 
 
 def replication_store(database: Database) -> ReplicationDatabase:
-    """The ``DatabaseStore`` the replication engine uses for ``database``."""
-    database._engine_or_raise()
-    return ReplicationDatabase(database)
+    """The ``DatabaseStore`` the replication engine uses for ``database`` (open)."""
+    return ReplicationDatabase(database, database._engine_or_raise())
