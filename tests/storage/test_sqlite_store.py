@@ -17,7 +17,8 @@ from couchlite import _tuning
 from couchlite.errors import ConflictError, DatabaseClosedError, DatabaseError
 from couchlite.storage._commit import insert_rows
 from couchlite.storage._schema import SCHEMA_VERSION, table
-from couchlite.storage.records import DOC_DELETED
+from couchlite.storage.document_store import DocumentStore
+from couchlite.storage.records import DOC_DELETED, ChangeRecord
 from couchlite.storage.sqlite_store import SQLiteStore
 
 INSERT_CHUNK_ROWS = _tuning.INSERT_CHUNK_ROWS
@@ -32,6 +33,11 @@ def store(tmp_path: Path) -> Iterator[SQLiteStore]:
     s = SQLiteStore(tmp_path / "db.sqlite3")
     yield s
     s.close()
+
+
+def changes(store: DocumentStore, coll_id: int, **kw: int) -> list[ChangeRecord]:
+    """The store's changes feed as one list (its batches joined)."""
+    return [row for batch in store.change_batches(coll_id, **kw) for row in batch]
 
 
 def insert_docs(
@@ -236,7 +242,7 @@ def test_failing_write_rolls_back_everything(store: SQLiteStore) -> None:
     with pytest.raises(Boom):
         store.write(fn)
     assert store.get_checkpoint("cp") is None
-    assert list(store.changes(coll.id)) == []
+    assert list(changes(store, coll.id)) == []
     assert store.collections()[0].last_seq == 0
     # the writer is still healthy
     store.set_checkpoint("cp", b"ok")
@@ -280,7 +286,7 @@ def test_collections_create_idempotent_and_drop(store: SQLiteStore) -> None:
     assert table(a.id) in names
     # a new collection never reuses a dropped table's documents
     c = store.create_collection("sales", "orders")
-    assert list(store.changes(c.id)) == []
+    assert list(changes(store, c.id)) == []
 
 
 def test_collections_survive_reopen(tmp_path: Path) -> None:
@@ -305,16 +311,16 @@ def test_changes_in_sequence_order_after_since(store: SQLiteStore) -> None:
     coll = store.create_collection("s", "c")
     # inserted out of order, with gaps and a deletion
     insert_docs(store, coll.id, [(5, "e", 0), (2, "b", 0), (9, "z", DOC_DELETED), (3, "c", 0)])
-    rows = list(store.changes(coll.id))
-    assert [r.sequence for r in rows] == [2, 3, 5, 9]
-    assert [r.doc_id for r in rows] == ["b", "c", "e", "z"]
-    assert [r.deleted for r in rows] == [False, False, False, True]
-    assert all(r.body_size == 2 for r in rows)
-    assert [r.sequence for r in store.changes(coll.id, since=3)] == [5, 9]
-    assert [r.sequence for r in store.changes(coll.id, since=9)] == []
-    assert [r.sequence for r in store.changes(coll.id, since=0, limit=2)] == [2, 3]
-    assert [r.sequence for r in store.changes(coll.id, since=2, limit=1)] == [3]
-    assert list(store.changes(coll.id, limit=0)) == []
+    rows = list(changes(store, coll.id))
+    assert [r[0] for r in rows] == [2, 3, 5, 9]  # (sequence, doc_id, rev_id, flags, body_size)
+    assert [r[1] for r in rows] == ["b", "c", "e", "z"]
+    assert [bool(r[3] & DOC_DELETED) for r in rows] == [False, False, False, True]
+    assert all(r[4] == 2 for r in rows)
+    assert [r[0] for r in changes(store, coll.id, since=3)] == [5, 9]
+    assert [r[0] for r in changes(store, coll.id, since=9)] == []
+    assert [r[0] for r in changes(store, coll.id, since=0, limit=2)] == [2, 3]
+    assert [r[0] for r in changes(store, coll.id, since=2, limit=1)] == [3]
+    assert list(changes(store, coll.id, limit=0)) == []
 
 
 def test_changes_across_the_fetch_size_boundary(store: SQLiteStore) -> None:
@@ -322,26 +328,24 @@ def test_changes_across_the_fetch_size_boundary(store: SQLiteStore) -> None:
     n = 2 * fetch + 7
     coll = store.create_collection("s", "c")
     insert_docs(store, coll.id, [(seq, f"doc-{seq:06d}", 0) for seq in range(1, n + 1)])
-    seqs = [r.sequence for r in store.changes(coll.id)]
+    seqs = [r[0] for r in changes(store, coll.id)]
     assert seqs == list(range(1, n + 1))
     # a limit larger than one fetch, and exactly at the boundary
-    assert [r.sequence for r in store.changes(coll.id, limit=fetch + 5)] == list(
-        range(1, fetch + 6)
-    )
-    assert [r.sequence for r in store.changes(coll.id, limit=fetch)] == list(range(1, fetch + 1))
-    assert [r.sequence for r in store.changes(coll.id, since=fetch - 1, limit=3)] == [
+    assert [r[0] for r in changes(store, coll.id, limit=fetch + 5)] == list(range(1, fetch + 6))
+    assert [r[0] for r in changes(store, coll.id, limit=fetch)] == list(range(1, fetch + 1))
+    assert [r[0] for r in changes(store, coll.id, since=fetch - 1, limit=3)] == [
         fetch,
         fetch + 1,
         fetch + 2,
     ]
-    assert [r.sequence for r in store.changes(coll.id, since=n - 2)] == [n - 1, n]
+    assert [r[0] for r in changes(store, coll.id, since=n - 2)] == [n - 1, n]
 
 
 def test_changes_exactly_one_fetch(store: SQLiteStore) -> None:
     fetch = _tuning.CHANGES_FETCH_SIZE
     coll = store.create_collection("s", "c")
     insert_docs(store, coll.id, [(seq, f"d{seq}", 0) for seq in range(1, fetch + 1)])
-    assert [r.sequence for r in store.changes(coll.id)] == list(range(1, fetch + 1))
+    assert [r[0] for r in changes(store, coll.id)] == list(range(1, fetch + 1))
 
 
 def test_doc_ids_live_only_and_including_deleted(store: SQLiteStore) -> None:
@@ -520,10 +524,10 @@ def test_concurrent_reader_threads(store: SQLiteStore) -> None:
         return written
 
     def read_all(i: int) -> tuple[int, int, bool]:
-        changes = sum(1 for _ in store.changes(coll.id))
+        n_changes = sum(1 for _ in changes(store, coll.id))
         ids = sum(1 for _ in store.doc_ids(coll.id))
         rec = store.get_record(coll.id, f"d{(i * 97) % n + 1:05d}")
-        return changes, ids, rec is not None
+        return n_changes, ids, rec is not None
 
     with ThreadPoolExecutor(9) as pool:
         writes = pool.submit(keep_writing)
@@ -553,7 +557,7 @@ def test_use_after_close_raises_database_closed(tmp_path: Path) -> None:
     with pytest.raises(DatabaseClosedError):
         s.get_record(coll.id, "x")
     with pytest.raises(DatabaseClosedError):
-        list(s.changes(coll.id))
+        list(changes(s, coll.id))
     with pytest.raises(DatabaseClosedError):
         s.collections()
 
@@ -669,7 +673,7 @@ def test_corrupt_page_found_while_reading(tmp_path: Path) -> None:
     s = SQLiteStore(path)  # the schema pages are intact: it opens
     try:
         with pytest.raises(CorruptDatabaseError, match="corrupt"):
-            list(s.changes(coll.id))
+            list(changes(s, coll.id))
     finally:
         s.close()
 

@@ -222,7 +222,7 @@ class Collection(Mapping[str, Document]):
         """A :class:`ChangeRow` for every document changed after sequence ``since``
         (tombstones included), in sequence order, at most ``limit`` of them (committed state,
         read in batches)."""
-        return change_rows(self._engine().store.changes(self._state.id, since, limit))
+        return change_rows(self._engine().store.change_batches(self._state.id, since, limit))
 
     @property
     def last_sequence(self) -> int:

@@ -60,10 +60,11 @@ class ChangeRow:
         return bool(self.flags & DOC_HAS_BLOBS)
 
 
-def change_rows(records: Iterator[ChangeRecord]) -> Iterator[ChangeRow]:
+def change_rows(batches: Iterator[list[ChangeRecord]]) -> Iterator[ChangeRow]:
     """The public entries of a changes feed read from the store."""
-    for record in records:
-        yield ChangeRow(*record)
+    for batch in batches:
+        for record in batch:
+            yield ChangeRow(*record)
 
 
 def tree_of(record: DocRecord) -> RevTree:

@@ -106,7 +106,7 @@ class ReplicationCollection:
 
     @property
     def is_empty(self) -> bool:
-        return not any(True for _ in self._engine().store.changes(self._coll_id, 0, 1))
+        return not any(self._engine().store.change_batches(self._coll_id, 0, 1))
 
     def _records(self, doc_ids: list[str]) -> dict[str, DocRecord]:
         return self._engine().store.get_records(self._coll_id, doc_ids)
@@ -118,8 +118,9 @@ class ReplicationCollection:
 
     def changes_since(self, since: int, limit: int) -> list[ChangeEntry]:
         return [
-            ChangeEntry(row.sequence, row.doc_id, row.rev_id, row.deleted, row.body_size)
-            for row in self._engine().store.changes(self._coll_id, since, limit)
+            ChangeEntry(sequence, doc_id, rev_id, bool(flags & DOC_DELETED), body_size)
+            for batch in self._engine().store.change_batches(self._coll_id, since, limit)
+            for sequence, doc_id, rev_id, flags, body_size in batch
         ]
 
     def add_change_listener(self, callback: Callable[[], None]) -> ListenerToken:

@@ -12,7 +12,7 @@ checks it):
   and never wait for a write in progress; writes are serialised, each one atomic.
 * ``commit`` applies a whole ``CommitBatch`` or nothing; a taken ID among ``guessed`` raises
   ``GuessedWrong`` and nothing is written.
-* Iterators (``changes``, ``live_doc_ids``, ``doc_ids``) read in bounded batches: a large
+* Iterators (``change_batches``, ``live_doc_ids``, ``doc_ids``) read in bounded batches: a large
   collection is never loaded whole, and each batch sees the latest commit.
 * After ``close`` every method raises ``DatabaseClosedError``; storage failures are raised as
   ``couchlite.errors`` exceptions (``DatabaseError``, ``CorruptDatabaseError``).
@@ -70,11 +70,12 @@ class DocumentStore(Protocol):
         """The records of those of ``doc_ids`` that exist, by ID (a bounded number of reads)."""
         ...
 
-    def changes(
+    def change_batches(
         self, coll_id: int, since: int = 0, limit: int | None = None
-    ) -> Iterator[ChangeRecord]:
+    ) -> Iterator[list[ChangeRecord]]:
         """Every document changed after sequence ``since``, in sequence order (at most
-        ``limit``), tombstones included."""
+        ``limit``), tombstones included; in non-empty batches, each read when it is reached
+        (a batch per entry would cost a Python layer per entry on a scan)."""
         ...
 
     def live_doc_ids(self, coll_id: int) -> Iterator[str]:

@@ -68,21 +68,12 @@ class DocRecord(NamedTuple):
         return bool(self.flags & DOC_DELETED)
 
 
-class ChangeRecord(NamedTuple):
-    """One entry of a collection's changes feed as the store reads it: a document as of its
-    latest change (``sequence``), with its flags and the size of its current body (0 for a
-    tombstone). The public ``couchlite.ChangeRow`` is built from it in one place
-    (``couchlite.database.records.change_rows``)."""
-
-    sequence: int
-    doc_id: str
-    rev_id: str
-    flags: int
-    body_size: int
-
-    @property
-    def deleted(self) -> bool:
-        return bool(self.flags & DOC_DELETED)
+#: One entry of a collection's changes feed as the store reads it: ``(sequence, doc_id,
+#: rev_id, flags, body_size)`` -- a document as of its latest change, with its flags and the
+#: size of its current body (0 for a tombstone). A plain tuple, the row as read, so that
+#: scanning a feed builds one object per entry: the public ``couchlite.ChangeRow`` (built in
+#: one place, ``couchlite.database.records.change_rows``) or the replicator's entry.
+ChangeRecord = tuple[int, str, str, int, int]
 
 
 #: ``new_tuple(DocRecord, values)`` builds a record without the Python-level

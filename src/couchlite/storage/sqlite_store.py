@@ -128,10 +128,11 @@ class SQLiteStore(StoreConnections):
                 out[row[1]] = new_tuple(DocRecord, row)
         return out
 
-    def changes(
+    def change_batches(
         self, coll_id: int, since: int = 0, limit: int | None = None
-    ) -> Iterator[ChangeRecord]:
-        """Every document changed after sequence ``since``, in sequence order."""
+    ) -> Iterator[list[ChangeRecord]]:
+        """Every document changed after sequence ``since``, in sequence order, a batch of at
+        most ``_tuning.CHANGES_FETCH_SIZE`` per query."""
         sql = (
             f"SELECT seq, doc_id, rev, flags, coalesce(length(body), 0) FROM {table(coll_id)} "
             "WHERE seq > ? ORDER BY seq LIMIT ?"
@@ -143,8 +144,8 @@ class SQLiteStore(StoreConnections):
             if remaining > 0:
                 size = min(size, remaining)
             rows = self.fetchall(sql, (last, size))
-            for row in rows:
-                yield new_tuple(ChangeRecord, row)
+            if rows:
+                yield rows
             if len(rows) < size:
                 return
             last = rows[-1][0]
