@@ -13,7 +13,13 @@ from couchlite.database.blob import Blob
 from couchlite.database.changes import CollectionChange, DocumentChange, ListenerToken
 from couchlite.database.document import Document, MutableDocument
 from couchlite.database.names import DEFAULT_NAME, check_doc_id
-from couchlite.database.records import ChangeRow, build_revision, change_rows, first_revision
+from couchlite.database.records import (
+    TOMBSTONE_BODY,
+    ChangeRow,
+    build_revision,
+    change_rows,
+    first_revision,
+)
 from couchlite.errors import (
     ConflictError,
     DatabaseClosedError,
@@ -28,8 +34,6 @@ from couchlite.storage.records import DOC_DELETED, DocRecord
 if TYPE_CHECKING:
     from couchlite.database.database import Database
     from couchlite.database.engine import Engine
-
-TOMBSTONE_BODY = b"{}"
 
 _T = TypeVar("_T")
 

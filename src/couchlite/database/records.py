@@ -27,6 +27,9 @@ from couchlite.storage.records import (
     new_tuple,
 )
 
+#: the stored body of a deletion (a tombstone)
+TOMBSTONE_BODY = b"{}"
+
 
 @dataclass(frozen=True, slots=True)
 class ChangeRow:
@@ -128,6 +131,7 @@ def digests_in_record(record: DocRecord) -> set[str]:
 
 
 __all__ = [
+    "TOMBSTONE_BODY",
     "ChangeRow",
     "build_revision",
     "change_rows",

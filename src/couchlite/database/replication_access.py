@@ -23,25 +23,21 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from couchlite._tuning import MAX_PEER_CHECKPOINTS
 from couchlite.database._replication_callbacks import revision_filter, revision_resolver
+from couchlite.database._revision_writes import insert_revision, resolve_conflict
 from couchlite.database._transaction import CollectionState, Transaction
 from couchlite.database.blob import BlobLease
 from couchlite.database.changes import CollectionChange, ListenerToken
 from couchlite.database.collection import Collection
 from couchlite.database.engine import Engine
-from couchlite.database.names import check_doc_id
 from couchlite.database.records import record_from_tree, tree_of
 from couchlite.errors import (
-    ConflictError,
     CouchliteError,
     DatabaseClosedError,
     InvalidArgumentError,
-    LiteCoreCode,
     NotFoundError,
 )
-from couchlite.model.blobrefs import DIGEST_KEY, blob_digests
-from couchlite.model.canonical import canonicalize, loads
-from couchlite.model.legacy import check_local_properties, may_have_old_meta_properties
-from couchlite.model.revid import generation, parse_rev_id
+from couchlite.model.blobrefs import blob_digests
+from couchlite.model.revid import generation
 from couchlite.model.revtree import KEEP_BODY, RevTree
 from couchlite.replicator.store import (
     PROPOSE_ALREADY_HAVE,
@@ -62,8 +58,6 @@ from couchlite.storage.records import DOC_DELETED, DocRecord
 if TYPE_CHECKING:
     from couchlite.database.database import Database
     from couchlite.replicator.config import ConflictResolver, ReplicationFilter
-
-TOMBSTONE_BODY = b"{}"
 
 
 class ReplicationCollection:
@@ -266,7 +260,7 @@ class ReplicationCollection:
             self._claim_blob_leases(engine, txn, revisions)
             for incoming in revisions:
                 try:
-                    outcome = self._insert_one(engine, txn, state, incoming, max_depth)
+                    outcome = insert_revision(engine, txn, state, incoming, max_depth)
                 except CouchliteError as exc:
                     outcome = InsertOutcome(error=exc)
                 outcomes.append(outcome)
@@ -286,55 +280,6 @@ class ReplicationCollection:
                 lease = leases.claim(self._coll_id, incoming.doc_id, digests)
                 if lease is not None:
                     txn.leases.append(lease)
-
-    def _insert_one(
-        self,
-        engine: Engine,
-        txn: Transaction,
-        state: CollectionState,
-        incoming: IncomingRevision,
-        max_depth: int,
-    ) -> InsertOutcome:
-        check_doc_id(incoming.doc_id)
-        history = [incoming.rev_id, *incoming.history]
-        for rev_id in history:
-            parse_rev_id(rev_id)
-        if incoming.deleted:
-            body = TOMBSTONE_BODY
-        else:
-            # (reserved properties are stripped where revisions arrive: ``sink.parse_rev``)
-            body = canonicalize(incoming.body)
-            if not body.startswith(b"{"):
-                raise InvalidArgumentError(
-                    f"the body of {incoming.doc_id!r} is not a JSON object",
-                    code=LiteCoreCode.CORRUPT_REVISION_DATA,
-                )
-            if DIGEST_KEY in body:
-                _check_blobs_present(engine, incoming.doc_id, body)
-        record = engine.read_record(state, incoming.doc_id)
-        if record is None:
-            tree = RevTree()
-        else:
-            tree = tree_of(record)
-            if incoming.rev_id in tree:
-                return InsertOutcome(already_present=True, conflicted=tree.is_conflicted)
-            if (
-                incoming.no_conflicts
-                and not record.flags & DOC_DELETED
-                and record.rev not in incoming.history
-            ):
-                raise ConflictError(
-                    f"{incoming.doc_id} {incoming.rev_id} does not descend from the current "
-                    f"revision {record.rev}",
-                    code=409,
-                )
-        sequence = state.next_sequence()
-        result = tree.insert_history(history, body, deleted=incoming.deleted, sequence=sequence)
-        result.revision.flags |= KEEP_BODY
-        tree.prune(max_depth)
-        expiration = None if record is None else record.expiration
-        engine.put_record(txn, state, record_from_tree(incoming.doc_id, tree, sequence, expiration))
-        return InsertOutcome(conflicted=len(tree) > 1 and tree.is_conflicted)
 
     def conflicting_revisions(self, doc_id: str, remote_rev: str) -> ConflictingRevisions | None:
         record = self._record(doc_id)
@@ -381,43 +326,8 @@ class ReplicationCollection:
         self, doc_id: str, local_rev: str, remote_rev: str, body: bytes | None
     ) -> str:
         engine = self._engine()
-        state = self._state
         with engine.transaction() as txn:
-            record = engine.read_record(state, doc_id)
-            tree = tree_of(record) if record is not None else None
-            local = tree.get(local_rev) if tree is not None else None
-            remote = tree.get(remote_rev) if tree is not None else None
-            if (
-                record is None
-                or tree is None
-                or local is None
-                or remote is None
-                or not tree.is_leaf(local)
-                or not tree.is_leaf(remote)
-            ):
-                raise ConflictError(f"the conflict of {doc_id!r} changed while being resolved")
-            merged = TOMBSTONE_BODY if body is None else canonicalize(body)
-            if body is not None and merged not in (local.body, remote.body):
-                _check_resolution(doc_id, merged)  # a new body, made by the resolver
-            if DIGEST_KEY in merged:  # a resolver's new blobs were stored before this lock
-                _check_blobs_present(engine, doc_id, merged)
-            sequence = state.next_sequence()
-            # close the local branch, then (unless the remote revision is the resolution
-            # itself) add the resolution as a child of the remote revision
-            tree.add_revision(local_rev, TOMBSTONE_BODY, deleted=True, sequence=sequence)
-            remote_is_result = (body is None) == remote.deleted and (
-                body is None or remote.body == merged
-            )
-            if remote_is_result:
-                winner = remote_rev
-            else:
-                winner = tree.add_revision(
-                    remote_rev, merged, deleted=body is None, sequence=sequence
-                ).rev_id
-            tree.prune(engine.max_rev_tree_depth)
-            updated = record_from_tree(doc_id, tree, sequence, record.expiration)
-            engine.put_record(txn, state, updated)
-        return winner
+            return resolve_conflict(engine, txn, self._state, doc_id, local_rev, remote_rev, body)
 
     def purge(self, doc_id: str) -> bool:
         try:
@@ -527,27 +437,6 @@ class ReplicationDatabase:
         if not isinstance(collection, ReplicationCollection):
             raise InvalidArgumentError("not a collection of this database")
         return self._engine().blob_leases.take(collection._coll_id, doc_id, digests)
-
-
-def _check_blobs_present(engine: Engine, doc_id: str, body: bytes) -> None:
-    """Refuse a revision whose blobs are not all stored (run with the engine lock held, so no
-    garbage collection can delete one before the insert commits). The receiver fetched them
-    first and pinned them; what is missing here came from a peer naming blobs in a form the
-    receiver's scan of the raw body could not see, or was evicted from ``BlobLeases``; for a
-    conflict resolution, a new blob of the resolver's that a compaction collected before the
-    resolution was saved (the conflict then stays, to be resolved again)."""
-    for digest in blob_digests(body):
-        if not engine.blobs.has(digest):
-            raise NotFoundError(f"blob {digest} referenced by {doc_id!r} is not stored")
-
-
-def _check_resolution(doc_id: str, body: bytes) -> None:
-    """Hold a conflict resolution to the rules of a local save (``model.legacy``): it is a
-    new local revision."""
-    if may_have_old_meta_properties(body):
-        props = loads(body)
-        if isinstance(props, dict):
-            check_local_properties(props, doc_id)
 
 
 def replication_store(database: Database) -> ReplicationDatabase:
