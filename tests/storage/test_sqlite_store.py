@@ -56,7 +56,7 @@ def insert_docs(
             (max(r[0] for r in rows), coll_id),
         )
 
-    store.write(fn)
+    store._write(fn)
 
 
 def raw(path: Path, sql: str) -> list[tuple[object, ...]]:
@@ -119,7 +119,7 @@ def test_uuids_are_32_hex_stable_across_reopen_and_distinct_per_database(tmp_pat
 
 def test_wal_mode(store: SQLiteStore) -> None:
     assert raw(store.path, "PRAGMA journal_mode") == [("wal",)]
-    assert store.read(lambda c: c.execute("PRAGMA journal_mode").fetchone()) == ("wal",)
+    assert store._read(lambda c: c.execute("PRAGMA journal_mode").fetchone()) == ("wal",)
 
 
 def test_open_without_create_on_missing_file_raises(tmp_path: Path) -> None:
@@ -188,7 +188,7 @@ def test_the_writer_keeps_nothing_of_a_finished_job(store: SQLiteStore) -> None:
 
     batch = Batch()
     gone = weakref.ref(batch)
-    store.write(lambda _conn, held=batch: held)
+    store._write(lambda _conn, held=batch: held)
     del batch
     assert _wait_until(lambda: gc.collect() >= 0 and gone() is None)
 
@@ -199,7 +199,7 @@ def test_writes_run_on_one_dedicated_thread(store: SQLiteStore) -> None:
 
     def call() -> None:
         caller = threading.get_ident()
-        inside = store.write(lambda _c: threading.get_ident())
+        inside = store._write(lambda _c: threading.get_ident())
         with lock:
             seen.append((inside, caller))
 
@@ -218,7 +218,7 @@ def test_writes_run_on_one_dedicated_thread(store: SQLiteStore) -> None:
 
 
 def test_write_returns_the_function_result_and_commits(store: SQLiteStore) -> None:
-    result = store.write(
+    result = store._write(
         lambda c: c.execute("INSERT INTO checkpoints VALUES ('x', X'01')").rowcount
     )
     assert result == 1
@@ -240,7 +240,7 @@ def test_failing_write_rolls_back_everything(store: SQLiteStore) -> None:
         raise Boom
 
     with pytest.raises(Boom):
-        store.write(fn)
+        store._write(fn)
     assert store.get_checkpoint("cp") is None
     assert list(changes(store, coll.id)) == []
     assert store.collections()[0].last_seq == 0
@@ -255,7 +255,7 @@ def test_sql_error_in_write_is_translated_and_rolled_back(store: SQLiteStore) ->
         conn.execute("INSERT INTO no_such_table VALUES (1)")
 
     with pytest.raises(DatabaseError, match="no_such_table"):
-        store.write(fn)
+        store._write(fn)
     assert store.get_checkpoint("a") is None
     store.set_checkpoint("a", b"1")
     assert store.get_checkpoint("a") == b"1"
@@ -277,7 +277,7 @@ def test_collections_create_idempotent_and_drop(store: SQLiteStore) -> None:
         (b.id, "sales", "orders"),
     ]
     insert_docs(store, b.id, [(1, "d1", 0)])
-    store.write(lambda c: c.execute("INSERT INTO blob_refs VALUES ('sha1-x', ?, 'd1')", (b.id,)))
+    store._write(lambda c: c.execute("INSERT INTO blob_refs VALUES ('sha1-x', ?, 'd1')", (b.id,)))
     assert store.drop_collection(b.id) == ["sha1-x"]
     assert [c.id for c in store.collections()] == [a.id]
     assert store.all_referenced_digests() == set()
@@ -460,7 +460,7 @@ def test_other_threads_see_only_committed_data(store: SQLiteStore) -> None:
         inside.set()
         assert release.wait(WAIT_S)
 
-    writer = threading.Thread(target=lambda: store.write(slow_write))
+    writer = threading.Thread(target=lambda: store._write(slow_write))
     writer.start()
     try:
         assert inside.wait(WAIT_S)
@@ -495,7 +495,7 @@ def test_uncommitted_rolled_back_write_is_never_visible(store: SQLiteStore) -> N
 
     def run() -> None:
         try:
-            store.write(doomed)
+            store._write(doomed)
         except RuntimeError as exc:
             errors.append(exc)
 
@@ -549,7 +549,7 @@ def test_use_after_close_raises_database_closed(tmp_path: Path) -> None:
     assert s.closed
     s.close()  # idempotent
     with pytest.raises(DatabaseClosedError):
-        s.write(lambda c: None)
+        s._write(lambda c: None)
     with pytest.raises(DatabaseClosedError):
         s.set_checkpoint("a", b"b")
     with pytest.raises(DatabaseClosedError):
@@ -623,8 +623,8 @@ def test_next_expiration_across_collections(store: SQLiteStore) -> None:
     insert_docs(store, a.id, [(1, "x", 0), (2, "y", 0)])
     insert_docs(store, b.id, [(1, "z", 0)])
     assert store.next_expiration() is None
-    store.write(lambda c: c.execute(f"UPDATE {table(a.id)} SET expiration = 500.5"))
-    store.write(lambda c: c.execute(f"UPDATE {table(b.id)} SET expiration = 100.25"))
+    store._write(lambda c: c.execute(f"UPDATE {table(a.id)} SET expiration = 500.5"))
+    store._write(lambda c: c.execute(f"UPDATE {table(b.id)} SET expiration = 100.25"))
     assert store.next_expiration() == 100.25
     store.drop_collection(b.id)
     assert store.next_expiration() == 500.5
@@ -632,7 +632,7 @@ def test_next_expiration_across_collections(store: SQLiteStore) -> None:
 
 def test_referenced_digests(store: SQLiteStore) -> None:
     coll = store.create_collection("s", "c")
-    store.write(
+    store._write(
         lambda c: c.executemany(
             "INSERT INTO blob_refs (digest, coll, doc_id) VALUES (?, ?, ?)",
             [("sha1-a", coll.id, "d1"), ("sha1-a", coll.id, "d2"), ("sha1-b", coll.id, "d1")],
@@ -645,13 +645,13 @@ def test_referenced_digests(store: SQLiteStore) -> None:
 
 def test_read_errors_are_translated(store: SQLiteStore) -> None:
     with pytest.raises(DatabaseError, match="no such table") as info:
-        store.fetchall("SELECT * FROM nowhere")
+        store._fetchall("SELECT * FROM nowhere")
     assert not isinstance(info.value, sqlite3.Error)
     with pytest.raises(DatabaseError, match="no such table"):
-        store.fetchone("SELECT * FROM nowhere")
+        store._fetchone("SELECT * FROM nowhere")
     # readers are query-only: a write through one fails instead of bypassing the writer
     with pytest.raises(DatabaseError, match="readonly"):
-        store.read(lambda c: c.execute("INSERT INTO checkpoints VALUES ('r', X'00')"))
+        store._read(lambda c: c.execute("INSERT INTO checkpoints VALUES ('r', X'00')"))
     assert store.get_checkpoint("r") is None
 
 

@@ -46,7 +46,7 @@ class SQLiteStore(StoreConnections):
 
     def __init__(self, path: Path, *, create: bool = True) -> None:
         super().__init__(path, create=create)
-        info = dict(self.read(lambda c: c.execute("SELECT key, value FROM info").fetchall()))
+        info = dict(self._read(lambda c: c.execute("SELECT key, value FROM info").fetchall()))
         self._public_uuid = str(info["public_uuid"])
         self._private_uuid = str(info["private_uuid"])
 
@@ -66,7 +66,7 @@ class SQLiteStore(StoreConnections):
     # --- collections ---------------------------------------------------------------------
 
     def collections(self) -> list[CollectionRow]:
-        rows = self.read(
+        rows = self._read(
             lambda c: c.execute(
                 "SELECT id, scope, name, last_seq, doc_count FROM collections ORDER BY id"
             ).fetchall()
@@ -87,7 +87,7 @@ class SQLiteStore(StoreConnections):
             create_collection_table(conn, coll_id)
             return CollectionRow(coll_id, scope, name, 0, 0)
 
-        return self.write(create)
+        return self._write(create)
 
     def drop_collection(self, coll_id: int) -> list[str]:
         """Drop a collection with its documents; returns the blob digests it referenced."""
@@ -105,7 +105,7 @@ class SQLiteStore(StoreConnections):
             conn.execute("DELETE FROM collections WHERE id = ?", (coll_id,))
             return digests
 
-        return self.write(drop)
+        return self._write(drop)
 
     # --- documents (reads) ---------------------------------------------------------------
 
@@ -113,7 +113,7 @@ class SQLiteStore(StoreConnections):
         sql = _GET_SQL.get(coll_id)
         if sql is None:
             sql = _GET_SQL[coll_id] = f"{_SELECT_RECORD} {table(coll_id)} WHERE doc_id = ?"
-        row = self.fetchone(sql, (doc_id,))
+        row = self._fetchone(sql, (doc_id,))
         return None if row is None else new_tuple(DocRecord, row)
 
     def get_records(self, coll_id: int, doc_ids: list[str]) -> dict[str, DocRecord]:
@@ -124,7 +124,7 @@ class SQLiteStore(StoreConnections):
             chunk = doc_ids[start : start + step]
             marks = ",".join("?" * len(chunk))
             sql = f"{_SELECT_RECORD} {table(coll_id)} WHERE doc_id IN ({marks})"
-            for row in self.fetchall(sql, chunk):
+            for row in self._fetchall(sql, chunk):
                 out[row[1]] = new_tuple(DocRecord, row)
         return out
 
@@ -143,7 +143,7 @@ class SQLiteStore(StoreConnections):
             size = _tuning.CHANGES_FETCH_SIZE
             if remaining > 0:
                 size = min(size, remaining)
-            rows = self.fetchall(sql, (last, size))
+            rows = self._fetchall(sql, (last, size))
             if rows:
                 yield rows
             if len(rows) < size:
@@ -161,7 +161,7 @@ class SQLiteStore(StoreConnections):
         last = 0
         size = _tuning.CHANGES_FETCH_SIZE
         while True:
-            rows = self.fetchall(sql, (last, size))
+            rows = self._fetchall(sql, (last, size))
             for _, doc_id in rows:
                 yield doc_id
             if len(rows) < size:
@@ -176,7 +176,7 @@ class SQLiteStore(StoreConnections):
         last = ""
         size = _tuning.CHANGES_FETCH_SIZE
         while True:
-            rows = self.fetchall(sql, (last, size))
+            rows = self._fetchall(sql, (last, size))
             for (doc_id,) in rows:
                 yield doc_id
             if len(rows) < size:
@@ -184,16 +184,16 @@ class SQLiteStore(StoreConnections):
             last = rows[-1][0]
 
     def conflicted_doc_ids(self, coll_id: int) -> list[str]:
-        rows = self.fetchall(
+        rows = self._fetchall(
             f"SELECT doc_id FROM {table(coll_id)} WHERE (flags & {DOC_CONFLICTED}) != 0"
         )
         return [row[0] for row in rows]
 
     def commit(self, batch: CommitBatch) -> None:
-        self.write(lambda conn: apply_commit(conn, batch))
+        self._write(lambda conn: apply_commit(conn, batch))
 
     def expired_doc_ids(self, coll_id: int, now: float) -> list[str]:
-        rows = self.fetchall(f"SELECT doc_id FROM {table(coll_id)} WHERE expiration <= ?", (now,))
+        rows = self._fetchall(f"SELECT doc_id FROM {table(coll_id)} WHERE expiration <= ?", (now,))
         return [row[0] for row in rows]
 
     def next_expiration(self) -> float | None:
@@ -210,28 +210,28 @@ class SQLiteStore(StoreConnections):
                     best = float(row[0])
             return best
 
-        return self.read(query)
+        return self._read(query)
 
     def referenced_digests(self, digests: Sequence[str]) -> set[str]:
         found: set[str] = set()
         for digest in digests:
-            if self.fetchone("SELECT 1 FROM blob_refs WHERE digest = ? LIMIT 1", (digest,)):
+            if self._fetchone("SELECT 1 FROM blob_refs WHERE digest = ? LIMIT 1", (digest,)):
                 found.add(digest)
         return found
 
     def all_referenced_digests(self) -> set[str]:
-        rows = self.read(lambda c: c.execute("SELECT DISTINCT digest FROM blob_refs").fetchall())
+        rows = self._read(lambda c: c.execute("SELECT DISTINCT digest FROM blob_refs").fetchall())
         return {row[0] for row in rows}
 
     def blob_refs_version(self) -> int:
         """Which scan of the bodies ``blob_refs`` was computed by (``info``; 1 when unset)."""
-        row = self.fetchone("SELECT value FROM info WHERE key = 'blob_refs_version'")
+        row = self._fetchone("SELECT value FROM info WHERE key = 'blob_refs_version'")
         return 1 if row is None else int(row[0])
 
     def records_containing(self, coll_id: int, needle: bytes) -> list[DocRecord]:
         """Every record whose current body or revision tree contains ``needle`` (the bodies
         kept in a tree are stored verbatim, so this finds every revision that might)."""
-        rows = self.fetchall(
+        rows = self._fetchall(
             f"{_SELECT_RECORD} {table(coll_id)} WHERE instr(body, ?) > 0 OR instr(tree, ?) > 0",
             (needle, needle),
         )
@@ -255,13 +255,13 @@ class SQLiteStore(StoreConnections):
                 (version,),
             )
 
-        self.write(rebuild)
+        self._write(rebuild)
 
     # --- what peers have ------------------------------------------------------------------
 
     def remote_id(self, address: str) -> int:
         """The small integer naming a peer (created on first use)."""
-        row = self.fetchone("SELECT id FROM remotes WHERE address = ?", (address,))
+        row = self._fetchone("SELECT id FROM remotes WHERE address = ?", (address,))
         if row is not None:
             return int(row[0])
 
@@ -270,7 +270,7 @@ class SQLiteStore(StoreConnections):
             found = conn.execute("SELECT id FROM remotes WHERE address = ?", (address,))
             return int(found.fetchone()[0])
 
-        return self.write(create)
+        return self._write(create)
 
     def remote_revisions(self, remote: str, coll_id: int, doc_ids: list[str]) -> dict[str, str]:
         remote_id = self.remote_id(remote)
@@ -279,7 +279,7 @@ class SQLiteStore(StoreConnections):
         for start in range(0, len(doc_ids), step):
             chunk = doc_ids[start : start + step]
             marks = ",".join("?" * len(chunk))
-            rows = self.fetchall(
+            rows = self._fetchall(
                 f"SELECT doc_id, rev FROM remote_revs WHERE coll = ? AND remote = ? "
                 f"AND doc_id IN ({marks})",
                 [coll_id, remote_id, *chunk],
@@ -295,12 +295,12 @@ class SQLiteStore(StoreConnections):
             return
         rows = [(remote_id, coll_id, doc_id, rev) for doc_id, rev in revisions]
         head = "INSERT OR REPLACE INTO remote_revs (remote, coll, doc_id, rev)"
-        self.write(lambda c: insert_rows(c, head, rows, 4))
+        self._write(lambda c: insert_rows(c, head, rows, 4))
 
     # --- checkpoints ---------------------------------------------------------------------
 
     def get_checkpoint(self, checkpoint_id: str) -> bytes | None:
-        row = self.read(
+        row = self._read(
             lambda c: c.execute(
                 "SELECT body FROM checkpoints WHERE id = ?", (checkpoint_id,)
             ).fetchone()
@@ -308,7 +308,7 @@ class SQLiteStore(StoreConnections):
         return None if row is None else bytes(row[0])
 
     def set_checkpoint(self, checkpoint_id: str, body: bytes) -> None:
-        self.write(
+        self._write(
             lambda c: c.execute(
                 "INSERT OR REPLACE INTO checkpoints (id, body) VALUES (?, ?)",
                 (checkpoint_id, body),
@@ -316,10 +316,10 @@ class SQLiteStore(StoreConnections):
         )
 
     def delete_checkpoint(self, checkpoint_id: str) -> None:
-        self.write(lambda c: c.execute("DELETE FROM checkpoints WHERE id = ?", (checkpoint_id,)))
+        self._write(lambda c: c.execute("DELETE FROM checkpoints WHERE id = ?", (checkpoint_id,)))
 
     def get_peer_checkpoint(self, client_id: str) -> tuple[str, bytes] | None:
-        row = self.read(
+        row = self._read(
             lambda c: c.execute(
                 "SELECT rev, body FROM peer_checkpoints WHERE client_id = ?", (client_id,)
             ).fetchone()
@@ -362,4 +362,4 @@ class SQLiteStore(StoreConnections):
                 )
             return new_rev
 
-        return self.write(store)
+        return self._write(store)
