@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 from couchlite.database.blob import Blob
-from couchlite.database.collection import (
-    Collection,
-    CollectionChange,
-    ConcurrencyControl,
-    DocumentChange,
-    ListenerToken,
-    Scope,
-)
+from couchlite.database.changes import CollectionChange, DocumentChange, ListenerToken
+from couchlite.database.collection import Collection, ConcurrencyControl, Scope
 from couchlite.database.database import Database, DatabaseConfiguration
 from couchlite.database.document import Document, MutableDocument
 from couchlite.database.records import ChangeRow

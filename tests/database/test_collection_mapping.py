@@ -58,14 +58,14 @@ def test_iteration_is_streamed_in_batches(db: Database, monkeypatch: pytest.Monk
             col.save(MutableDocument(f"d{i}"))
     monkeypatch.setattr(_tuning, "CHANGES_FETCH_SIZE", 3)
     queries: list[tuple[object, ...]] = []
-    original = SQLiteStore.fetchall
+    original = SQLiteStore._fetchall
 
     def counting(self: SQLiteStore, sql: str, params: object = ()) -> list[object]:
         rows = original(self, sql, params)  # type: ignore[arg-type]
         queries.append((sql, len(rows)))
         return rows
 
-    monkeypatch.setattr(SQLiteStore, "fetchall", counting)
+    monkeypatch.setattr(SQLiteStore, "_fetchall", counting)
     it = iter(col)
     assert next(it) == "d0"
     assert len(queries) == 1 and queries[0][1] == 3  # one batch read, not the whole list

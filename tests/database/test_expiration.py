@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 import threading
 
 import pytest
@@ -71,10 +72,12 @@ def test_documents_already_expired_at_open_are_purged(tmp_path) -> None:  # type
         col = db.default_collection()
         col.save(MutableDocument("d"))
         col.set_document_expiration("d", now() + dt.timedelta(days=1))
-        # rewrite the stored time into the past, as if the process had been stopped for a day
-        db._engine_or_raise().store.write(
-            lambda c: c.execute("UPDATE kv_1 SET expiration = 1 WHERE doc_id = 'd'")
-        )
+        path = db.path / "db.sqlite3"
+    # rewrite the stored time into the past, as if the process had been stopped for a day
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("UPDATE kv_1 SET expiration = 1 WHERE doc_id = 'd'")
+    conn.close()
     with Database("db", config) as db:
         col = db.default_collection()
         event = threading.Event()

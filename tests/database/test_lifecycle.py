@@ -90,7 +90,7 @@ def test_configuration_is_copied(tmp_path: Path) -> None:
 
 
 def test_revision_trees_are_pruned_to_the_configured_depth(tmp_path: Path) -> None:
-    from couchlite.database.engine import tree_of
+    from couchlite.database.records import tree_of
 
     config = DatabaseConfiguration(directory=tmp_path, max_rev_tree_depth=5)
     with Database("x", config) as db:
@@ -108,7 +108,7 @@ def test_revision_trees_are_pruned_to_the_configured_depth(tmp_path: Path) -> No
 
 
 def test_default_depth_is_twenty(db: Database) -> None:
-    from couchlite.database.engine import tree_of
+    from couchlite.database.records import tree_of
 
     col = db.default_collection()
     doc = MutableDocument("d")

@@ -260,3 +260,59 @@ def test_peer_checkpoints_are_bounded_oldest_update_evicted(
         c for c in ["a", "c", "d"] + [f"x{i}" for i in range(20)] if store.get_peer_checkpoint(c)
     ]
     assert kept == ["x17", "x18", "x19"]
+
+
+def test_calls_from_worker_threads_while_a_user_thread_writes(db: Database, store) -> None:  # type: ignore[no-untyped-def]
+    """The store holds no thread- or loop-bound state: inserts and reads from several worker
+    threads interleave with a user's batches, each call seeing committed state."""
+    import threading
+
+    rc = store.collection("_default", "_default")
+    col = db.default_collection()
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            for i in range(20):
+                doc_id = f"w{n}-{i}"
+                incoming = IncomingRevision(doc_id, rev(1, doc_id), [], b'{"n":1}', False)
+                (outcome,) = rc.insert_revisions([incoming])
+                assert outcome.error is None
+                assert rc.current_revision(doc_id) == (rev(1, doc_id), False)
+                assert store.get_local_checkpoint(f"cp{n}") in (None, str(i - 1).encode())
+                store.set_local_checkpoint(f"cp{n}", str(i).encode())
+        except BaseException as exc:
+            errors.append(exc)
+
+    def user() -> None:
+        for i in range(10):
+            with db.in_batch():
+                for j in range(5):
+                    col.save(MutableDocument(f"u{i}-{j}"))
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(3)]
+    threads.append(threading.Thread(target=user))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    assert col.count == 3 * 20 + 10 * 5
+    assert len(rc.changes_since(0, 1000)) == col.count
+    assert rc.last_sequence == col.last_sequence == col.count
+
+
+def test_a_closed_database_or_deleted_collection_is_refused(db: Database, store) -> None:  # type: ignore[no-untyped-def]
+    from couchlite import DatabaseClosedError
+
+    other = db.create_collection("other")
+    rc = store.for_collection(other)
+    assert rc.changes_since(0, 10) == []
+    db.delete_collection("other")
+    with pytest.raises(DatabaseClosedError):
+        rc.changes_since(0, 10)
+    with pytest.raises(DatabaseClosedError):
+        store.for_collection(other)
+    db.close()
+    with pytest.raises(DatabaseClosedError):
+        store.get_local_checkpoint("cp")

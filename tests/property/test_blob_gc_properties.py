@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from couchlite import Blob, Database, DatabaseConfiguration, MutableDocument
-from couchlite.database.engine import tree_of
+from couchlite.database.records import tree_of
 from couchlite.database.replication_access import replication_store
 from couchlite.model.revid import new_rev_id
 from couchlite.replicator.store import IncomingRevision

@@ -21,7 +21,8 @@ import pytest
 
 from couchlite import CorruptDatabaseError, Database, DatabaseConfiguration, DatabaseError
 from couchlite.errors import LiteCoreCode
-from couchlite.storage.sqlite_store import SCHEMA_VERSION, SQLiteStore
+from couchlite.storage._schema import SCHEMA_VERSION
+from couchlite.storage.sqlite_store import SQLiteStore
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -15,14 +15,13 @@ import pytest
 
 from couchlite import _tuning
 from couchlite.errors import ConflictError, DatabaseClosedError, DatabaseError
-from couchlite.storage.sqlite_store import (
-    DOC_DELETED,
-    INSERT_CHUNK_ROWS,
-    SCHEMA_VERSION,
-    SQLiteStore,
-    insert_rows,
-    table,
-)
+from couchlite.storage._commit import insert_rows
+from couchlite.storage._schema import SCHEMA_VERSION, table
+from couchlite.storage.document_store import DocumentStore
+from couchlite.storage.records import DOC_DELETED, ChangeRecord
+from couchlite.storage.sqlite_store import SQLiteStore
+
+INSERT_CHUNK_ROWS = _tuning.INSERT_CHUNK_ROWS
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -34,6 +33,11 @@ def store(tmp_path: Path) -> Iterator[SQLiteStore]:
     s = SQLiteStore(tmp_path / "db.sqlite3")
     yield s
     s.close()
+
+
+def changes(store: DocumentStore, coll_id: int, **kw: int) -> list[ChangeRecord]:
+    """The store's changes feed as one list (its batches joined)."""
+    return [row for batch in store.change_batches(coll_id, **kw) for row in batch]
 
 
 def insert_docs(
@@ -52,7 +56,7 @@ def insert_docs(
             (max(r[0] for r in rows), coll_id),
         )
 
-    store.write(fn)
+    store._write(fn)
 
 
 def raw(path: Path, sql: str) -> list[tuple[object, ...]]:
@@ -115,7 +119,7 @@ def test_uuids_are_32_hex_stable_across_reopen_and_distinct_per_database(tmp_pat
 
 def test_wal_mode(store: SQLiteStore) -> None:
     assert raw(store.path, "PRAGMA journal_mode") == [("wal",)]
-    assert store.read(lambda c: c.execute("PRAGMA journal_mode").fetchone()) == ("wal",)
+    assert store._read(lambda c: c.execute("PRAGMA journal_mode").fetchone()) == ("wal",)
 
 
 def test_open_without_create_on_missing_file_raises(tmp_path: Path) -> None:
@@ -184,7 +188,7 @@ def test_the_writer_keeps_nothing_of_a_finished_job(store: SQLiteStore) -> None:
 
     batch = Batch()
     gone = weakref.ref(batch)
-    store.write(lambda _conn, held=batch: held)
+    store._write(lambda _conn, held=batch: held)
     del batch
     assert _wait_until(lambda: gc.collect() >= 0 and gone() is None)
 
@@ -195,7 +199,7 @@ def test_writes_run_on_one_dedicated_thread(store: SQLiteStore) -> None:
 
     def call() -> None:
         caller = threading.get_ident()
-        inside = store.write(lambda _c: threading.get_ident())
+        inside = store._write(lambda _c: threading.get_ident())
         with lock:
             seen.append((inside, caller))
 
@@ -214,7 +218,7 @@ def test_writes_run_on_one_dedicated_thread(store: SQLiteStore) -> None:
 
 
 def test_write_returns_the_function_result_and_commits(store: SQLiteStore) -> None:
-    result = store.write(
+    result = store._write(
         lambda c: c.execute("INSERT INTO checkpoints VALUES ('x', X'01')").rowcount
     )
     assert result == 1
@@ -236,9 +240,9 @@ def test_failing_write_rolls_back_everything(store: SQLiteStore) -> None:
         raise Boom
 
     with pytest.raises(Boom):
-        store.write(fn)
+        store._write(fn)
     assert store.get_checkpoint("cp") is None
-    assert list(store.changes(coll.id)) == []
+    assert list(changes(store, coll.id)) == []
     assert store.collections()[0].last_seq == 0
     # the writer is still healthy
     store.set_checkpoint("cp", b"ok")
@@ -251,7 +255,7 @@ def test_sql_error_in_write_is_translated_and_rolled_back(store: SQLiteStore) ->
         conn.execute("INSERT INTO no_such_table VALUES (1)")
 
     with pytest.raises(DatabaseError, match="no_such_table"):
-        store.write(fn)
+        store._write(fn)
     assert store.get_checkpoint("a") is None
     store.set_checkpoint("a", b"1")
     assert store.get_checkpoint("a") == b"1"
@@ -273,7 +277,7 @@ def test_collections_create_idempotent_and_drop(store: SQLiteStore) -> None:
         (b.id, "sales", "orders"),
     ]
     insert_docs(store, b.id, [(1, "d1", 0)])
-    store.write(lambda c: c.execute("INSERT INTO blob_refs VALUES ('sha1-x', ?, 'd1')", (b.id,)))
+    store._write(lambda c: c.execute("INSERT INTO blob_refs VALUES ('sha1-x', ?, 'd1')", (b.id,)))
     assert store.drop_collection(b.id) == ["sha1-x"]
     assert [c.id for c in store.collections()] == [a.id]
     assert store.all_referenced_digests() == set()
@@ -282,7 +286,7 @@ def test_collections_create_idempotent_and_drop(store: SQLiteStore) -> None:
     assert table(a.id) in names
     # a new collection never reuses a dropped table's documents
     c = store.create_collection("sales", "orders")
-    assert list(store.changes(c.id)) == []
+    assert list(changes(store, c.id)) == []
 
 
 def test_collections_survive_reopen(tmp_path: Path) -> None:
@@ -307,16 +311,16 @@ def test_changes_in_sequence_order_after_since(store: SQLiteStore) -> None:
     coll = store.create_collection("s", "c")
     # inserted out of order, with gaps and a deletion
     insert_docs(store, coll.id, [(5, "e", 0), (2, "b", 0), (9, "z", DOC_DELETED), (3, "c", 0)])
-    rows = list(store.changes(coll.id))
-    assert [r.sequence for r in rows] == [2, 3, 5, 9]
-    assert [r.doc_id for r in rows] == ["b", "c", "e", "z"]
-    assert [r.deleted for r in rows] == [False, False, False, True]
-    assert all(r.body_size == 2 for r in rows)
-    assert [r.sequence for r in store.changes(coll.id, since=3)] == [5, 9]
-    assert [r.sequence for r in store.changes(coll.id, since=9)] == []
-    assert [r.sequence for r in store.changes(coll.id, since=0, limit=2)] == [2, 3]
-    assert [r.sequence for r in store.changes(coll.id, since=2, limit=1)] == [3]
-    assert list(store.changes(coll.id, limit=0)) == []
+    rows = list(changes(store, coll.id))
+    assert [r[0] for r in rows] == [2, 3, 5, 9]  # (sequence, doc_id, rev_id, flags, body_size)
+    assert [r[1] for r in rows] == ["b", "c", "e", "z"]
+    assert [bool(r[3] & DOC_DELETED) for r in rows] == [False, False, False, True]
+    assert all(r[4] == 2 for r in rows)
+    assert [r[0] for r in changes(store, coll.id, since=3)] == [5, 9]
+    assert [r[0] for r in changes(store, coll.id, since=9)] == []
+    assert [r[0] for r in changes(store, coll.id, since=0, limit=2)] == [2, 3]
+    assert [r[0] for r in changes(store, coll.id, since=2, limit=1)] == [3]
+    assert list(changes(store, coll.id, limit=0)) == []
 
 
 def test_changes_across_the_fetch_size_boundary(store: SQLiteStore) -> None:
@@ -324,26 +328,24 @@ def test_changes_across_the_fetch_size_boundary(store: SQLiteStore) -> None:
     n = 2 * fetch + 7
     coll = store.create_collection("s", "c")
     insert_docs(store, coll.id, [(seq, f"doc-{seq:06d}", 0) for seq in range(1, n + 1)])
-    seqs = [r.sequence for r in store.changes(coll.id)]
+    seqs = [r[0] for r in changes(store, coll.id)]
     assert seqs == list(range(1, n + 1))
     # a limit larger than one fetch, and exactly at the boundary
-    assert [r.sequence for r in store.changes(coll.id, limit=fetch + 5)] == list(
-        range(1, fetch + 6)
-    )
-    assert [r.sequence for r in store.changes(coll.id, limit=fetch)] == list(range(1, fetch + 1))
-    assert [r.sequence for r in store.changes(coll.id, since=fetch - 1, limit=3)] == [
+    assert [r[0] for r in changes(store, coll.id, limit=fetch + 5)] == list(range(1, fetch + 6))
+    assert [r[0] for r in changes(store, coll.id, limit=fetch)] == list(range(1, fetch + 1))
+    assert [r[0] for r in changes(store, coll.id, since=fetch - 1, limit=3)] == [
         fetch,
         fetch + 1,
         fetch + 2,
     ]
-    assert [r.sequence for r in store.changes(coll.id, since=n - 2)] == [n - 1, n]
+    assert [r[0] for r in changes(store, coll.id, since=n - 2)] == [n - 1, n]
 
 
 def test_changes_exactly_one_fetch(store: SQLiteStore) -> None:
     fetch = _tuning.CHANGES_FETCH_SIZE
     coll = store.create_collection("s", "c")
     insert_docs(store, coll.id, [(seq, f"d{seq}", 0) for seq in range(1, fetch + 1)])
-    assert [r.sequence for r in store.changes(coll.id)] == list(range(1, fetch + 1))
+    assert [r[0] for r in changes(store, coll.id)] == list(range(1, fetch + 1))
 
 
 def test_doc_ids_live_only_and_including_deleted(store: SQLiteStore) -> None:
@@ -458,7 +460,7 @@ def test_other_threads_see_only_committed_data(store: SQLiteStore) -> None:
         inside.set()
         assert release.wait(WAIT_S)
 
-    writer = threading.Thread(target=lambda: store.write(slow_write))
+    writer = threading.Thread(target=lambda: store._write(slow_write))
     writer.start()
     try:
         assert inside.wait(WAIT_S)
@@ -493,7 +495,7 @@ def test_uncommitted_rolled_back_write_is_never_visible(store: SQLiteStore) -> N
 
     def run() -> None:
         try:
-            store.write(doomed)
+            store._write(doomed)
         except RuntimeError as exc:
             errors.append(exc)
 
@@ -522,10 +524,10 @@ def test_concurrent_reader_threads(store: SQLiteStore) -> None:
         return written
 
     def read_all(i: int) -> tuple[int, int, bool]:
-        changes = sum(1 for _ in store.changes(coll.id))
+        n_changes = sum(1 for _ in changes(store, coll.id))
         ids = sum(1 for _ in store.doc_ids(coll.id))
         rec = store.get_record(coll.id, f"d{(i * 97) % n + 1:05d}")
-        return changes, ids, rec is not None
+        return n_changes, ids, rec is not None
 
     with ThreadPoolExecutor(9) as pool:
         writes = pool.submit(keep_writing)
@@ -547,7 +549,7 @@ def test_use_after_close_raises_database_closed(tmp_path: Path) -> None:
     assert s.closed
     s.close()  # idempotent
     with pytest.raises(DatabaseClosedError):
-        s.write(lambda c: None)
+        s._write(lambda c: None)
     with pytest.raises(DatabaseClosedError):
         s.set_checkpoint("a", b"b")
     with pytest.raises(DatabaseClosedError):
@@ -555,7 +557,7 @@ def test_use_after_close_raises_database_closed(tmp_path: Path) -> None:
     with pytest.raises(DatabaseClosedError):
         s.get_record(coll.id, "x")
     with pytest.raises(DatabaseClosedError):
-        list(s.changes(coll.id))
+        list(changes(s, coll.id))
     with pytest.raises(DatabaseClosedError):
         s.collections()
 
@@ -621,8 +623,8 @@ def test_next_expiration_across_collections(store: SQLiteStore) -> None:
     insert_docs(store, a.id, [(1, "x", 0), (2, "y", 0)])
     insert_docs(store, b.id, [(1, "z", 0)])
     assert store.next_expiration() is None
-    store.write(lambda c: c.execute(f"UPDATE {table(a.id)} SET expiration = 500.5"))
-    store.write(lambda c: c.execute(f"UPDATE {table(b.id)} SET expiration = 100.25"))
+    store._write(lambda c: c.execute(f"UPDATE {table(a.id)} SET expiration = 500.5"))
+    store._write(lambda c: c.execute(f"UPDATE {table(b.id)} SET expiration = 100.25"))
     assert store.next_expiration() == 100.25
     store.drop_collection(b.id)
     assert store.next_expiration() == 500.5
@@ -630,7 +632,7 @@ def test_next_expiration_across_collections(store: SQLiteStore) -> None:
 
 def test_referenced_digests(store: SQLiteStore) -> None:
     coll = store.create_collection("s", "c")
-    store.write(
+    store._write(
         lambda c: c.executemany(
             "INSERT INTO blob_refs (digest, coll, doc_id) VALUES (?, ?, ?)",
             [("sha1-a", coll.id, "d1"), ("sha1-a", coll.id, "d2"), ("sha1-b", coll.id, "d1")],
@@ -643,13 +645,13 @@ def test_referenced_digests(store: SQLiteStore) -> None:
 
 def test_read_errors_are_translated(store: SQLiteStore) -> None:
     with pytest.raises(DatabaseError, match="no such table") as info:
-        store.fetchall("SELECT * FROM nowhere")
+        store._fetchall("SELECT * FROM nowhere")
     assert not isinstance(info.value, sqlite3.Error)
     with pytest.raises(DatabaseError, match="no such table"):
-        store.fetchone("SELECT * FROM nowhere")
+        store._fetchone("SELECT * FROM nowhere")
     # readers are query-only: a write through one fails instead of bypassing the writer
     with pytest.raises(DatabaseError, match="readonly"):
-        store.read(lambda c: c.execute("INSERT INTO checkpoints VALUES ('r', X'00')"))
+        store._read(lambda c: c.execute("INSERT INTO checkpoints VALUES ('r', X'00')"))
     assert store.get_checkpoint("r") is None
 
 
@@ -671,7 +673,7 @@ def test_corrupt_page_found_while_reading(tmp_path: Path) -> None:
     s = SQLiteStore(path)  # the schema pages are intact: it opens
     try:
         with pytest.raises(CorruptDatabaseError, match="corrupt"):
-            list(s.changes(coll.id))
+            list(changes(s, coll.id))
     finally:
         s.close()
 
@@ -700,9 +702,9 @@ def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
         assert store.get_peer_checkpoint("new") == ("1-cc", b"{}")
         remote = store.remote_id("ws://peer/db")
         assert store.remote_id("ws://peer/db") == remote
-        store.set_remote_revisions(remote, coll.id, [("a", "1-" + "a" * 40)])
-        assert store.remote_revisions(remote, coll.id, ["a", "b"]) == {"a": "1-" + "a" * 40}
-        assert store.remote_revisions(store.remote_id("other"), coll.id, ["a"]) == {}
+        store.set_remote_revisions("ws://peer/db", coll.id, [("a", "1-" + "a" * 40)])
+        assert store.remote_revisions("ws://peer/db", coll.id, ["a", "b"]) == {"a": "1-" + "a" * 40}
+        assert store.remote_revisions("other", coll.id, ["a"]) == {}
     finally:
         store.close()
 

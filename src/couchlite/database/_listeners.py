@@ -1,4 +1,5 @@
-"""Change listeners of one open database file: registration and dispatch after each commit."""
+"""Change listeners of one open database file: their registration, and their dispatch after
+each commit (on the committing thread, once the engine lock is released)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from couchlite.database.changes import CollectionChange, DocumentChange, ListenerToken
 
 if TYPE_CHECKING:
     from couchlite.database._transaction import CollectionState, Transaction
@@ -43,8 +46,6 @@ class ChangeNotifier:
         for coll_id, doc_id in txn.records:
             if coll_id in listeners:
                 changed.setdefault(coll_id, []).append(doc_id)
-        from couchlite.database.collection import CollectionChange, DocumentChange
-
         for coll_id, doc_ids in changed.items():
             for listener in listeners[coll_id]:
                 if not listener.active:
@@ -65,11 +66,11 @@ class ChangeNotifier:
         collection: Collection,
         fn: Callable[[Any], None],
         doc_id: str | None,
-    ) -> ListenerEntry:
+    ) -> ListenerToken:
         listener = ListenerEntry(collection, fn, doc_id)
         with self._listeners_lock:
             self._listeners.setdefault(state.id, []).append(listener)
-        return listener
+        return ListenerToken(self, listener)
 
     def remove_listener(self, listener: ListenerEntry) -> None:
         listener.active = False

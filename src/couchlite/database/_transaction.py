@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from couchlite.database.blob import BlobLease
-from couchlite.storage.sqlite_store import CollectionRow, DocRecord
+from couchlite.storage.records import CollectionRow, DocRecord
 
 if TYPE_CHECKING:
     from couchlite.database.engine import Engine

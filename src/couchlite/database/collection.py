@@ -5,22 +5,21 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, TypeVar, overload
 
+from couchlite.database._transaction import CollectionState, Transaction
 from couchlite.database.blob import Blob
+from couchlite.database.changes import CollectionChange, DocumentChange, ListenerToken
 from couchlite.database.document import Document, MutableDocument
-from couchlite.database.engine import (
-    CollectionState,
-    Engine,
-    ListenerEntry,
-    Transaction,
+from couchlite.database.names import DEFAULT_NAME, check_doc_id
+from couchlite.database.records import (
+    TOMBSTONE_BODY,
+    ChangeRow,
     build_revision,
+    change_rows,
     first_revision,
 )
-from couchlite.database.names import DEFAULT_NAME, check_doc_id
-from couchlite.database.records import ChangeRow
 from couchlite.errors import (
     ConflictError,
     DatabaseClosedError,
@@ -30,12 +29,11 @@ from couchlite.errors import (
 from couchlite.model.canonical import canonical_json, encode_date
 from couchlite.model.legacy import check_local_properties
 from couchlite.storage.blobstore import BlobStore
-from couchlite.storage.sqlite_store import DOC_DELETED, DocRecord
+from couchlite.storage.records import DOC_DELETED, DocRecord
 
 if TYPE_CHECKING:
     from couchlite.database.database import Database
-
-TOMBSTONE_BODY = b"{}"
+    from couchlite.database.engine import Engine
 
 _T = TypeVar("_T")
 
@@ -48,48 +46,6 @@ class ConcurrencyControl(Enum):
 
 
 ConflictHandler = Callable[[MutableDocument, Document | None], bool]
-
-
-@dataclass(frozen=True, slots=True)
-class CollectionChange:
-    """What a collection change listener receives: the documents of ``collection`` one
-    committed transaction changed (saved, deleted, purged or expired).
-
-    ``collection``: the ``Collection`` the listener was added to. ``document_ids``: the IDs of
-    the changed documents. Couchbase Lite's ``CollectionChange``.
-    """
-
-    collection: Collection
-    document_ids: list[str]
-
-
-@dataclass(frozen=True, slots=True)
-class DocumentChange:
-    """What a document change listener receives: document ``document_id`` of ``collection``
-    was changed (saved, deleted, purged or expired) by a committed transaction.
-
-    Couchbase Lite's ``DocumentChange``; read the document again to see its new state.
-    """
-
-    collection: Collection
-    document_id: str
-
-
-class ListenerToken:
-    """Returned by ``add_*_listener``; ``remove()`` stops the notifications."""
-
-    __slots__ = ("_engine", "_listener")
-
-    def __init__(self, engine: Engine, listener: ListenerEntry) -> None:
-        self._engine = engine
-        self._listener = listener
-
-    def remove(self) -> None:
-        """Stop calling the listener (idempotent; safe from any thread, even the listener's).
-
-        A commit being notified on another thread at that moment may still call it once.
-        Couchbase Lite's ``ListenerToken.remove``."""
-        self._engine.remove_listener(self._listener)
 
 
 class Scope:
@@ -270,7 +226,7 @@ class Collection(Mapping[str, Document]):
         """A :class:`ChangeRow` for every document changed after sequence ``since``
         (tombstones included), in sequence order, at most ``limit`` of them (committed state,
         read in batches)."""
-        return self._engine().store.changes(self._state.id, since, limit)
+        return change_rows(self._engine().store.change_batches(self._state.id, since, limit))
 
     @property
     def last_sequence(self) -> int:
@@ -428,7 +384,7 @@ class Collection(Mapping[str, Document]):
     def add_change_listener(self, fn: Callable[[CollectionChange], None]) -> ListenerToken:
         """Call ``fn(CollectionChange)`` after each commit that changes this collection."""
         engine = self._engine()
-        return ListenerToken(engine, engine.add_listener(self._state, self, fn, None))
+        return engine.add_listener(self._state, self, fn, None)
 
     def add_document_change_listener(
         self, doc_id: str, fn: Callable[[DocumentChange], None]
@@ -436,7 +392,7 @@ class Collection(Mapping[str, Document]):
         """Call ``fn(DocumentChange)`` after each commit that changes document ``doc_id``."""
         check_doc_id(doc_id)
         engine = self._engine()
-        return ListenerToken(engine, engine.add_listener(self._state, self, fn, doc_id))
+        return engine.add_listener(self._state, self, fn, doc_id)
 
     # --- internals ------------------------------------------------------------------------
 

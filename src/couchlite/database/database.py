@@ -16,8 +16,10 @@ from typing import Protocol
 from couchlite import _tuning
 from couchlite._private_files import make_private_folder
 from couchlite._strict import StrictAttributes
+from couchlite.database import _registry
+from couchlite.database._transaction import CollectionState
 from couchlite.database.collection import Collection, Scope
-from couchlite.database.engine import CollectionState, Engine
+from couchlite.database.engine import Engine
 from couchlite.database.names import DEFAULT_NAME, check_collection_name, check_database_name
 from couchlite.errors import (
     ConfigurationError,
@@ -110,7 +112,7 @@ class Database:
         self._closing = False
         #: one ``close`` at a time; never held by anything a dependent's stop may wait for
         self._close_lock = threading.Lock()
-        self._engine: Engine | None = Engine.acquire(self._path)
+        self._engine: Engine | None = _registry.acquire(self._path)
         self._engine.max_rev_tree_depth = self._config.max_rev_tree_depth
         self._collections: dict[int, Collection] = {}
         try:
@@ -217,13 +219,13 @@ class Database:
             self._stop_dependents()
             engine.remove_listeners_of(self)
             self._engine = None
-            engine.release()
+            _registry.release(engine)
 
     def delete(self) -> None:
         """Close the database and delete its files."""
         path = self._path
         self.close()
-        if Engine.is_open(path):
+        if _registry.is_open(path):
             raise DatabaseError(
                 f"database {self._name!r} is still open elsewhere in this process",
                 domain=ErrorDomain.LITECORE,
@@ -237,7 +239,7 @@ class Database:
 
         Couchbase Lite's ``Database.exists``; raises ``InvalidArgumentError`` for an invalid
         name."""
-        return (_database_path(name, directory) / "db.sqlite3").exists()
+        return _registry.has_database(_database_path(name, directory))
 
     @staticmethod
     def delete_database(name: str, directory: str | Path | None = None) -> None:
@@ -247,7 +249,7 @@ class Database:
         Raises ``DatabaseError`` (``BUSY``) while a ``Database`` object of this process has it
         open: close it first (or call :meth:`delete` on it)."""
         path = _database_path(name, directory)
-        if Engine.is_open(path):
+        if _registry.is_open(path):
             raise DatabaseError(
                 f"database {name!r} is open",
                 domain=ErrorDomain.LITECORE,

@@ -1,30 +1,73 @@
 """Document records and their revision trees: how a revision becomes the row that is stored.
 
-Pure functions over ``DocRecord`` (one row of ``kv_<id>``) and ``RevTree``: used by the engine,
-local saves and the replication store alike, so that flags (deleted, conflicted, has blobs,
-keeps its body) and blob references are derived from a record in one way everywhere.
+Pure functions over ``DocRecord`` (a document as stored, ``storage.records``) and ``RevTree``:
+used by the engine, local saves and the replication store alike, so that flags (deleted,
+conflicted, has blobs, keeps its body) and blob references are derived from a record in one way
+everywhere.
 
-``ChangeRow``, the public entry of ``Collection.changes()``, is defined beside the rows it is
-read from (``storage.sqlite_store``, below this layer) and re-exported here.
+``ChangeRow`` is the public entry of ``Collection.changes()``; ``change_rows`` is the one place
+it is built from the store's ``ChangeRecord``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+
 from couchlite.model.blobrefs import DIGEST_KEY, blob_digests_of
 from couchlite.model.revid import new_rev_id
 from couchlite.model.revtree import DELETED, KEEP_BODY, RevTree
-from couchlite.storage.sqlite_store import (
+from couchlite.storage.records import (
     DOC_CONFLICTED,
     DOC_DELETED,
     DOC_HAS_BLOBS,
-    ChangeRow,
+    DOC_KEEP_BODY,
+    ChangeRecord,
     DocRecord,
     new_tuple,
 )
 
-#: Record flag of a single-revision document (no encoded tree) whose revision a peer has: the
-#: tree's ``KEEP_BODY`` must survive, or the body -- a delta base -- is dropped two edits later.
-DOC_KEEP_BODY = 0x08
+#: the stored body of a deletion (a tombstone)
+TOMBSTONE_BODY = b"{}"
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRow:
+    """One entry of a collection's changes feed (``Collection.changes()``): a document as of
+    its latest change, which is the change numbered ``sequence``.
+
+    ``flags`` holds the document's state bits (:attr:`deleted`, :attr:`conflicted`,
+    :attr:`has_blobs` read them); ``body_size`` is the size in bytes of the current
+    revision's stored JSON body (0 for a tombstone).
+    """
+
+    sequence: int
+    doc_id: str
+    rev_id: str
+    flags: int
+    body_size: int
+
+    @property
+    def deleted(self) -> bool:
+        """Whether the current revision is a deletion (a tombstone)."""
+        return bool(self.flags & DOC_DELETED)
+
+    @property
+    def conflicted(self) -> bool:
+        """Whether the document has unresolved conflicting revisions."""
+        return bool(self.flags & DOC_CONFLICTED)
+
+    @property
+    def has_blobs(self) -> bool:
+        """Whether a kept revision of the document may reference blobs."""
+        return bool(self.flags & DOC_HAS_BLOBS)
+
+
+def change_rows(batches: Iterator[list[ChangeRecord]]) -> Iterator[ChangeRow]:
+    """The public entries of a changes feed read from the store."""
+    for batch in batches:
+        for record in batch:
+            yield ChangeRow(*record)
 
 
 def tree_of(record: DocRecord) -> RevTree:
@@ -88,9 +131,10 @@ def digests_in_record(record: DocRecord) -> set[str]:
 
 
 __all__ = [
-    "DOC_KEEP_BODY",
+    "TOMBSTONE_BODY",
     "ChangeRow",
     "build_revision",
+    "change_rows",
     "digests_in_record",
     "first_revision",
     "record_from_tree",

@@ -1,10 +1,14 @@
 """The database seen by the replicator: ``replication_store(db)`` implements
-``couchlite.replicator.store.DatabaseStore`` / ``CollectionStore`` on top of the engine.
+``couchlite.replicator.store.DatabaseStore`` / ``CollectionStore`` over the engine's
+``DocumentStore`` and its transactions.
 
 Every batch method does one bulk read or one transaction, so the replicator never pays a
-per-document round trip. Reads are of committed state on the calling thread's connection; writes
-go through the engine's transactions (so they commit on the writer thread, notify change
-listeners, and keep blob references and sequences exactly as local saves do).
+per-document round trip. Reads are of committed state, straight from the ``DocumentStore``
+(which gives each calling thread its own read connection); writes go through the engine's
+transactions (so they are serialised by the engine lock, commit through the store, notify
+change listeners, and keep blob references and sequences exactly as local saves do). Nothing
+here belongs to an event loop or a thread: every method may be called from any thread, a
+replicator's worker thread included.
 
 Revisions received from a peer are validated (IDs, history, JSON object bodies; the sink has
 already stripped their reserved top-level properties, ``model.legacy``) and stored in
@@ -19,27 +23,21 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from couchlite._tuning import MAX_PEER_CHECKPOINTS
 from couchlite.database._replication_callbacks import revision_filter, revision_resolver
+from couchlite.database._revision_writes import insert_revision, resolve_conflict
+from couchlite.database._transaction import CollectionState, Transaction
 from couchlite.database.blob import BlobLease
-from couchlite.database.collection import Collection, CollectionChange, ListenerToken
-from couchlite.database.engine import (
-    CollectionState,
-    Engine,
-    Transaction,
-    record_from_tree,
-    tree_of,
-)
-from couchlite.database.names import check_doc_id
+from couchlite.database.changes import CollectionChange, ListenerToken
+from couchlite.database.collection import Collection
+from couchlite.database.engine import Engine
+from couchlite.database.records import record_from_tree, tree_of
 from couchlite.errors import (
-    ConflictError,
     CouchliteError,
+    DatabaseClosedError,
     InvalidArgumentError,
-    LiteCoreCode,
     NotFoundError,
 )
-from couchlite.model.blobrefs import DIGEST_KEY, blob_digests
-from couchlite.model.canonical import canonicalize, loads
-from couchlite.model.legacy import check_local_properties, may_have_old_meta_properties
-from couchlite.model.revid import generation, parse_rev_id
+from couchlite.model.blobrefs import blob_digests
+from couchlite.model.revid import generation
 from couchlite.model.revtree import KEEP_BODY, RevTree
 from couchlite.replicator.store import (
     PROPOSE_ALREADY_HAVE,
@@ -55,19 +53,23 @@ from couchlite.replicator.store import (
     RevisionResolver,
 )
 from couchlite.storage.blobstore import BlobWriter
-from couchlite.storage.sqlite_store import DOC_CONFLICTED, DOC_DELETED, DocRecord, table
+from couchlite.storage.records import DOC_DELETED, DocRecord
 
 if TYPE_CHECKING:
     from couchlite.database.database import Database
     from couchlite.replicator.config import ConflictResolver, ReplicationFilter
 
-TOMBSTONE_BODY = b"{}"
-
 
 class ReplicationCollection:
-    """``CollectionStore`` for one local collection."""
+    """``CollectionStore`` for one local collection: its engine state (``state``) and the
+    public ``Collection`` that user filters and resolvers are shown documents of."""
 
-    def __init__(self, collection: Collection) -> None:
+    def __init__(
+        self, database: ReplicationDatabase, state: CollectionState, collection: Collection
+    ) -> None:
+        self._database = database
+        self._state = state
+        self._coll_id = state.id
         self._collection = collection
 
     @property
@@ -75,27 +77,30 @@ class ReplicationCollection:
         return self._collection
 
     def _engine(self) -> Engine:
-        return self._collection._engine()
-
-    @property
-    def _coll_id(self) -> int:
-        return self._collection._state.id
+        """The engine, while the database is open and the collection exists."""
+        engine = self._database._engine()
+        if self._state.dropped:
+            raise DatabaseClosedError(
+                f"collection {self._state.scope}.{self._state.name} has been deleted"
+            )
+        return engine
 
     @property
     def scope_name(self) -> str:
-        return self._collection.scope.name
+        return self._state.scope
 
     @property
     def name(self) -> str:
-        return self._collection.name
+        return self._state.name
 
     @property
     def last_sequence(self) -> int:
-        return self._collection.last_sequence
+        self._engine()
+        return self._state.last_seq
 
     @property
     def is_empty(self) -> bool:
-        return not any(True for _ in self._engine().store.changes(self._coll_id, 0, 1))
+        return not any(self._engine().store.change_batches(self._coll_id, 0, 1))
 
     def _records(self, doc_ids: list[str]) -> dict[str, DocRecord]:
         return self._engine().store.get_records(self._coll_id, doc_ids)
@@ -107,8 +112,9 @@ class ReplicationCollection:
 
     def changes_since(self, since: int, limit: int) -> list[ChangeEntry]:
         return [
-            ChangeEntry(row.sequence, row.doc_id, row.rev_id, row.deleted, row.body_size)
-            for row in self._engine().store.changes(self._coll_id, since, limit)
+            ChangeEntry(sequence, doc_id, rev_id, bool(flags & DOC_DELETED), body_size)
+            for batch in self._engine().store.change_batches(self._coll_id, since, limit)
+            for sequence, doc_id, rev_id, flags, body_size in batch
         ]
 
     def add_change_listener(self, callback: Callable[[], None]) -> ListenerToken:
@@ -178,12 +184,10 @@ class ReplicationCollection:
         return None
 
     def remote_revisions(self, remote: str, doc_ids: Sequence[str]) -> dict[str, str]:
-        store = self._engine().store
-        return store.remote_revisions(store.remote_id(remote), self._coll_id, list(doc_ids))
+        return self._engine().store.remote_revisions(remote, self._coll_id, list(doc_ids))
 
     def set_remote_revisions(self, remote: str, revisions: Sequence[tuple[str, str]]) -> None:
-        store = self._engine().store
-        store.set_remote_revisions(store.remote_id(remote), self._coll_id, list(revisions))
+        self._engine().store.set_remote_revisions(remote, self._coll_id, list(revisions))
 
     def mark_remote_revision(self, doc_id: str, rev_id: str) -> None:
         record = self._record(doc_id)
@@ -192,7 +196,7 @@ class ReplicationCollection:
         if record is None or record.rev == rev_id or record.tree is None:
             return
         engine = self._engine()
-        state = self._collection._state
+        state = self._state
         with engine.transaction() as txn:
             record = engine.read_record(state, doc_id)
             if record is None:
@@ -248,7 +252,7 @@ class ReplicationCollection:
 
     def insert_revisions(self, revisions: Sequence[IncomingRevision]) -> list[InsertOutcome]:
         engine = self._engine()
-        state = self._collection._state
+        state = self._state
         max_depth = engine.max_rev_tree_depth
         outcomes: list[InsertOutcome] = []
         with engine.transaction() as txn:
@@ -256,7 +260,7 @@ class ReplicationCollection:
             self._claim_blob_leases(engine, txn, revisions)
             for incoming in revisions:
                 try:
-                    outcome = self._insert_one(engine, txn, state, incoming, max_depth)
+                    outcome = insert_revision(engine, txn, state, incoming, max_depth)
                 except CouchliteError as exc:
                     outcome = InsertOutcome(error=exc)
                 outcomes.append(outcome)
@@ -276,55 +280,6 @@ class ReplicationCollection:
                 lease = leases.claim(self._coll_id, incoming.doc_id, digests)
                 if lease is not None:
                     txn.leases.append(lease)
-
-    def _insert_one(
-        self,
-        engine: Engine,
-        txn: Transaction,
-        state: CollectionState,
-        incoming: IncomingRevision,
-        max_depth: int,
-    ) -> InsertOutcome:
-        check_doc_id(incoming.doc_id)
-        history = [incoming.rev_id, *incoming.history]
-        for rev_id in history:
-            parse_rev_id(rev_id)
-        if incoming.deleted:
-            body = TOMBSTONE_BODY
-        else:
-            # (reserved properties are stripped where revisions arrive: ``sink.parse_rev``)
-            body = canonicalize(incoming.body)
-            if not body.startswith(b"{"):
-                raise InvalidArgumentError(
-                    f"the body of {incoming.doc_id!r} is not a JSON object",
-                    code=LiteCoreCode.CORRUPT_REVISION_DATA,
-                )
-            if DIGEST_KEY in body:
-                _check_blobs_present(engine, incoming.doc_id, body)
-        record = engine.read_record(state, incoming.doc_id)
-        if record is None:
-            tree = RevTree()
-        else:
-            tree = tree_of(record)
-            if incoming.rev_id in tree:
-                return InsertOutcome(already_present=True, conflicted=tree.is_conflicted)
-            if (
-                incoming.no_conflicts
-                and not record.flags & DOC_DELETED
-                and record.rev not in incoming.history
-            ):
-                raise ConflictError(
-                    f"{incoming.doc_id} {incoming.rev_id} does not descend from the current "
-                    f"revision {record.rev}",
-                    code=409,
-                )
-        sequence = state.next_sequence()
-        result = tree.insert_history(history, body, deleted=incoming.deleted, sequence=sequence)
-        result.revision.flags |= KEEP_BODY
-        tree.prune(max_depth)
-        expiration = None if record is None else record.expiration
-        engine.put_record(txn, state, record_from_tree(incoming.doc_id, tree, sequence, expiration))
-        return InsertOutcome(conflicted=len(tree) > 1 and tree.is_conflicted)
 
     def conflicting_revisions(self, doc_id: str, remote_rev: str) -> ConflictingRevisions | None:
         record = self._record(doc_id)
@@ -347,11 +302,8 @@ class ReplicationCollection:
         )
 
     def conflicted_documents(self) -> list[tuple[str, str]]:
-        rows = self._engine().store.fetchall(
-            f"SELECT doc_id FROM {table(self._coll_id)} WHERE (flags & {DOC_CONFLICTED}) != 0"
-        )
         found: list[tuple[str, str]] = []
-        for (doc_id,) in rows:
+        for doc_id in self._engine().store.conflicted_doc_ids(self._coll_id):
             record = self._record(doc_id)
             if record is None or record.tree is None:
                 continue
@@ -374,43 +326,8 @@ class ReplicationCollection:
         self, doc_id: str, local_rev: str, remote_rev: str, body: bytes | None
     ) -> str:
         engine = self._engine()
-        state = self._collection._state
         with engine.transaction() as txn:
-            record = engine.read_record(state, doc_id)
-            tree = tree_of(record) if record is not None else None
-            local = tree.get(local_rev) if tree is not None else None
-            remote = tree.get(remote_rev) if tree is not None else None
-            if (
-                record is None
-                or tree is None
-                or local is None
-                or remote is None
-                or not tree.is_leaf(local)
-                or not tree.is_leaf(remote)
-            ):
-                raise ConflictError(f"the conflict of {doc_id!r} changed while being resolved")
-            merged = TOMBSTONE_BODY if body is None else canonicalize(body)
-            if body is not None and merged not in (local.body, remote.body):
-                _check_resolution(doc_id, merged)  # a new body, made by the resolver
-            if DIGEST_KEY in merged:  # a resolver's new blobs were stored before this lock
-                _check_blobs_present(engine, doc_id, merged)
-            sequence = state.next_sequence()
-            # close the local branch, then (unless the remote revision is the resolution
-            # itself) add the resolution as a child of the remote revision
-            tree.add_revision(local_rev, TOMBSTONE_BODY, deleted=True, sequence=sequence)
-            remote_is_result = (body is None) == remote.deleted and (
-                body is None or remote.body == merged
-            )
-            if remote_is_result:
-                winner = remote_rev
-            else:
-                winner = tree.add_revision(
-                    remote_rev, merged, deleted=body is None, sequence=sequence
-                ).rev_id
-            tree.prune(engine.max_rev_tree_depth)
-            updated = record_from_tree(doc_id, tree, sequence, record.expiration)
-            engine.put_record(txn, state, updated)
-        return winner
+            return resolve_conflict(engine, txn, self._state, doc_id, local_rev, remote_rev, body)
 
     def purge(self, doc_id: str) -> bool:
         try:
@@ -427,36 +344,49 @@ class ReplicationCollection:
 
 
 class ReplicationDatabase:
-    """``DatabaseStore`` for one open ``Database``."""
+    """``DatabaseStore`` for one open ``Database`` and the engine it was opened on."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, engine: Engine) -> None:
         self._database = database
+        self._engine_ref = engine
 
     @property
     def database(self) -> Database:
         return self._database
 
+    def _engine(self) -> Engine:
+        """The engine, while the ``Database`` this store was made for is open."""
+        engine = self._engine_ref
+        if engine.closed or self._database.is_closed:
+            raise DatabaseClosedError(f"database {self._database.name!r} is closed")
+        return engine
+
     @property
     def public_uuid(self) -> str:
-        return self._database.uuid
+        return self._engine().store.public_uuid
 
     @property
     def private_uuid(self) -> str:
-        return self._database.private_uuid
+        return self._engine().store.private_uuid
 
     def collection(self, scope: str, name: str) -> ReplicationCollection | None:
+        # the public look-up checks the names and hands out the one ``Collection`` object
         found = self._database.collection(name, scope=scope)
-        return None if found is None else ReplicationCollection(found)
+        if found is None:
+            return None
+        state = self._engine().find_collection(scope, name)
+        return None if state is None else ReplicationCollection(self, state, found)
 
     def for_collection(self, collection: Collection) -> ReplicationCollection:
         if collection.database is not self._database:
             raise InvalidArgumentError("the collection belongs to another database")
-        return ReplicationCollection(collection)
+        scope, name = collection.scope.name, collection.name
+        state = self._engine().find_collection(scope, name)
+        if state is None or self._database.collection(name, scope=scope) is not collection:
+            raise DatabaseClosedError(f"collection {collection.full_name} has been deleted")
+        return ReplicationCollection(self, state, collection)
 
     # --- checkpoints --------------------------------------------------------------------------
-
-    def _engine(self) -> Engine:
-        return self._database._engine_or_raise()
 
     def get_local_checkpoint(self, checkpoint_id: str) -> bytes | None:
         return self._engine().store.get_checkpoint(checkpoint_id)
@@ -509,28 +439,6 @@ class ReplicationDatabase:
         return self._engine().blob_leases.take(collection._coll_id, doc_id, digests)
 
 
-def _check_blobs_present(engine: Engine, doc_id: str, body: bytes) -> None:
-    """Refuse a revision whose blobs are not all stored (run with the engine lock held, so no
-    garbage collection can delete one before the insert commits). The receiver fetched them
-    first and pinned them; what is missing here came from a peer naming blobs in a form the
-    receiver's scan of the raw body could not see, or was evicted from ``BlobLeases``; for a
-    conflict resolution, a new blob of the resolver's that a compaction collected before the
-    resolution was saved (the conflict then stays, to be resolved again)."""
-    for digest in blob_digests(body):
-        if not engine.blobs.has(digest):
-            raise NotFoundError(f"blob {digest} referenced by {doc_id!r} is not stored")
-
-
-def _check_resolution(doc_id: str, body: bytes) -> None:
-    """Hold a conflict resolution to the rules of a local save (``model.legacy``): it is a
-    new local revision."""
-    if may_have_old_meta_properties(body):
-        props = loads(body)
-        if isinstance(props, dict):
-            check_local_properties(props, doc_id)
-
-
 def replication_store(database: Database) -> ReplicationDatabase:
-    """The ``DatabaseStore`` the replication engine uses for ``database``."""
-    database._engine_or_raise()
-    return ReplicationDatabase(database)
+    """The ``DatabaseStore`` the replication engine uses for ``database`` (open)."""
+    return ReplicationDatabase(database, database._engine_or_raise())

@@ -236,7 +236,7 @@ class StoreConnections:
             if conn is not None:
                 conn.close()
 
-    def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(connection)`` on the writer thread in one transaction; return its result."""
         future: Future[T] = Future()
         with self._submit_lock:
@@ -247,7 +247,7 @@ class StoreConnections:
 
     # --- readers -------------------------------------------------------------------------
 
-    def reader(self) -> sqlite3.Connection:
+    def _reader(self) -> sqlite3.Connection:
         """This thread's read connection (autocommit: each statement sees the latest commit)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
@@ -265,24 +265,24 @@ class StoreConnections:
             self._local.conn = conn
         return conn
 
-    def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._closed_flag.is_set():
             raise DatabaseClosedError("the database is closed")
         try:
-            return fn(self.reader())
+            return fn(self._reader())
         except sqlite3.Error as exc:
             if self._closed_flag.is_set():
                 raise DatabaseClosedError("the database is closed") from exc
             raise translate(exc, "read") from exc
 
-    def fetchall(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[Any]:
-        return self.read(lambda c: c.execute(sql, params).fetchall())
+    def _fetchall(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[Any]:
+        return self._read(lambda c: c.execute(sql, params).fetchall())
 
-    def fetchone(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> Any:
+    def _fetchone(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> Any:
         # the hot path of every document read: no closure, no extra frames
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self.reader()
+            conn = self._reader()
         try:
             return conn.execute(sql, params).fetchone()
         except sqlite3.Error as exc:

@@ -32,6 +32,31 @@ SCHEMA_VERSION = 3
 FORMAT_MARKER = "couchlite"
 SQLITE_HEADER = b"SQLite format 3\x00"
 
+#: the columns of ``kv_<id>`` in ``DocRecord``'s order (a record is bound as it is)
+DOC_COLUMNS = "(seq, doc_id, rev, flags, body, tree, expiration)"
+
+
+def table(coll_id: int) -> str:
+    """The table holding the documents of collection ``coll_id``."""
+    return f"kv_{int(coll_id)}"
+
+
+def create_collection_table(conn: sqlite3.Connection, coll_id: int) -> None:
+    """Create the (empty) document table of a new collection, with its expiration index."""
+    t = table(coll_id)
+    conn.execute(
+        f"""CREATE TABLE {t} (
+            seq INTEGER PRIMARY KEY,
+            doc_id TEXT NOT NULL UNIQUE,
+            rev TEXT NOT NULL,
+            flags INTEGER NOT NULL,
+            body BLOB,
+            tree BLOB,
+            expiration REAL)"""
+    )
+    conn.execute(f"CREATE INDEX {t}_exp ON {t} (expiration) WHERE expiration IS NOT NULL")
+
+
 MIGRATIONS: dict[int, list[str]] = {
     1: [
         "CREATE TABLE info (key TEXT PRIMARY KEY, value ANY) WITHOUT ROWID",
