@@ -50,6 +50,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -188,9 +189,11 @@ def default_database_store(config: ValidatedConfiguration) -> DatabaseStore:
 
 
 def _user_agent() -> str:
-    import couchlite  # the package root, already imported by whoever built the config
-
-    return f"couchlite/{couchlite.__version__}"
+    # The package root is in sys.modules whenever one of its submodules runs (Python imports a
+    # package before its submodules); reading it there keeps the replicator from importing
+    # the façade that imports it.
+    version = getattr(sys.modules.get("couchlite"), "__version__", "0")
+    return f"couchlite/{version}"
 
 
 class Supervisor:
