@@ -313,6 +313,23 @@ RESOLVER_TIMEOUT_S = 60.0
 RESOLVE_ATTEMPTS = 3
 #: Upper bound for any single wait on a reply or on an internal condition.
 WAIT_TIMEOUT_S = 300.0
+#: Bound on closing a replicator's connection (BLIP flush + WebSocket closing handshake, 5 s
+#: each at most); then its TCP connection is aborted. A stop gives it ``STOP_GRACE_S`` instead.
+REPLICATOR_CLOSE_TIMEOUT_S = 12.0
+#: After aborting the TCP connection, how long to wait for the connection's tasks to end.
+REPLICATOR_ABORT_WAIT_S = 0.5
+#: LiteCore's defaults (notes §3.6): backoff capped at 300 s, one-shot replicators give up
+#: after 10 attempts (9 retries), continuous ones never do.
+DEFAULT_MAX_ATTEMPT_WAIT_S = 300.0
+DEFAULT_ONE_SHOT_MAX_ATTEMPTS = 10
+#: Databases whose store thread is remembered (``replicator.store_worker``); past it the oldest
+#: is forgotten and gets a thread anew if it is replicated again: bounded memory whatever the
+#: number of databases a long-lived process opens.
+STORE_THREAD_ASSIGNMENTS = 1024
+#: Default bound of a replicator's ``wait_for`` (api.md).
+REPLICATOR_WAIT_S = 30.0
+#: Bound of a replicator's ``stop()``: the connection's close is itself bounded well below this.
+REPLICATOR_STOP_TIMEOUT_S = 20.0
 #: Updates of what the peer has (remote revisions) held in memory before they are written out
 #: in one transaction.
 REMOTE_REVS_FLUSH_AFTER = 1_000

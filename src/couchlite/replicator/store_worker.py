@@ -28,16 +28,12 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from couchlite._tuning import STORE_THREADS
+from couchlite._tuning import STORE_THREAD_ASSIGNMENTS, STORE_THREADS
 
 T = TypeVar("T")
 
 _Call = tuple[Callable[..., Any], tuple[Any, ...], "asyncio.Future[Any]"]
 _Job = Callable[[], None]
-
-#: Databases remembered with their thread; the oldest is forgotten past it (it then gets a
-#: thread anew if it is replicated again).
-_MAX_ASSIGNED = 1024
 
 
 class _StoreThreads:
@@ -59,7 +55,7 @@ class _StoreThreads:
                 index = min(range(len(self._queues)), key=self._load.__getitem__)
                 self._assigned[database] = index
                 self._load[index] += 1
-                if len(self._assigned) > _MAX_ASSIGNED:
+                if len(self._assigned) > STORE_THREAD_ASSIGNMENTS:
                     _, old = self._assigned.popitem(last=False)
                     self._load[old] -= 1
             return self._queues[index]
