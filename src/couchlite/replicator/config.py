@@ -1,5 +1,9 @@
 """Replicator configuration: what to replicate, with whom, and how (api.md "Replicator").
 
+This module holds the public configuration only; the engine-level options a session runs with
+are :mod:`couchlite.replicator.options`, the public vocabulary (replicator types, activity
+levels, status, events, conflicts) :mod:`couchlite.replicator.types`.
+
 Theory of operation
 -------------------
 The user-facing classes (:class:`UrlEndpoint`, :class:`BasicAuthenticator`,

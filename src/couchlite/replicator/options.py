@@ -4,6 +4,8 @@ The public ``ReplicatorConfiguration`` (another module) is translated by the fa√
 plain objects, one :class:`SessionCollectionOptions` per replicated collection; the sessions
 (:mod:`couchlite.replicator.active`, :mod:`couchlite.replicator.passive`) never see the public
 configuration. :class:`SessionEvents` is what the sessions call back, always on the event loop.
+Filters and resolvers are the store's adaptations of the user's callbacks
+(``RevisionFilter``/``RevisionResolver`` of :mod:`couchlite.replicator.store`).
 """
 
 from __future__ import annotations
