@@ -251,6 +251,92 @@ DEFAULT_HEARTBEAT_S = 300.0
 
 # --- Replication engine -------------------------------------------------------------------------
 
+#: Entries per ``changes``/``proposeChanges`` message and per changes-feed read (LiteCore).
+CHANGES_BATCH_SIZE = 200
+#: ``changes``/``proposeChanges`` messages awaiting replies, per direction (LiteCore: 5).
+MAX_CHANGE_LISTS_IN_FLIGHT = 5
+#: ``rev`` messages awaiting replies per session. LiteCore allows 10, but our throughput comes
+#: from pipelining: one round trip per document is exactly what must not happen. It stays well
+#: below the connection's 100 concurrent handlers so the peer's rev handlers (which may wait on
+#: our getAttachment replies) can never exhaust its handler slots.
+MAX_REVS_IN_FLIGHT = 64
+#: Bytes of ``rev`` bodies awaiting replies before the sender waits (LiteCore: 2 MiB).
+MAX_REV_BYTES_IN_FLIGHT = 2 * 1024 * 1024
+#: ``maxHistory`` we ask for, and assume when the peer names none (LiteCore rev trees: 50).
+MAX_HISTORY = 50
+#: Known ancestors listed per entry in a ``changes`` reply (LiteCore ``kMaxPossibleAncestors``).
+MAX_POSSIBLE_ANCESTORS = 10
+#: How many times one change is re-proposed after 409s naming an ancestor of it: enough for a
+#: peer that moved on while our proposal was in flight, bounded so two peers cannot ping-pong.
+MAX_REPROPOSALS = 2
+#: Revisions inserted per transaction by the batching inserter: one commit per batch is what
+#: makes pulling fast; 200 matches the changes batch.
+INSERT_BATCH_SIZE = 200
+#: How long the inserter waits for more revisions before committing a partial batch. Short
+#: enough to be invisible in latency, long enough to gather the revs of one burst of frames.
+INSERT_BATCH_DELAY_S = 0.001
+#: Threads running the replication engine's store calls, for the whole process. The event loop
+#: never calls the store itself (a user thread holding a long ``in_batch`` would stall every
+#: connection of the process, heartbeats included); each database is served by one of these
+#: threads, so a session blocked on a busy database holds one thread and the others go on.
+#: Four: more than the databases a process usually replicates at once, few enough that the
+#: threads' GIL hand-offs and their read connections cost nothing measurable.
+STORE_THREADS = 4
+#: ``rev`` bodies at least this long are sent compressed. LiteCore compresses every ``rev``
+#: (interop fact 15), and so do we by default; a deflate sync-flush costs tens of microseconds
+#: per message, which a deployment exchanging tiny documents may prefer to skip.
+COMPRESS_REV_MIN_BYTES = 0
+#: Bodies smaller than this are never sent as deltas (LiteCore ``kMinBodySizeForDelta``): the
+#: saving could not pay for the base lookup and the diff.
+MIN_BODY_SIZE_FOR_DELTA = 200
+#: A delta is sent only when its JSON is at most this fraction of the full body. LiteCore allows
+#: 1.2 (its body size is the Fleece encoding, not JSON); here both sizes are JSON bytes, so a
+#: delta that is not clearly smaller would only add work for the receiver: we require 3/4.
+MAX_DELTA_BODY_RATIO = 0.75
+#: How often an active session saves changed checkpoints (LiteCore ``checkpointInterval``).
+CHECKPOINT_SAVE_INTERVAL_S = 5.0
+#: Retries of ``setCheckpoint`` after a 409 (each preceded by a ``getCheckpoint``).
+CHECKPOINT_CONFLICT_RETRIES = 3
+#: How long a stopped (cancelled) session may spend saving its checkpoints before giving up.
+STOP_SAVE_TIMEOUT_S = 2.0
+#: How long a passive session's close waits for its pusher tasks to end after cancelling them.
+PASSIVE_CLOSE_TIMEOUT_S = 5.0
+#: How often per-document events and progress are handed to the façade.
+EVENT_FLUSH_INTERVAL_S = 0.05
+#: Longest a continuous source sleeps without re-reading its changes feed: change listeners
+#: wake it at once, this is only a safety net so no wait is unbounded.
+IDLE_POLL_S = 30.0
+#: Upper bound for a user's (async) conflict resolver; beyond it the document is reported as
+#: failed and stays conflicted (resolved again next time).
+RESOLVER_TIMEOUT_S = 60.0
+#: Attempts at saving a resolution when a branch changed meanwhile (``ConflictError``).
+RESOLVE_ATTEMPTS = 3
+#: Upper bound for any single wait on a reply or on an internal condition.
+WAIT_TIMEOUT_S = 300.0
+#: Bound on closing a replicator's connection (BLIP flush + WebSocket closing handshake, 5 s
+#: each at most); then its TCP connection is aborted. A stop gives it ``STOP_GRACE_S`` instead.
+REPLICATOR_CLOSE_TIMEOUT_S = 12.0
+#: After aborting the TCP connection, how long to wait for the connection's tasks to end.
+REPLICATOR_ABORT_WAIT_S = 0.5
+#: LiteCore's defaults (notes §3.6): backoff capped at 300 s, one-shot replicators give up
+#: after 10 attempts (9 retries), continuous ones never do.
+DEFAULT_MAX_ATTEMPT_WAIT_S = 300.0
+DEFAULT_ONE_SHOT_MAX_ATTEMPTS = 10
+#: Databases whose store thread is remembered (``replicator.store_worker``); past it the oldest
+#: is forgotten and gets a thread anew if it is replicated again: bounded memory whatever the
+#: number of databases a long-lived process opens.
+STORE_THREAD_ASSIGNMENTS = 1024
+#: Default bound of a replicator's ``wait_for`` (api.md).
+REPLICATOR_WAIT_S = 30.0
+#: Bound of a replicator's ``stop()``: the connection's close is itself bounded well below this.
+REPLICATOR_STOP_TIMEOUT_S = 20.0
+#: Updates of what the peer has (remote revisions) held in memory before they are written out
+#: in one transaction.
+REMOTE_REVS_FLUSH_AFTER = 1_000
+#: Remote revisions kept in memory before the cache forgets what it loaded (everything is on
+#: disk by then): keeps a long or large session's memory flat.
+REMOTE_REVS_MAX_CACHED = 10_000
+
 
 # --- Transport and TLS --------------------------------------------------------------------------
 

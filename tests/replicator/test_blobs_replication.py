@@ -53,16 +53,16 @@ def test_blob_pulled(tmp_path: Path, monkeypatch) -> None:
 
 
 def _count_fetches(monkeypatch):
-    from couchlite.replicator import sink
+    from couchlite.replicator import blob_fetcher
 
     calls = [0]
-    original = sink.BlobFetcher._fetch
+    original = blob_fetcher.BlobFetcher._fetch
 
     async def counting(self, context, doc_id, digest):
         calls[0] += 1
         await original(self, context, doc_id, digest)
 
-    monkeypatch.setattr(sink.BlobFetcher, "_fetch", counting)
+    monkeypatch.setattr(blob_fetcher.BlobFetcher, "_fetch", counting)
     return lambda: calls[0]
 
 
@@ -132,7 +132,7 @@ def test_large_blob_is_served_from_a_map_of_its_file(tmp_path: Path) -> None:
 
     from couchlite._tuning import BLOB_LARGE_SIZE
     from couchlite.database.replication_access import replication_store
-    from couchlite.replicator.source import blob_body
+    from couchlite.replicator.rev_sender import blob_body
 
     a, b = open_db(tmp_path, "a"), open_db(tmp_path, "b")
     try:
@@ -200,14 +200,14 @@ def test_pulled_blob_over_the_attachment_cap_fails_the_session(tmp_path: Path) -
 
 def test_blob_fetches_in_flight_are_bounded(tmp_path: Path, monkeypatch) -> None:
     from couchlite import _tuning
-    from couchlite.replicator import sink
+    from couchlite.replicator import blob_fetcher
 
     a, b = open_db(tmp_path, "a"), open_db(tmp_path, "b")
     try:
         for i in range(12):
             _with_blob(b.default_collection(), f"doc-{i}", f"distinct blob {i} ".encode() * 99)
         in_flight = [0, 0]  # now, most seen
-        original = sink.BlobFetcher._fetch
+        original = blob_fetcher.BlobFetcher._fetch
 
         async def watched(self, context, doc_id, digest):
             in_flight[0] += 1
@@ -217,7 +217,7 @@ def test_blob_fetches_in_flight_are_bounded(tmp_path: Path, monkeypatch) -> None
             finally:
                 in_flight[0] -= 1
 
-        monkeypatch.setattr(sink.BlobFetcher, "_fetch", watched)
+        monkeypatch.setattr(blob_fetcher.BlobFetcher, "_fetch", watched)
         run(replicate(a, b, ReplicatorType.PULL))
         assert 1 <= in_flight[1] <= _tuning.MAX_BLOB_FETCHES_IN_FLIGHT
         for i in range(12):

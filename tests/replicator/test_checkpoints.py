@@ -7,9 +7,9 @@ from pathlib import Path
 import orjson
 
 from couchlite.database.replication_access import replication_store
-from couchlite.replicator.checkpoint import CheckpointState, checkpoint_id, reconcile
 from couchlite.replicator.options import SessionCollectionOptions
 from couchlite.replicator.pending import pending_document_ids
+from couchlite.replicator.protocol.checkpoints import CheckpointState, checkpoint_id, reconcile
 from couchlite.replicator.types import ReplicatorType
 
 from .helpers import REMOTE_URL, open_db, put, replicate, run

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 from couchlite.model.revid import generation
-from couchlite.replicator.conflicts import default_resolution
-from couchlite.replicator.store import ConflictingRevisions
+from couchlite.replicator.protocol.conflicts import default_resolution
+from couchlite.replicator.store import ConflictingRevisions, RevisionResolver
 from couchlite.replicator.types import ReplicatorType
 
 from .helpers import Events, history, open_db, put, replicate, run, snapshot
@@ -65,7 +67,17 @@ def test_default_rule_units() -> None:
     assert default_resolution(conflict("2-cc", b'{"l":1}', "2-bb", b'{"r":1}')) == b'{"l":1}'
 
 
-def test_custom_sync_and_async_resolvers(tmp_path: Path) -> None:
+def engine_resolver(fn: Callable[[ConflictingRevisions], Any]) -> RevisionResolver:
+    """A plain function as the engine's (async) resolver: what the store's adapter makes of a
+    user's blocking resolver (tests/replicator_api covers the user-level sync and async ones)."""
+
+    async def resolve(conflict: ConflictingRevisions) -> Any:
+        return fn(conflict)
+
+    return resolve
+
+
+def test_custom_immediate_and_awaiting_resolvers(tmp_path: Path) -> None:
     for mode in ("sync", "async"):
         a, b = _diverge(tmp_path / mode, 1, 1)
         try:
@@ -81,7 +93,7 @@ def test_custom_sync_and_async_resolvers(tmp_path: Path) -> None:
                 await asyncio.sleep(0)
                 return merge(conflict)
 
-            resolver = merge if mode == "sync" else amerge
+            resolver = engine_resolver(merge) if mode == "sync" else amerge
             run(replicate(a, b, options={"conflict_resolver": resolver}))
             assert len(seen) == 1
             doc = a.default_collection().get("c")
@@ -96,7 +108,7 @@ def test_custom_sync_and_async_resolvers(tmp_path: Path) -> None:
 def test_resolver_returning_deletion(tmp_path: Path) -> None:
     a, b = _diverge(tmp_path, 1, 1)
     try:
-        run(replicate(a, b, options={"conflict_resolver": lambda c: None}))
+        run(replicate(a, b, options={"conflict_resolver": engine_resolver(lambda c: None)}))
         assert a.default_collection().get("c") is None
         assert snapshot(a.default_collection()) == snapshot(b.default_collection())
         assert snapshot(b.default_collection())["c"][1] is True  # a tombstone on both sides
@@ -114,7 +126,7 @@ def test_failing_resolver_is_a_document_error_and_no_wedge(tmp_path: Path) -> No
             raise RuntimeError("boom")
 
         events = Events()
-        run(replicate(a, b, options={"conflict_resolver": broken}, events=events))
+        run(replicate(a, b, options={"conflict_resolver": engine_resolver(broken)}, events=events))
         errors = events.errors()
         assert errors and {e.id for e in errors} == {"c"}
         assert "boom" in str(errors[0].error)
@@ -128,7 +140,11 @@ def test_resolver_returning_garbage_is_a_document_error(tmp_path: Path) -> None:
     a, b = _diverge(tmp_path, 1, 1)
     try:
         events = Events()
-        run(replicate(a, b, options={"conflict_resolver": lambda c: 42}, events=events))
+        run(
+            replicate(
+                a, b, options={"conflict_resolver": engine_resolver(lambda c: 42)}, events=events
+            )
+        )
         assert {e.id for e in events.errors()} == {"c"}
     finally:
         a.close()
@@ -155,7 +171,7 @@ def test_failed_resolution_is_retried_at_the_next_start(tmp_path: Path) -> None:
         def broken(conflict: ConflictingRevisions) -> bytes:
             raise RuntimeError("not today")
 
-        run(replicate(a, b, options={"conflict_resolver": broken}))
+        run(replicate(a, b, options={"conflict_resolver": engine_resolver(broken)}))
         assert a.default_collection().get("c")["v"] == "local1"  # type: ignore[index]
         # still conflicted locally; the next session resolves it first, then pushes it
         events = Events()

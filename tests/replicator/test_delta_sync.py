@@ -16,7 +16,8 @@ from couchlite.blip import BlipErrorReply, BlipProtocol, Message
 from couchlite.database.replication_access import ReplicationCollection, replication_store
 from couchlite.replicator.active import ActiveSession
 from couchlite.replicator.passive import PassiveSession
-from couchlite.replicator.sink import expand_delta, parse_rev
+from couchlite.replicator.protocol.revs import Rev
+from couchlite.replicator.rev_receiver import expand_delta
 from couchlite.replicator.store import IncomingRevision
 from couchlite.replicator.types import ReplicatorType
 from couchlite.transport.blip_connection import BlipConnection
@@ -300,7 +301,7 @@ def test_expand_delta_errors_are_422(tmp_path: Path) -> None:
         store = replication_store(db).for_collection(db.default_collection())
         rev_id = put(db.default_collection(), "doc", {"a": "x", "n": [1, 2]})
         base = {"Profile": "rev", "id": "doc", "rev": "2-" + "aa" * 20, "history": rev_id}
-        ok = parse_rev(_rev_message({**base, "deltaSrc": rev_id}, {"a": "y", "n": {"2-": [3]}}))
+        ok = Rev.parse(_rev_message({**base, "deltaSrc": rev_id}, {"a": "y", "n": {"2-": [3]}}))
         assert orjson.loads(expand_delta(store, ok).body) == {"a": "y", "n": [1, 2, 3]}
         for props, delta in [
             ({**base, "deltaSrc": "1-" + "00" * 20}, {"a": "y"}),  # unknown base
@@ -308,7 +309,7 @@ def test_expand_delta_errors_are_422(tmp_path: Path) -> None:
             ({**base, "deltaSrc": rev_id}, {"a": [1, 2, 3, 4]}),  # malformed
         ]:
             with pytest.raises(BlipErrorReply) as caught:
-                expand_delta(store, parse_rev(_rev_message(props, delta)))
+                expand_delta(store, Rev.parse(_rev_message(props, delta)))
             assert caught.value.error_domain == "HTTP" and caught.value.code == 422
     finally:
         db.close()
@@ -334,12 +335,12 @@ def test_recorded_delta_revs_expand_to_the_recorded_documents(tmp_path: Path) ->
     try:
         store = replication_store(db).for_collection(db.default_collection())
         _, (setup,) = _recorded_revs("06-delta.setup.jsonl")
-        first = parse_rev(setup)
+        first = Rev.parse(setup)
         seeded = IncomingRevision(first.doc_id, first.rev_id, [], first.body, False)
         assert store.insert_revisions([seeded])[0].error is None
         for name, side in [("06-delta-pull.jsonl", "active"), ("06-delta-push.jsonl", "passive")]:
             header, (message,) = _recorded_revs(name)
-            rev = expand_delta(store, parse_rev(message))
+            rev = expand_delta(store, Rev.parse(message))
             expected = header["databases_after"][side][0]["body"]
             assert orjson.loads(rev.body) == expected
             outcome = store.insert_revisions(

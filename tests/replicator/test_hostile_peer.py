@@ -14,7 +14,9 @@ import pytest
 
 from couchlite.blip import BlipErrorReply, Message
 from couchlite.database.replication_access import replication_store
-from couchlite.replicator._common import RequestedRevisions, SequenceTracker
+from couchlite.replicator.change_feed import Quiet
+from couchlite.replicator.protocol.revisions import RequestedRevisions
+from couchlite.replicator.protocol.sequences import SequenceTracker
 from couchlite.replicator.types import ReplicatorType
 from couchlite.transport.blip_connection import BlipConnection, Reply
 from couchlite.transport.loopback import loopback_pair
@@ -392,7 +394,8 @@ def test_requested_revisions_are_bounded_and_o1() -> None:
 
 def test_sequence_tracker_stays_flat_after_a_stuck_sequence() -> None:
     async def main() -> None:
-        tracker = SequenceTracker(0)
+        quiet = Quiet()
+        tracker = SequenceTracker(0, on_quiet=quiet)
         tracker.add(1, 1)
         tracker.add(2, 2)
         tracker.done(1)
@@ -408,7 +411,7 @@ def test_sequence_tracker_stays_flat_after_a_stuck_sequence() -> None:
         for seq in range(4, 200_003, 2):
             tracker.done(seq)
         assert tracker.outstanding == 0 and not tracker._states
-        await tracker.wait_quiet()
+        await quiet.wait()
         assert tracker.checkpoint == 1
 
     run(main())

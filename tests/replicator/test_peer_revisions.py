@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from couchlite.replicator._common import PeerRevisions
+from couchlite.replicator.protocol.revisions import PeerRevisions
 
 
 def test_nothing_is_recorded_unless_someone_watches() -> None:

@@ -11,12 +11,12 @@ from couchlite import (
     Blob,  # noqa: F401  (kept for symmetry with the blob tests)
     MutableDocument,
 )
-from couchlite.replicator._common import (
+from couchlite._tuning import (
     CHANGES_BATCH_SIZE,
     MAX_CHANGE_LISTS_IN_FLIGHT,
     MAX_REVS_IN_FLIGHT,
-    SequenceTracker,
 )
+from couchlite.replicator.protocol.sequences import SequenceTracker
 from couchlite.replicator.types import DocumentFlags, ReplicatorType
 
 from .helpers import Events, history, open_db, put, replicate, run, snapshot

@@ -11,8 +11,8 @@ import pytest
 from couchlite import CouchliteError
 from couchlite.database.replication_access import replication_store
 from couchlite.errors import ErrorDomain
-from couchlite.replicator.checkpoint import checkpoint_id
 from couchlite.replicator.passive import PassiveSession
+from couchlite.replicator.protocol.checkpoints import checkpoint_id
 from couchlite.replicator.types import ReplicatorType
 from couchlite.transport.blip_connection import BlipConnection
 from couchlite.transport.websocket import connect_channel, serve_channels

@@ -239,7 +239,7 @@ def test_pong_timeout() -> None:
 )
 def test_remote_errors_follow_the_table(domain: str, code: int) -> None:
     from couchlite.blip import BlipErrorReply
-    from couchlite.replicator._common import remote_error
+    from couchlite.replicator.error_mapping import remote_error
 
     error = remote_error(BlipErrorReply(domain, code, "from the peer"))
     assert error.is_transient is is_transient(error.domain, error.code)

@@ -21,7 +21,7 @@ from couchlite import (
     ReplicatorType,
 )
 from couchlite.database.replication_access import replication_store
-from couchlite.replicator.checkpoint import CheckpointState, checkpoint_id
+from couchlite.replicator.protocol.checkpoints import CheckpointState, checkpoint_id
 from couchlite.replicator.replicator import AsyncReplicator
 from couchlite.transport.channel import ChannelClosed
 

@@ -8,7 +8,7 @@ Theory of operation
    otherwise ``getCollections`` comes first (body ``{"checkpoint_ids", "collections"}``) and every
    collection-scoped message carries ``collection: "<index>"`` right after ``Profile``. A ``null``
    entry in the reply stops the session with WebSocket/404.
-2. **Checkpoints** (:mod:`couchlite.replicator.checkpoint`): the peer's answer is reconciled with
+2. **Checkpoints** (:mod:`couchlite.replicator.checkpointer`): the peer's answer is reconciled with
    the local body to decide where each direction starts.
 3. **Work**: per collection a :class:`~couchlite.replicator.puller.Puller` (``subChanges`` is sent
    first) and a :class:`~couchlite.replicator.pusher.Pusher`, all concurrent, sharing one rev
@@ -32,8 +32,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-import orjson
-
+from couchlite._tuning import CHECKPOINT_SAVE_INTERVAL_S, STOP_SAVE_TIMEOUT_S
 from couchlite.blip import BlipErrorReply, Message
 from couchlite.errors import (
     ConfigurationError,
@@ -41,47 +40,49 @@ from couchlite.errors import (
     DatabaseClosedError,
     ErrorDomain,
     NotFoundError,
-    ProtocolError,
 )
-from couchlite.model.canonical import check_json_text
-from couchlite.replicator._common import (
-    CHECKPOINT_SAVE_INTERVAL_S,
-    CollectionContext,
-    Reporter,
-    error_reply_for,
-    http_reply,
-    remote_error,
-)
-from couchlite.replicator.checkpoint import Checkpointer, CheckpointState, checkpoint_id
+from couchlite.replicator.blob_fetcher import BlobFetcher
+from couchlite.replicator.checkpointer import Checkpointer
+from couchlite.replicator.collection_context import CollectionContext
+from couchlite.replicator.error_mapping import error_reply_for, remote_error
 from couchlite.replicator.options import SessionCollectionOptions, SessionEvents
 from couchlite.replicator.pending import LivePushState
+from couchlite.replicator.protocol.checkpoints import (
+    CheckpointState,
+    GetCollections,
+    GetCollectionsReply,
+    checkpoint_id,
+)
+from couchlite.replicator.protocol.wire import http_reply
 from couchlite.replicator.puller import Puller
 from couchlite.replicator.pusher import Pusher
 from couchlite.replicator.remote_revs import RemoteRevisions
-from couchlite.replicator.sink import BlobFetcher
-from couchlite.replicator.source import RevSender
+from couchlite.replicator.reporter import Reporter
+from couchlite.replicator.rev_sender import RevSender
 from couchlite.replicator.store import DatabaseStore
+from couchlite.replicator.store_worker import StoreWorker
 from couchlite.replicator.types import ReplicatorType
 from couchlite.transport.blip_connection import BlipConnection, ConnectionClosedError, Reply
 
 logger = logging.getLogger(__name__)
-
-#: How long a stopped (cancelled) session may spend saving its checkpoints before giving up.
-STOP_SAVE_TIMEOUT_S = 2.0
 
 
 class _Unit:
     """One collection of the session with its workers."""
 
     def __init__(
-        self, context: CollectionContext, options: SessionCollectionOptions, remote_url: str
+        self,
+        context: CollectionContext,
+        options: SessionCollectionOptions,
+        remote_url: str,
+        calls: StoreWorker,
     ) -> None:
         self.context = context
         self.options = options
         self.checkpointer: Checkpointer | None = None
         self.pusher: Pusher | None = None
         self.puller: Puller | None = None
-        self.remote_revs = RemoteRevisions(options.store, remote_url)
+        self.remote_revs = RemoteRevisions(options.store, remote_url, calls)
 
     def state(self) -> CheckpointState:
         assert self.checkpointer is not None
@@ -120,11 +121,14 @@ class ActiveSession:
         self.enable_auto_purge = enable_auto_purge
         self.events = events
         self.legacy = len(collections) == 1 and _is_default(collections[0])
+        #: every store call of the session runs here, off the event loop
+        self.calls = StoreWorker(db.private_uuid)
         self._units = [
             _Unit(
                 CollectionContext(i, opts.store, {} if self.legacy else {"collection": str(i)}),
                 opts,
                 remote_url,
+                self.calls,
             )
             for i, opts in enumerate(collections)
         ]
@@ -132,8 +136,8 @@ class ActiveSession:
         #: deltas both ways need the peer's consent too (notes §6.2): the puller announces
         #: ``deltas`` only with this, and the sender uses them only with this
         self.enable_delta_sync = enable_delta_sync
-        self.sender = RevSender(connection, db, deltas_enabled=enable_delta_sync)
-        self.blobs = BlobFetcher(connection, db)
+        self.sender = RevSender(connection, db, self.calls, deltas_enabled=enable_delta_sync)
+        self.blobs = BlobFetcher(connection, db, self.calls)
         #: set with the error that must end the session, from outside its tasks
         self._fatal: asyncio.Future[None] | None = None
 
@@ -171,16 +175,18 @@ class ActiveSession:
             for unit in self._units:
                 if unit.puller is not None:
                     unit.puller.close()
-            self._flush_remote_revs()
-            self.reporter.set_busy(self, False)
-            self.reporter.close()
+            try:
+                await self._save_remote_revs()
+            finally:
+                self.reporter.set_busy(self, False)
+                self.reporter.close()
 
-    def _flush_remote_revs(self) -> None:
+    async def _save_remote_revs(self) -> None:
         # However the session ends, what the peer was seen to have stays known (every entry is
         # true once made): the next session and pending_document_ids() rely on it.
         for unit in self._units:
             try:
-                unit.remote_revs.flush()
+                await unit.remote_revs.save()
             except CouchliteError as exc:  # the database closed under us, typically
                 logger.debug("remote revisions not saved at the end: %s", exc)
 
@@ -233,6 +239,7 @@ class ActiveSession:
                     self.connection,
                     unit.context,
                     unit.options,
+                    self.calls,
                     since=start.remote,
                     had_checkpoint=unit.checkpointer.had_local and not self.reset,
                     continuous=self.continuous,
@@ -247,6 +254,7 @@ class ActiveSession:
                     self.connection,
                     unit.context,
                     unit.options,
+                    self.calls,
                     since=start.local,
                     continuous=self.continuous,
                     reporter=self.reporter,
@@ -293,32 +301,24 @@ class ActiveSession:
                 document_ids=unit.options.document_ids,
             )
             unit.checkpointer = Checkpointer(
-                self.connection, self.db, unit.context, cp_id, reset=self.reset
+                self.connection, self.db, self.calls, unit.context, cp_id, reset=self.reset
             )
         if self.legacy:
             checkpointer = self._units[0].checkpointer
             assert checkpointer is not None
             body, rev = await checkpointer.fetch_remote()
-            checkpointer.begin(body, rev)
+            await checkpointer.begin(body, rev)
             return
-        request = {
-            "checkpoint_ids": [u.checkpointer.id for u in self._units if u.checkpointer],
-            "collections": [u.context.path for u in self._units],
-        }
+        out = GetCollections(
+            tuple(u.checkpointer.id for u in self._units if u.checkpointer),
+            tuple(u.context.path for u in self._units),
+        ).to_message()
         try:
-            reply = await self.connection.request(
-                {"Profile": "getCollections"}, orjson.dumps(request)
-            )
+            message = await self.connection.request(out.properties, out.body)
         except BlipErrorReply as exc:
             raise remote_error(exc, "getCollections refused") from exc
-        try:
-            check_json_text(reply.body)
-            entries = reply.json()
-        except CouchliteError:
-            entries = None
-        if not isinstance(entries, list) or len(entries) != len(self._units):
-            raise ProtocolError("invalid getCollections reply")
-        for unit, entry in zip(self._units, entries, strict=True):
+        reply = GetCollectionsReply.parse(message, len(self._units))
+        for unit, entry in zip(self._units, reply.entries, strict=True):
             assert unit.checkpointer is not None
             if entry is None:
                 raise NotFoundError(
@@ -326,11 +326,7 @@ class ActiveSession:
                     domain=ErrorDomain.WEBSOCKET,
                     code=404,
                 )
-            if not isinstance(entry, dict):
-                raise ProtocolError("invalid getCollections reply entry")
-            rev = entry.pop("rev", None) or entry.pop("_rev", None)
-            entry.pop("_rev", None)
-            unit.checkpointer.begin(orjson.dumps(entry) if entry else None, rev)
+            await unit.checkpointer.begin(entry.body or None, entry.rev)
 
     async def _save_on_stop(self) -> None:
         """A stop (cancellation) keeps the progress made: save what is done, best effort."""
@@ -350,7 +346,7 @@ class ActiveSession:
     async def _save_all(self) -> None:
         for unit in self._units:
             # what the peer has goes to disk first: never behind a saved checkpoint
-            unit.remote_revs.flush()
+            await unit.remote_revs.save()
         for unit in self._units:
             assert unit.checkpointer is not None
             await unit.checkpointer.save(unit.state())

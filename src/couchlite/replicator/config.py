@@ -1,5 +1,9 @@
 """Replicator configuration: what to replicate, with whom, and how (api.md "Replicator").
 
+This module holds the public configuration only; the engine-level options a session runs with
+are :mod:`couchlite.replicator.options`, the public vocabulary (replicator types, activity
+levels, status, events, conflicts) :mod:`couchlite.replicator.types`.
+
 Theory of operation
 -------------------
 The user-facing classes (:class:`UrlEndpoint`, :class:`BasicAuthenticator`,
@@ -28,6 +32,8 @@ from couchlite._tuning import (
     BLIP_MAX_ATTACHMENT_SIZE,
     BLIP_MAX_MESSAGE_SIZE,
     DEFAULT_HEARTBEAT_S,
+    DEFAULT_MAX_ATTEMPT_WAIT_S,
+    DEFAULT_ONE_SHOT_MAX_ATTEMPTS,
 )
 from couchlite.errors import ConfigurationError, CouchliteError, InvalidArgumentError
 from couchlite.replicator.endpoint import (
@@ -67,11 +73,6 @@ _RESERVED_HEADERS = frozenset(
         "content-length",
     }
 )
-
-#: LiteCore's defaults (notes §3.6): backoff capped at 300 s, one-shot replicators give up
-#: after 10 attempts (9 retries), continuous ones never do.
-DEFAULT_MAX_ATTEMPT_WAIT_S = 300.0
-DEFAULT_ONE_SHOT_MAX_ATTEMPTS = 10
 
 
 @dataclass

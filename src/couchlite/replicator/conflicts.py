@@ -4,60 +4,72 @@ Theory of operation
 -------------------
 A conflict appears only on an active puller: the remote revision is inserted as a branch next
 to the local one (``insert_revisions`` reports ``conflicted``). Resolution then happens locally,
-never on the wire: the two branches go to a resolver -- the user's (sync or async) or Couchbase
-Lite 3.x's default rule -- and the chosen body is saved with ``resolve_conflict`` as a child of
-the *remote* revision, closing the local branch. That is a new local change, so the pusher sends
-it next, with a ``history`` that contains the remote revision the peer already has.
+never on the wire: the two branches go to a resolver -- the user's (adapted by the store,
+``CollectionStore.revision_resolver``) or Couchbase Lite 3.x's default rule
+(:func:`~couchlite.replicator.protocol.conflicts.default_resolution`) -- and the chosen body is
+saved with ``resolve_conflict`` as a child of the *remote* revision, closing the local branch.
+With the default rule the resolution is made in the same store call as the insert that caused
+the conflict (:func:`resolve_by_default`): the conflicted state is never visible to the pusher.
+That is a new local change, so the pusher sends it next, with a ``history`` that contains the
+remote revision the peer already has. Reading the branches and saving the resolution run on
+the session's store thread; the resolver is awaited on the loop (the store's adapter runs a
+blocking one on a thread of its own).
 
-Default rule (CBL ≤ 3.x, ``ConflictResolver.cc``): a deletion wins; else the higher generation;
-else the greater revID by byte comparison (local on a tie that favours it, else remote).
-
-A resolver that raises, times out, or returns something that is not a JSON object body (or
-``None``) is reported as a document error and the document simply stays conflicted: the next
-session resolves it again. It never wedges the session.
+A resolver that raises, times out (``RESOLVER_TIMEOUT_S``), or returns something that is not a
+JSON object body (or ``None``) is reported as a document error and the document simply stays
+conflicted: the next session resolves it again. It never wedges the session.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 
 import orjson
 
+from couchlite._tuning import RESOLVE_ATTEMPTS, RESOLVER_TIMEOUT_S
 from couchlite.errors import ConflictError, CouchliteError
-from couchlite.model.revid import generation
-from couchlite.replicator._common import RESOLVER_TIMEOUT_S
-from couchlite.replicator.options import ConflictResolverFn
-from couchlite.replicator.store import CollectionStore, ConflictingRevisions
+from couchlite.replicator.protocol.conflicts import default_resolution
+from couchlite.replicator.store import CollectionStore, ConflictingRevisions, RevisionResolver
+from couchlite.replicator.store_worker import StoreWorker
 
-logger = logging.getLogger(__name__)
-
-#: Attempts at saving a resolution when a branch changed meanwhile (``ConflictError``).
-RESOLVE_ATTEMPTS = 3
+logger = logging.getLogger("couchlite.replicator")
 
 
-def default_resolution(conflict: ConflictingRevisions) -> bytes | None:
-    """Couchbase Lite 3.x's default conflict resolver (notes §8)."""
-    if conflict.local_body is None or conflict.remote_body is None:
+def resolve_by_default(
+    store: CollectionStore, doc_id: str, remote_rev: str
+) -> CouchliteError | None:
+    """On the store thread: resolve with the default rule. The inserter runs this in the same
+    call as the insert that made the conflict, so no reader of the store (the pusher's feed)
+    ever sees the conflicted state in between."""
+    for _ in range(RESOLVE_ATTEMPTS):
+        conflict = store.conflicting_revisions(doc_id, remote_rev)
+        if conflict is None:
+            return None
+        body = default_resolution(conflict)
+        try:
+            store.resolve_conflict(doc_id, conflict.local_rev, conflict.remote_rev, body)
+        except ConflictError:
+            continue  # a branch moved meanwhile: look again
+        except CouchliteError as exc:
+            return exc
         return None
-    local_gen, remote_gen = generation(conflict.local_rev), generation(conflict.remote_rev)
-    if local_gen != remote_gen:
-        return conflict.local_body if local_gen > remote_gen else conflict.remote_body
-    if conflict.local_rev.encode() > conflict.remote_rev.encode():
-        return conflict.local_body
-    return conflict.remote_body
+    return _kept_changing(doc_id)
+
+
+def _kept_changing(doc_id: str) -> ConflictError:
+    return ConflictError(
+        f"could not resolve the conflict of {doc_id!r}: the document kept changing"
+    )
 
 
 async def _run_resolver(
-    resolver: ConflictResolverFn | None, conflict: ConflictingRevisions
+    resolver: RevisionResolver | None, conflict: ConflictingRevisions
 ) -> bytes | None:
     if resolver is None:
         return default_resolution(conflict)
-    result = resolver(conflict)
-    if inspect.isawaitable(result):
-        async with asyncio.timeout(RESOLVER_TIMEOUT_S):
-            result = await result
+    async with asyncio.timeout(RESOLVER_TIMEOUT_S):
+        result: object = await resolver(conflict)
     if result is None:
         return None
     if isinstance(result, bytes | bytearray | memoryview):
@@ -75,14 +87,15 @@ async def _run_resolver(
 
 async def resolve_conflict(
     store: CollectionStore,
+    calls: StoreWorker,
     doc_id: str,
     remote_rev: str,
-    resolver: ConflictResolverFn | None,
+    resolver: RevisionResolver | None,
 ) -> CouchliteError | None:
     """Resolve ``doc_id`` if it is conflicted with ``remote_rev``; the error to report, if
     any (the document then stays conflicted)."""
     for _ in range(RESOLVE_ATTEMPTS):
-        conflict = store.conflicting_revisions(doc_id, remote_rev)
+        conflict = await calls.call(store.conflicting_revisions, doc_id, remote_rev)
         if conflict is None:
             return None
         try:
@@ -95,15 +108,15 @@ async def resolve_conflict(
             error.__cause__ = exc
             return error
         try:
-            store.resolve_conflict(doc_id, conflict.local_rev, conflict.remote_rev, body)
+            await calls.call(
+                store.resolve_conflict, doc_id, conflict.local_rev, conflict.remote_rev, body
+            )
         except ConflictError:
             continue  # a branch moved while the resolver ran: look again
         except CouchliteError as exc:
             return exc
         return None
-    return ConflictError(
-        f"could not resolve the conflict of {doc_id!r}: the document kept changing"
-    )
+    return _kept_changing(doc_id)
 
 
-__all__ = ["default_resolution", "resolve_conflict"]
+__all__ = ["resolve_by_default", "resolve_conflict"]

@@ -4,24 +4,17 @@ The public ``ReplicatorConfiguration`` (another module) is translated by the faÃ
 plain objects, one :class:`SessionCollectionOptions` per replicated collection; the sessions
 (:mod:`couchlite.replicator.active`, :mod:`couchlite.replicator.passive`) never see the public
 configuration. :class:`SessionEvents` is what the sessions call back, always on the event loop.
+Filters and resolvers are the store's adaptations of the user's callbacks
+(``RevisionFilter``/``RevisionResolver`` of :mod:`couchlite.replicator.store`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from couchlite.replicator.store import CollectionStore, ConflictingRevisions
+from couchlite.replicator.store import CollectionStore, RevisionFilter, RevisionResolver
 from couchlite.replicator.types import ReplicatedDocument
-
-#: ``(doc_id, rev_id, deleted, body) -> keep?`` -- the body is the revision's canonical JSON
-#: (``b"{}"`` for a tombstone).
-ReplicationFilter = Callable[[str, str, bool, bytes], bool]
-
-#: Returns the body of the resolution (``None`` = the resolution is a deletion), or an awaitable
-#: of it. Raising, or returning anything else, is reported as a document error.
-ConflictResolverFn = Callable[[ConflictingRevisions], bytes | Awaitable[bytes | None] | None]
 
 
 @dataclass
@@ -30,10 +23,10 @@ class SessionCollectionOptions:
 
     store: CollectionStore
     document_ids: frozenset[str] | None = None
-    push_filter: ReplicationFilter | None = None
-    pull_filter: ReplicationFilter | None = None
+    push_filter: RevisionFilter | None = None
+    pull_filter: RevisionFilter | None = None
     #: ``None``: Couchbase Lite 3.x's default rule (notes Â§8).
-    conflict_resolver: ConflictResolverFn | None = None
+    conflict_resolver: RevisionResolver | None = None
 
 
 class SessionEvents(Protocol):
@@ -59,10 +52,4 @@ class NullEvents:
         pass
 
 
-__all__ = [
-    "ConflictResolverFn",
-    "NullEvents",
-    "ReplicationFilter",
-    "SessionCollectionOptions",
-    "SessionEvents",
-]
+__all__ = ["NullEvents", "SessionCollectionOptions", "SessionEvents"]

@@ -43,42 +43,40 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
-from typing import Any
+from collections.abc import Callable
 
-import orjson
-
-from couchlite._tuning import MAX_CHECKPOINT_BODY_SIZE, MAX_CHECKPOINT_ID_LENGTH
+from couchlite._tuning import MAX_POSSIBLE_ANCESTORS, PASSIVE_CLOSE_TIMEOUT_S
 from couchlite.blip import BlipErrorReply, Message
-from couchlite.errors import ConflictError, CouchliteError, InvalidArgumentError, LiteCoreCode
-from couchlite.model.canonical import check_json_text
-from couchlite.replicator._common import (
-    MAX_HISTORY,
-    MAX_POSSIBLE_ANCESTORS,
-    CollectionContext,
-    Reporter,
-    doc_flags,
-    http_reply,
-)
-from couchlite.replicator._messages import (
-    changes_rows,
-    checked_json,
-    json_list_body,
-    proposal_rows,
-)
+from couchlite.errors import ConflictError, CouchliteError
+from couchlite.replicator.blob_fetcher import BlobFetcher
+from couchlite.replicator.collection_context import CollectionContext
+from couchlite.replicator.error_mapping import reply_error_for
+from couchlite.replicator.inserter import Inserter
 from couchlite.replicator.options import SessionEvents
 from couchlite.replicator.passive_pusher import PassivePusher
-from couchlite.replicator.sink import (
-    BlobFetcher,
-    Inserter,
-    expand_delta,
-    incoming,
-    parse_rev,
-    reply_error_for,
+from couchlite.replicator.protocol.changes import (
+    Changes,
+    ChangesReply,
+    ProposeChanges,
+    ProposeChangesReply,
+    SubChanges,
+    trim_zeros,
 )
-from couchlite.replicator.source import RevSender
-from couchlite.replicator.store import CollectionStore, DatabaseStore
-from couchlite.replicator.types import ReplicatedDocument
+from couchlite.replicator.protocol.checkpoints import (
+    CheckpointReply,
+    GetCheckpoint,
+    GetCollections,
+    GetCollectionsReply,
+    SetCheckpoint,
+    checkpoint_replies,
+)
+from couchlite.replicator.protocol.revs import Rev
+from couchlite.replicator.protocol.wire import http_reply
+from couchlite.replicator.reporter import Reporter
+from couchlite.replicator.rev_receiver import expand_delta, incoming
+from couchlite.replicator.rev_sender import RevSender
+from couchlite.replicator.store import CollectionStore, DatabaseStore, IncomingRevision
+from couchlite.replicator.store_worker import StoreWorker
 from couchlite.transport.blip_connection import BlipConnection, Reply
 
 logger = logging.getLogger(__name__)
@@ -91,11 +89,6 @@ def _pusher_ended(task: asyncio.Task[None]) -> None:
         logger.debug("%s ended: %r", task.get_name(), task.exception())
 
 
-#: How long :meth:`PassiveSession.close` waits for its pusher tasks to end after cancelling.
-CLOSE_TIMEOUT_S = 5.0
-
-_SINK_REPLY_PROPS = {"maxHistory": str(MAX_HISTORY), "blobs": "true"}
-_SINK_REPLY_PROPS_DELTAS = {**_SINK_REPLY_PROPS, "deltas": "true"}
 _PUSH_FORBIDDEN = "Attempting to push to a pull-only replicator"
 _PULL_FORBIDDEN = "Attempting to pull from a push-only replicator"
 
@@ -128,9 +121,11 @@ class PassiveSession:
         #: the live pusher of each collection (one subChanges at a time, as LiteCore)
         self._live: dict[int, asyncio.Task[None]] = {}
         self._incoming = 0
-        self.sender = RevSender(connection, db, deltas_enabled=enable_delta_sync)
-        self._sink_props = _SINK_REPLY_PROPS_DELTAS if enable_delta_sync else _SINK_REPLY_PROPS
-        self.blobs = BlobFetcher(connection, db)
+        #: every store call of the session runs here, off the event loop
+        self.calls = StoreWorker(db.private_uuid)
+        self.sender = RevSender(connection, db, self.calls, deltas_enabled=enable_delta_sync)
+        self.enable_delta_sync = enable_delta_sync
+        self.blobs = BlobFetcher(connection, db, self.calls)
         self.revs_received = 0
 
     def attach(self) -> None:
@@ -159,7 +154,7 @@ class PassiveSession:
         for task in tasks:
             task.cancel()
         if tasks:
-            await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT_S)
+            await asyncio.wait(tasks, timeout=PASSIVE_CLOSE_TIMEOUT_S)
         for inserter in self._inserters.values():
             inserter.close()
         if self._reporter is not None:
@@ -229,81 +224,53 @@ class PassiveSession:
             raise BlipErrorReply(
                 "BLIP", 400, "Invalid getCollections message: not the first message"
             )
-        try:
-            request = checked_json(message)
-        except BlipErrorReply:
-            request = None
-        if not isinstance(request, dict):
-            raise BlipErrorReply("BLIP", 400, "Invalid getCollections message: no body")
-        ids, paths = request.get("checkpoint_ids"), request.get("collections")
-        if not isinstance(ids, list) or not ids or not all(_checkpoint_id_ok(i) for i in ids):
-            raise BlipErrorReply("BLIP", 400, "Invalid getCollections message: checkpoint_ids")
-        if not isinstance(paths, list) or not paths:
-            raise BlipErrorReply("BLIP", 400, "Invalid getCollections message: collections")
-        if len(ids) != len(paths):
-            raise BlipErrorReply("BLIP", 400, "Invalid getCollections message: length mismatch")
-        if not all(isinstance(p, str) and p for p in paths) or len(set(paths)) != len(paths):
-            raise BlipErrorReply("BLIP", 400, "Invalid getCollections message: bad collections")
+        request = GetCollections.parse(message)
         self._mode = "collections"
-        answers: list[Any] = []
-        for index, (cp_id, path) in enumerate(zip(ids, paths, strict=True)):
+        shared: list[tuple[int, str]] = []
+        for index, (cp_id, path) in enumerate(
+            zip(request.checkpoint_ids, request.collections, strict=True)
+        ):
             store = self._resolve_path(path)
             if store is None:
                 self._contexts.append(None)
-                answers.append(None)
                 continue
             self._contexts.append(CollectionContext(index, store, {"collection": str(index)}))
-            found = self.db.get_peer_checkpoint(cp_id)
-            entry: dict[str, Any] = {}
-            if found is not None:
-                rev, body = found
-                try:
-                    parsed = orjson.loads(body)
-                except orjson.JSONDecodeError:
-                    parsed = None
-                if isinstance(parsed, dict):
-                    entry = parsed
-                entry["rev"] = rev
-                entry["_rev"] = rev
-            answers.append(entry)
-        return Reply(body=orjson.dumps(answers))
+            shared.append((index, cp_id))
+        found = await self.calls.call(_peer_checkpoints, self.db, [c for _, c in shared])
+        entries: list[CheckpointReply | None] = [None] * len(request.collections)
+        for (index, _), entry in zip(shared, checkpoint_replies(found), strict=True):
+            entries[index] = entry
+        return Reply(body=GetCollectionsReply(tuple(entries)).to_reply())
 
-    def _checkpoint_client(self, message: Message) -> str:
+    def _first_if_none(self) -> None:
         if self._mode is None:
             self._first_message()
-        client = message.properties.get("client")
-        if not client:
-            raise BlipErrorReply("BLIP", 400, "missing checkpoint ID")
-        if len(client) > MAX_CHECKPOINT_ID_LENGTH:
-            raise BlipErrorReply("BLIP", 400, "checkpoint ID too long")
-        return client
 
     async def _on_get_checkpoint(self, message: Message) -> Reply:
-        client = self._checkpoint_client(message)
-        found = self.db.get_peer_checkpoint(client)
+        self._first_if_none()
+        request = GetCheckpoint.parse(message)
+        found = await self.calls.call(self.db.get_peer_checkpoint, request.client)
         if found is None:
             raise http_reply(404, "missing")
         rev, body = found
-        return Reply({"rev": rev}, body)
+        props, body = CheckpointReply(rev, body).to_reply()
+        return Reply(props, body)
 
     async def _on_set_checkpoint(self, message: Message) -> Reply:
         # allowed on a read-only listener too (as in Couchbase Lite), but bounded: the body's
         # size here, the number of checkpoints kept by the store (oldest evicted)
-        client = self._checkpoint_client(message)
-        body = message.body
-        if len(body) > MAX_CHECKPOINT_BODY_SIZE:
-            raise http_reply(413, f"checkpoint larger than {MAX_CHECKPOINT_BODY_SIZE} bytes")
-        _check_checkpoint_body(body)
-        rev = message.properties.get("rev") or None
-        if rev is not None and not _CHECKPOINT_REV.fullmatch(rev):
-            raise http_reply(400, "invalid checkpoint revision")
+        self._first_if_none()
+        request = SetCheckpoint.parse(message)
         try:
-            new_rev = self.db.set_peer_checkpoint(client, body, rev)
+            new_rev = await self.calls.call(
+                self.db.set_peer_checkpoint, request.client, request.body, request.rev
+            )
         except ConflictError:
             raise http_reply(409, "revision ID mismatch") from None
         except CouchliteError as exc:
             raise http_reply(502, f"could not save the checkpoint: {exc.message}") from exc
-        return Reply({"rev": new_rev})
+        props, _ = CheckpointReply(new_rev).to_reply()
+        return Reply(props)
 
     # --- the peer pulls from us ----------------------------------------------------------------
 
@@ -316,33 +283,18 @@ class PassiveSession:
             # one subscription per collection and connection (LiteCore has one pusher each):
             # a second one would be a task per message
             raise http_reply(409, "subChanges already active for this collection")
-        props = message.properties
-        if props.get("filter"):
-            raise BlipErrorReply("LiteCore", LiteCoreCode.UNSUPPORTED, "Filtering not supported")
-        if props.get("versioning") not in (None, "rev-trees"):
-            raise BlipErrorReply("LiteCore", 501, "Incompatible document versioning.")
-        since = 0
-        if props.get("since"):
-            try:
-                value = orjson.loads(props["since"])
-            except orjson.JSONDecodeError:
-                value = None
-            since = value if isinstance(value, int) and value > 0 else 0
-        document_ids: frozenset[str] | None = None
-        if message.body:
-            body = checked_json(message)
-            if isinstance(body, dict) and isinstance(body.get("docIDs"), list):
-                document_ids = frozenset(d for d in body["docIDs"] if isinstance(d, str))
+        request = SubChanges.parse(message)
         pusher = PassivePusher(
             self.connection,
             context,
+            self.calls,
             sender=self.sender,
             reporter=self.reporter,
-            since=since,
-            continuous=message.bool_property("continuous"),
-            active_only=message.bool_property("activeOnly"),
-            document_ids=document_ids,
-            replacements=message.bool_property("sendReplacementRevs"),
+            since=request.since_sequence,
+            continuous=request.continuous,
+            active_only=request.active_only,
+            document_ids=request.document_ids,
+            replacements=request.send_replacement_revs,
         )
         task = asyncio.create_task(pusher.run(), name=f"passive-pusher-{context.index}")
         self._pushers.add(task)
@@ -364,47 +316,46 @@ class PassiveSession:
 
     async def _on_propose_changes(self, message: Message) -> Reply:
         context = self._sink_context(message)
-        proposals = proposal_rows(json_list_body(message))
-        statuses = context.store.check_proposed(proposals) if proposals else []
-        with_rev = message.bool_property("conflictIncludesRev")
+        proposal = ProposeChanges.parse(message)
+        rows = proposal.rows
+        statuses = (
+            await self.calls.call(
+                context.store.check_proposed, [(r.doc_id, r.rev_id, r.server_rev) for r in rows]
+            )
+            if rows
+            else []
+        )
         requested = context.requested
-        answers: list[Any] = []
-        for (doc_id, rev_id, _), status in zip(proposals, statuses, strict=True):
-            if isinstance(status, tuple):
-                code, current = status
-                answers.append({"status": code, "rev": current} if with_rev else code)
-            else:
-                if status == 0:
-                    requested.add(doc_id, rev_id)  # only an accepted proposal may be pushed
-                answers.append(status)
-        while answers and answers[-1] == 0:
-            answers.pop()
-        return Reply(self._sink_props, orjson.dumps(answers), compressed=True)
+        for row, status in zip(rows, statuses, strict=True):
+            if status == 0:
+                requested.add(row.doc_id, row.rev_id)  # only an accepted proposal may be pushed
+        reply = ProposeChangesReply.from_statuses(statuses, deltas=self.enable_delta_sync)
+        props, body = reply.to_reply(proposal.conflict_includes_rev)
+        return Reply(props, body, compressed=True)
 
     async def _on_changes(self, message: Message) -> Reply | None:
         context = self._sink_context(message)
-        entries = json_list_body(message)
-        if not entries or message.no_reply:
+        changes = Changes.parse(message)
+        if not changes.rows:
             return None
-        pairs = [(doc_id, rev_id) for _, doc_id, rev_id, _ in changes_rows(entries)]
-        missing = context.store.find_missing(pairs, MAX_POSSIBLE_ANCESTORS)
+        pairs = [(row.doc_id, row.rev_id) for row in changes.rows]
+        missing = await self.calls.call(context.store.find_missing, pairs, MAX_POSSIBLE_ANCESTORS)
         requested = context.requested
-        answers: list[Any] = []
+        answers: list[object] = []
         for (doc_id, rev_id), known in zip(pairs, missing, strict=True):
             if known is None:
                 answers.append(0)
             else:
                 requested.add(doc_id, rev_id)
                 answers.append(known)
-        while answers and answers[-1] == 0:
-            answers.pop()
-        return Reply(self._sink_props, orjson.dumps(answers), compressed=True)
+        props, body = ChangesReply(trim_zeros(answers), self.enable_delta_sync).to_reply()
+        return Reply(props, body, compressed=True)
 
     async def _on_rev(self, message: Message) -> Reply | None:
         context = self._sink_context(message)
         requested = context.requested
         try:
-            rev = parse_rev(message)
+            rev = Rev.parse(message)
         except BlipErrorReply:
             # unusable as sent: the same revision is not accepted again in this session
             requested.pop(message.properties.get("id", ""), message.properties.get("rev", ""))
@@ -417,7 +368,7 @@ class PassiveSession:
         try:
             if rev.delta_src is not None:
                 try:
-                    rev = expand_delta(context.store, rev)
+                    rev = await self.calls.call(expand_delta, context.store, rev)
                 except BlipErrorReply:
                     finished = False  # the peer sends the full body next (notes §6.3)
                     raise
@@ -428,14 +379,15 @@ class PassiveSession:
                 raise reply_error_for(exc) from exc
             inserter = self._inserters.get(context.index)
             if inserter is None:
-                inserter = self._inserters[context.index] = Inserter(context.store)
+                inserter = self._inserters[context.index] = Inserter(
+                    context.store, self.calls, on_stored=_recorder(context)
+                )
             # a passive peer never creates a conflict from a push: 409 instead (notes §8)
-            outcome = await inserter.insert(incoming(rev, no_conflicts=True))
+            outcome = (await inserter.insert(incoming(rev, no_conflicts=True))).outcome
             self.revs_received += 1
             if outcome.error is not None:
                 self._report(context, rev.doc_id, rev.deleted, outcome.error)
                 raise reply_error_for(outcome.error)
-            context.peer_revs.record(rev.doc_id, rev.rev_id, context.store.last_sequence)
             self._report(context, rev.doc_id, rev.deleted, None)
             return None
         finally:
@@ -449,30 +401,21 @@ class PassiveSession:
     def _report(
         self, context: CollectionContext, doc_id: str, deleted: bool, error: CouchliteError | None
     ) -> None:
-        store = context.store
-        self.reporter.document(
-            False,
-            ReplicatedDocument(doc_id, store.scope_name, store.name, doc_flags(deleted), error),
-        )
+        self.reporter.result(False, context.store, doc_id, deleted, error)
 
 
-#: The revisions ``set_peer_checkpoint`` hands out (``<n>-cc``, notes §4.4)
-_CHECKPOINT_REV = re.compile(r"[1-9][0-9]{0,15}-cc")
+def _recorder(context: CollectionContext) -> Callable[[IncomingRevision, int], None]:
+    """What the peer pushed is not announced back to it (``PeerRevisions``)."""
+
+    def record(revision: IncomingRevision, stored_by: int) -> None:
+        context.peer_revs.record(revision.doc_id, revision.rev_id, stored_by)
+
+    return record
 
 
-def _checkpoint_id_ok(value: object) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= MAX_CHECKPOINT_ID_LENGTH
-
-
-def _check_checkpoint_body(body: bytes) -> None:
-    """A checkpoint body must be a JSON object the local API could hold (HTTP/400)."""
-    try:
-        check_json_text(body)
-        parsed = orjson.loads(body)
-    except (InvalidArgumentError, orjson.JSONDecodeError):
-        parsed = None
-    if not isinstance(parsed, dict):
-        raise http_reply(400, "checkpoint body is not a JSON object")
+def _peer_checkpoints(db: DatabaseStore, ids: list[str]) -> list[tuple[str, bytes] | None]:
+    """On the store thread: the checkpoints the peer saved under ``ids``."""
+    return [db.get_peer_checkpoint(cp_id) for cp_id in ids]
 
 
 __all__ = ["PassiveSession"]

@@ -17,32 +17,26 @@ is no longer current is marked as the peer's (``mark_remote_revision``: its body
 Once the feed is exhausted and every ``changes`` was answered, one empty ``changes`` is sent
 (urgent, noreply, uncompressed): the peer's "caught up". A continuous subscription then waits
 on the collection's change listener and repeats; a one-shot one ends when its revs are done.
+Feed reads and ``mark_remote_revision`` run on the session's store thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
-import orjson
-
+from couchlite._tuning import MAX_CHANGE_LISTS_IN_FLIGHT
 from couchlite.blip import BlipErrorReply
-from couchlite.errors import CouchliteError
-from couchlite.replicator._common import (
-    CHANGES_BATCH_SIZE,
-    MAX_CHANGE_LISTS_IN_FLIGHT,
-    MAX_HISTORY,
-    ChangeWatcher,
-    CollectionContext,
-    Reporter,
-    SequenceTracker,
-    doc_flags,
-    remote_error,
-)
-from couchlite.replicator.source import RevSender
+from couchlite.replicator.change_feed import ChangeWatcher, Quiet, read_changes
+from couchlite.replicator.collection_context import CollectionContext
+from couchlite.replicator.error_mapping import remote_error
+from couchlite.replicator.protocol.changes import ChangeRow, Changes, ChangesReply
+from couchlite.replicator.protocol.sequences import SequenceTracker
+from couchlite.replicator.pusher import mark_remote_revision
+from couchlite.replicator.reporter import Reporter
+from couchlite.replicator.rev_sender import RevSender
 from couchlite.replicator.store import ChangeEntry
-from couchlite.replicator.types import ReplicatedDocument
+from couchlite.replicator.store_worker import StoreWorker
 from couchlite.transport.blip_connection import BlipConnection
 
 logger = logging.getLogger(__name__)
@@ -55,6 +49,7 @@ class PassivePusher:
         self,
         connection: BlipConnection,
         context: CollectionContext,
+        calls: StoreWorker,
         *,
         sender: RevSender,
         reporter: Reporter,
@@ -67,6 +62,7 @@ class PassivePusher:
         self.connection = connection
         self.context = context
         self.store = context.store
+        self.calls = calls
         self.sender = sender
         self.reporter = reporter
         self.since = since
@@ -76,14 +72,19 @@ class PassivePusher:
         self.replacements = replacements
         self._lists = asyncio.Semaphore(MAX_CHANGE_LISTS_IN_FLIGHT)
         #: changes lists awaiting replies (their sequences), then their revs
-        self._lists_pending = SequenceTracker()
-        self._revs_pending = SequenceTracker()
+        self._lists_quiet = Quiet()
+        self._lists_pending = SequenceTracker(on_quiet=self._lists_quiet)
+        self._revs_quiet = Quiet()
+        self._revs_pending = SequenceTracker(on_quiet=self._revs_quiet)
         self.revs_sent = 0
         context.peer_revs.watch()
 
     async def run(self) -> None:
-        watcher = ChangeWatcher(self.store) if self.continuous else None
+        watcher = None
         try:
+            if self.continuous:
+                watcher = ChangeWatcher(self.store, self.calls)
+                await watcher.start()
             async with asyncio.TaskGroup() as tasks:
                 await self._loop(tasks, watcher)
         except BlipErrorReply as exc:
@@ -96,7 +97,7 @@ class PassivePusher:
     async def _loop(self, tasks: asyncio.TaskGroup, watcher: ChangeWatcher | None) -> None:
         cursor = self.since
         while True:
-            changes = self.store.changes_since(cursor, CHANGES_BATCH_SIZE)
+            changes = await read_changes(self.calls, self.store, cursor)
             if changes:
                 cursor = changes[-1].sequence
                 entries = [c for c in changes if self._wanted(c)]
@@ -110,16 +111,16 @@ class PassivePusher:
                     tasks.create_task(self._send_changes(entries, tasks, key))
                 continue
             # the peer must see every non-empty list before "caught up" (interop fact 6)
-            await self._lists_pending.wait_quiet()
-            props = self.context.props("changes")
-            await self.connection.send_no_reply(props, b"[]", urgent=True)
+            await self._lists_quiet.wait()
+            out = Changes().to_message(self.context.address)
+            await self.connection.send_no_reply(out.properties, out.body, urgent=out.urgent)
             # Idle once everything is announced and every wanted rev is on its way: the peer
             # can only go idle after this (causally), so a listener never counts a connection
             # as active after its client reported idle.
             self.reporter.set_busy(self, False)
             if watcher is None:
                 return
-            await self._revs_pending.wait_quiet()
+            await self._revs_quiet.wait()
             await watcher.wait()
 
     def _wanted(self, change: ChangeEntry) -> bool:
@@ -133,33 +134,27 @@ class PassivePusher:
         self, entries: list[ChangeEntry], tasks: asyncio.TaskGroup, key: int
     ) -> None:
         try:
-            body = orjson.dumps(
-                [
-                    [c.sequence, c.doc_id, c.rev_id, 1 if c.deleted else 0, c.body_size]
+            out = Changes(
+                tuple(
+                    ChangeRow(c.sequence, c.doc_id, c.rev_id, int(c.deleted), c.body_size)
                     for c in entries
-                ]
-            )
+                )
+            ).to_message(self.context.address)
             try:
-                reply = await self.connection.request(
-                    self.context.props("changes"), body, urgent=True, compressed=True
+                message = await self.connection.request(
+                    out.properties, out.body, urgent=out.urgent, compressed=out.compressed
                 )
             except BlipErrorReply as exc:
                 raise remote_error(exc, "changes refused") from exc
-            del body
-            max_history = reply.int_property("maxHistory") or MAX_HISTORY
-            self.sender.peer_accepts_deltas(reply)
-            try:
-                answers: Any = orjson.loads(reply.body) if reply.body else []
-            except orjson.JSONDecodeError:
-                answers = []
-            if not isinstance(answers, list):
-                answers = []
+            del out
+            reply = ChangesReply.parse(message)
+            max_history = reply.max_history
+            self.sender.peer_accepts_deltas(reply.deltas)
             for i, change in enumerate(entries):
-                answer = answers[i] if i < len(answers) else 0
-                if not isinstance(answer, list):
+                known = reply.known(i)
+                if known is None:
                     self.reporter.add_completed()
                     continue
-                known = [r for r in answer if isinstance(r, str)]
                 await self.sender.slots.acquire()
                 self._revs_pending.add(change.sequence, change.sequence)
                 tasks.create_task(self._send_rev(change, known, max_history))
@@ -192,19 +187,9 @@ class PassivePusher:
             if result.error is None and result.revision.sequence != change.sequence:
                 # acknowledged but no longer current: keep its body as the peer's delta base
                 # (the current revision's body, and its parent's, are kept anyway)
-                try:
-                    self.store.mark_remote_revision(change.doc_id, result.revision.rev_id)
-                except CouchliteError as exc:
-                    logger.warning("mark_remote_revision(%r) failed: %s", change.doc_id, exc)
-            self.reporter.document(
-                True,
-                ReplicatedDocument(
-                    change.doc_id,
-                    self.store.scope_name,
-                    self.store.name,
-                    doc_flags(result.revision.deleted),
-                    result.error,
-                ),
+                mark_remote_revision(self.calls, self.store, change.doc_id, result.revision.rev_id)
+            self.reporter.result(
+                True, self.store, change.doc_id, result.revision.deleted, result.error
             )
         finally:
             self.sender.slots.release()

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from couchlite._tuning import CHANGES_BATCH_SIZE
 from couchlite.errors import ConfigurationError
-from couchlite.replicator._common import CHANGES_BATCH_SIZE
-from couchlite.replicator.checkpoint import CheckpointState, checkpoint_id
 from couchlite.replicator.options import SessionCollectionOptions
+from couchlite.replicator.protocol.checkpoints import CheckpointState, checkpoint_id
 from couchlite.replicator.remote_revs import RemoteRevisions
 from couchlite.replicator.store import ChangeEntry, DatabaseStore
 from couchlite.replicator.types import ReplicatorType

@@ -16,8 +16,8 @@ Theory of operation (notes §4.5, §4.6, §4.8, §4.9; interop facts 6, 7, 8)
    is ``HTTP``/400 for the whole message, nothing acted on. ``document_ids`` bound every row,
    access removals included.
 3. **Only what was asked for is stored.** Each revision answered "wanted" enters
-   :class:`~couchlite.replicator._common.RequestedRevisions` (``(doc_id, rev_id)`` -> the key of
-   its announced sequence; bounded, O(1)). A ``rev`` not found there (looked up by its
+   :class:`~couchlite.replicator.protocol.revisions.RequestedRevisions` (``(doc_id, rev_id)``
+   -> the key of its announced sequence; bounded, O(1)). A ``rev`` not found there (looked up by its
    ``replacedRev`` when it stands in for the announced one) is ``HTTP``/400 and stores
    nothing; a ``norev`` not found is ignored. One found is tracked under the *announced*
    sequence, never the one it claims, and its entry goes once it is stored or refused for good
@@ -30,9 +30,13 @@ Theory of operation (notes §4.5, §4.6, §4.8, §4.9; interop facts 6, 7, 8)
    ``no_conflicts``: a conflicting branch is stored and then resolved, see
    :mod:`couchlite.replicator.conflicts`); the reply is sent after the batch commits.
    ``norev`` just marks its sequence done.
-4. Progress and the checkpoint: every announced sequence enters a :class:`SequenceTracker`;
+4. Progress and the checkpoint: every announced sequence enters a ``SequenceTracker``;
    ``remote`` of the checkpoint is the last sequence of its finished prefix. An empty ``changes``
    means caught up; a one-shot pull is finished once that arrived and nothing is outstanding.
+
+The decisions are :class:`~couchlite.replicator.protocol.pull.PullState`'s; this worker only
+moves messages and runs the store calls (``find_missing``, purges, the pull filter, delta bases,
+inserts, conflict resolution) on the session's store thread.
 """
 
 from __future__ import annotations
@@ -41,42 +45,28 @@ import asyncio
 import logging
 from typing import Any
 
-import orjson
-
+from couchlite._tuning import MAX_POSSIBLE_ANCESTORS
 from couchlite.blip import BlipErrorReply, Message
 from couchlite.errors import CouchliteError, DatabaseClosedError, ErrorDomain
-from couchlite.replicator._common import (
-    CHANGES_BATCH_SIZE,
-    MAX_HISTORY,
-    MAX_POSSIBLE_ANCESTORS,
-    CollectionContext,
-    Reporter,
-    RequestedRevisions,
-    SequenceTracker,
-    doc_flags,
-    http_reply,
-    remote_error,
-    sequence_key,
-)
-from couchlite.replicator._messages import changes_rows, json_list_body
+from couchlite.replicator.blob_fetcher import BlobFetcher
+from couchlite.replicator.collection_context import CollectionContext
 from couchlite.replicator.conflicts import resolve_conflict
+from couchlite.replicator.error_mapping import remote_error, reply_error_for
+from couchlite.replicator.inserter import Inserter
 from couchlite.replicator.options import SessionCollectionOptions
+from couchlite.replicator.protocol.changes import Changes, SubChanges
+from couchlite.replicator.protocol.pull import PullState
+from couchlite.replicator.protocol.revs import NoRev, Rev
+from couchlite.replicator.protocol.wire import http_reply
 from couchlite.replicator.remote_revs import RemoteRevisions
-from couchlite.replicator.sink import (
-    BlobFetcher,
-    Inserter,
-    expand_delta,
-    incoming,
-    parse_rev,
-    reply_error_for,
-)
+from couchlite.replicator.reporter import Reporter
+from couchlite.replicator.rev_receiver import expand_delta, incoming
+from couchlite.replicator.store import CollectionStore, IncomingRevision, RevisionFilter
+from couchlite.replicator.store_worker import StoreWorker
 from couchlite.replicator.types import DocumentFlags, ReplicatedDocument
 from couchlite.transport.blip_connection import BlipConnection, Reply
 
 logger = logging.getLogger(__name__)
-
-_CHANGES_REPLY_PROPS = {"maxHistory": str(MAX_HISTORY), "blobs": "true"}
-_CHANGES_REPLY_PROPS_DELTAS = {**_CHANGES_REPLY_PROPS, "deltas": "true"}
 
 
 class Puller:
@@ -87,6 +77,7 @@ class Puller:
         connection: BlipConnection,
         context: CollectionContext,
         options: SessionCollectionOptions,
+        calls: StoreWorker,
         *,
         since: Any,
         had_checkpoint: bool,
@@ -98,10 +89,11 @@ class Puller:
         accept_deltas: bool = False,
     ) -> None:
         self.connection = connection
-        self._reply_props = _CHANGES_REPLY_PROPS_DELTAS if accept_deltas else _CHANGES_REPLY_PROPS
+        self.accept_deltas = accept_deltas
         self.context = context
         self.store = context.store
         self.options = options
+        self.calls = calls
         self.since = since
         self.had_checkpoint = had_checkpoint
         self.continuous = continuous
@@ -110,19 +102,27 @@ class Puller:
         self.blobs = blobs
         #: the revision the peer is known to have, per document (shared with the pusher)
         self.remote_revs = remote_revs
-        self.tracker = SequenceTracker(since)
-        #: (doc_id, rev_id) answered "wanted" -> the tracker key of its announcement
-        self.requested = RequestedRevisions()
-        self.inserter = Inserter(self.store)
-        self.caught_up = False
+        self.state = PullState(since, options.document_ids)
+        self.tracker = self.state.tracker
+        self.inserter = Inserter(
+            self.store,
+            calls,
+            resolve_by_default=options.conflict_resolver is None,
+            on_stored=self._stored,
+        )
         self.finished = asyncio.Event()
         self.revs_received = 0
 
+    def _stored(self, revision: IncomingRevision, stored_by: int) -> None:
+        # The peer has it: never pushed back. Recorded as the batch's results come back,
+        # before the pusher can act on a feed read that sees the revision.
+        self.remote_revs[revision.doc_id] = revision.rev_id
+
     async def retry_conflicts(self) -> None:
         """Resolve again the documents a resolver failed on in an earlier session."""
-        for doc_id, remote_rev in self.store.conflicted_documents():
+        for doc_id, remote_rev in await self.calls.call(self.store.conflicted_documents):
             error = await resolve_conflict(
-                self.store, doc_id, remote_rev, self.options.conflict_resolver
+                self.store, self.calls, doc_id, remote_rev, self.options.conflict_resolver
             )
             if error is not None:
                 self._report(doc_id, False, error)
@@ -130,32 +130,25 @@ class Puller:
     async def start(self) -> None:
         """Retry unresolved conflicts, then send ``subChanges`` (a refusal is fatal)."""
         await self.retry_conflicts()
-        props = self.context.props("subChanges")
-        if self.since is not None:
-            props["since"] = sequence_key(self.since)
-        if self.continuous:
-            props["continuous"] = "true"
-        props["batch"] = str(CHANGES_BATCH_SIZE)
-        props["sendReplacementRevs"] = "1"
-        props["versioning"] = "rev-trees"
-        if self.store.is_empty and not self.had_checkpoint:
-            props["activeOnly"] = "true"
-        props["revocations"] = "true"
-        body = b""
-        if self.options.document_ids is not None:
-            body = orjson.dumps({"docIDs": sorted(self.options.document_ids)})
+        is_empty = await self.calls.call(_is_empty, self.store)
+        out = SubChanges(
+            since=self.since,
+            continuous=self.continuous,
+            active_only=is_empty and not self.had_checkpoint,
+            document_ids=self.options.document_ids,
+        ).to_message(self.context.address)
         self.reporter.set_busy(self, True)
         try:
-            await self.connection.request(props, body)
+            await self.connection.request(out.properties, out.body)
         except BlipErrorReply as exc:
             raise remote_error(exc, "subChanges refused") from exc
 
     @property
     def checkpoint(self) -> Any:
-        return self.tracker.checkpoint
+        return self.state.checkpoint
 
     def _check_finished(self) -> None:
-        if self.caught_up and self.tracker.outstanding == 0:
+        if self.state.finished:
             if not self.finished.is_set():
                 self.inserter.flush()
                 self.finished.set()
@@ -167,58 +160,39 @@ class Puller:
     # --- handlers -------------------------------------------------------------------------
 
     async def handle_changes(self, message: Message) -> Reply | None:
-        entries = json_list_body(message)
-        if not entries:
-            self.caught_up = True
+        changes = Changes.parse(message)
+        if changes.caught_up:
+            self.state.announce(changes)
             self._check_finished()
             return None
-        if message.no_reply:
-            return None  # a non-empty changes sent noreply cannot be answered (notes §4.6)
-        rows = changes_rows(entries)
+        if changes.unanswerable:
+            return None
         self.finished.clear()
         self.reporter.set_busy(self, True)
-        answers: list[Any] = [0] * len(entries)
-        to_check: list[tuple[int, str, str, str]] = []
-        tracker = self.tracker
-        requested = self.requested
-        doc_ids = self.options.document_ids
-        for i, (seq, doc_id, rev_id, deleted_bits) in enumerate(rows):
-            key = sequence_key(seq)
-            tracker.add(key, seq)
-            if doc_ids is not None and doc_id not in doc_ids:
-                tracker.done(key)  # also for access removals: documents_ids bound every path
-            elif deleted_bits >= 2 and deleted_bits != 5:
-                self._access_removed(doc_id)
-                tracker.done(key)
-            elif (doc_id, rev_id) in requested:
-                tracker.done(key)  # announced again while the first request is in flight
-            else:
-                to_check.append((i, doc_id, rev_id, key))
-        if to_check:
-            missing = self.store.find_missing(
-                [(d, r) for _, d, r, _ in to_check], MAX_POSSIBLE_ANCESTORS
+        state = self.state
+        announcement = state.announce(changes)
+        for doc_id, key in announcement.removed:
+            await self._access_removed(doc_id)
+            state.done(key)
+        if announcement.to_check:
+            missing = await self.calls.call(
+                self.store.find_missing, announcement.lookups, MAX_POSSIBLE_ANCESTORS
             )
-            requested_now = 0
-            for (i, doc_id, rev_id, key), known in zip(to_check, missing, strict=True):
-                if known is None:
-                    self.remote_revs[doc_id] = rev_id
-                    tracker.done(key)
-                else:
-                    answers[i] = known
-                    requested_now += 1
-                    evicted, old_key = requested.add(doc_id, rev_id, key)
-                    if evicted:
-                        tracker.stuck(old_key)  # never came: retried by a later session
-            if requested_now:
-                self.reporter.add_total(requested_now)
+            answered = state.answer(announcement, missing)
+            remote_revs = self.remote_revs
+            for doc_id, rev_id in answered.present:
+                remote_revs[doc_id] = rev_id
+            if answered.requested:
+                self.reporter.add_total(answered.requested)
         self._check_finished()
-        return Reply(self._reply_props, orjson.dumps(answers), compressed=True)
+        props, body = state.reply(announcement, deltas=self.accept_deltas).to_reply()
+        return Reply(props, body, compressed=True)
 
-    def _access_removed(self, doc_id: str) -> None:
+    async def _access_removed(self, doc_id: str) -> None:
         if not self.enable_auto_purge:
             return
         try:
-            self.store.purge(doc_id)
+            await self.calls.call(self.store.purge, doc_id)
         except CouchliteError as exc:
             logger.warning("auto-purge of %r failed: %s", doc_id, exc)
             return
@@ -233,7 +207,7 @@ class Puller:
 
     async def handle_rev(self, message: Message) -> Reply | None:
         try:
-            rev = parse_rev(message)
+            rev = Rev.parse(message)
             if rev.sequence is None:
                 raise http_reply(400, "received 'rev' message with missing 'sequence'")
         except BlipErrorReply as exc:
@@ -241,47 +215,45 @@ class Puller:
             raise
         # Only what a changes reply of this session asked for is stored, under the sequence it
         # was announced with (never one the rev claims: it could mark another one done).
-        key = self.requested.get(rev.doc_id, rev.announced)
+        key = self.state.requested_key(rev.doc_id, rev.announced)
         if key is None:
             logger.debug("refused unrequested rev %r %s", rev.doc_id, rev.rev_id)
             raise http_reply(400, f"revision {rev.announced} of {rev.doc_id!r} was not requested")
         self.revs_received += 1
-        store = self.store
+        store, calls = self.store, self.calls
         finished = True
         try:
-            if rev.delta_src is not None:
+            pull_filter = self.options.pull_filter
+            if rev.delta_src is not None or pull_filter is not None:
                 try:
-                    rev = expand_delta(store, rev)
+                    rev, keep = await calls.call(_prepare, store, rev, pull_filter)
                 except BlipErrorReply:
                     finished = False  # the peer sends the full body next (notes §6.3)
                     raise
-            pull_filter = self.options.pull_filter
-            if pull_filter is not None and not _keep(
-                pull_filter, rev.doc_id, rev.rev_id, rev.deleted, rev.body
-            ):
-                self.reporter.add_completed()
-                return None
+                if not keep:
+                    self.reporter.add_completed()
+                    return None
             try:
                 await self.blobs.fetch_missing(self.context, rev.doc_id, rev.body)
             except CouchliteError as exc:
                 self._report(rev.doc_id, rev.deleted, exc)
                 raise reply_error_for(exc) from exc
-            outcome = await self.inserter.insert(incoming(rev, no_conflicts=False))
+            inserted = await self.inserter.insert(incoming(rev, no_conflicts=False))
+            outcome = inserted.outcome
             if isinstance(outcome.error, DatabaseClosedError):
                 raise outcome.error  # not this document's failure: the session cannot go on
             if outcome.error is not None:
                 self._report(rev.doc_id, rev.deleted, outcome.error)
                 raise reply_error_for(outcome.error)
-            self.remote_revs[rev.doc_id] = rev.rev_id
-            error = None
-            if outcome.conflicted:
+            error = inserted.resolution_error
+            if outcome.conflicted and not inserted.resolved:
                 error = await resolve_conflict(
-                    store, rev.doc_id, rev.rev_id, self.options.conflict_resolver
+                    store, calls, rev.doc_id, rev.rev_id, self.options.conflict_resolver
                 )
             self._report(rev.doc_id, rev.deleted, error)
             return None
         finally:
-            if finished and self.requested.pop(rev.doc_id, rev.announced)[0]:
+            if finished and self.state.forget_request(rev.doc_id, rev.announced)[0]:
                 # Marked done once the handler's reply is queued (it is, right after this
                 # returns), so "idle" is never announced before the peer can know the revision
                 # arrived.
@@ -295,7 +267,7 @@ class Puller:
         doc_id, announced = props.get("id"), props.get("replacedRev") or props.get("rev")
         if not doc_id or not announced:
             return
-        found, key = self.requested.pop(doc_id, announced)
+        found, key = self.state.forget_request(doc_id, announced)
         if found:
             error = CouchliteError(
                 exc.message, domain=ErrorDomain.WEBSOCKET, code=exc.code, transient=False
@@ -304,35 +276,40 @@ class Puller:
             asyncio.get_running_loop().call_soon(self._rev_done, key)
 
     def _rev_done(self, key: str) -> None:
-        self.tracker.done(key)
+        self.state.done(key)
         self._check_finished()
 
     async def handle_norev(self, message: Message) -> Reply | None:
-        props = message.properties
-        doc_id, rev_id = props.get("id"), props.get("rev")
-        if doc_id and rev_id:
-            found, key = self.requested.pop(doc_id, rev_id)
+        norev = NoRev.parse(message)
+        if norev is not None:
+            found, key = self.state.forget_request(norev.doc_id, norev.rev_id)
             if found:
                 self.reporter.add_completed()
-                self.tracker.done(key)
+                self.state.done(key)
                 self._check_finished()
         return None
 
     def _report(self, doc_id: str, deleted: bool, error: CouchliteError | None) -> None:
-        self.reporter.document(
-            False,
-            ReplicatedDocument(
-                doc_id, self.store.scope_name, self.store.name, doc_flags(deleted), error
-            ),
-        )
+        self.reporter.result(False, self.store, doc_id, deleted, error)
 
 
-def _keep(fn: Any, doc_id: str, rev_id: str, deleted: bool, body: bytes) -> bool:
+def _is_empty(store: CollectionStore) -> bool:
+    return store.is_empty
+
+
+def _prepare(
+    store: CollectionStore, rev: Rev, pull_filter: RevisionFilter | None
+) -> tuple[Rev, bool]:
+    """On the store thread: apply a delta, then the pull filter (``keep?``)."""
+    rev = expand_delta(store, rev)
+    if pull_filter is None:
+        return rev, True
     try:
-        return bool(fn(doc_id, rev_id, deleted, body))
+        keep = bool(pull_filter(rev.doc_id, rev.rev_id, rev.deleted, rev.body))
     except Exception:  # the user's filter: a failure rejects the revision
-        logger.exception("replication filter failed for %r", doc_id)
-        return False
+        logger.exception("replication filter failed for %r", rev.doc_id)
+        keep = False
+    return rev, keep
 
 
 __all__ = ["Puller"]

@@ -49,6 +49,7 @@ from cryptography import x509
 
 from couchlite import _runtime
 from couchlite._lifecycle import AsyncStartsOnEnter, StartsOnEnter
+from couchlite._tuning import REPLICATOR_STOP_TIMEOUT_S, REPLICATOR_WAIT_S
 from couchlite.errors import (
     CouchliteError,
     DatabaseClosedError,
@@ -87,10 +88,6 @@ Dispatch = Callable[..., None]
 T = TypeVar("T")
 E = TypeVar("E", ReplicatorChange, DocumentReplication)
 
-#: Default bound of ``wait_for`` (api.md).
-DEFAULT_WAIT_S = 30.0
-#: Bound of ``stop()``: the connection's close is itself bounded well below this.
-STOP_TIMEOUT_S = 20.0
 
 _replicator_ids = itertools.count(1)
 #: Running replicators: strong references while their task runs (see the module docstring).
@@ -186,7 +183,7 @@ class AsyncReplicator(AsyncStartsOnEnter):
             if not self._stopping:
                 logger.debug("%s: start() while running: ignored", self.name)
                 return
-            await self._wait_task(STOP_TIMEOUT_S)
+            await self._wait_task(REPLICATOR_STOP_TIMEOUT_S)
         database = self._config.database
         if database.is_closed:
             raise DatabaseClosedError(
@@ -220,7 +217,7 @@ class AsyncReplicator(AsyncStartsOnEnter):
             return
         self._stopping = True
         task.cancel()
-        await self._wait_task(STOP_TIMEOUT_S)
+        await self._wait_task(REPLICATOR_STOP_TIMEOUT_S)
 
     async def _wait_task(self, timeout: float) -> None:
         task = self._task
@@ -244,7 +241,7 @@ class AsyncReplicator(AsyncStartsOnEnter):
             task.cancel()
 
         if not _runtime.stop_from_any_thread(
-            task.get_loop(), begin_stop, self.stop, STOP_TIMEOUT_S + 5
+            task.get_loop(), begin_stop, self.stop, REPLICATOR_STOP_TIMEOUT_S + 5
         ):
             logger.warning("%s: did not stop before its database closed", self.name)
 
@@ -274,7 +271,7 @@ class AsyncReplicator(AsyncStartsOnEnter):
     # --- waiting and listening --------------------------------------------------------------------
 
     async def wait_for(
-        self, level: Level, timeout: float | None = DEFAULT_WAIT_S
+        self, level: Level, timeout: float | None = REPLICATOR_WAIT_S
     ) -> ReplicatorStatus:
         """Wait until the status reaches ``level``; returns that status.
 
@@ -517,20 +514,20 @@ class Replicator(StartsOnEnter):
 
     def start(self, reset: bool = False) -> None:
         """Start replicating; returns at once (watch ``status`` or a change listener)."""
-        self._run(self._async.start(reset), STOP_TIMEOUT_S + 5)
+        self._run(self._async.start(reset), REPLICATOR_STOP_TIMEOUT_S + 5)
 
     def stop(self) -> None:
         """Stop; returns once the status is STOPPED (bounded)."""
         if self._thread.in_loop_thread():
             self._thread.loop.create_task(self._async.stop())
             return
-        self._run(self._async.stop(), STOP_TIMEOUT_S + 5)
+        self._run(self._async.stop(), REPLICATOR_STOP_TIMEOUT_S + 5)
 
     def _stop_for_database_close(self) -> None:
         """See ``AsyncReplicator._stop_for_database_close`` (the one registered)."""
         self._async._stop_for_database_close()
 
-    def wait_for(self, level: Level, timeout: float | None = DEFAULT_WAIT_S) -> ReplicatorStatus:
+    def wait_for(self, level: Level, timeout: float | None = REPLICATOR_WAIT_S) -> ReplicatorStatus:
         """Block until the status reaches ``level`` (see ``AsyncReplicator.wait_for``)."""
         bound = None if timeout is None else timeout + 5
         return self._run(self._async.wait_for(level, timeout), bound)
@@ -556,7 +553,7 @@ class Replicator(StartsOnEnter):
         async def compute() -> set[str]:
             return self._async.pending_document_ids(collection)
 
-        return self._thread.run(compute(), DEFAULT_WAIT_S)
+        return self._thread.run(compute(), REPLICATOR_WAIT_S)
 
     def is_document_pending(self, doc_id: str, collection: Collection) -> bool:
         """Whether ``doc_id`` of ``collection`` has changes the peer does not have yet."""

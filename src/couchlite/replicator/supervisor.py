@@ -50,11 +50,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from couchlite._tuning import STOP_GRACE_S
+from couchlite._tuning import REPLICATOR_ABORT_WAIT_S, REPLICATOR_CLOSE_TIMEOUT_S, STOP_GRACE_S
 from couchlite.errors import (
     AuthenticationError,
     CouchliteError,
@@ -89,11 +90,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Bound on closing a connection (BLIP flush + WebSocket closing handshake, 5 s each at most);
-#: then its TCP connection is aborted. A stop gives it STOP_GRACE_S instead.
-CLOSE_TIMEOUT_S = 12.0
-#: After aborting the TCP connection, how long to wait for the connection's tasks to end.
-ABORT_WAIT_S = 0.5
 
 _supervisor_ids = itertools.count(1)
 
@@ -188,9 +184,11 @@ def default_database_store(config: ValidatedConfiguration) -> DatabaseStore:
 
 
 def _user_agent() -> str:
-    import couchlite  # the package root, already imported by whoever built the config
-
-    return f"couchlite/{couchlite.__version__}"
+    # The package root is in sys.modules whenever one of its submodules runs (Python imports a
+    # package before its submodules); reading it there keeps the replicator from importing
+    # the façade that imports it.
+    version = getattr(sys.modules.get("couchlite"), "__version__", "0")
+    return f"couchlite/{version}"
 
 
 class Supervisor:
@@ -386,7 +384,7 @@ class Supervisor:
         close.add_done_callback(_consume)
         task = asyncio.current_task()
         stopping = task is not None and task.cancelling() > 0
-        bound = STOP_GRACE_S if stopping else CLOSE_TIMEOUT_S
+        bound = STOP_GRACE_S if stopping else REPLICATOR_CLOSE_TIMEOUT_S
         try:
             async with asyncio.timeout(bound):
                 await asyncio.shield(close)
@@ -402,7 +400,7 @@ class Supervisor:
             return  # the session already reported why the connection ended
         _abort(channel)
         try:
-            async with asyncio.timeout(ABORT_WAIT_S):
+            async with asyncio.timeout(REPLICATOR_ABORT_WAIT_S):
                 await asyncio.shield(close)
         except (TimeoutError, CouchliteError):
             pass

@@ -1,4 +1,8 @@
-"""Public vocabulary of replication: types, activity levels, status, events, conflicts."""
+"""Public vocabulary of replication: types, activity levels, status, events, conflicts.
+
+The values the public API hands out and takes; how a replicator is configured is
+:mod:`couchlite.replicator.config`, what a session runs with :mod:`couchlite.replicator.options`.
+"""
 
 from __future__ import annotations
 
