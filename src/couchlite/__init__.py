@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from couchlite._version import __version__
 from couchlite.database.blob import Blob
 from couchlite.database.changes import CollectionChange, DocumentChange, ListenerToken
 from couchlite.database.collection import Collection, ConcurrencyControl, Scope
@@ -63,8 +64,6 @@ from couchlite.replicator.types import (
     ReplicatorType,
 )
 from couchlite.tls import CertAttribute, KeyStore, KeyUsage, TLSIdentity
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AsyncReplicator",

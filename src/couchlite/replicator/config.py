@@ -35,6 +35,7 @@ from couchlite._tuning import (
     DEFAULT_MAX_ATTEMPT_WAIT_S,
     DEFAULT_ONE_SHOT_MAX_ATTEMPTS,
 )
+from couchlite.database import Collection
 from couchlite.errors import ConfigurationError, CouchliteError, InvalidArgumentError
 from couchlite.replicator.endpoint import (
     Authenticator,
@@ -46,7 +47,6 @@ from couchlite.replicator.types import Conflict, DocumentFlags, ReplicatorType
 from couchlite.tls.certificates import load_certificates
 
 if TYPE_CHECKING:
-    from couchlite.database.collection import Collection
     from couchlite.database.database import Database
     from couchlite.database.document import Document
 
@@ -336,8 +336,6 @@ class ReplicatorConfiguration(StrictAttributes):
 
         The collection configuration is copied: editing it afterwards changes nothing here.
         """
-        from couchlite.database.collection import Collection
-
         if not isinstance(collection, Collection):
             raise InvalidArgumentError(
                 f"add_collection() takes a Collection, not {type(collection).__name__}"

@@ -50,12 +50,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from couchlite._tuning import REPLICATOR_ABORT_WAIT_S, REPLICATOR_CLOSE_TIMEOUT_S, STOP_GRACE_S
+from couchlite._version import __version__
 from couchlite.errors import (
     AuthenticationError,
     CouchliteError,
@@ -184,11 +184,7 @@ def default_database_store(config: ValidatedConfiguration) -> DatabaseStore:
 
 
 def _user_agent() -> str:
-    # The package root is in sys.modules whenever one of its submodules runs (Python imports a
-    # package before its submodules); reading it there keeps the replicator from importing
-    # the façade that imports it.
-    version = getattr(sys.modules.get("couchlite"), "__version__", "0")
-    return f"couchlite/{version}"
+    return f"couchlite/{__version__}"
 
 
 class Supervisor:
