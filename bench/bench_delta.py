@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from couchlite import Database, DatabaseConfiguration, MutableDocument
-from couchlite.database.replication import replication_store
+from couchlite.database.replication_access import replication_store
 from couchlite.replicator.active import ActiveSession
 from couchlite.replicator.options import SessionCollectionOptions
 from couchlite.replicator.passive import PassiveSession

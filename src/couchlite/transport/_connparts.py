@@ -4,10 +4,8 @@ errors and coroutine helpers (kept apart so the connection module stays about it
 from __future__ import annotations
 
 import asyncio
-import types
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from couchlite.blip import BlipErrorReply, Message
 from couchlite.errors import CouchliteError
@@ -30,9 +28,6 @@ SMALL_MESSAGE_BYTES = 16 * 1024
 #: How long request() waits for its reply by default: the peer may be slow (a big rev, a busy
 #: database), but a reply that never comes must not hang a replicator forever.
 DEFAULT_REQUEST_TIMEOUT_S = 300.0
-#: Frames a task that queued a message sends itself before leaving the rest to the writer task:
-#: a 64 KiB body (five 16 KiB frames) plus a few ACKs, without making a caller do bulk work.
-INLINE_FRAMES = 8
 #: How long a clean close waits for queued frames to be sent (LiteCore's close timeout, §3.6).
 CLOSE_FLUSH_TIMEOUT_S = 5.0
 #: How long closing waits for cancelled handlers and for the channel's closing handshake.
@@ -77,30 +72,6 @@ class StreamTarget:
             self.write = None
             if not self.future.done():
                 self.future.set_exception(exc)
-
-
-@types.coroutine
-def resume(send: Coroutine[Any, Any, None], waiting_on: Any) -> Generator[Any, None, None]:
-    """Await the rest of coroutine ``send``, which already yielded ``waiting_on`` to its first
-    driver (:meth:`BlipConnection._send_now`, which stepped it by hand).
-
-    This is ``yield from send`` for a coroutine that has already started: what it yields (an
-    asyncio future, or None for a bare yield) goes up to the awaiting task, and what the task
-    throws in (cancellation, a failed future) goes down into ``send``.
-    """
-    while True:
-        try:
-            yield waiting_on
-        except BaseException as exc:  # forwarded into `send`, not handled here
-            try:
-                waiting_on = send.throw(exc)
-            except StopIteration:
-                return
-            continue
-        try:
-            waiting_on = send.send(None)
-        except StopIteration:
-            return
 
 
 def error_reply(reply: Message) -> BlipErrorReply:

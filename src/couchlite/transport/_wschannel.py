@@ -18,6 +18,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConcurrencyError, ConnectionClosed
+from websockets.protocol import State
 
 from couchlite.transport.channel import (
     CLOSE_ABNORMAL,
@@ -86,6 +87,8 @@ class WebSocketChannel:
         #: The upgrade request (server side only): the listener routes on its path.
         self.request = request
         self._heartbeat: asyncio.Task[None] | None = None
+        # The buffer size above which the transport pauses writing (websockets sets it).
+        self._write_high = connection.transport.get_write_buffer_limits()[1]
         self._text_warnings = RateLimitedLog(logger)
 
     def start_heartbeat(self, interval: float, pong_timeout: float | None) -> None:
@@ -139,6 +142,25 @@ class WebSocketChannel:
     @property
     def close_reason(self) -> str | None:
         return self._ws.close_reason
+
+    def send_nowait(self, data: bytes) -> bool:
+        # The frame goes through websockets' sans-I/O protocol straight into the transport,
+        # as its own send() does before it awaits the drain; refused while the transport's
+        # buffer is above its high-water mark (send() would wait there) or the connection is
+        # not open (send() raises the right ChannelClosed).
+        ws = self._ws
+        transport = ws.transport
+        if (
+            transport.get_write_buffer_size() > self._write_high
+            or ws.protocol.state is not State.OPEN
+            or transport.is_closing()
+        ):
+            return False
+        protocol = ws.protocol
+        protocol.send_binary(data)
+        for chunk in protocol.data_to_send():
+            transport.write(chunk)
+        return True
 
     async def send(self, data: bytes) -> None:
         try:

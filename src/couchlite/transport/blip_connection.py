@@ -12,10 +12,11 @@ is in :mod:`couchlite.transport._tasks`):
 * the **writer** drains ``protocol.next_frame()`` into ``channel.send()``; it sleeps when the
   protocol has nothing sendable (empty out-box, or every message waiting for an ACK). Most
   frames never reach it: whichever task queues a message (a requester, a handler replying,
-  the reader queuing ACKs) sends up to ``INLINE_FRAMES`` frames itself, saving the writer's
-  wake-up, as long as the channel takes each frame without waiting (``_send_now``). A send
-  that must wait for back-pressure, and whatever is left, goes to the writer. One frame is in
-  transit at a time (``_sending``), so frames reach the channel in ``next_frame`` order.
+  the reader queuing ACKs) writes the frames itself through the channel's synchronous
+  ``send_nowait``, saving the writer's wake-up, for as long as the channel has room
+  (``_send_now``). The first frame the channel refuses, and whatever follows, go to the
+  writer, which awaits the channel's back-pressure. One frame is in transit at a time
+  (``_sending``), so frames reach the channel in ``next_frame`` order.
 * **handler tasks** run the handlers of incoming requests, at most ``max_concurrent_handlers``
   requests at a time. Requests that arrive together share one task while their handlers
   complete without waiting (a task per request cost more than a small handler); as soon as
@@ -70,7 +71,6 @@ import dataclasses
 import itertools
 import logging
 from collections import deque
-from collections.abc import Coroutine
 from types import TracebackType
 from typing import Any
 
@@ -189,8 +189,9 @@ class BlipConnection(ConnectionTasks):
         self._wake_writer = asyncio.Event()
         # True while a frame's send is in progress (only ever awaited by the writer task).
         self._sending = False
-        # A send started by _send_now that must wait for the channel: the writer finishes it.
-        self._handoff: tuple[Coroutine[Any, Any, None], Any, bytes] | None = None
+        # A frame _send_now took from the protocol but the channel refused (its buffer is
+        # full): the writer sends it, before any other.
+        self._handoff: bytes | None = None
         self._progress = asyncio.Event()  # set after frames are sent: capacity may be back
         self._stop = asyncio.Event()
         self._closed = asyncio.Event()
@@ -497,9 +498,7 @@ class BlipConnection(ConnectionTasks):
                 async with asyncio.timeout(CLOSE_TASKS_TIMEOUT_S):
                     await asyncio.gather(*tasks, return_exceptions=True)
             self._handler_tasks.clear()
-            if self._handoff is not None:
-                self._handoff[0].close()  # a send the writer never got to finish
-                self._handoff = None
+            self._handoff = None
             await self._close_channel()
             self._fail_pending()
             self._closed.set()

@@ -70,6 +70,15 @@ class LoopbackChannel:
         assert self._close is not None
         return ChannelClosed(*self._close)
 
+    def send_nowait(self, data: bytes) -> bool:
+        peer = self._peer
+        assert peer is not None
+        if self._close is not None or len(peer._inbox) >= peer._max_queue:
+            return False
+        peer._inbox.append(bytes(data))
+        peer._readable.set()
+        return True
+
     async def send(self, data: bytes) -> None:
         peer = self._peer
         assert peer is not None
