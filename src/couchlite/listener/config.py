@@ -28,9 +28,9 @@ from couchlite.database.collection import Collection
 from couchlite.database.database import Database
 from couchlite.errors import ConfigurationError, CouchliteError
 from couchlite.listener.interfaces import resolve_interface
-from couchlite.tls._openssl import permissive_verify_supported
 from couchlite.tls.certificates import CertificateInput, load_certificates
 from couchlite.tls.identity import TLSIdentity
+from couchlite.transport.openssl_verify import permissive_verify_supported
 
 PasswordCheck = Callable[[str, str], bool | Awaitable[bool]]
 #: ``fn(chain) -> bool`` (or a coroutine function): the client's chain, leaf first.

@@ -79,7 +79,7 @@ from couchlite._tuning import (
 from couchlite.database.database import Database
 from couchlite.database.replication_access import replication_store
 from couchlite.errors import ErrorDomain, NetworkCode, NetworkError, NotFoundError, TLSError
-from couchlite.listener import certauth, handshake
+from couchlite.listener import handshake
 from couchlite.listener.config import (
     ListenerCertificateAuthenticator,
     ListenerSettings,
@@ -94,6 +94,7 @@ from couchlite.tls.identity import TLSIdentity
 from couchlite.transport.blip_connection import BlipConnection
 from couchlite.transport.channel import CLOSE_GOING_AWAY, DEFAULT_SUBPROTOCOLS
 from couchlite.transport.failures import pong_timeout
+from couchlite.transport.tls_server import require_client_certificates
 from couchlite.transport.websocket import (
     ChannelServer,
     ConnectionLimits,
@@ -299,7 +300,7 @@ class AsyncUrlEndpointListener(AsyncStartsOnEnter):
                 ssl_context = await asyncio.to_thread(identity.server_ssl_context)
                 authenticator = settings.authenticator
                 if isinstance(authenticator, ListenerCertificateAuthenticator):
-                    certauth.configure_context(ssl_context, authenticator)
+                    require_client_certificates(ssl_context, authenticator.roots)
             self._session_factory = factory
             self._stopping = False
             self._guard = handshake.AuthGuard()

@@ -43,8 +43,8 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from couchlite.tls.certificates import apply_chain_rules
 from couchlite.tls.identity import TLSIdentity
+from couchlite.transport.tls_context import apply_chain_rules
 
 #: OpenSSL's X509_V_ERR_CERT_HAS_EXPIRED: the transport maps it to TLS_CERT_EXPIRED.
 _VERIFY_EXPIRED = 10
