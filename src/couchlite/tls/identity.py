@@ -57,6 +57,8 @@ from couchlite.tls.certificates import (
     order_chain,
     subject_and_names,
 )
+from couchlite.tls.keyfolder import KeyFolder
+from couchlite.tls.keyprotection import set_default_passphrase
 from couchlite.transport.tls_context import load_identity
 from couchlite.transport.tls_server import server_context
 
@@ -192,7 +194,7 @@ class TLSIdentity:
         chain = [certificate] + (list(issuer._certificates) if issuer is not None else [])
         identity = cls(chain, key, label=label)
         if label is not None:
-            _store(keystore).save(identity, label)
+            _folder(keystore).write(identity, label)
         return identity
 
     @classmethod
@@ -230,7 +232,7 @@ class TLSIdentity:
                 code=NetworkCode.TLS_CERT_EXPIRED,
             )
         if label is not None:
-            _store(keystore).save(identity, label)
+            _folder(keystore).write(identity, label)
         return identity
 
     @classmethod
@@ -243,7 +245,8 @@ class TLSIdentity:
         cannot be decrypted (wrong passphrase, keyring entry gone), :class:`TLSError`
         (``TLS_CERT_EXPIRED``) if it has expired, unless ``allow_expired``.
         """
-        identity = _store(keystore).load(label)
+        chain, key = _folder(keystore).read(label)
+        identity = cls(chain, key, label=label)
         if not allow_expired and identity.is_expired():
             raise TLSError(
                 f"TLS identity {label!r} expired on {identity.expiration.isoformat()}",
@@ -254,7 +257,7 @@ class TLSIdentity:
     @classmethod
     def delete_identity(cls, label: str, *, keystore: KeyStore | None = None) -> None:
         """Delete the identity saved under ``label``; :class:`NotFoundError` if there is none."""
-        _store(keystore).delete(label)
+        _folder(keystore).delete(label)
 
     @staticmethod
     def set_keystore_passphrase(passphrase: str | bytes | None) -> None:
@@ -263,8 +266,6 @@ class TLSIdentity:
         Used when no OS keyring is available (or a store is made with ``use_keyring=False``);
         ``COUCHLITE_KEYSTORE_PASSPHRASE`` is the fallback. Never logged.
         """
-        from couchlite.tls.keystore import set_default_passphrase
-
         set_default_passphrase(passphrase)
 
     @classmethod
@@ -417,12 +418,12 @@ class TLSIdentity:
         )
 
 
-def _store(keystore: KeyStore | None) -> KeyStore:
-    from couchlite.tls.keystore import KeyStore
-
+def _folder(keystore: KeyStore | None) -> KeyFolder:
+    # A KeyStore is the KeyFolder that also hands out TLSIdentity objects; identities are
+    # built here, by the class asked for them, so the folder below needs no identity class.
     if keystore is None:
-        return KeyStore()
-    if not isinstance(keystore, KeyStore):
+        return KeyFolder()
+    if not isinstance(keystore, KeyFolder):
         raise InvalidArgumentError("keystore must be a KeyStore")
     return keystore
 
