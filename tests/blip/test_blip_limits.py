@@ -14,7 +14,7 @@ from couchlite._tuning import (
     BLIP_MAX_MESSAGE_SIZE,
 )
 from couchlite.blip import BlipError, BlipLimitExceeded, BlipProtocol, MessageType
-from couchlite.blip.codec import MAX_INFLATED_FRAME_SIZE
+from couchlite.blip.codec import BLIP_MAX_INFLATED_FRAME_SIZE
 from couchlite.blip.message import (
     FLAG_COMPRESSED,
     FLAG_MORE_COMING,
@@ -127,7 +127,7 @@ def test_unbounded_message_size_still_caps_each_inflated_frame() -> None:
     forger = Forger()
     with pytest.raises(BlipLimitExceeded):
         receiver.receive_frame(
-            forger.frame(1, TYPE_REQUEST | FLAG_COMPRESSED, bytes(MAX_INFLATED_FRAME_SIZE + 1))
+            forger.frame(1, TYPE_REQUEST | FLAG_COMPRESSED, bytes(BLIP_MAX_INFLATED_FRAME_SIZE + 1))
         )
 
 

@@ -21,7 +21,7 @@ from websockets.asyncio.server import serve as ws_serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from couchlite._tuning import LOG_REPEAT_BURST
+from couchlite._tuning import LOG_REPEAT_BURST, WS_MAX_INCOMING_MESSAGE
 from couchlite.errors import (
     AuthenticationError,
     InvalidArgumentError,
@@ -33,7 +33,6 @@ from couchlite.tls.identity import TLSIdentity
 from couchlite.transport.channel import ChannelClosed, MessageChannel
 from couchlite.transport.failures import RateLimitedLog
 from couchlite.transport.websocket import (
-    MAX_INCOMING_MESSAGE,
     ChannelServer,
     HandshakeRefused,
     HandshakeRejection,
@@ -212,7 +211,7 @@ def test_oversized_incoming_message_closes_with_1009() -> None:
                 max_size=None,
             ) as raw,
         ):
-            await raw.send(b"x" * (MAX_INCOMING_MESSAGE + 1))
+            await raw.send(b"x" * (WS_MAX_INCOMING_MESSAGE + 1))
             with pytest.raises(ConnectionClosed):
                 await asyncio.wait_for(raw.recv(), 5)
             assert raw.close_code == 1009

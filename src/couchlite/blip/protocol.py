@@ -83,7 +83,7 @@ from couchlite.errors import InvalidArgumentError
 
 Properties = Mapping[str, str] | Iterable[tuple[str, str]]
 Body = bytes | bytearray | memoryview
-#: An allowance that never binds (the codec still caps each frame at MAX_INFLATED_FRAME_SIZE).
+#: An allowance that never binds (the codec still caps each frame at BLIP_MAX_INFLATED_FRAME_SIZE).
 _UNBOUNDED = 1 << 62
 
 

@@ -72,6 +72,7 @@ from couchlite._tuning import (
     AUTH_FAILURE_MAX_DELAY_S,
     AUTH_TIMEOUT_S,
     DEFAULT_HEARTBEAT_S,
+    LISTENER_BIND_ATTEMPTS,
     LISTENER_HANDSHAKE_TIMEOUT_S,
     STOP_GRACE_S,
     STOP_HANDLERS_TIMEOUT_S,
@@ -121,8 +122,6 @@ OPEN_TIMEOUT_S = HANDSHAKE_TIMEOUT_S + AUTH_FAILURE_MAX_DELAY_S + AUTH_TIMEOUT_S
 #: How long ``Database.close`` on another thread waits for a running listener to stop (the
 #: stop itself takes ~STOP_GRACE_S; a start in progress finishes first).
 DATABASE_CLOSE_STOP_TIMEOUT_S = STOP_GRACE_S + STOP_HANDLERS_TIMEOUT_S + 4.0
-#: Attempts at binding one port on every interface (see ``_bind``).
-_BIND_ATTEMPTS = 5
 
 _listener_ids = itertools.count(1)
 
@@ -435,7 +434,7 @@ class AsyncUrlEndpointListener(AsyncStartsOnEnter):
         # pick a different port for each. Advertised URLs need one port, so bind again on the
         # first socket's port, and start over (bounded) if something took it meanwhile.
         wanted = self._settings.port
-        for attempt in range(_BIND_ATTEMPTS):
+        for attempt in range(LISTENER_BIND_ATTEMPTS):
             server = await self._serve_on(wanted, ssl_context)
             ports = {port for _host, port in server.addresses}
             if len(ports) == 1:
@@ -445,7 +444,7 @@ class AsyncUrlEndpointListener(AsyncStartsOnEnter):
             try:
                 server = await self._serve_on(retry_port, ssl_context)
             except NetworkError:
-                if attempt == _BIND_ATTEMPTS - 1:
+                if attempt == LISTENER_BIND_ATTEMPTS - 1:
                     raise
                 continue
             if len({port for _host, port in server.addresses}) == 1:

@@ -194,7 +194,7 @@ class TLSIdentity:
         chain = [certificate] + (list(issuer._certificates) if issuer is not None else [])
         identity = cls(chain, key, label=label)
         if label is not None:
-            _folder(keystore).write(identity, label)
+            _folder(keystore)._write(identity, label)
         return identity
 
     @classmethod
@@ -232,7 +232,7 @@ class TLSIdentity:
                 code=NetworkCode.TLS_CERT_EXPIRED,
             )
         if label is not None:
-            _folder(keystore).write(identity, label)
+            _folder(keystore)._write(identity, label)
         return identity
 
     @classmethod
@@ -245,7 +245,7 @@ class TLSIdentity:
         cannot be decrypted (wrong passphrase, keyring entry gone), :class:`TLSError`
         (``TLS_CERT_EXPIRED``) if it has expired, unless ``allow_expired``.
         """
-        chain, key = _folder(keystore).read(label)
+        chain, key = _folder(keystore)._read(label)
         identity = cls(chain, key, label=label)
         if not allow_expired and identity.is_expired():
             raise TLSError(

@@ -157,7 +157,7 @@ class KeyFolder:
 
     # --- load, save, delete -------------------------------------------------------------------
 
-    def read(self, label: str) -> tuple[list[x509.Certificate], PrivateKeyTypes]:
+    def _read(self, label: str) -> tuple[list[x509.Certificate], PrivateKeyTypes]:
         """The chain and decrypted private key saved under ``label``."""
         record = self._record(label)
         password = self._password_for(label, record)
@@ -170,7 +170,7 @@ class KeyFolder:
             ) from exc
         return chain, key
 
-    def write(self, identity: Exportable, label: str) -> None:
+    def _write(self, identity: Exportable, label: str) -> None:
         """Save ``identity``'s chain and key under ``label``; :class:`ConflictError` if taken."""
         label = _check_label(label)
         path = self._file(label)

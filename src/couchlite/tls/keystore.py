@@ -29,7 +29,7 @@ class KeyStore(KeyFolder):
 
     def load(self, label: str) -> TLSIdentity:
         """The identity saved under ``label`` (see :meth:`TLSIdentity.identity`)."""
-        chain, key = self.read(label)
+        chain, key = self._read(label)
         return TLSIdentity(chain, key, label=label)
 
     def save(self, identity: TLSIdentity, label: str) -> None:
@@ -37,7 +37,7 @@ class KeyStore(KeyFolder):
         label = _check_label(label)
         if not isinstance(identity, TLSIdentity):
             raise InvalidArgumentError("save() takes a TLSIdentity")
-        self.write(identity, label)
+        self._write(identity, label)
 
 
 __all__ = [

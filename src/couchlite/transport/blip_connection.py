@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 Three kinds of tasks, all owned by the connection and cancelled when it closes (their code
-is in :mod:`couchlite.transport._tasks`):
+is in :mod:`couchlite.transport._connection_tasks`):
 
 * the **reader** feeds every channel message to ``protocol.receive_frame`` and dispatches the
   completed messages: responses resolve the futures of :meth:`BlipConnection.request`, requests
@@ -75,21 +75,22 @@ from types import TracebackType
 from typing import Any
 
 from couchlite._tuning import (
+    BLIP_CLOSE_FLUSH_TIMEOUT_S,
+    BLIP_CLOSE_TASKS_TIMEOUT_S,
     BLIP_MAX_ATTACHMENT_SIZE,
+    BLIP_MAX_CONCURRENT_HANDLERS,
     BLIP_MAX_MESSAGE_SIZE,
     BLIP_MAX_OUTBOX_MESSAGES,
     BLIP_MAX_OUTSTANDING_REQUESTS,
+    BLIP_MAX_PENDING_BYTES,
+    BLIP_MAX_PENDING_MESSAGES,
+    BLIP_REQUEST_TIMEOUT_S,
     BLIP_STALLED_PEER_TIMEOUT_S,
 )
 from couchlite.blip import BlipProtocol, Message
 from couchlite.errors import CouchliteError, InvalidArgumentError
-from couchlite.transport._connparts import (
-    CLOSE_FLUSH_TIMEOUT_S,
-    CLOSE_TASKS_TIMEOUT_S,
-    DEFAULT_MAX_CONCURRENT_HANDLERS,
-    DEFAULT_MAX_PENDING_BYTES,
-    DEFAULT_MAX_PENDING_MESSAGES,
-    DEFAULT_REQUEST_TIMEOUT_S,
+from couchlite.transport._connection_tasks import ConnectionTasks
+from couchlite.transport.blip_types import (
     Body,
     BodyWriter,
     Handler,
@@ -98,7 +99,6 @@ from couchlite.transport._connparts import (
     StreamTarget,
     error_reply,
 )
-from couchlite.transport._tasks import ConnectionTasks
 from couchlite.transport.channel import (
     CLOSE_NORMAL,
     CLOSE_UNEXPECTED,
@@ -127,9 +127,9 @@ class BlipConnection(ConnectionTasks):
         protocol: BlipProtocol | None = None,
         *,
         name: str | None = None,
-        max_concurrent_handlers: int = DEFAULT_MAX_CONCURRENT_HANDLERS,
-        max_pending_messages: int = DEFAULT_MAX_PENDING_MESSAGES,
-        max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
+        max_concurrent_handlers: int = BLIP_MAX_CONCURRENT_HANDLERS,
+        max_pending_messages: int = BLIP_MAX_PENDING_MESSAGES,
+        max_pending_bytes: int = BLIP_MAX_PENDING_BYTES,
         max_message_size: int | None = None,
         max_attachment_size: int = BLIP_MAX_ATTACHMENT_SIZE,
         max_outstanding_requests: int = BLIP_MAX_OUTSTANDING_REQUESTS,
@@ -280,7 +280,7 @@ class BlipConnection(ConnectionTasks):
         if not self._closing and not self._stop.is_set():
             self._closing = True
             if code == CLOSE_NORMAL:
-                await self._flush(CLOSE_FLUSH_TIMEOUT_S)
+                await self._flush(BLIP_CLOSE_FLUSH_TIMEOUT_S)
             self._request_stop(code, reason)
         await asyncio.shield(self._closed.wait())
 
@@ -306,7 +306,7 @@ class BlipConnection(ConnectionTasks):
         *,
         urgent: bool = False,
         compressed: bool = False,
-        timeout: float | None = DEFAULT_REQUEST_TIMEOUT_S,
+        timeout: float | None = BLIP_REQUEST_TIMEOUT_S,
     ) -> Message:
         """Send a request and return its reply.
 
@@ -325,7 +325,7 @@ class BlipConnection(ConnectionTasks):
         max_size: int,
         urgent: bool = False,
         compressed: bool = False,
-        timeout: float | None = DEFAULT_REQUEST_TIMEOUT_S,
+        timeout: float | None = BLIP_REQUEST_TIMEOUT_S,
     ) -> Message:
         """Send a request whose reply body is streamed to ``write`` instead of buffered.
 
@@ -405,7 +405,7 @@ class BlipConnection(ConnectionTasks):
         *,
         urgent: bool = False,
         compressed: bool = False,
-        timeout: float | None = DEFAULT_REQUEST_TIMEOUT_S,
+        timeout: float | None = BLIP_REQUEST_TIMEOUT_S,
     ) -> None:
         """Queue a request that gets no reply; waits (up to ``timeout``) while the out-box is
         full."""
@@ -495,7 +495,7 @@ class BlipConnection(ConnectionTasks):
             for task in tasks:
                 task.cancel()
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(CLOSE_TASKS_TIMEOUT_S):
+                async with asyncio.timeout(BLIP_CLOSE_TASKS_TIMEOUT_S):
                     await asyncio.gather(*tasks, return_exceptions=True)
             self._handler_tasks.clear()
             self._handoff = None
@@ -513,7 +513,7 @@ class BlipConnection(ConnectionTasks):
             self._end = ChannelClosed(self._stop_code, self._stop_reason)
         # Even after the peer closed, close() completes the handshake and frees the socket.
         try:
-            async with asyncio.timeout(CLOSE_TASKS_TIMEOUT_S):
+            async with asyncio.timeout(BLIP_CLOSE_TASKS_TIMEOUT_S):
                 await self.channel.close(self._stop_code, self._stop_reason)
         except (TimeoutError, CouchliteError) as exc:
             logger.debug("%s: closing the channel failed: %s", self.name, exc)
@@ -527,10 +527,6 @@ class BlipConnection(ConnectionTasks):
 
 
 __all__ = [
-    "DEFAULT_MAX_CONCURRENT_HANDLERS",
-    "DEFAULT_MAX_PENDING_BYTES",
-    "DEFAULT_MAX_PENDING_MESSAGES",
-    "DEFAULT_REQUEST_TIMEOUT_S",
     "BlipConnection",
     "BodyWriter",
     "ConnectionClosedError",

@@ -34,11 +34,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from couchlite._tuning import LOG_REPEAT_BURST, LOG_REPEAT_INTERVAL_S
+from couchlite._tuning import LOG_REPEAT_BURST, LOG_REPEAT_INTERVAL_S, WS_PONG_TIMEOUT_S
 from couchlite.errors import CouchliteError, ErrorDomain, NetworkCode, NetworkError
-
-#: LiteCore's pong timeout (``kPongTimeout``, notes §3.6), the bound on waiting for a pong.
-MAX_PONG_TIMEOUT_S = 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +207,7 @@ def classify(exc: BaseException, where: str = "connection") -> CouchliteError:
 def pong_timeout(heartbeat: float) -> float:
     """How long to wait for the pong of a heartbeat ping: LiteCore's min(20 s, heartbeat - 1 s),
     and never less than half the heartbeat (so a sub-second test heartbeat still works)."""
-    return min(MAX_PONG_TIMEOUT_S, max(heartbeat - 1.0, heartbeat / 2))
+    return min(WS_PONG_TIMEOUT_S, max(heartbeat - 1.0, heartbeat / 2))
 
 
 class RateLimitedLog:
@@ -292,7 +289,6 @@ class RateLimitedLog:
 
 
 __all__ = [
-    "MAX_PONG_TIMEOUT_S",
     "RULES",
     "RateLimitedLog",
     "Rule",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
+from couchlite._tuning import LOOPBACK_QUEUE_MESSAGES
 from couchlite.errors import InvalidArgumentError
 from couchlite.transport.channel import (
     CLOSE_NORMAL,
@@ -20,10 +21,6 @@ from couchlite.transport.channel import (
     ChannelClosed,
     truncate_close_reason,
 )
-
-#: Messages an end buffers before its peer's ``send`` waits: about what a WebSocket holds in
-#: flight (websockets' receive queue is 16 messages, plus socket buffers).
-DEFAULT_LOOPBACK_QUEUE = 32
 
 
 class LoopbackChannel:
@@ -123,7 +120,7 @@ class LoopbackChannel:
 
 def loopback_pair(
     subprotocol: str | None = SUBPROTOCOL_CBMOBILE_3,
-    max_queue: int = DEFAULT_LOOPBACK_QUEUE,
+    max_queue: int = LOOPBACK_QUEUE_MESSAGES,
 ) -> tuple[LoopbackChannel, LoopbackChannel]:
     """Two connected in-memory channels; each buffers at most ``max_queue`` messages."""
     if max_queue < 1:
@@ -134,4 +131,4 @@ def loopback_pair(
     return a, b
 
 
-__all__ = ["DEFAULT_LOOPBACK_QUEUE", "LoopbackChannel", "loopback_pair"]
+__all__ = ["LoopbackChannel", "loopback_pair"]

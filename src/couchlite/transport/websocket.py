@@ -52,7 +52,15 @@ from websockets.exceptions import (
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from couchlite._tuning import MAX_REDIRECTS
+from couchlite._tuning import (
+    MAX_REDIRECTS,
+    WS_CLOSE_TIMEOUT_S,
+    WS_MAX_INCOMING_MESSAGE,
+    WS_MAX_QUEUE,
+    WS_OPEN_TIMEOUT_S,
+    WS_PONG_TIMEOUT_S,
+    WS_WRITE_LIMIT,
+)
 from couchlite.errors import (
     InvalidArgumentError,
     NetworkCode,
@@ -87,23 +95,6 @@ from couchlite.transport.errors import HandshakeRefused, RedirectRefused
 from couchlite.transport.failures import describe as describe_error
 
 logger = logging.getLogger(__name__)
-
-#: LiteCore refuses incoming WebSocket messages over 1 MiB (notes §1). BLIP frames are at most
-#: 16 KiB, so anything near this is a broken or hostile peer; the margin tolerates a peer whose
-#: own limit counts only the payload it considers "the message".
-MAX_INCOMING_MESSAGE = (1 << 20) + 16 * 1024
-#: LiteCore's connect timeout (``kConnectTimeoutSecs``, notes §3.2).
-DEFAULT_OPEN_TIMEOUT_S = 15.0
-#: LiteCore's pong timeout (``kPongTimeout``, notes §3.6).
-DEFAULT_PING_TIMEOUT_S = 20.0
-#: LiteCore's close-handshake timeout (notes §3.6).
-DEFAULT_CLOSE_TIMEOUT_S = 5.0
-#: Incoming messages websockets buffers before it stops reading the socket: 16 BLIP frames
-#: (at most 256 KiB), enough to keep a 128 KB ACK window busy in both directions.
-DEFAULT_MAX_QUEUE = 16
-#: Outgoing bytes buffered before ``send`` waits; a few big frames, so the writer never idles
-#: while the kernel drains the socket, and memory stays flat when the peer stops reading.
-DEFAULT_WRITE_LIMIT = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +131,7 @@ def _connection_options(close_timeout: float, max_queue: int, write_limit: int) 
         "ping_interval": None,
         "ping_timeout": None,
         "close_timeout": close_timeout,
-        "max_size": MAX_INCOMING_MESSAGE,
+        "max_size": WS_MAX_INCOMING_MESSAGE,
         "max_queue": max_queue,
         "write_limit": write_limit,
     }
@@ -154,12 +145,12 @@ async def connect_channel(
     ssl: ssl_module.SSLContext | None = None,
     server_hostname: str | None = None,
     user_agent: str | None = None,
-    open_timeout: float = DEFAULT_OPEN_TIMEOUT_S,
+    open_timeout: float = WS_OPEN_TIMEOUT_S,
     ping_interval: float | None = None,
-    ping_timeout: float | None = DEFAULT_PING_TIMEOUT_S,
-    close_timeout: float = DEFAULT_CLOSE_TIMEOUT_S,
-    max_queue: int = DEFAULT_MAX_QUEUE,
-    write_limit: int = DEFAULT_WRITE_LIMIT,
+    ping_timeout: float | None = WS_PONG_TIMEOUT_S,
+    close_timeout: float = WS_CLOSE_TIMEOUT_S,
+    max_queue: int = WS_MAX_QUEUE,
+    write_limit: int = WS_WRITE_LIMIT,
     allow_cross_origin_redirects: bool = False,
     cross_origin_ssl: ssl_module.SSLContext | None = None,
     max_redirects: int = MAX_REDIRECTS,
@@ -347,9 +338,9 @@ class ChannelServer:
 
     async def close(
         self,
-        timeout: float = DEFAULT_CLOSE_TIMEOUT_S * 2,
+        timeout: float = WS_CLOSE_TIMEOUT_S * 2,
         *,
-        grace: float = DEFAULT_CLOSE_TIMEOUT_S,
+        grace: float = WS_CLOSE_TIMEOUT_S,
     ) -> None:
         """Stop listening and end every connection: those still opening at once, open ones
         with 1001 within ``grace`` seconds, after which whatever is left is aborted; then wait
@@ -406,12 +397,12 @@ async def serve_channels(
     ssl: ssl_module.SSLContext | None = None,
     process_request: ProcessRequest | None = None,
     server_header: str | None = "couchlite",
-    open_timeout: float = DEFAULT_OPEN_TIMEOUT_S,
+    open_timeout: float = WS_OPEN_TIMEOUT_S,
     ping_interval: float | None = None,
-    ping_timeout: float | None = DEFAULT_PING_TIMEOUT_S,
-    close_timeout: float = DEFAULT_CLOSE_TIMEOUT_S,
-    max_queue: int = DEFAULT_MAX_QUEUE,
-    write_limit: int = DEFAULT_WRITE_LIMIT,
+    ping_timeout: float | None = WS_PONG_TIMEOUT_S,
+    close_timeout: float = WS_CLOSE_TIMEOUT_S,
+    max_queue: int = WS_MAX_QUEUE,
+    write_limit: int = WS_WRITE_LIMIT,
     limits: ConnectionLimits | None = None,
 ) -> ChannelServer:
     """Listen on ``host:port`` and run ``await handler(channel)`` for each accepted WebSocket.
@@ -519,9 +510,6 @@ def _peer_certificates(connection: ServerConnection) -> tuple[bytes, ...]:
 
 
 __all__ = [
-    "DEFAULT_CLOSE_TIMEOUT_S",
-    "DEFAULT_OPEN_TIMEOUT_S",
-    "MAX_INCOMING_MESSAGE",
     "ChannelHandler",
     "ChannelServer",
     "ConnectionLimits",

@@ -14,15 +14,15 @@ from collections import deque
 
 from couchlite.blip import BlipError, BlipErrorReply, Message, MessageType
 from couchlite.errors import CouchliteError, DatabaseClosedError
-from couchlite.transport._connparts import Handler, Reply, unexpected
-from couchlite.transport._flow import FlowControl
+from couchlite.transport._backpressure import BackPressure
+from couchlite.transport.blip_types import Handler, Reply, unexpected
 from couchlite.transport.channel import CLOSE_UNEXPECTED, ChannelClosed, MessageChannel
 
 # The connection's logger: these records belong to it, wherever its code lives.
 logger = logging.getLogger("couchlite.transport.blip_connection")
 
 
-class ConnectionTasks(FlowControl):
+class ConnectionTasks(BackPressure):
     """The reader, writer and handler tasks of a connection (see the connection module)."""
 
     channel: MessageChannel

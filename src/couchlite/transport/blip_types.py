@@ -1,5 +1,6 @@
-"""The small pieces of :mod:`couchlite.transport.blip_connection`: its defaults, public value types,
-errors and coroutine helpers (kept apart so the connection module stays about its tasks)."""
+"""The values a :class:`~couchlite.transport.blip_connection.BlipConnection` takes and gives:
+properties and bodies, the :class:`Reply` of a handler, the writer of a streamed reply body,
+and the exception an ``ERR`` reply raises."""
 
 from __future__ import annotations
 
@@ -12,26 +13,6 @@ from couchlite.errors import CouchliteError
 
 Properties = Mapping[str, str] | Iterable[tuple[str, str]]
 Body = bytes | bytearray | memoryview
-
-#: Handlers run at once per connection; LiteCore handles up to 100-200 incoming revs in
-#: parallel (notes §13). Beyond this the reader stops reading, which throttles the peer.
-DEFAULT_MAX_CONCURRENT_HANDLERS = 100
-#: Messages queued in the protocol's out-box before senders wait. Each message costs one
-#: entry; 200 matches LiteCore's changes batch and keeps memory small when the peer stalls.
-DEFAULT_MAX_PENDING_MESSAGES = 200
-#: Bytes of large message bodies queued before senders of large messages wait. Small messages
-#: (up to one frame) are bounded by the message count instead, so a queued bulk transfer never
-#: delays an urgent control message behind it.
-DEFAULT_MAX_PENDING_BYTES = 4 * 1024 * 1024
-#: A message no bigger than one big frame is "small" for back-pressure purposes.
-SMALL_MESSAGE_BYTES = 16 * 1024
-#: How long request() waits for its reply by default: the peer may be slow (a big rev, a busy
-#: database), but a reply that never comes must not hang a replicator forever.
-DEFAULT_REQUEST_TIMEOUT_S = 300.0
-#: How long a clean close waits for queued frames to be sent (LiteCore's close timeout, §3.6).
-CLOSE_FLUSH_TIMEOUT_S = 5.0
-#: How long closing waits for cancelled handlers and for the channel's closing handshake.
-CLOSE_TASKS_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
