@@ -15,7 +15,8 @@ from collections import deque
 from couchlite.blip import BlipError, BlipErrorReply, Message, MessageType
 from couchlite.errors import CouchliteError, DatabaseClosedError
 from couchlite.transport._backpressure import BackPressure
-from couchlite.transport.blip_types import Handler, Reply, unexpected
+from couchlite.transport.blip_types import Handler, Reply
+from couchlite.transport.boundary import unexpected
 from couchlite.transport.channel import CLOSE_UNEXPECTED, ChannelClosed, MessageChannel
 
 # The connection's logger: these records belong to it, wherever its code lives.

@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from couchlite.blip import BlipErrorReply, Message
-from couchlite.errors import CouchliteError
 
 Properties = Mapping[str, str] | Iterable[tuple[str, str]]
 Body = bytes | bytearray | memoryview
@@ -59,11 +58,3 @@ def error_reply(reply: Message) -> BlipErrorReply:
     """The exception for an ``ERR`` reply to one of our requests."""
     code = reply.error_code
     return BlipErrorReply(reply.error_domain or "BLIP", code or 0, reply.error_message)
-
-
-def unexpected(exc: Exception, name: str) -> CouchliteError:
-    if isinstance(exc, CouchliteError):
-        return exc
-    error = CouchliteError(f"{name}: unexpected {type(exc).__name__}: {exc}")
-    error.__cause__ = exc
-    return error

@@ -1,7 +1,8 @@
 """Message channels over real WebSockets, using the ``websockets`` library's asyncio API.
 
-This module is the one place where ``websockets``, ``OSError`` and ``ssl`` exceptions become
-couchlite errors (``raise ... from exc``); nothing above the transport sees a foreign exception.
+Every ``websockets``, ``OSError`` and ``ssl`` exception raised here leaves as a couchlite error
+translated by :mod:`couchlite.transport.boundary` (``raise ... from exc``); nothing above the
+transport sees a foreign exception.
 
 What Couchbase Lite expects of the WebSocket layer (cbl-replication-notes.md §1, §3.3-3.6):
 
@@ -73,7 +74,6 @@ from couchlite.transport._admission import (
     Gate,
     admitting_connection_class,
 )
-from couchlite.transport._connect_errors import translate_connect_error as _translate_connect_error
 from couchlite.transport._redirects import (
     REDIRECT_STATUSES,
     NoRedirects,
@@ -81,9 +81,9 @@ from couchlite.transport._redirects import (
     origin,
     websocket_url,
 )
-from couchlite.transport._tlserrors import ssl_error_in, tls_error_code
 from couchlite.transport._wschannel import HandshakeRequest, WebSocketChannel, _format_address
-from couchlite.transport._wschannel import _closed_error as _closed_error  # for the tests
+from couchlite.transport.boundary import describe as describe_error
+from couchlite.transport.boundary import ssl_error_in, translate_connect_error
 from couchlite.transport.channel import (
     CLOSE_NORMAL,
     CLOSE_PROTOCOL_ERROR,
@@ -92,7 +92,6 @@ from couchlite.transport.channel import (
     ChannelClosed,
 )
 from couchlite.transport.errors import HandshakeRefused, RedirectRefused
-from couchlite.transport.failures import describe as describe_error
 
 logger = logging.getLogger(__name__)
 
@@ -177,7 +176,7 @@ async def connect_channel(
     try:
         home = origin(url)
     except InvalidURI as exc:
-        raise _translate_connect_error(exc, url) from exc
+        raise translate_connect_error(exc, url) from exc
     current, hop_headers, hop_ssl, hop_hostname = url, _headers_list(headers), ssl, server_hostname
     crossed = False
     ws: ClientConnection | None = None
@@ -287,12 +286,12 @@ async def _open_once(
         if response.status_code in REDIRECT_STATUSES and location:
             absolute = websocket_url(urllib.parse.urljoin(url, location))
             return Redirect((response.status_code, absolute))
-        raise _translate_connect_error(exc, url) from exc
+        raise translate_connect_error(exc, url) from exc
     except (InvalidHandshake, InvalidURI, OSError, TimeoutError) as exc:
         tls_failure = next((e for e in lost if isinstance(e, ssl_module.SSLError)), None)
         if tls_failure is not None and ssl_error_in(exc) is None:
-            raise _translate_connect_error(tls_failure, url) from exc
-        raise _translate_connect_error(exc, url) from exc
+            raise translate_connect_error(tls_failure, url) from exc
+        raise translate_connect_error(exc, url) from exc
 
 
 class ChannelServer:
@@ -520,5 +519,4 @@ __all__ = [
     "WebSocketChannel",
     "connect_channel",
     "serve_channels",
-    "tls_error_code",
 ]
