@@ -50,7 +50,8 @@ def test_defaults_bound_every_connection() -> None:
 
 
 def test_more_coming_flood_is_refused_at_max_message_size() -> None:
-    """A message whose frames all carry moreComing used to be buffered without end."""
+    """A message whose frames all carry moreComing is refused once it passes the limit, never
+    buffered without end."""
     receiver = BlipProtocol(max_message_size=MIB)
     forger = Forger()
     receiver.receive_frame(forger.frame(1, TYPE_REQUEST | FLAG_MORE_COMING, head()))

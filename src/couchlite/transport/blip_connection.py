@@ -21,7 +21,7 @@ is in :mod:`couchlite.transport._connection_tasks`):
   requests at a time. Requests that arrive together share one task while their handlers
   complete without waiting (a task per request cost more than a small handler); as soon as
   a handler suspends, the requests behind it go to another task, so handlers run
-  concurrently as before. Only context variables set by a handler may leak to the next
+  concurrently. Only context variables set by a handler may leak to the next
   handler in the same task. When all slots are busy the reader stops reading, which pushes
   back on the peer through the channel's (and TCP's) own flow control. Consequence: a
   handler that itself awaits a reply from the same peer holds its slot meanwhile, and if

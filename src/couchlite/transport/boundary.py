@@ -5,8 +5,8 @@ Nothing above the transport sees a foreign exception: whatever the socket layer,
 :class:`~couchlite.errors.CouchliteError` with a ``domain``, a ``code`` and, for network
 failures, whether retrying may help (decided only by :data:`couchlite.transport.failures.RULES`).
 
-* :func:`os_error` and :func:`classify`: ``OSError`` and its subclasses, ``TimeoutError``,
-  ``socket.gaierror`` (DNS)... -> :class:`NetworkError`; anything else that is not a couchlite
+* :func:`os_error`, :func:`classify` and :func:`listen_error`: ``OSError`` and its subclasses,
+  ``TimeoutError``, ``socket.gaierror`` (DNS)... -> :class:`NetworkError`; anything else that is not a couchlite
   error -> a permanent unexpected :class:`CouchliteError`;
 * :func:`translate_connect_error`: what opening a WebSocket raised (``websockets``' handshake
   exceptions, ``ssl`` verification failures and alerts, the socket layer) -> the error a
@@ -118,6 +118,11 @@ def os_error(exc: OSError | TimeoutError, where: str) -> NetworkError:
 
 def _network_error(text: str, domain: ErrorDomain, code: int) -> NetworkError:
     return NetworkError(text, domain=domain, code=code, transient=is_transient(domain, code))
+
+
+def listen_error(exc: OSError, host: str, port: int) -> NetworkError:
+    """The error for a server socket that cannot be bound (address in use, not ours...)."""
+    return NetworkError(f"cannot listen on {host}:{port}: {describe(exc)}")
 
 
 def classify(exc: BaseException, where: str = "connection") -> CouchliteError:
@@ -339,6 +344,7 @@ __all__ = [
     "classify",
     "closed_error",
     "describe",
+    "listen_error",
     "os_error",
     "peer_is_not_tls",
     "ssl_error_in",

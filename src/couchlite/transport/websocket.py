@@ -82,8 +82,7 @@ from couchlite.transport._redirects import (
     websocket_url,
 )
 from couchlite.transport._wschannel import HandshakeRequest, WebSocketChannel, _format_address
-from couchlite.transport.boundary import describe as describe_error
-from couchlite.transport.boundary import ssl_error_in, translate_connect_error
+from couchlite.transport.boundary import listen_error, ssl_error_in, translate_connect_error
 from couchlite.transport.channel import (
     CLOSE_NORMAL,
     CLOSE_PROTOCOL_ERROR,
@@ -490,7 +489,7 @@ async def serve_channels(
             **_connection_options(close_timeout, max_queue, write_limit),
         )
     except OSError as exc:
-        raise NetworkError(f"cannot listen on {host}:{port}: {describe_error(exc)}") from exc
+        raise listen_error(exc, host, port) from exc
     return ChannelServer(server, gate)
 
 
