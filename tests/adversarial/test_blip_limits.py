@@ -1,10 +1,11 @@
 """BLIP-level memory attacks, against a listener in its own process and against a replicator.
 
-Each attack tries to make its victim buffer without bound: a message whose frames all carry ``moreComing``, compressed frames inflating a thousandfold, many messages each kept
-below the per-message cap, and requests whose replies are never read. Asserted: the victim
-closes the connection with the right code (1009 for sizes, 1008 for the rest), its resident
-memory grows by less than a generous ceiling, and it still serves a real client afterwards;
-a replicator facing such a listener stops with a typed error instead of staying busy.
+Each attack tries to make its victim buffer without bound: a message whose frames all carry
+``moreComing``, compressed frames inflating a thousandfold, many messages each kept below the
+per-message cap, and requests whose replies are never read. Asserted: the victim closes the
+connection with the right code (1009 for sizes, 1008 for the rest), its resident memory grows by
+less than a generous ceiling, and it still serves a real client afterwards; a replicator facing
+such a listener stops with a typed error instead of staying busy.
 """
 
 from __future__ import annotations

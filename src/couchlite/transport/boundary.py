@@ -6,8 +6,8 @@ Nothing above the transport sees a foreign exception: whatever the socket layer,
 failures, whether retrying may help (decided only by :data:`couchlite.transport.failures.RULES`).
 
 * :func:`os_error`, :func:`classify` and :func:`listen_error`: ``OSError`` and its subclasses,
-  ``TimeoutError``, ``socket.gaierror`` (DNS)... -> :class:`NetworkError`; anything else that is not a couchlite
-  error -> a permanent unexpected :class:`CouchliteError`;
+  ``TimeoutError``, ``socket.gaierror`` (DNS)... -> :class:`NetworkError`; anything else that
+  is not a couchlite error -> a permanent unexpected :class:`CouchliteError`;
 * :func:`translate_connect_error`: what opening a WebSocket raised (``websockets``' handshake
   exceptions, ``ssl`` verification failures and alerts, the socket layer) -> the error a
   replicator acts on. Two mistakes of configuration get a message saying so, since the
