@@ -306,6 +306,9 @@ WS_WRITE_LIMIT = 64 * 1024
 #: Client certificate chains a listener's TLS context remembers (by leaf) between the
 #: handshake and the upgrade request: enough for the handshakes in flight at once.
 TLS_MAX_RECORDED_CHAINS = 256
+#: Bound on closing one listener session (its own work is bounded; this guards against a
+#: stuck one).
+LISTENER_SESSION_CLOSE_TIMEOUT_S = 10.0
 #: Ports tried when a listener binds port 0 on several interfaces and the port picked on the
 #: first is taken on another.
 LISTENER_BIND_ATTEMPTS = 5

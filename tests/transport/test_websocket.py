@@ -80,6 +80,35 @@ def test_round_trip_and_handshake_details() -> None:
     run(main())
 
 
+def test_send_nowait_writes_until_the_buffer_is_full_and_refuses_once_closed() -> None:
+    async def main() -> None:
+        release = asyncio.Event()
+
+        async def deaf(channel: WebSocketChannel) -> None:
+            await release.wait()  # reads nothing until told: the client's buffers fill
+            await _echo(channel)
+
+        async with await serve_channels(deaf, "127.0.0.1", 0) as server:
+            channel = await connect_channel(f"ws://127.0.0.1:{server.port}/db/_blipsync")
+            frame = b"f" * 16384
+            taken = 0
+            while channel.send_nowait(frame):
+                taken += 1
+                assert taken < 10_000, "send_nowait never refused a peer that does not read"
+            assert taken >= 1
+            # Refused: the frame was not taken; send() takes it once there is room.
+            release.set()
+            await asyncio.wait_for(channel.send(b"last"), 10)
+            received = [await channel.recv() for _ in range(taken + 1)]
+            assert received == [frame] * taken + [b"last"]
+            await channel.close()
+            assert not channel.send_nowait(b"after close")
+            with pytest.raises(ChannelClosed):
+                await channel.send(b"after close")
+
+    run(main())
+
+
 def test_process_request_can_refuse_with_401() -> None:
     async def main() -> None:
         def check(request: HandshakeRequest) -> HandshakeRejection | None:

@@ -187,7 +187,7 @@ class ListenerSettings:
     #: the user's configuration, copied
     config: UrlEndpointListenerConfiguration = field(compare=False, repr=False)
     #: seconds between pings to each peer
-    heartbeat: float = 300.0
+    heartbeat: float = DEFAULT_HEARTBEAT_S
     #: largest incoming BLIP message, in bytes after decompression
     max_message_size: int = BLIP_MAX_MESSAGE_SIZE
     #: largest blob accepted in one streamed getAttachment reply

@@ -74,6 +74,7 @@ from couchlite._tuning import (
     DEFAULT_HEARTBEAT_S,
     LISTENER_BIND_ATTEMPTS,
     LISTENER_HANDSHAKE_TIMEOUT_S,
+    LISTENER_SESSION_CLOSE_TIMEOUT_S,
     STOP_GRACE_S,
     STOP_HANDLERS_TIMEOUT_S,
 )
@@ -112,8 +113,6 @@ logger = logging.getLogger(__name__)
 #: closing (power loss, network gone) would hold its connection, and its count in ``status``,
 #: forever; with it such a peer is dropped within heartbeat + min(20 s, heartbeat - 1 s).
 HEARTBEAT_S = DEFAULT_HEARTBEAT_S
-#: Bound on closing one session (its own work is bounded; this guards against a stuck one).
-SESSION_CLOSE_TIMEOUT_S = 10.0
 #: Bound from a TCP connect to the complete HTTP upgrade request (TLS handshake included).
 HANDSHAKE_TIMEOUT_S = LISTENER_HANDSHAKE_TIMEOUT_S
 #: Bound on the whole HTTP part of an opening handshake: the request, the failure delay, the
@@ -513,11 +512,13 @@ class AsyncUrlEndpointListener(AsyncStartsOnEnter):
         except Exception:
             logger.exception("%s: closing the connection failed", peer.name)
         try:
-            async with asyncio.timeout(SESSION_CLOSE_TIMEOUT_S):
+            async with asyncio.timeout(LISTENER_SESSION_CLOSE_TIMEOUT_S):
                 await peer.session.close()
         except TimeoutError:
             logger.warning(
-                "%s: the session did not close within %.0f s", peer.name, SESSION_CLOSE_TIMEOUT_S
+                "%s: the session did not close within %.0f s",
+                peer.name,
+                LISTENER_SESSION_CLOSE_TIMEOUT_S,
             )
         except Exception:
             logger.exception("%s: closing the session failed", peer.name)
