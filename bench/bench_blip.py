@@ -26,11 +26,10 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 
+from couchlite._tuning import WS_MAX_INCOMING_MESSAGE, WS_WRITE_LIMIT
 from couchlite.blip import BlipProtocol, Message
 from couchlite.transport.blip_connection import BlipConnection, Reply, RequestTimeout
 from couchlite.transport.websocket import (
-    DEFAULT_WRITE_LIMIT,
-    MAX_INCOMING_MESSAGE,
     WebSocketChannel,
     connect_channel,
     serve_channels,
@@ -79,16 +78,16 @@ class Raw:
             HOST,
             0,
             compression=self.compression,
-            max_size=MAX_INCOMING_MESSAGE,
-            write_limit=DEFAULT_WRITE_LIMIT,
+            max_size=WS_MAX_INCOMING_MESSAGE,
+            write_limit=WS_WRITE_LIMIT,
         )
         port = self._server.sockets[0].getsockname()[1]
         self._client = await ws_connect(
             f"ws://{HOST}:{port}/",
             compression=self.compression,
             proxy=None,
-            max_size=MAX_INCOMING_MESSAGE,
-            write_limit=DEFAULT_WRITE_LIMIT,
+            max_size=WS_MAX_INCOMING_MESSAGE,
+            write_limit=WS_WRITE_LIMIT,
         )
         return self._client
 

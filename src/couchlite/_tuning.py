@@ -340,6 +340,70 @@ REMOTE_REVS_MAX_CACHED = 10_000
 
 # --- Transport and TLS --------------------------------------------------------------------------
 
+#: Handlers a BLIP connection runs at once; LiteCore handles up to 100-200 incoming revs in
+#: parallel (notes §13). Beyond this the reader stops reading, which throttles the peer.
+BLIP_MAX_CONCURRENT_HANDLERS = 100
+#: Messages queued in a BLIP connection's out-box before senders wait. Each message costs one
+#: entry; 200 matches LiteCore's changes batch and keeps memory small when the peer stalls.
+BLIP_MAX_PENDING_MESSAGES = 200
+#: Bytes of large message bodies queued before senders of large messages wait. Small messages
+#: (up to one frame) are bounded by the message count instead, so a queued bulk transfer never
+#: delays an urgent control message behind it.
+BLIP_MAX_PENDING_BYTES = 4 * 1024 * 1024
+#: A message no bigger than one big frame (BLIP_BIG_FRAME_SIZE) is "small" for back-pressure.
+BLIP_SMALL_MESSAGE_BYTES = 16 * 1024
+#: How long a BLIP request waits for its reply by default: the peer may be slow (a big rev, a
+#: busy database), but a reply that never comes must not hang a replicator forever.
+BLIP_REQUEST_TIMEOUT_S = 300.0
+#: How long a clean close waits for queued frames to be sent (LiteCore's close timeout, §3.6).
+BLIP_CLOSE_FLUSH_TIMEOUT_S = 5.0
+#: How long closing waits for cancelled handlers and for the channel's closing handshake.
+BLIP_CLOSE_TASKS_TIMEOUT_S = 5.0
+#: Most uncompressed bytes one outgoing frame may carry, as a multiple of the frame budget.
+#: Without a cap a run of zeros would put a whole multi-megabyte body into one 16 KB frame,
+#: which the peer must then inflate in one go; 8x keeps frames close to what LiteCore itself
+#: produces (~2x).
+BLIP_MAX_INPUT_PER_FRAME_FACTOR = 8
+#: Hard ceiling on the inflated size of one incoming frame (decompression-bomb guard, applied
+#: even when no max_message_size is set). A LiteCore sender may legitimately pack a highly
+#: compressible body into one frame, so this is generous: one 1 MiB WebSocket message at
+#: deflate's maximum ratio (~1032:1) would otherwise inflate to about 1 GiB.
+BLIP_MAX_INFLATED_FRAME_SIZE = 64 * 1024 * 1024
+#: Messages an in-memory loopback end buffers before its peer's ``send`` waits: about what a
+#: WebSocket holds in flight (websockets' receive queue is 16 messages, plus socket buffers).
+LOOPBACK_QUEUE_MESSAGES = 32
+#: LiteCore refuses incoming WebSocket messages over 1 MiB (notes §1). BLIP frames are at most
+#: 16 KiB, so anything near this is a broken or hostile peer; the margin tolerates a peer whose
+#: own limit counts only the payload it considers "the message".
+WS_MAX_INCOMING_MESSAGE = (1 << 20) + 16 * 1024
+#: LiteCore's connect timeout (``kConnectTimeoutSecs``, notes §3.2).
+WS_OPEN_TIMEOUT_S = 15.0
+#: LiteCore's pong timeout (``kPongTimeout``, notes §3.6): how long a ping waits for its pong,
+#: and the most a heartbeat ever waits, however long the heartbeat interval.
+WS_PONG_TIMEOUT_S = 20.0
+#: LiteCore's close-handshake timeout (notes §3.6).
+WS_CLOSE_TIMEOUT_S = 5.0
+#: Incoming messages websockets buffers before it stops reading the socket: 16 BLIP frames
+#: (at most 256 KiB), enough to keep a 128 KB ACK window busy in both directions.
+WS_MAX_QUEUE = 16
+#: Outgoing bytes buffered before ``send`` waits; a few big frames, so the writer never idles
+#: while the kernel drains the socket, and memory stays flat when the peer stops reading.
+WS_WRITE_LIMIT = 64 * 1024
+#: Client certificate chains a listener's TLS context remembers (by leaf) between the
+#: handshake and the upgrade request: enough for the handshakes in flight at once.
+TLS_MAX_RECORDED_CHAINS = 256
+#: Bound on closing one listener session (its own work is bounded; this guards against a
+#: stuck one).
+LISTENER_SESSION_CLOSE_TIMEOUT_S = 10.0
+#: Ports tried when a listener binds port 0 on several interfaces and the port picked on the
+#: first is taken on another.
+LISTENER_BIND_ATTEMPTS = 5
+#: How long the synchronous listener waits for its start (key generation, binding): bounded,
+#: so a thread calling ``start()`` never hangs on a stuck event loop.
+LISTENER_SYNC_START_TIMEOUT_S = 60.0
+#: How long the synchronous listener waits for its stop, for the same reason.
+LISTENER_SYNC_STOP_TIMEOUT_S = 60.0
+
 
 # --- Storage and database -----------------------------------------------------------------------
 

@@ -1,11 +1,11 @@
 """BLIP-level memory attacks, against a listener in its own process and against a replicator.
 
-Each attack used to make its victim buffer without bound (issue 11): a message whose frames
-all carry ``moreComing``, compressed frames inflating a thousandfold, many messages each kept
-below the per-message cap, and requests whose replies are never read. Asserted: the victim
-closes the connection with the right code (1009 for sizes, 1008 for the rest), its resident
-memory grows by less than a generous ceiling, and it still serves a real client afterwards;
-a replicator facing such a listener stops with a typed error instead of staying busy.
+Each attack tries to make its victim buffer without bound: a message whose frames all carry
+``moreComing``, compressed frames inflating a thousandfold, many messages each kept below the
+per-message cap, and requests whose replies are never read. Asserted: the victim closes the
+connection with the right code (1009 for sizes, 1008 for the rest), its resident memory grows by
+less than a generous ceiling, and it still serves a real client afterwards; a replicator facing
+such a listener stops with a typed error instead of staying busy.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def test_more_coming_flood_is_closed_with_1009(tmp_path: Path) -> None:
 
 
 def test_zip_bomb_frames_are_closed_with_1009(tmp_path: Path) -> None:
-    """19 compressed frames of ~60 KB, each inflating to 60 MiB (used to cost 1.3 GiB)."""
+    """19 compressed frames of ~60 KB, each inflating to 60 MiB (1.3 GiB if buffered)."""
     forger = Forger()
     flags = TYPE_REQUEST | FLAG_MORE_COMING | FLAG_COMPRESSED
     frames = [forger.frame(1, flags, _props({"Profile": "rev"}) + bytes(60 * MIB))]
@@ -199,7 +199,7 @@ def test_replicator_facing_a_hostile_listener_stops_with_a_typed_error(
 ) -> None:
     """The hostile listener answers the replicator's first request with a reply that never
     ends: compressed frames each inflating to 60 MiB, or 60 KB frames that all say
-    moreComing. A continuous replicator used to stay BUSY while its memory grew."""
+    moreComing: a continuous replicator must not stay BUSY while its memory grows."""
 
     async def handler(peer: RawPeer) -> None:
         request = await peer.next_request(30)

@@ -14,7 +14,7 @@ from couchlite._tuning import (
     BLIP_MAX_MESSAGE_SIZE,
 )
 from couchlite.blip import BlipError, BlipLimitExceeded, BlipProtocol, MessageType
-from couchlite.blip.codec import MAX_INFLATED_FRAME_SIZE
+from couchlite.blip.codec import BLIP_MAX_INFLATED_FRAME_SIZE
 from couchlite.blip.message import (
     FLAG_COMPRESSED,
     FLAG_MORE_COMING,
@@ -35,10 +35,13 @@ def head(properties: dict[str, str] | None = None) -> bytes:
 def test_defaults_bound_every_connection() -> None:
     proto = BlipProtocol()
     assert proto._max_message_size == BLIP_MAX_MESSAGE_SIZE == 21 * MIB
-    assert proto._max_buffered == BLIP_MAX_BUFFERED_BYTES
-    assert proto._max_incoming == BLIP_MAX_INCOMING_MESSAGES
+    assert proto._receiver._max_buffered == BLIP_MAX_BUFFERED_BYTES
+    assert proto._receiver._max_incoming == BLIP_MAX_INCOMING_MESSAGES
     # a single maximum-size message always fits, whatever max_buffered_bytes says
-    assert BlipProtocol(max_message_size=10 * MIB, max_buffered_bytes=1)._max_buffered == 10 * MIB
+    assert (
+        BlipProtocol(max_message_size=10 * MIB, max_buffered_bytes=1)._receiver._max_buffered
+        == 10 * MIB
+    )
     for bad in (0, -1, 1.5, "1"):
         with pytest.raises(ValueError):
             BlipProtocol(max_message_size=bad)  # type: ignore[arg-type]
@@ -47,7 +50,8 @@ def test_defaults_bound_every_connection() -> None:
 
 
 def test_more_coming_flood_is_refused_at_max_message_size() -> None:
-    """A message whose frames all carry moreComing used to be buffered without end."""
+    """A message whose frames all carry moreComing is refused once it passes the limit, never
+    buffered without end."""
     receiver = BlipProtocol(max_message_size=MIB)
     forger = Forger()
     receiver.receive_frame(forger.frame(1, TYPE_REQUEST | FLAG_MORE_COMING, head()))
@@ -124,7 +128,7 @@ def test_unbounded_message_size_still_caps_each_inflated_frame() -> None:
     forger = Forger()
     with pytest.raises(BlipLimitExceeded):
         receiver.receive_frame(
-            forger.frame(1, TYPE_REQUEST | FLAG_COMPRESSED, bytes(MAX_INFLATED_FRAME_SIZE + 1))
+            forger.frame(1, TYPE_REQUEST | FLAG_COMPRESSED, bytes(BLIP_MAX_INFLATED_FRAME_SIZE + 1))
         )
 
 
@@ -230,7 +234,7 @@ def test_streamed_reply_goes_to_the_sink_and_is_never_buffered(compressed: bool)
     assert done[0].type is MessageType.RESPONSE and done[0].properties == {"Kind": "blob"}
     assert done[0].body == b""
     assert biggest_buffer == 0 and requester.buffered_bytes == 0
-    assert not requester.is_awaiting_response(number) and not requester._streams
+    assert not requester.is_awaiting_response(number) and not requester._receiver.streams
 
 
 def test_streamed_reply_beyond_its_cap_is_fatal_and_the_sink_never_sees_the_excess() -> None:
@@ -280,7 +284,7 @@ def test_err_reply_to_a_streamed_request_arrives_buffered() -> None:
     props = encode_properties({"Error-Domain": "HTTP", "Error-Code": "404"}, 1000)
     done = requester.receive_frame(forger.frame(number, TYPE_ERROR, props + b"not found"))
     assert done[0].is_error and done[0].error_code == 404 and done[0].body == b"not found"
-    assert pieces == [] and not requester._streams
+    assert pieces == [] and not requester._receiver.streams
 
 
 def test_stream_response_is_refused_for_requests_that_await_nothing() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from couchlite import Blob, Database, DatabaseConfiguration, MutableDocument
-from couchlite.tls import keystore as store_module
+from couchlite.tls import keyprotection as store_module
 from couchlite.tls.anonymous import IDENTITY_FILE_NAME, load_or_create_anonymous_identity
 
 pytestmark = [

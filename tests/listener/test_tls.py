@@ -25,9 +25,9 @@ from couchlite import (
     TLSIdentity,
     UrlEndpointListener,
 )
-from couchlite.tls import keystore as store_module
+from couchlite.tls import keyprotection as store_module
 from couchlite.tls.anonymous import IDENTITY_FILE_NAME, load_or_create_anonymous_identity
-from couchlite.tls.certificates import apply_chain_rules
+from couchlite.transport.tls_context import apply_chain_rules
 from couchlite.transport.websocket import connect_channel
 from tests.listener.conftest import StubRegistry
 from tests.listener.helpers import UPGRADE_HEADERS, http_get, pinned_context, plain_config

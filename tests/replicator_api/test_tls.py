@@ -106,7 +106,7 @@ def test_self_signed_check() -> None:
 def test_tls_error_codes_from_openssl_errors() -> None:
     import ssl as ssl_module
 
-    from couchlite.transport.websocket import tls_error_code
+    from couchlite.transport.boundary import tls_error_code
 
     def verification(code: int | None) -> ssl_module.SSLCertVerificationError:
         error = ssl_module.SSLCertVerificationError("verify failed")

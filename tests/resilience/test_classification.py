@@ -30,16 +30,12 @@ from couchlite.errors import (
     TLSError,
 )
 from couchlite.listener import handshake
+from couchlite.transport.boundary import classify, os_error
+from couchlite.transport.boundary import closed_error as _closed_error
+from couchlite.transport.boundary import translate_connect_error as _translate_connect_error
 from couchlite.transport.channel import TRANSIENT_WEBSOCKET_CODES, ChannelClosed
-from couchlite.transport.failures import (
-    RULES,
-    classify,
-    is_transient,
-    os_error,
-    pong_timeout,
-    transient_codes,
-)
-from couchlite.transport.websocket import HandshakeRefused, _closed_error, _translate_connect_error
+from couchlite.transport.failures import RULES, is_transient, pong_timeout, transient_codes
+from couchlite.transport.websocket import HandshakeRefused
 
 URL = "ws://127.0.0.1:1/db/_blipsync"
 

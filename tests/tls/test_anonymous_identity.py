@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from couchlite import TLSError, TLSIdentity
-from couchlite.tls import keystore as store_module
+from couchlite.tls import keyprotection as store_module
 from couchlite.tls.anonymous import (
     IDENTITY_FILE_NAME,
     LEGACY_IDENTITY_FILE_NAME,

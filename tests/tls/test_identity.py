@@ -32,7 +32,7 @@ from couchlite import (
     TLSIdentity,
 )
 from couchlite.errors import NetworkCode
-from couchlite.tls import keystore as store_module
+from couchlite.tls import keyprotection as store_module
 from tests.listener.conftest import StubRegistry
 from tests.listener.helpers import plain_config
 from tests.replicator_api.helpers import run

@@ -45,6 +45,28 @@ def test_send_waits_while_the_peer_inbox_is_full() -> None:
     run(main())
 
 
+def test_send_nowait_takes_messages_while_the_peer_inbox_has_room() -> None:
+    async def main() -> None:
+        a, b = loopback_pair(max_queue=2)
+        assert a.send_nowait(b"1") and a.send_nowait(memoryview(b"2"))  # type: ignore[arg-type]
+        assert not a.send_nowait(b"3")  # full: nothing taken, the caller awaits send()
+        assert b.queued == 2
+        assert await b.recv() == b"1"
+        assert a.send_nowait(b"3")
+        # Order is kept whichever of send_nowait and send took a message.
+        blocked = asyncio.create_task(a.send(b"4"))
+        await asyncio.sleep(0)
+        assert not blocked.done()
+        assert [await b.recv() for _ in range(3)] == [b"2", b"3", b"4"]
+        await asyncio.wait_for(blocked, 5)
+        await a.close()
+        assert not a.send_nowait(b"5") and not b.send_nowait(b"5")
+        with pytest.raises(ChannelClosed):
+            await a.send(b"5")
+
+    run(main())
+
+
 def test_close_propagates_code_and_reason_after_draining() -> None:
     async def main() -> None:
         a, b = loopback_pair()

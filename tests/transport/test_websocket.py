@@ -21,7 +21,7 @@ from websockets.asyncio.server import serve as ws_serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from couchlite._tuning import LOG_REPEAT_BURST
+from couchlite._tuning import LOG_REPEAT_BURST, WS_MAX_INCOMING_MESSAGE
 from couchlite.errors import (
     AuthenticationError,
     InvalidArgumentError,
@@ -33,7 +33,6 @@ from couchlite.tls.identity import TLSIdentity
 from couchlite.transport.channel import ChannelClosed, MessageChannel
 from couchlite.transport.failures import RateLimitedLog
 from couchlite.transport.websocket import (
-    MAX_INCOMING_MESSAGE,
     ChannelServer,
     HandshakeRefused,
     HandshakeRejection,
@@ -77,6 +76,35 @@ def test_round_trip_and_handshake_details() -> None:
                 await channel.recv()
         assert seen[0].path == "/db/_blipsync"
         assert seen[0].header("x-test") == "yes"
+
+    run(main())
+
+
+def test_send_nowait_writes_until_the_buffer_is_full_and_refuses_once_closed() -> None:
+    async def main() -> None:
+        release = asyncio.Event()
+
+        async def deaf(channel: WebSocketChannel) -> None:
+            await release.wait()  # reads nothing until told: the client's buffers fill
+            await _echo(channel)
+
+        async with await serve_channels(deaf, "127.0.0.1", 0) as server:
+            channel = await connect_channel(f"ws://127.0.0.1:{server.port}/db/_blipsync")
+            frame = b"f" * 16384
+            taken = 0
+            while channel.send_nowait(frame):
+                taken += 1
+                assert taken < 10_000, "send_nowait never refused a peer that does not read"
+            assert taken >= 1
+            # Refused: the frame was not taken; send() takes it once there is room.
+            release.set()
+            await asyncio.wait_for(channel.send(b"last"), 10)
+            received = [await channel.recv() for _ in range(taken + 1)]
+            assert received == [frame] * taken + [b"last"]
+            await channel.close()
+            assert not channel.send_nowait(b"after close")
+            with pytest.raises(ChannelClosed):
+                await channel.send(b"after close")
 
     run(main())
 
@@ -212,7 +240,7 @@ def test_oversized_incoming_message_closes_with_1009() -> None:
                 max_size=None,
             ) as raw,
         ):
-            await raw.send(b"x" * (MAX_INCOMING_MESSAGE + 1))
+            await raw.send(b"x" * (WS_MAX_INCOMING_MESSAGE + 1))
             with pytest.raises(ConnectionClosed):
                 await asyncio.wait_for(raw.recv(), 5)
             assert raw.close_code == 1009

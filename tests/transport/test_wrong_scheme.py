@@ -30,8 +30,7 @@ from couchlite import (
     UrlEndpointListenerConfiguration,
 )
 from couchlite.tls.identity import TLSIdentity
-from couchlite.transport._connect_errors import translate_connect_error
-from couchlite.transport.failures import classify, describe, os_error
+from couchlite.transport.boundary import classify, describe, os_error, translate_connect_error
 from couchlite.transport.websocket import WebSocketChannel, connect_channel, serve_channels
 from tests.transport.helpers import run
 

@@ -2,7 +2,8 @@
 
 Modules: :mod:`.varint` (LEB128), :mod:`.message` (message model, properties codec),
 :mod:`.codec` (frames, running CRC, shared deflate streams), :mod:`.protocol` (the connection
-state machine: out-box multiplexing, numbering, ACK flow control, limits), :mod:`.incoming`
+state machine: out-box multiplexing, numbering, ACK flow control), :mod:`.receiving` (its
+receiving half: one path for every incoming frame, numbering and limits), :mod:`.incoming`
 (messages still arriving, buffered or streamed), :mod:`.dump` (a command-line decoder for
 interop recordings).
 """

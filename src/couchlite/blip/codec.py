@@ -28,6 +28,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
+from couchlite._tuning import BLIP_MAX_INFLATED_FRAME_SIZE, BLIP_MAX_INPUT_PER_FRAME_FACTOR
 from couchlite.blip.errors import (
     CLOSE_INTERNAL_ERROR,
     CLOSE_PROTOCOL_ERROR,
@@ -55,15 +56,6 @@ _BYTE = tuple(bytes((i,)) for i in range(0x80))
 
 #: LiteCore keeps adding compressed pieces to a frame while at least this much room is left.
 MIN_PIECE_ROOM = 1024
-#: Most uncompressed bytes one frame may carry, as a multiple of the frame budget. Without a cap
-#: a run of zeros would put a whole multi-megabyte body into one 16 KB frame, which the peer
-#: must then inflate in one go; 8x keeps frames close to what LiteCore itself produces (~2x).
-MAX_INPUT_PER_FRAME_FACTOR = 8
-#: Hard ceiling on the inflated size of one incoming frame (decompression-bomb guard, applied
-#: even when no max_message_size is set). A LiteCore sender may legitimately pack a highly
-#: compressible body into one frame, so this is generous: one 1 MiB WebSocket message at
-#: deflate's maximum ratio (~1032:1) would otherwise inflate to about 1 GiB.
-MAX_INFLATED_FRAME_SIZE = 64 * 1024 * 1024
 #: The smallest frame budget we can always make progress with (header + CRC + a deflate piece).
 MIN_FRAME_SIZE = 64
 
@@ -195,7 +187,7 @@ class FrameEncoder:
         room = budget - header_len - CHECKSUM_SIZE
         parts: list[bytes] | list[memoryview]
         if flags & FLAG_COMPRESSED:
-            parts = [self._compress(payload, room, budget * MAX_INPUT_PER_FRAME_FACTOR)]
+            parts = [self._compress(payload, room, budget * BLIP_MAX_INPUT_PER_FRAME_FACTOR)]
         else:
             # The views go straight into the frame's single join: one copy of the body.
             parts = payload.take(room)
@@ -224,7 +216,9 @@ class FrameEncoder:
         room = budget - len(head) - 1 - CHECKSUM_SIZE
         if flags & FLAG_COMPRESSED:
             # The bound of the first piece in _compress: guaranteed to fit when it is all.
-            if size > min(room - 16 - 5 * (room // 8192 + 1), budget * MAX_INPUT_PER_FRAME_FACTOR):
+            if size > min(
+                room - 16 - 5 * (room // 8192 + 1), budget * BLIP_MAX_INPUT_PER_FRAME_FACTOR
+            ):
                 return None
             crc = zlib.crc32(body, zlib.crc32(prefix, self.checksum))
             deflater = self._deflater
@@ -282,7 +276,7 @@ class FrameDecoder:
         self,
         header: FrameHeader,
         frame: bytes | bytearray | memoryview,
-        max_inflated: int = MAX_INFLATED_FRAME_SIZE,
+        max_inflated: int = BLIP_MAX_INFLATED_FRAME_SIZE,
     ) -> bytes:
         """Return the message bytes a non-ACK frame carries, after inflating and checking its CRC.
 
@@ -319,7 +313,7 @@ class FrameDecoder:
         return data
 
     def _inflate(self, payload: memoryview, limit: int) -> bytes:
-        limit = min(limit, MAX_INFLATED_FRAME_SIZE)
+        limit = min(limit, BLIP_MAX_INFLATED_FRAME_SIZE)
         # max_length stops inflation one byte past the allowance, so a decompression bomb costs
         # at most the allowance in memory before it is refused.
         try:

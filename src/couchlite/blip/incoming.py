@@ -18,6 +18,34 @@ from couchlite.blip.varint import try_decode_varint
 BodySink = Callable[[memoryview], None]
 
 
+def properties_span(
+    head: bytes | bytearray | memoryview, max_properties_size: int
+) -> tuple[int, int] | None:
+    """Where the properties lie in a message whose first bytes are ``head``: ``(start, end)``,
+    or None while ``head`` ends inside the length varint. Oversized properties are fatal."""
+    if head and head[0] < 0x80:
+        props_len, start = head[0], 1  # the usual one-byte properties length
+    else:
+        decoded = try_decode_varint(head[:10])
+        if decoded is None:
+            return None
+        props_len, start = decoded
+    if props_len > max_properties_size:
+        raise BlipError(
+            f"oversized properties ({props_len} bytes)", close_code=CLOSE_PROTOCOL_ERROR
+        )
+    return start, start + props_len
+
+
+def properties_end(span: tuple[int, int] | None, size: int) -> int:
+    """Check that a complete message of ``size`` bytes holds its properties; return their end."""
+    if span is None:
+        raise BlipError("message ends before its properties length", close_code=1002)
+    if size < span[1]:
+        raise BlipError("message ends inside its properties", close_code=1002)
+    return span[1]
+
+
 class InMessage:
     __slots__ = (
         "chunks",
@@ -25,10 +53,9 @@ class InMessage:
         "frame_count",
         "limit",
         "number",
-        "props_end",
-        "props_start",
         "received",
         "size",
+        "span",
         "type",
         "unacked",
     )
@@ -45,8 +72,8 @@ class InMessage:
         # Views into the frames when those are immutable bytes (no copy until finish()).
         self.chunks: list[bytes | memoryview] = []
         self.size = 0
-        self.props_start = 0
-        self.props_end: int | None = None
+        #: (start, end) of the properties once their length is known.
+        self.span: tuple[int, int] | None = None
         self.received = 0
         self.unacked = 0
         self.frame_count = 0
@@ -55,42 +82,31 @@ class InMessage:
         if data:
             self.chunks.append(data)
             self.size += len(data)
-        if self.props_end is None and self.chunks:
+        if self.span is None and self.chunks:
             # The properties-length varint may straddle frames; it is at most 10 bytes.
             head = self.chunks[0][:10] if len(self.chunks[0]) >= 10 else b"".join(self.chunks)[:10]
-            decoded = try_decode_varint(head)
-            if decoded is not None:
-                props_len, start = decoded
-                if props_len > max_properties_size:
-                    raise BlipError(
-                        f"oversized properties ({props_len} bytes)",
-                        close_code=CLOSE_PROTOCOL_ERROR,
-                    )
-                self.props_start = start
-                self.props_end = start + props_len
+            self.span = properties_span(head, max_properties_size)
 
     def finish(self) -> Message:
-        if self.props_end is None:
-            raise BlipError("message ends before its properties length", close_code=1002)
-        if self.size < self.props_end:
-            raise BlipError("message ends inside its properties", close_code=1002)
+        props_end = properties_end(self.span, self.size)
+        assert self.span is not None
         props_parts: list[bytes | memoryview] = []
         body_parts: list[bytes | memoryview] = []
         offset = 0
         for chunk in self.chunks:
             end = offset + len(chunk)
-            if end <= self.props_end:
+            if end <= props_end:
                 props_parts.append(chunk)
-            elif offset >= self.props_end:
+            elif offset >= props_end:
                 body_parts.append(chunk)
             else:
-                cut = self.props_end - offset
+                cut = props_end - offset
                 props_parts.append(chunk[:cut])
                 body_parts.append(chunk[cut:])
             offset = end
         self.chunks = []
         head = b"".join(props_parts)
-        properties = decode_properties(memoryview(head)[self.props_start :])
+        properties = decode_properties(memoryview(head)[self.span[0] :])
         return Message(
             self.type, self.number, self.flags, properties, b"".join(body_parts), self.frame_count
         )
@@ -130,22 +146,15 @@ class StreamIn(InMessage):
             self._deliver(data if type(data) is memoryview else memoryview(data))
             return
         self.head += data
-        if self.props_end is None:
-            decoded = try_decode_varint(self.head[:10])
-            if decoded is None:
+        if self.span is None:
+            self.span = properties_span(self.head, max_properties_size)
+            if self.span is None:
                 return
-            props_len, start = decoded
-            if props_len > max_properties_size:
-                raise BlipError(
-                    f"oversized properties ({props_len} bytes)", close_code=CLOSE_PROTOCOL_ERROR
-                )
-            self.props_start = start
-            self.props_end = start + props_len
-        end = self.props_end
+        start, end = self.span
         if len(self.head) < end:
             return
         head, self.head = bytes(self.head), bytearray()
-        self.properties = decode_properties(memoryview(head)[self.props_start : end])
+        self.properties = decode_properties(memoryview(head)[start:end])
         if len(head) > end:
             self._deliver(memoryview(head)[end:])
 
@@ -160,8 +169,6 @@ class StreamIn(InMessage):
         self.sink(data)
 
     def finish(self) -> Message:
-        if self.props_end is None:
-            raise BlipError("message ends before its properties length", close_code=1002)
-        if self.properties is None:
-            raise BlipError("message ends inside its properties", close_code=1002)
+        properties_end(self.span, self.size)
+        assert self.properties is not None
         return Message(self.type, self.number, self.flags, self.properties, b"", self.frame_count)

@@ -62,8 +62,8 @@ class FrameFlags(IntFlag):
 TYPE_MASK = 0x07
 
 # The same bits as plain ints, for the per-frame hot paths: every operation on an ``IntFlag`` or
-# ``IntEnum`` goes through Python-level ``enum`` code (``__and__``, ``__call__``), which used to
-# be about a third of the cost of a small message. The enums remain the public face.
+# ``IntEnum`` goes through Python-level ``enum`` code (``__and__``, ``__call__``), about a
+# third of the cost of a small message. The enums remain the public face.
 TYPE_REQUEST = 0
 TYPE_RESPONSE = 1
 TYPE_ERROR = 2

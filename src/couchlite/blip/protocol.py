@@ -16,29 +16,22 @@ urgent message waits behind a normal one. A message with ``max_unacked_bytes`` o
 not acknowledged leaves the out-box for the "icebox" until an ACK from the peer reopens its
 window; other messages keep flowing meanwhile.
 
-Performance: a small message is one frame, and both directions have a fast path for that case
-(``FrameEncoder.encode_whole``; ``_receive_whole``) that skips the multi-frame machinery
-(``OutgoingPayload``, ``InMessage``, the ACK bookkeeping) but performs the same checks. Hot
-paths test flags as plain ints (``FLAG_*``, ``TYPE_*``): ``IntFlag``/``IntEnum`` arithmetic runs
-Python-level ``enum`` code, and used to be a third of the cost of a small message. The enums
-appear only at the API boundary, taken from prebuilt tables (``MESSAGE_TYPES``,
-``FRAME_FLAGS``).
+Performance: a small message is one frame; it is encoded straight from its prefix and body
+(``FrameEncoder.encode_whole``) and received without the state of a message spanning frames
+(see :mod:`couchlite.blip.receiving`). Hot paths test flags as plain ints (``FLAG_*``,
+``TYPE_*``): ``IntFlag``/``IntEnum`` arithmetic runs Python-level ``enum`` code, a third of the
+cost of a small message. The enums appear only at the API boundary, taken from prebuilt tables
+(``MESSAGE_TYPES``, ``FRAME_FLAGS``).
 
-Incoming (§2.3-§2.7). Frames are checked in wire order through one :class:`FrameDecoder`
-(inflate, running CRC). Requests must be numbered last+1 (or continue one in progress);
-responses must answer one of our requests still awaiting its reply. Message bytes are kept as
-the chunks they arrived in (views of the frames when those are immutable ``bytes``) and joined
-once when the last frame arrives. Every
-``ack_threshold`` bytes of one message (frame size after its header, as on the wire) we queue an
-ACK (one queued ACK per message at most: a newer one replaces it, its count is cumulative).
-Every violation raises :class:`BlipError` and poisons the object: later ``receive_frame``
-and ``send_*`` calls re-raise it and ``next_frame`` returns None.
+Incoming (§2.3-§2.7): :class:`~couchlite.blip.receiving.Receiver` holds the receiving half (one
+path for every frame: numbering, limits, properties, ACKs to queue). It shares with this object
+the queue of ACK frames and the two sets of messages awaiting replies. Every violation raises
+:class:`BlipError` and poisons the object: later ``receive_frame`` and ``send_*`` calls
+re-raise it and ``next_frame`` returns None.
 
 Limits (a peer may be hostile; defaults in ``couchlite._tuning``). ``max_message_size`` bounds
 one message after inflation; ``max_buffered_bytes`` all partially received messages together;
-``max_incoming_messages`` the requests partially received at once. Each frame is inflated with
-an allowance of what is left under both (the codec stops one byte past it), so a decompression
-bomb costs at most the allowance before it is refused. Exceeding any of them raises
+``max_incoming_messages`` the requests partially received at once. Exceeding any of them raises
 :class:`BlipLimitExceeded` (close code 1009 for sizes, 1008 for the count).
 
 Streamed replies (:meth:`BlipProtocol.stream_response`): the body of the reply to one of our
@@ -66,43 +59,31 @@ from couchlite._tuning import (
 )
 from couchlite.blip.codec import (
     MIN_FRAME_SIZE,
-    FrameDecoder,
     FrameEncoder,
     OutgoingPayload,
-    encode_ack_frame,
 )
 from couchlite.blip.errors import (
-    CLOSE_INTERNAL_ERROR,
-    CLOSE_POLICY_VIOLATION,
-    CLOSE_PROTOCOL_ERROR,
     BlipError,
-    BlipLimitExceeded,
 )
-from couchlite.blip.incoming import BodySink, InMessage, StreamIn
+from couchlite.blip.incoming import BodySink
 from couchlite.blip.message import (
     FLAG_COMPRESSED,
-    FLAG_MORE_COMING,
     FLAG_NO_REPLY,
     FLAG_URGENT,
-    FRAME_FLAGS,
-    MESSAGE_TYPES,
-    TYPE_ACK_REQUEST,
-    TYPE_ACK_RESPONSE,
     TYPE_ERROR,
     TYPE_MASK,
     TYPE_REQUEST,
     TYPE_RESPONSE,
     Message,
-    MessageType,
-    decode_properties,
     encode_properties,
 )
-from couchlite.blip.varint import decode_varint, encode_varint, try_decode_varint
+from couchlite.blip.receiving import Receiver
+from couchlite.blip.varint import encode_varint
 from couchlite.errors import InvalidArgumentError
 
 Properties = Mapping[str, str] | Iterable[tuple[str, str]]
 Body = bytes | bytearray | memoryview
-#: An allowance that never binds (the codec still caps each frame at MAX_INFLATED_FRAME_SIZE).
+#: An allowance that never binds (the codec still caps each frame at BLIP_MAX_INFLATED_FRAME_SIZE).
 _UNBOUNDED = 1 << 62
 
 
@@ -189,30 +170,15 @@ class BlipProtocol:
         self._compression_enabled = compression_level != 0
         self._frame_size = frame_size
         self._small_frame_size = min(BLIP_SMALL_FRAME_SIZE, frame_size)
-        self._ack_threshold = ack_threshold
         self._max_unacked = max_unacked_bytes
         self._max_properties_size = max_properties_size
         self._max_message_size = max_message_size
         #: max_message_size as a plain int, for the hot paths (no None test per frame).
-        self._message_limit = _UNBOUNDED if max_message_size is None else max_message_size
-        #: A single maximum-size message must always fit, whatever max_buffered_bytes says.
-        self._max_buffered = (
-            _UNBOUNDED
-            if max_buffered_bytes is None
-            else max(max_buffered_bytes, self._message_limit)
-        )
-        self._max_incoming = _UNBOUNDED if max_incoming_messages is None else max_incoming_messages
-        #: Bytes held in the partially received messages that count towards _max_buffered.
-        self._buffered = 0
-        #: False only for passive decoding of recordings (the dump tool): accepts any request
-        #: number and responses to requests this object never sent.
-        self._strict = strict_numbering
+        message_limit = _UNBOUNDED if max_message_size is None else max_message_size
 
         self._encoder = FrameEncoder(compression_level)
-        self._decoder = FrameDecoder()
         self._error: BlipError | None = None
 
-        # outgoing
         self._next_request_number = 1
         # Keyed by message, in order: a newer ACK of a message replaces a queued one (its byte
         # count is cumulative), so a peer that does not read cannot grow this beyond one ACK
@@ -221,19 +187,29 @@ class BlipProtocol:
         self._outbox: deque[_OutMessage] = deque()
         self._icebox: dict[tuple[bool, int], _OutMessage] = {}
         self._outgoing: dict[tuple[bool, int], _OutMessage] = {}
+        #: Our requests expecting a reply, and incoming requests we owe one: both halves
+        #: update them.
         self._awaiting_response: set[int] = set()
+        self._awaiting_reply: set[int] = set()
         #: Requests whose sender gave up on the reply, oldest first (see abandon_response).
         self._abandoned: deque[int] = deque()
-
-        # incoming
-        self._last_request_in = 0
-        self._in_requests: dict[int, InMessage] = {}
-        self._in_responses: dict[int, InMessage] = {}
-        self._awaiting_reply: set[int] = set()
-        #: Our requests whose replies go to a sink: number -> (max body size, sink).
-        self._streams: dict[int, tuple[int, BodySink]] = {}
-
         self._stats = {name: 0 for name in BlipStatistics.__dataclass_fields__}
+        self._receiver = Receiver(
+            ack_threshold=ack_threshold,
+            max_properties_size=max_properties_size,
+            message_limit=message_limit,
+            # A single maximum-size message must always fit, whatever max_buffered_bytes says.
+            max_buffered=_UNBOUNDED
+            if max_buffered_bytes is None
+            else max(max_buffered_bytes, message_limit),
+            max_incoming=_UNBOUNDED if max_incoming_messages is None else max_incoming_messages,
+            strict_numbering=strict_numbering,
+            awaiting_response=self._awaiting_response,
+            awaiting_reply=self._awaiting_reply,
+            acks=self._acks,
+            on_ack=self._received_ack,
+            stats=self._stats,
+        )
 
     # ---------------------------------------------------------------- state
 
@@ -260,12 +236,12 @@ class BlipProtocol:
     @property
     def buffered_bytes(self) -> int:
         """Bytes held in partially received incoming messages (streamed replies excluded)."""
-        return self._buffered
+        return self._receiver.buffered
 
     @property
     def incoming_in_progress(self) -> int:
         """Incoming requests and replies partially received."""
-        return len(self._in_requests) + len(self._in_responses)
+        return self._receiver.in_progress
 
     def is_awaiting_response(self, request_number: int) -> bool:
         """Whether our request ``request_number`` still expects a reply from the peer."""
@@ -289,9 +265,10 @@ class BlipProtocol:
         abandoned.append(request_number)
         if len(abandoned) > BLIP_MAX_ABANDONED_REPLIES:
             oldest = abandoned.popleft()
-            if oldest not in self._in_responses:  # a reply being received is let finish
+            receiver = self._receiver
+            if not receiver.is_receiving_response(oldest):  # a reply being received finishes
                 self._awaiting_response.discard(oldest)
-                self._streams.pop(oldest, None)
+                receiver.streams.pop(oldest, None)
 
     def stream_response(self, request_number: int, max_size: int, sink: BodySink) -> None:
         """Have the reply to our request ``request_number`` streamed instead of buffered.
@@ -309,14 +286,7 @@ class BlipProtocol:
         self._check_usable()
         if type(max_size) is not int or max_size < 0:
             raise InvalidArgumentError(f"max_size must be an int >= 0, not {max_size!r}")
-        if request_number not in self._awaiting_response:
-            raise BlipError(f"request #{request_number} awaits no reply", is_remote_fault=False)
-        if request_number in self._in_responses or request_number in self._streams:
-            raise BlipError(
-                f"the reply to request #{request_number} is already being received",
-                is_remote_fault=False,
-            )
-        self._streams[request_number] = (max_size, sink)
+        self._receiver.stream(request_number, max_size, sink)
 
     def _check_usable(self) -> None:
         if self._error is not None:
@@ -489,185 +459,12 @@ class BlipProtocol:
         if self._error is not None:
             raise self._error
         try:
-            return self._receive(memoryview(data) if type(data) is bytes else _as_bytes_view(data))
+            return self._receiver.receive(
+                memoryview(data) if type(data) is bytes else _as_bytes_view(data)
+            )
         except BlipError as exc:
             self._error = exc
             raise
-
-    def _receive(self, view: memoryview) -> list[Message]:
-        stats = self._stats
-        stats["frames_received"] += 1
-        stats["bytes_received"] += len(view)
-        # The header, parsed inline with plain ints (parse_frame_header builds a FrameHeader).
-        number, pos = decode_varint(view, 0)
-        raw_flags, pos = decode_varint(view, pos)
-        code = raw_flags & TYPE_MASK
-        if code > TYPE_ERROR:
-            if code in (TYPE_ACK_REQUEST, TYPE_ACK_RESPONSE):
-                stats["acks_received"] += 1
-                byte_count, _ = decode_varint(view, pos)
-                self._received_ack(code == TYPE_ACK_RESPONSE, number, byte_count)
-            return []  # undefined types are reserved for future use: ignored (§2.6)
-
-        is_response = code != TYPE_REQUEST
-        table = self._in_responses if is_response else self._in_requests
-        msg = table.get(number)
-        if msg is None:
-            if is_response:
-                if self._strict and number not in self._awaiting_response:
-                    raise BlipError(
-                        f"{MESSAGE_TYPES[code].wire_name} #{number} answers no pending request",
-                        close_code=CLOSE_INTERNAL_ERROR,
-                    )
-                if self._streams and code == TYPE_RESPONSE:
-                    stream = self._streams.get(number)
-                    if stream is not None:
-                        msg = StreamIn(
-                            number,
-                            FRAME_FLAGS[(raw_flags & 0x38) >> 3],
-                            stream[0],
-                            stream[1],
-                            self._max_properties_size,
-                        )
-            elif self._strict and number != self._last_request_in + 1:
-                raise BlipError(
-                    f"bad request number #{number} (expected #{self._last_request_in + 1})",
-                    close_code=CLOSE_INTERNAL_ERROR,
-                )
-            else:
-                self._last_request_in = number
-            if msg is None:
-                if not raw_flags & FLAG_MORE_COMING:
-                    return [self._receive_whole(code, number, raw_flags, view, pos)]
-                if not is_response and len(table) >= self._max_incoming:
-                    raise BlipLimitExceeded(
-                        f"more than {self._max_incoming} incoming requests in progress at once",
-                        limit="max_incoming_messages",
-                        maximum=self._max_incoming,
-                        close_code=CLOSE_POLICY_VIOLATION,
-                    )
-                msg = InMessage(
-                    MESSAGE_TYPES[code],
-                    number,
-                    FRAME_FLAGS[(raw_flags & 0x38) >> 3],
-                    self._message_limit,
-                )
-            table[number] = msg
-
-        allowance = msg.limit - msg.size
-        buffered = msg.buffered
-        if buffered and self._max_buffered - self._buffered < allowance:
-            allowance = self._max_buffered - self._buffered
-        try:
-            data = self._decoder.decode_payload(
-                raw_flags & FLAG_COMPRESSED != 0, view, pos, allowance
-            )
-        except BlipLimitExceeded:
-            raise self._too_big(msg) from None
-        if not view.readonly and buffered:
-            data = bytes(data)  # the caller may reuse a mutable buffer: keep a copy
-        msg.add(data, self._max_properties_size)
-        if buffered:
-            self._buffered += len(data)
-        msg.frame_count += 1
-        wire_bytes = len(view) - pos
-        msg.received += wire_bytes
-        msg.unacked += wire_bytes
-
-        if raw_flags & FLAG_MORE_COMING:
-            if msg.unacked >= self._ack_threshold:
-                ack_type = MessageType.ACK_RESPONSE if is_response else MessageType.ACK_REQUEST
-                self._acks[(ack_type, number)] = encode_ack_frame(number, ack_type, msg.received)
-                msg.unacked = 0
-            return []
-
-        del table[number]
-        if buffered:
-            self._buffered -= msg.size
-        return [self._completed(msg.finish())]
-
-    def _too_big(self, msg: InMessage) -> BlipLimitExceeded:
-        """The error for a frame that would take ``msg`` (or the connection) past its limit."""
-        kind = msg.type.wire_name
-        if not msg.buffered:
-            assert isinstance(msg, StreamIn)
-            return BlipLimitExceeded(
-                f"streamed {kind} #{msg.number} exceeds its {msg.max_body}-byte limit",
-                limit="max_size",
-                maximum=msg.max_body,
-            )
-        if msg.limit - msg.size <= self._max_buffered - self._buffered:
-            return BlipLimitExceeded(
-                f"{kind} #{msg.number} exceeds max_message_size ({msg.limit} bytes)",
-                limit="max_message_size",
-                maximum=msg.limit,
-            )
-        return BlipLimitExceeded(
-            f"incoming messages in progress exceed max_buffered_bytes ({self._max_buffered})",
-            limit="max_buffered_bytes",
-            maximum=self._max_buffered,
-        )
-
-    def _receive_whole(
-        self, code: int, number: int, raw_flags: int, view: memoryview, pos: int
-    ) -> Message:
-        """A message that arrived in one frame: split straight from the frame, no InMessage.
-
-        Performs the same checks, in the same order, as the InMessage path.
-        """
-        try:
-            data = self._decoder.decode_payload(
-                raw_flags & FLAG_COMPRESSED != 0, view, pos, self._message_limit
-            )
-        except BlipLimitExceeded:
-            raise BlipLimitExceeded(
-                f"{MESSAGE_TYPES[code].wire_name} #{number} exceeds max_message_size"
-                f" ({self._message_limit} bytes)",
-                limit="max_message_size",
-                maximum=self._message_limit,
-            ) from None
-        if data and data[0] < 0x80:
-            props_len, start = data[0], 1  # the usual one-byte properties length
-        else:
-            decoded = try_decode_varint(data)
-            if decoded is None:
-                raise BlipError("message ends before its properties length", close_code=1002)
-            props_len, start = decoded
-        if props_len > self._max_properties_size:
-            raise BlipError(
-                f"oversized properties ({props_len} bytes)", close_code=CLOSE_PROTOCOL_ERROR
-            )
-        end = start + props_len
-        if len(data) < end:
-            raise BlipError("message ends inside its properties", close_code=1002)
-        flags = FRAME_FLAGS[(raw_flags & 0x38) >> 3]
-        message = Message(
-            MESSAGE_TYPES[code],
-            number,
-            flags,
-            decode_properties(data[start:end]),
-            bytes(data[end:]),
-        )
-        # What _completed does, inline on this hot path.
-        if code != TYPE_REQUEST:
-            self._awaiting_response.discard(number)
-            if self._streams:
-                self._streams.pop(number, None)  # an ERR reply to a streamed request
-        elif not raw_flags & FLAG_NO_REPLY:
-            self._awaiting_reply.add(number)
-        self._stats["messages_received"] += 1
-        return message
-
-    def _completed(self, message: Message) -> Message:
-        number = message.number
-        if message.type is not MessageType.REQUEST:
-            self._awaiting_response.discard(number)
-            if self._streams:
-                self._streams.pop(number, None)
-        elif not int.__and__(message.flags, FLAG_NO_REPLY):
-            self._awaiting_reply.add(number)
-        self._stats["messages_received"] += 1
-        return message
 
     def _received_ack(self, for_response: bool, number: int, byte_count: int) -> None:
         msg = self._outgoing.get((for_response, number))

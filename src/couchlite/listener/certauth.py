@@ -3,18 +3,21 @@
 Theory of operation
 -------------------
 Both forms make the listener's TLS context ask every client for a certificate
-(``CERT_REQUIRED``; TLS 1.2 minimum as always), so a client without one fails the TLS handshake
-itself ("certificate required" -- the client reports ``TLS_CERT_REQUIRED_BY_PEER``, 9):
+(``CERT_REQUIRED``; TLS 1.2 minimum as always; the context is built by
+:func:`couchlite.transport.tls_server.require_client_certificates`), so a client without one
+fails the TLS handshake itself ("certificate required" -- the client reports
+``TLS_CERT_REQUIRED_BY_PEER``, 9):
 
 * ``from_roots(certs)``: the roots become the context's only trust anchors for client
   certificates and OpenSSL verifies the chain, its validity dates and its signatures during the
   handshake; an untrusted or expired client certificate fails the handshake ("unknown ca", "bad
   certificate" -- the client reports ``TLS_CERT_REJECTED_BY_PEER``, 10). Nothing else to do.
 * ``ListenerCertificateAuthenticator(fn)``: OpenSSL is told to accept any chain
-  (:mod:`couchlite.tls._openssl`); the TLS handshake still proves that the client holds the
-  private key of the first certificate it sent (``CertificateVerify``), and a client that does
-  not fails the handshake. The chain is then judged *after* the TLS handshake and *before* the
-  WebSocket upgrade, in the listener's request hook (:func:`check_client`), in two steps:
+  (:mod:`couchlite.transport.openssl_verify`); the TLS handshake still proves that the client
+  holds the private key of the first certificate it sent (``CertificateVerify``), and a client
+  that does not fails the handshake. The chain is then judged *after* the TLS handshake and
+  *before* the WebSocket upgrade, in the listener's request hook (:func:`check_client`), in two
+  steps:
 
   1. **Is the chain internally valid?** (:func:`couchlite.tls.chains.verify_client_chain`):
      ``chain[0]`` is the very certificate the handshake proved (compared byte for byte with
@@ -53,15 +56,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import ssl
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from couchlite._tuning import AUTH_TIMEOUT_S
 from couchlite.listener.config import ListenerCertificateAuthenticator
-from couchlite.tls._openssl import install_permissive_verify
-from couchlite.tls.certificates import apply_chain_rules
 from couchlite.tls.chains import ChainError, verify_client_chain
 from couchlite.transport.websocket import HandshakeRejection, HandshakeRequest
 
@@ -71,69 +70,6 @@ logger = logging.getLogger(__name__)
 CERTIFICATE_REJECTED = HandshakeRejection(401, "Client certificate rejected")
 CERTIFICATE_MISSING = HandshakeRejection(401, "Client certificate required")
 AUTH_TIMED_OUT = HandshakeRejection(503, "Authentication timed out")
-
-
-class AlertingSSLObject(ssl.SSLObject):
-    """Makes sure a client refused during the handshake hears why.
-
-    When OpenSSL fails a server handshake (no client certificate, an untrusted one) it queues
-    the TLS alert that says so; asyncio then aborts the transport at once, and the alert is
-    never sent: the client sees the connection drop, which looks like a network failure worth
-    retrying. So the failure is held back once, as "want read": asyncio flushes what OpenSSL
-    queued (the alert), and the held error ends the handshake on the next call, when the client
-    sends anything or hangs up (asyncio's handshake timeout bounds the wait).
-    """
-
-    _couchlite_failure: ssl.SSLError | None = None
-
-    def do_handshake(self) -> None:
-        failure = self._couchlite_failure
-        if failure is not None:
-            raise failure
-        try:
-            super().do_handshake()
-        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-            raise
-        except ssl.SSLError as exc:
-            self._couchlite_failure = exc
-            raise ssl.SSLWantReadError("flushing the alert first") from exc
-
-
-def configure_context(
-    context: ssl.SSLContext, authenticator: ListenerCertificateAuthenticator
-) -> None:
-    """Make the server ``context`` require client certificates as ``authenticator`` says."""
-    context.sslobject_class = AlertingSSLObject
-    roots = authenticator.roots
-    if roots is not None:
-        context.verify_mode = ssl.CERT_REQUIRED
-        apply_chain_rules(context)
-        pem = "".join(c.public_bytes(Encoding.PEM).decode("ascii") for c in roots)
-        context.load_verify_locations(cadata=pem)
-        return
-    recorder = install_permissive_verify(context)
-
-    class RecordingSSLObject(AlertingSSLObject):
-        def peer_certificate_chain(self) -> tuple[bytes, ...]:
-            """The chain the client sent (DER), led by the certificate the handshake proved.
-
-            ``getpeercert`` is the certificate whose key signed the handshake; the recorded
-            chain is only believed behind it, so ``chain[0]`` is always that certificate.
-            """
-            leaf = self.getpeercert(binary_form=True)
-            if leaf is None:
-                return ()
-            chain: tuple[bytes, ...] = ()
-            getter = getattr(self, "get_unverified_chain", None)  # Python 3.13+
-            if callable(getter):
-                chain = tuple(c for c in (getter() or ()) if isinstance(c, bytes))
-            if not chain:
-                chain = recorder.chain(leaf)
-            if chain[:1] != (leaf,):
-                chain = (leaf, *(c for c in chain if c != leaf))
-            return chain
-
-    context.sslobject_class = RecordingSSLObject
 
 
 async def check_client(
@@ -190,4 +126,4 @@ async def check_client(
     return None
 
 
-__all__ = ["AUTH_TIMEOUT_S", "check_client", "configure_context"]
+__all__ = ["AUTH_TIMEOUT_S", "check_client"]

@@ -28,9 +28,9 @@ from couchlite.database.collection import Collection
 from couchlite.database.database import Database
 from couchlite.errors import ConfigurationError, CouchliteError
 from couchlite.listener.interfaces import resolve_interface
-from couchlite.tls._openssl import permissive_verify_supported
 from couchlite.tls.certificates import CertificateInput, load_certificates
 from couchlite.tls.identity import TLSIdentity
+from couchlite.transport.openssl_verify import permissive_verify_supported
 
 PasswordCheck = Callable[[str, str], bool | Awaitable[bool]]
 #: ``fn(chain) -> bool`` (or a coroutine function): the client's chain, leaf first.
@@ -187,7 +187,7 @@ class ListenerSettings:
     #: the user's configuration, copied
     config: UrlEndpointListenerConfiguration = field(compare=False, repr=False)
     #: seconds between pings to each peer
-    heartbeat: float = 300.0
+    heartbeat: float = DEFAULT_HEARTBEAT_S
     #: largest incoming BLIP message, in bytes after decompression
     max_message_size: int = BLIP_MAX_MESSAGE_SIZE
     #: largest blob accepted in one streamed getAttachment reply

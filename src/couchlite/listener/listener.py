@@ -72,14 +72,16 @@ from couchlite._tuning import (
     AUTH_FAILURE_MAX_DELAY_S,
     AUTH_TIMEOUT_S,
     DEFAULT_HEARTBEAT_S,
+    LISTENER_BIND_ATTEMPTS,
     LISTENER_HANDSHAKE_TIMEOUT_S,
+    LISTENER_SESSION_CLOSE_TIMEOUT_S,
     STOP_GRACE_S,
     STOP_HANDLERS_TIMEOUT_S,
 )
 from couchlite.database.database import Database
 from couchlite.database.replication_access import replication_store
 from couchlite.errors import ErrorDomain, NetworkCode, NetworkError, NotFoundError, TLSError
-from couchlite.listener import certauth, handshake
+from couchlite.listener import handshake
 from couchlite.listener.config import (
     ListenerCertificateAuthenticator,
     ListenerSettings,
@@ -94,6 +96,7 @@ from couchlite.tls.identity import TLSIdentity
 from couchlite.transport.blip_connection import BlipConnection
 from couchlite.transport.channel import CLOSE_GOING_AWAY, DEFAULT_SUBPROTOCOLS
 from couchlite.transport.failures import pong_timeout
+from couchlite.transport.tls_server import require_client_certificates
 from couchlite.transport.websocket import (
     ChannelServer,
     ConnectionLimits,
@@ -110,8 +113,6 @@ logger = logging.getLogger(__name__)
 #: closing (power loss, network gone) would hold its connection, and its count in ``status``,
 #: forever; with it such a peer is dropped within heartbeat + min(20 s, heartbeat - 1 s).
 HEARTBEAT_S = DEFAULT_HEARTBEAT_S
-#: Bound on closing one session (its own work is bounded; this guards against a stuck one).
-SESSION_CLOSE_TIMEOUT_S = 10.0
 #: Bound from a TCP connect to the complete HTTP upgrade request (TLS handshake included).
 HANDSHAKE_TIMEOUT_S = LISTENER_HANDSHAKE_TIMEOUT_S
 #: Bound on the whole HTTP part of an opening handshake: the request, the failure delay, the
@@ -120,8 +121,6 @@ OPEN_TIMEOUT_S = HANDSHAKE_TIMEOUT_S + AUTH_FAILURE_MAX_DELAY_S + AUTH_TIMEOUT_S
 #: How long ``Database.close`` on another thread waits for a running listener to stop (the
 #: stop itself takes ~STOP_GRACE_S; a start in progress finishes first).
 DATABASE_CLOSE_STOP_TIMEOUT_S = STOP_GRACE_S + STOP_HANDLERS_TIMEOUT_S + 4.0
-#: Attempts at binding one port on every interface (see ``_bind``).
-_BIND_ATTEMPTS = 5
 
 _listener_ids = itertools.count(1)
 
@@ -299,7 +298,7 @@ class AsyncUrlEndpointListener(AsyncStartsOnEnter):
                 ssl_context = await asyncio.to_thread(identity.server_ssl_context)
                 authenticator = settings.authenticator
                 if isinstance(authenticator, ListenerCertificateAuthenticator):
-                    certauth.configure_context(ssl_context, authenticator)
+                    require_client_certificates(ssl_context, authenticator.roots)
             self._session_factory = factory
             self._stopping = False
             self._guard = handshake.AuthGuard()
@@ -434,7 +433,7 @@ class AsyncUrlEndpointListener(AsyncStartsOnEnter):
         # pick a different port for each. Advertised URLs need one port, so bind again on the
         # first socket's port, and start over (bounded) if something took it meanwhile.
         wanted = self._settings.port
-        for attempt in range(_BIND_ATTEMPTS):
+        for attempt in range(LISTENER_BIND_ATTEMPTS):
             server = await self._serve_on(wanted, ssl_context)
             ports = {port for _host, port in server.addresses}
             if len(ports) == 1:
@@ -444,7 +443,7 @@ class AsyncUrlEndpointListener(AsyncStartsOnEnter):
             try:
                 server = await self._serve_on(retry_port, ssl_context)
             except NetworkError:
-                if attempt == _BIND_ATTEMPTS - 1:
+                if attempt == LISTENER_BIND_ATTEMPTS - 1:
                     raise
                 continue
             if len({port for _host, port in server.addresses}) == 1:
@@ -513,11 +512,13 @@ class AsyncUrlEndpointListener(AsyncStartsOnEnter):
         except Exception:
             logger.exception("%s: closing the connection failed", peer.name)
         try:
-            async with asyncio.timeout(SESSION_CLOSE_TIMEOUT_S):
+            async with asyncio.timeout(LISTENER_SESSION_CLOSE_TIMEOUT_S):
                 await peer.session.close()
         except TimeoutError:
             logger.warning(
-                "%s: the session did not close within %.0f s", peer.name, SESSION_CLOSE_TIMEOUT_S
+                "%s: the session did not close within %.0f s",
+                peer.name,
+                LISTENER_SESSION_CLOSE_TIMEOUT_S,
             )
         except Exception:
             logger.exception("%s: closing the session failed", peer.name)

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 from couchlite._lifecycle import StartsOnEnter
 from couchlite._runtime import loop_thread
+from couchlite._tuning import LISTENER_SYNC_START_TIMEOUT_S, LISTENER_SYNC_STOP_TIMEOUT_S
 from couchlite.listener.config import UrlEndpointListenerConfiguration
 from couchlite.listener.listener import AsyncUrlEndpointListener, ConnectionStatus
 from couchlite.tls.identity import TLSIdentity
-
-#: How long the synchronous façade waits for start (key generation, binding) and stop.
-SYNC_START_TIMEOUT_S = 60.0
-SYNC_STOP_TIMEOUT_S = 60.0
 
 
 class UrlEndpointListener(StartsOnEnter):
@@ -59,11 +56,11 @@ class UrlEndpointListener(StartsOnEnter):
 
     def start(self) -> None:
         """Listen; returns once listening, raises on failure (see the async ``start``)."""
-        loop_thread().run(self._impl.start(), timeout=SYNC_START_TIMEOUT_S)
+        loop_thread().run(self._impl.start(), timeout=LISTENER_SYNC_START_TIMEOUT_S)
 
     def stop(self) -> None:
         """Close every connection (1001) and stop listening; returns when done."""
-        loop_thread().run(self._impl.stop(), timeout=SYNC_STOP_TIMEOUT_S)
+        loop_thread().run(self._impl.stop(), timeout=LISTENER_SYNC_STOP_TIMEOUT_S)
 
     def _stop_for_database_close(self) -> None:
         # The running object is the one registered with the database; this is for callers

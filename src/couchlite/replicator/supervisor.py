@@ -74,6 +74,7 @@ from couchlite.replicator.config import (
 from couchlite.replicator.options import SessionCollectionOptions, SessionEvents
 from couchlite.replicator.store import DatabaseStore
 from couchlite.transport.blip_connection import BlipConnection
+from couchlite.transport.boundary import classify
 from couchlite.transport.channel import (
     CLOSE_GOING_AWAY,
     CLOSE_NORMAL,
@@ -81,7 +82,7 @@ from couchlite.transport.channel import (
     ChannelClosed,
     MessageChannel,
 )
-from couchlite.transport.failures import classify, pong_timeout
+from couchlite.transport.failures import pong_timeout
 from couchlite.transport.tls_client import PeerCertificate, client_context
 
 if TYPE_CHECKING:

@@ -8,12 +8,12 @@ stored in the database folder, ``<db.path>/listener-identity.json``: the certifi
 PEM, the private key in PKCS#8 PEM, and how the key is protected. That is, honestly:
 
 * ``"keyring"`` or ``"passphrase"`` -- where the application has a key store secret, the key is
-  encrypted exactly as :class:`~couchlite.tls.keystore.KeyStore` encrypts its keys: with a random
-  password kept in the OS keyring (the optional ``keyring`` package, with a working backend), or
-  with one derived (scrypt, random salt) from the key-store passphrase
-  (:meth:`TLSIdentity.set_keystore_passphrase`, ``$COUCHLITE_KEYSTORE_PASSPHRASE``). Starting
-  the listener later without that secret fails with a :class:`TLSError` rather than replacing
-  the identity peers pinned.
+  encrypted exactly as :class:`~couchlite.tls.keystore.KeyStore` encrypts its keys
+  (:mod:`couchlite.tls.keyprotection`): with a random password kept in the OS keyring (the
+  optional ``keyring`` package, with a working backend), or with one derived (scrypt, random
+  salt) from the key-store passphrase (:meth:`TLSIdentity.set_keystore_passphrase`,
+  ``$COUCHLITE_KEYSTORE_PASSPHRASE``). Starting the listener later without that secret fails
+  with a :class:`TLSError` rather than replacing the identity peers pinned.
 * ``"file-permissions"`` -- otherwise the key is stored unencrypted, protected by the file
   system alone: the file is ``0o600`` in a ``0o700`` database folder, as an SSH server's host
   keys are. Encrypting it with a password kept next to it would protect nothing, so it is not
@@ -55,7 +55,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from couchlite._private_files import FILE_MODE, write_atomically
 from couchlite.errors import ConfigurationError, ErrorDomain, InvalidArgumentError, TLSError
-from couchlite.tls import keystore as store
+from couchlite.tls import keyprotection
 from couchlite.tls.identity import ANONYMOUS_LABEL, TLSIdentity
 
 logger = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ def _unlock(path: Path, record: dict[str, Any], passphrase: bytes | None) -> TLS
     if protection != FILE_PERMISSIONS:
         user = _keyring_user(record) if protection == "keyring" else ""
         try:
-            password = store.key_password(
+            password = keyprotection.key_password(
                 ANONYMOUS_LABEL, record, passphrase=passphrase, keyring_user=user
             )
         except (ConfigurationError, InvalidArgumentError) as exc:
@@ -175,7 +175,7 @@ def _save(
     """Write ``identity`` to ``path`` with the best protection available; returns which."""
     record: dict[str, Any] = {"format": _FORMAT, "label": ANONYMOUS_LABEL}
     user = f"anonymous/{secrets.token_hex(16)}"
-    password = store.new_key_password(
+    password = keyprotection.new_key_password(
         ANONYMOUS_LABEL,
         record,
         passphrase=passphrase,
@@ -198,7 +198,7 @@ def _save(
         write_atomically(path, json.dumps(record, indent=1).encode("utf-8"))
     except OSError:
         if record["protection"] == "keyring":
-            store.forget_keyring_secret(user)
+            keyprotection.forget_keyring_secret(user)
         raise
     return str(record["protection"])
 
@@ -233,7 +233,7 @@ def load_or_create_anonymous_identity(
     path = folder / IDENTITY_FILE_NAME
     legacy = folder / LEGACY_IDENTITY_FILE_NAME
     secret = passphrase.encode("utf-8") if isinstance(passphrase, str) else passphrase
-    secret = store.resolve_passphrase(secret)
+    secret = keyprotection.resolve_passphrase(secret)
     identity: TLSIdentity | None = None
     protection: str | None = None
     try:
@@ -250,7 +250,9 @@ def load_or_create_anonymous_identity(
     usable = identity is not None and not identity.is_expired(now, margin=RENEWAL_MARGIN)
     if identity is not None and not usable:
         logger.info("the anonymous listener certificate in %s expired; renewing it", folder)
-    upgrade = protection == FILE_PERMISSIONS and store.protection_available(secret, use_keyring)
+    upgrade = protection == FILE_PERMISSIONS and keyprotection.protection_available(
+        secret, use_keyring
+    )
     if usable and not migrated and not upgrade:
         assert identity is not None
         with contextlib.suppress(OSError):

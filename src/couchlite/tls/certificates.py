@@ -33,7 +33,6 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import ipaddress
-import ssl
 from collections.abc import Iterable, Mapping, Sequence
 
 from cryptography import x509
@@ -356,17 +355,3 @@ __all__ = [
     "order_chain",
     "subject_and_names",
 ]
-
-
-def apply_chain_rules(context: ssl.SSLContext) -> None:
-    """Verify certificate chains alike on every Python version, and as Couchbase Lite does.
-
-    * Every trusted certificate is a trust anchor, a root or not (``VERIFY_X509_PARTIAL_CHAIN``),
-      as LiteCore treats its list of trusted certificates.
-    * No RFC 5280 strictness beyond the chain itself (``VERIFY_X509_STRICT``, on by default in
-      ``ssl.create_default_context`` from Python 3.13): certificates made by other tools may
-      lack, say, an authority key identifier, and Couchbase Lite accepts them.
-    """
-    context.verify_flags = (
-        context.verify_flags | ssl.VERIFY_X509_PARTIAL_CHAIN
-    ) & ~ssl.VERIFY_X509_STRICT

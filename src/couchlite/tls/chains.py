@@ -3,10 +3,11 @@
 Theory of operation
 -------------------
 ``ListenerCertificateAuthenticator(fn)`` lets the application decide whom to trust, so OpenSSL is
-told to accept any chain (:mod:`couchlite.tls._openssl`). What OpenSSL still guarantees is only
-that the client holds the private key of the first certificate it sent (TLS ``CertificateVerify``).
-Everything else the client sent is a claim. :func:`verify_client_chain` checks the claims that do
-not depend on whom one trusts, so that ``fn`` only ever sees a chain that is *internally valid*:
+told to accept any chain (:mod:`couchlite.transport.openssl_verify`). What OpenSSL still
+guarantees is only that the client holds the private key of the first certificate it sent (TLS
+``CertificateVerify``). Everything else the client sent is a claim. :func:`verify_client_chain`
+checks the claims that do not depend on whom one trusts, so that ``fn`` only ever sees a chain
+that is *internally valid*:
 
 * **shape** -- at least one certificate, at most :data:`MAX_CLIENT_CHAIN_LENGTH`, none twice;
 * **links** -- every certificate is issued by the next one: the issuer name is the next one's

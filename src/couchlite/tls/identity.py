@@ -24,9 +24,9 @@ cannot always tell the two apart for PKCS#12, so neither do we), a missing label
 :class:`NotFoundError`, an expired certificate a :class:`TLSError` with code
 ``TLS_CERT_EXPIRED`` (7) where one is about to be used or imported.
 
-``ssl.SSLContext.load_cert_chain`` reads only files, so the context is built through a
-short-lived file in a private temporary folder: the key in it is encrypted with a one-time random
-password, so the private key never reaches the disk in the clear, not even briefly.
+The ``ssl`` contexts themselves are the transport's to build
+(:mod:`couchlite.transport.tls_server`, :mod:`couchlite.transport.tls_context`): these two
+methods hand the identity to them.
 
 Anonymous identities follow LiteCore's defaults (notes §11.2): RSA-2048 (what Couchbase Lite's
 TLS-identity API generates by default, and what every CBL client's mbedTLS accepts), self-signed,
@@ -36,12 +36,7 @@ valid one year. Persisting them with a database is :mod:`couchlite.tls.anonymous
 from __future__ import annotations
 
 import datetime as dt
-import os
-import secrets
-import ssl
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cryptography import x509
@@ -62,8 +57,14 @@ from couchlite.tls.certificates import (
     order_chain,
     subject_and_names,
 )
+from couchlite.tls.keyfolder import KeyFolder
+from couchlite.tls.keyprotection import set_default_passphrase
+from couchlite.transport.tls_context import load_identity
+from couchlite.transport.tls_server import server_context
 
 if TYPE_CHECKING:
+    import ssl
+
     from couchlite.tls.keystore import KeyStore
 
 #: The common name of generated anonymous certificates.
@@ -193,7 +194,7 @@ class TLSIdentity:
         chain = [certificate] + (list(issuer._certificates) if issuer is not None else [])
         identity = cls(chain, key, label=label)
         if label is not None:
-            _store(keystore).save(identity, label)
+            _folder(keystore)._write(identity, label)
         return identity
 
     @classmethod
@@ -231,7 +232,7 @@ class TLSIdentity:
                 code=NetworkCode.TLS_CERT_EXPIRED,
             )
         if label is not None:
-            _store(keystore).save(identity, label)
+            _folder(keystore)._write(identity, label)
         return identity
 
     @classmethod
@@ -244,7 +245,8 @@ class TLSIdentity:
         cannot be decrypted (wrong passphrase, keyring entry gone), :class:`TLSError`
         (``TLS_CERT_EXPIRED``) if it has expired, unless ``allow_expired``.
         """
-        identity = _store(keystore).load(label)
+        chain, key = _folder(keystore)._read(label)
+        identity = cls(chain, key, label=label)
         if not allow_expired and identity.is_expired():
             raise TLSError(
                 f"TLS identity {label!r} expired on {identity.expiration.isoformat()}",
@@ -255,7 +257,7 @@ class TLSIdentity:
     @classmethod
     def delete_identity(cls, label: str, *, keystore: KeyStore | None = None) -> None:
         """Delete the identity saved under ``label``; :class:`NotFoundError` if there is none."""
-        _store(keystore).delete(label)
+        _folder(keystore).delete(label)
 
     @staticmethod
     def set_keystore_passphrase(passphrase: str | bytes | None) -> None:
@@ -264,8 +266,6 @@ class TLSIdentity:
         Used when no OS keyring is available (or a store is made with ``use_keyring=False``);
         ``COUCHLITE_KEYSTORE_PASSPHRASE`` is the fallback. Never logged.
         """
-        from couchlite.tls.keystore import set_default_passphrase
-
         set_default_passphrase(passphrase)
 
     @classmethod
@@ -404,26 +404,11 @@ class TLSIdentity:
 
     def server_ssl_context(self) -> ssl.SSLContext:
         """A server-side ``ssl.SSLContext`` presenting this identity (TLS 1.2 minimum)."""
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        self.load_into(context)
-        return context
+        return server_context(self)
 
     def load_into(self, context: ssl.SSLContext) -> None:
         """Make ``context`` present this identity (a server's certificate, a client's)."""
-        password = secrets.token_bytes(32).hex().encode("ascii")
-        pem = self.certificates_pem() + self.private_key_pem(password)
-        # load_cert_chain() only reads files: use one in a private folder, readable by us
-        # alone, removed at once; the key in it is encrypted with a throw-away password.
-        with tempfile.TemporaryDirectory(prefix="couchlite-tls-") as folder:
-            path = Path(folder) / "identity.pem"
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as file:
-                file.write(pem)
-            try:
-                context.load_cert_chain(path, password=password)
-            except ssl.SSLError as exc:
-                raise TLSError(f"cannot use the TLS identity: {exc}") from exc
+        load_identity(context, self)
 
     def __repr__(self) -> str:
         subject = self._certificates[0].subject.rfc4514_string()
@@ -433,12 +418,12 @@ class TLSIdentity:
         )
 
 
-def _store(keystore: KeyStore | None) -> KeyStore:
-    from couchlite.tls.keystore import KeyStore
-
+def _folder(keystore: KeyStore | None) -> KeyFolder:
+    # A KeyStore is the KeyFolder that also hands out TLSIdentity objects; identities are
+    # built here, by the class asked for them, so the folder below needs no identity class.
     if keystore is None:
-        return KeyStore()
-    if not isinstance(keystore, KeyStore):
+        return KeyFolder()
+    if not isinstance(keystore, KeyFolder):
         raise InvalidArgumentError("keystore must be a KeyStore")
     return keystore
 

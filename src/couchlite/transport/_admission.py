@@ -47,6 +47,7 @@ from couchlite._tuning import (
     LISTENER_EARLY_DATA_LIMIT,
     LISTENER_PENDING_EVICT_AGE_S,
     LISTENER_RETRY_AFTER_S,
+    WS_OPEN_TIMEOUT_S,
 )
 from couchlite.transport.failures import RateLimitedLog
 
@@ -59,7 +60,7 @@ class ConnectionLimits:
 
     max_connections: int | None = None
     max_pending: int | None = None
-    handshake_timeout: float = 15.0
+    handshake_timeout: float = WS_OPEN_TIMEOUT_S
     pending_evict_age: float = LISTENER_PENDING_EVICT_AGE_S
     retry_after: int = LISTENER_RETRY_AFTER_S
 

@@ -1,7 +1,7 @@
 """A :class:`~couchlite.transport.channel.MessageChannel` over one ``websockets`` asyncio
 connection, client or server side: binary messages in and out, text ones ignored (with a
 rate-limited warning), the close handshake drained, our own heartbeat, and ``websockets``'
-close exceptions turned into :class:`ChannelClosed`.
+close exceptions turned into :class:`ChannelClosed` (by :mod:`couchlite.transport.boundary`).
 
 Opening connections (client handshake and redirects, the server and its admission) is
 :mod:`couchlite.transport.websocket`'s job, which re-exports what is public here.
@@ -18,12 +18,11 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConcurrencyError, ConnectionClosed
+from websockets.protocol import State
 
+from couchlite.transport.boundary import closed_error
 from couchlite.transport.channel import (
-    CLOSE_ABNORMAL,
     CLOSE_NORMAL,
-    CLOSE_UNEXPECTED,
-    ChannelClosed,
     MessageChannel,
     truncate_close_reason,
 )
@@ -56,23 +55,6 @@ def _format_address(address: Any) -> str | None:
     return str(address) if address else None
 
 
-#: The reason websockets gives when it fails a connection whose ping got no pong in time.
-_PING_TIMEOUT = "keepalive ping timeout"
-
-
-def _closed_error(exc: ConnectionClosed) -> ChannelClosed:
-    # The peer's close frame is the interesting one; if none arrived, the one we sent says why
-    # we closed; neither means the TCP connection died (1006, "abnormal closure").
-    frame = exc.rcvd if exc.rcvd is not None else exc.sent
-    if frame is None:
-        return ChannelClosed(CLOSE_ABNORMAL, "connection lost")
-    if exc.rcvd is None and frame.code == CLOSE_UNEXPECTED and frame.reason == _PING_TIMEOUT:
-        # Our heartbeat got no pong: websockets failed the connection with 1011, but for us it
-        # is a network timeout -- the peer vanished -- so transient, as in LiteCore (§3.6).
-        return ChannelClosed(CLOSE_ABNORMAL, "no answer to the heartbeat (ping timeout)")
-    return ChannelClosed(int(frame.code), frame.reason)
-
-
 class WebSocketChannel:
     """A :class:`MessageChannel` over a ``websockets`` asyncio connection (client or server)."""
 
@@ -86,6 +68,8 @@ class WebSocketChannel:
         #: The upgrade request (server side only): the listener routes on its path.
         self.request = request
         self._heartbeat: asyncio.Task[None] | None = None
+        # The buffer size above which the transport pauses writing (websockets sets it).
+        self._write_high = connection.transport.get_write_buffer_limits()[1]
         self._text_warnings = RateLimitedLog(logger)
 
     def start_heartbeat(self, interval: float, pong_timeout: float | None) -> None:
@@ -140,18 +124,37 @@ class WebSocketChannel:
     def close_reason(self) -> str | None:
         return self._ws.close_reason
 
+    def send_nowait(self, data: bytes) -> bool:
+        # The frame goes through websockets' sans-I/O protocol straight into the transport,
+        # as its own send() does before it awaits the drain; refused while the transport's
+        # buffer is above its high-water mark (send() would wait there) or the connection is
+        # not open (send() raises the right ChannelClosed).
+        ws = self._ws
+        transport = ws.transport
+        if (
+            transport.get_write_buffer_size() > self._write_high
+            or ws.protocol.state is not State.OPEN
+            or transport.is_closing()
+        ):
+            return False
+        protocol = ws.protocol
+        protocol.send_binary(data)
+        for chunk in protocol.data_to_send():
+            transport.write(chunk)
+        return True
+
     async def send(self, data: bytes) -> None:
         try:
             await self._ws.send(data)
         except ConnectionClosed as exc:
-            raise _closed_error(exc) from exc
+            raise closed_error(exc) from exc
 
     async def recv(self) -> bytes:
         while True:
             try:
                 message = await self._ws.recv()
             except ConnectionClosed as exc:
-                raise _closed_error(exc) from exc
+                raise closed_error(exc) from exc
             if isinstance(message, bytes):
                 return message
             # LiteCore ignores text messages with a warning rather than failing (notes §2.6);

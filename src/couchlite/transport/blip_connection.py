@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 Three kinds of tasks, all owned by the connection and cancelled when it closes (their code
-is in :mod:`couchlite.transport._tasks`):
+is in :mod:`couchlite.transport._connection_tasks`):
 
 * the **reader** feeds every channel message to ``protocol.receive_frame`` and dispatches the
   completed messages: responses resolve the futures of :meth:`BlipConnection.request`, requests
@@ -12,15 +12,16 @@ is in :mod:`couchlite.transport._tasks`):
 * the **writer** drains ``protocol.next_frame()`` into ``channel.send()``; it sleeps when the
   protocol has nothing sendable (empty out-box, or every message waiting for an ACK). Most
   frames never reach it: whichever task queues a message (a requester, a handler replying,
-  the reader queuing ACKs) sends up to ``INLINE_FRAMES`` frames itself, saving the writer's
-  wake-up, as long as the channel takes each frame without waiting (``_send_now``). A send
-  that must wait for back-pressure, and whatever is left, goes to the writer. One frame is in
-  transit at a time (``_sending``), so frames reach the channel in ``next_frame`` order.
+  the reader queuing ACKs) writes the frames itself through the channel's synchronous
+  ``send_nowait``, saving the writer's wake-up, for as long as the channel has room
+  (``_send_now``). The first frame the channel refuses, and whatever follows, go to the
+  writer, which awaits the channel's back-pressure. One frame is in transit at a time
+  (``_sending``), so frames reach the channel in ``next_frame`` order.
 * **handler tasks** run the handlers of incoming requests, at most ``max_concurrent_handlers``
   requests at a time. Requests that arrive together share one task while their handlers
   complete without waiting (a task per request cost more than a small handler); as soon as
   a handler suspends, the requests behind it go to another task, so handlers run
-  concurrently as before. Only context variables set by a handler may leak to the next
+  concurrently. Only context variables set by a handler may leak to the next
   handler in the same task. When all slots are busy the reader stops reading, which pushes
   back on the peer through the channel's (and TCP's) own flow control. Consequence: a
   handler that itself awaits a reply from the same peer holds its slot meanwhile, and if
@@ -70,26 +71,26 @@ import dataclasses
 import itertools
 import logging
 from collections import deque
-from collections.abc import Coroutine
 from types import TracebackType
 from typing import Any
 
 from couchlite._tuning import (
+    BLIP_CLOSE_FLUSH_TIMEOUT_S,
+    BLIP_CLOSE_TASKS_TIMEOUT_S,
     BLIP_MAX_ATTACHMENT_SIZE,
+    BLIP_MAX_CONCURRENT_HANDLERS,
     BLIP_MAX_MESSAGE_SIZE,
     BLIP_MAX_OUTBOX_MESSAGES,
     BLIP_MAX_OUTSTANDING_REQUESTS,
+    BLIP_MAX_PENDING_BYTES,
+    BLIP_MAX_PENDING_MESSAGES,
+    BLIP_REQUEST_TIMEOUT_S,
     BLIP_STALLED_PEER_TIMEOUT_S,
 )
 from couchlite.blip import BlipProtocol, Message
 from couchlite.errors import CouchliteError, InvalidArgumentError
-from couchlite.transport._connparts import (
-    CLOSE_FLUSH_TIMEOUT_S,
-    CLOSE_TASKS_TIMEOUT_S,
-    DEFAULT_MAX_CONCURRENT_HANDLERS,
-    DEFAULT_MAX_PENDING_BYTES,
-    DEFAULT_MAX_PENDING_MESSAGES,
-    DEFAULT_REQUEST_TIMEOUT_S,
+from couchlite.transport._connection_tasks import ConnectionTasks
+from couchlite.transport.blip_types import (
     Body,
     BodyWriter,
     Handler,
@@ -98,7 +99,6 @@ from couchlite.transport._connparts import (
     StreamTarget,
     error_reply,
 )
-from couchlite.transport._tasks import ConnectionTasks
 from couchlite.transport.channel import (
     CLOSE_NORMAL,
     CLOSE_UNEXPECTED,
@@ -127,9 +127,9 @@ class BlipConnection(ConnectionTasks):
         protocol: BlipProtocol | None = None,
         *,
         name: str | None = None,
-        max_concurrent_handlers: int = DEFAULT_MAX_CONCURRENT_HANDLERS,
-        max_pending_messages: int = DEFAULT_MAX_PENDING_MESSAGES,
-        max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
+        max_concurrent_handlers: int = BLIP_MAX_CONCURRENT_HANDLERS,
+        max_pending_messages: int = BLIP_MAX_PENDING_MESSAGES,
+        max_pending_bytes: int = BLIP_MAX_PENDING_BYTES,
         max_message_size: int | None = None,
         max_attachment_size: int = BLIP_MAX_ATTACHMENT_SIZE,
         max_outstanding_requests: int = BLIP_MAX_OUTSTANDING_REQUESTS,
@@ -189,8 +189,9 @@ class BlipConnection(ConnectionTasks):
         self._wake_writer = asyncio.Event()
         # True while a frame's send is in progress (only ever awaited by the writer task).
         self._sending = False
-        # A send started by _send_now that must wait for the channel: the writer finishes it.
-        self._handoff: tuple[Coroutine[Any, Any, None], Any, bytes] | None = None
+        # A frame _send_now took from the protocol but the channel refused (its buffer is
+        # full): the writer sends it, before any other.
+        self._handoff: bytes | None = None
         self._progress = asyncio.Event()  # set after frames are sent: capacity may be back
         self._stop = asyncio.Event()
         self._closed = asyncio.Event()
@@ -279,7 +280,7 @@ class BlipConnection(ConnectionTasks):
         if not self._closing and not self._stop.is_set():
             self._closing = True
             if code == CLOSE_NORMAL:
-                await self._flush(CLOSE_FLUSH_TIMEOUT_S)
+                await self._flush(BLIP_CLOSE_FLUSH_TIMEOUT_S)
             self._request_stop(code, reason)
         await asyncio.shield(self._closed.wait())
 
@@ -305,7 +306,7 @@ class BlipConnection(ConnectionTasks):
         *,
         urgent: bool = False,
         compressed: bool = False,
-        timeout: float | None = DEFAULT_REQUEST_TIMEOUT_S,
+        timeout: float | None = BLIP_REQUEST_TIMEOUT_S,
     ) -> Message:
         """Send a request and return its reply.
 
@@ -324,7 +325,7 @@ class BlipConnection(ConnectionTasks):
         max_size: int,
         urgent: bool = False,
         compressed: bool = False,
-        timeout: float | None = DEFAULT_REQUEST_TIMEOUT_S,
+        timeout: float | None = BLIP_REQUEST_TIMEOUT_S,
     ) -> Message:
         """Send a request whose reply body is streamed to ``write`` instead of buffered.
 
@@ -404,7 +405,7 @@ class BlipConnection(ConnectionTasks):
         *,
         urgent: bool = False,
         compressed: bool = False,
-        timeout: float | None = DEFAULT_REQUEST_TIMEOUT_S,
+        timeout: float | None = BLIP_REQUEST_TIMEOUT_S,
     ) -> None:
         """Queue a request that gets no reply; waits (up to ``timeout``) while the out-box is
         full."""
@@ -494,12 +495,10 @@ class BlipConnection(ConnectionTasks):
             for task in tasks:
                 task.cancel()
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(CLOSE_TASKS_TIMEOUT_S):
+                async with asyncio.timeout(BLIP_CLOSE_TASKS_TIMEOUT_S):
                     await asyncio.gather(*tasks, return_exceptions=True)
             self._handler_tasks.clear()
-            if self._handoff is not None:
-                self._handoff[0].close()  # a send the writer never got to finish
-                self._handoff = None
+            self._handoff = None
             await self._close_channel()
             self._fail_pending()
             self._closed.set()
@@ -514,7 +513,7 @@ class BlipConnection(ConnectionTasks):
             self._end = ChannelClosed(self._stop_code, self._stop_reason)
         # Even after the peer closed, close() completes the handshake and frees the socket.
         try:
-            async with asyncio.timeout(CLOSE_TASKS_TIMEOUT_S):
+            async with asyncio.timeout(BLIP_CLOSE_TASKS_TIMEOUT_S):
                 await self.channel.close(self._stop_code, self._stop_reason)
         except (TimeoutError, CouchliteError) as exc:
             logger.debug("%s: closing the channel failed: %s", self.name, exc)
@@ -528,10 +527,6 @@ class BlipConnection(ConnectionTasks):
 
 
 __all__ = [
-    "DEFAULT_MAX_CONCURRENT_HANDLERS",
-    "DEFAULT_MAX_PENDING_BYTES",
-    "DEFAULT_MAX_PENDING_MESSAGES",
-    "DEFAULT_REQUEST_TIMEOUT_S",
     "BlipConnection",
     "BodyWriter",
     "ConnectionClosedError",

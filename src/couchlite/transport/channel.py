@@ -7,8 +7,12 @@ tests (``transport.loopback``).
 
 Contract:
 
-* ``send`` applies back-pressure: it returns once the transport has room for more, so a peer
-  that stops reading eventually blocks the sender instead of growing a buffer.
+* ``send_nowait`` is the synchronous write: it takes the message and returns True while the
+  transport's bounded buffer has room, and returns False (taking nothing) when it is full or
+  the channel is no longer open. The caller then awaits ``send`` for that message, which
+  applies back-pressure: it returns once the transport has room for more, so a peer that
+  stops reading eventually blocks the sender instead of growing a buffer. Messages reach the
+  peer in the order they were taken, whichever of the two took them.
 * ``recv`` returns the next binary message, or raises :class:`ChannelClosed` once the channel is
   closed (by either side, or by a network failure). Messages the peer sent before closing are
   delivered first.
@@ -89,6 +93,10 @@ class MessageChannel(Protocol):
     @property
     def close_reason(self) -> str | None:
         """The close reason once the channel is closed, else ``None``."""
+        ...
+
+    def send_nowait(self, data: bytes) -> bool:
+        """Take one binary message if the transport has room now; False: await :meth:`send`."""
         ...
 
     async def send(self, data: bytes) -> None:

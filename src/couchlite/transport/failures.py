@@ -20,25 +20,20 @@ A (domain, code) pair missing from the table is permanent -- as in LiteCore, who
 ``Network``-domain error of unknown kind (an ``OSError`` nobody classified) is transient, since
 what fails below the WebSocket is the network.
 
-:func:`classify` turns any exception (``OSError`` and its subclasses, ``TimeoutError``,
-``socket.gaierror``...) into the typed error. The ``websockets`` and ``ssl`` exceptions are
-translated in :mod:`couchlite.transport.websocket`, which uses this table for the rest.
+Exceptions become these typed errors at one boundary, :mod:`couchlite.transport.boundary`,
+which asks this table whether each is transient.
 """
 
 from __future__ import annotations
 
 import errno
 import logging
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from couchlite._tuning import LOG_REPEAT_BURST, LOG_REPEAT_INTERVAL_S
-from couchlite.errors import CouchliteError, ErrorDomain, NetworkCode, NetworkError
-
-#: LiteCore's pong timeout (``kPongTimeout``, notes §3.6), the bound on waiting for a pong.
-MAX_PONG_TIMEOUT_S = 20.0
+from couchlite._tuning import LOG_REPEAT_BURST, LOG_REPEAT_INTERVAL_S, WS_PONG_TIMEOUT_S
+from couchlite.errors import ErrorDomain, NetworkCode
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,87 +125,20 @@ def is_transient(domain: ErrorDomain, code: int) -> bool:
     return _TABLE.get((domain, code), False)
 
 
+def has_rule(domain: ErrorDomain, code: int) -> bool:
+    """Whether :data:`RULES` names (``domain``, ``code``), transient or not."""
+    return (domain, code) in _TABLE
+
+
 def transient_codes(domain: ErrorDomain) -> frozenset[int]:
     """The codes of ``domain`` that :data:`RULES` lists as transient."""
     return frozenset(r.code for r in RULES if r.domain is domain and r.transient)
 
 
-#: ``errno`` values and the Network-domain code LiteCore reports them as.
-_ERRNO_CODES: dict[int, int] = {
-    errno.ECONNREFUSED: NetworkCode.CONNECTION_REFUSED,
-    errno.ECONNRESET: NetworkCode.CONNECTION_RESET,
-    errno.ECONNABORTED: NetworkCode.CONNECTION_ABORTED,
-    errno.ENETRESET: NetworkCode.NETWORK_RESET,
-    errno.ETIMEDOUT: NetworkCode.TIMEOUT,
-}
-
-
-def describe(exc: BaseException) -> str:
-    """A non-empty description of ``exc`` for an error message.
-
-    Some exceptions say nothing (asyncio raises a bare ``ConnectionResetError()`` when a peer
-    hangs up during a TLS handshake): then the class name stands in, followed by the first
-    cause or context that does say something, so that no couchlite error ends in ``": "``.
-    """
-    strerror = exc.strerror if isinstance(exc, OSError) else None
-    text = (strerror if isinstance(strerror, str) else "").strip() or str(exc).strip()
-    text = text.rstrip(":").strip()  # e.g. "x: " when the detail after the colon is missing
-    if text:
-        return text
-    name = type(exc).__name__
-    current = exc.__cause__ or exc.__context__
-    for _ in range(8):  # bounded walk down the chain
-        if current is None:
-            break
-        inner = str(current).strip()
-        if inner:
-            return f"{name} ({type(current).__name__}: {inner})"
-        current = current.__cause__ or current.__context__
-    return name
-
-
-def os_error(exc: OSError | TimeoutError, where: str) -> NetworkError:
-    """The typed error for a socket-level failure (``where``: the URL or peer, for the text).
-
-    ``TimeoutError`` -> Network/Timeout; ``socket.gaierror`` -> Network/DNS failure (a
-    temporary one, ``EAI_AGAIN``) or Network/Unknown host; the connection errnos LiteCore
-    names -> their Network codes; any other errno with a rule -> POSIX/errno; the rest ->
-    Network/Unknown. Transience comes from :data:`RULES`.
-    """
-    if isinstance(exc, socket.gaierror):
-        code = (
-            NetworkCode.DNS_FAILURE if exc.errno == socket.EAI_AGAIN else NetworkCode.UNKNOWN_HOST
-        )
-        return _network_error(f"{where}: {describe(exc)}", _N, code)
-    if isinstance(exc, TimeoutError) and exc.errno in (None, 0, errno.ETIMEDOUT):
-        return _network_error(f"{where}: timed out", _N, NetworkCode.TIMEOUT)
-    number = exc.errno or 0
-    text = f"{where}: {describe(exc)}"
-    if number in _ERRNO_CODES:
-        return _network_error(text, _N, _ERRNO_CODES[number])
-    if (_P, number) in _TABLE:
-        return _network_error(text, _P, number)
-    return _network_error(text, _N, NetworkCode.UNKNOWN)
-
-
-def _network_error(text: str, domain: ErrorDomain, code: int) -> NetworkError:
-    return NetworkError(text, domain=domain, code=code, transient=is_transient(domain, code))
-
-
-def classify(exc: BaseException, where: str = "connection") -> CouchliteError:
-    """The typed couchlite error for any failure: couchlite errors as they are, socket
-    failures by :func:`os_error`, anything else a permanent unexpected error."""
-    if isinstance(exc, CouchliteError):
-        return exc
-    if isinstance(exc, OSError | TimeoutError):
-        return os_error(exc, where)
-    return CouchliteError(f"{where}: unexpected error: {type(exc).__name__}: {describe(exc)}")
-
-
 def pong_timeout(heartbeat: float) -> float:
     """How long to wait for the pong of a heartbeat ping: LiteCore's min(20 s, heartbeat - 1 s),
     and never less than half the heartbeat (so a sub-second test heartbeat still works)."""
-    return min(MAX_PONG_TIMEOUT_S, max(heartbeat - 1.0, heartbeat / 2))
+    return min(WS_PONG_TIMEOUT_S, max(heartbeat - 1.0, heartbeat / 2))
 
 
 class RateLimitedLog:
@@ -292,14 +220,11 @@ class RateLimitedLog:
 
 
 __all__ = [
-    "MAX_PONG_TIMEOUT_S",
     "RULES",
     "RateLimitedLog",
     "Rule",
-    "classify",
-    "describe",
+    "has_rule",
     "is_transient",
-    "os_error",
     "pong_timeout",
     "transient_codes",
 ]

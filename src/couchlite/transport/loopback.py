@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
+from couchlite._tuning import LOOPBACK_QUEUE_MESSAGES
 from couchlite.errors import InvalidArgumentError
 from couchlite.transport.channel import (
     CLOSE_NORMAL,
@@ -20,10 +21,6 @@ from couchlite.transport.channel import (
     ChannelClosed,
     truncate_close_reason,
 )
-
-#: Messages an end buffers before its peer's ``send`` waits: about what a WebSocket holds in
-#: flight (websockets' receive queue is 16 messages, plus socket buffers).
-DEFAULT_LOOPBACK_QUEUE = 32
 
 
 class LoopbackChannel:
@@ -70,6 +67,15 @@ class LoopbackChannel:
         assert self._close is not None
         return ChannelClosed(*self._close)
 
+    def send_nowait(self, data: bytes) -> bool:
+        peer = self._peer
+        assert peer is not None
+        if self._close is not None or len(peer._inbox) >= peer._max_queue:
+            return False
+        peer._inbox.append(bytes(data))
+        peer._readable.set()
+        return True
+
     async def send(self, data: bytes) -> None:
         peer = self._peer
         assert peer is not None
@@ -114,7 +120,7 @@ class LoopbackChannel:
 
 def loopback_pair(
     subprotocol: str | None = SUBPROTOCOL_CBMOBILE_3,
-    max_queue: int = DEFAULT_LOOPBACK_QUEUE,
+    max_queue: int = LOOPBACK_QUEUE_MESSAGES,
 ) -> tuple[LoopbackChannel, LoopbackChannel]:
     """Two connected in-memory channels; each buffers at most ``max_queue`` messages."""
     if max_queue < 1:
@@ -125,4 +131,4 @@ def loopback_pair(
     return a, b
 
 
-__all__ = ["DEFAULT_LOOPBACK_QUEUE", "LoopbackChannel", "loopback_pair"]
+__all__ = ["LoopbackChannel", "loopback_pair"]

@@ -22,13 +22,14 @@ then fails exactly as an ordinary verification failure does, and the transport t
   its validity period. A CA-issued certificate is refused, as LiteCore's ``onlySelfSignedServer``.
 
 With a ``ClientCertificateAuthenticator`` the identity's chain and key are loaded into the
-context (:meth:`TLSIdentity.load_into`), so OpenSSL presents them when the listener asks.
+context (:func:`couchlite.transport.tls_context.load_identity`), so OpenSSL presents them when
+the listener asks.
 
 A fresh context (and ``SSLObject`` class) is made per connection attempt, so the recorded
 certificate always belongs to the attempt that made it.
 
 Which error code a failure becomes is decided in one place, the transport's translation
-(:func:`couchlite.transport.websocket.tls_error_code`): the refusals raised here carry OpenSSL's
+(:func:`couchlite.transport.boundary.tls_error_code`): the refusals raised here carry OpenSSL's
 own verification codes (``X509_V_ERR_CERT_HAS_EXPIRED`` -> ``TLS_CERT_EXPIRED``, anything else
 -> ``TLS_CERT_UNTRUSTED``).
 """
@@ -43,8 +44,8 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from couchlite.tls.certificates import apply_chain_rules
 from couchlite.tls.identity import TLSIdentity
+from couchlite.transport.tls_context import apply_chain_rules, load_identity
 
 #: OpenSSL's X509_V_ERR_CERT_HAS_EXPIRED: the transport maps it to TLS_CERT_EXPIRED.
 _VERIFY_EXPIRED = 10
@@ -118,7 +119,7 @@ def client_context(
         apply_chain_rules(context)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if client_identity is not None:
-        client_identity.load_into(context)
+        load_identity(context, client_identity)
 
     class CheckedSSLObject(ssl.SSLObject):
         def do_handshake(self) -> None:

@@ -1,7 +1,8 @@
 """Message channels over real WebSockets, using the ``websockets`` library's asyncio API.
 
-This module is the one place where ``websockets``, ``OSError`` and ``ssl`` exceptions become
-couchlite errors (``raise ... from exc``); nothing above the transport sees a foreign exception.
+Every ``websockets``, ``OSError`` and ``ssl`` exception raised here leaves as a couchlite error
+translated by :mod:`couchlite.transport.boundary` (``raise ... from exc``); nothing above the
+transport sees a foreign exception.
 
 What Couchbase Lite expects of the WebSocket layer (cbl-replication-notes.md §1, §3.3-3.6):
 
@@ -52,7 +53,15 @@ from websockets.exceptions import (
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from couchlite._tuning import MAX_REDIRECTS
+from couchlite._tuning import (
+    MAX_REDIRECTS,
+    WS_CLOSE_TIMEOUT_S,
+    WS_MAX_INCOMING_MESSAGE,
+    WS_MAX_QUEUE,
+    WS_OPEN_TIMEOUT_S,
+    WS_PONG_TIMEOUT_S,
+    WS_WRITE_LIMIT,
+)
 from couchlite.errors import (
     InvalidArgumentError,
     NetworkCode,
@@ -65,7 +74,6 @@ from couchlite.transport._admission import (
     Gate,
     admitting_connection_class,
 )
-from couchlite.transport._connect_errors import translate_connect_error as _translate_connect_error
 from couchlite.transport._redirects import (
     REDIRECT_STATUSES,
     NoRedirects,
@@ -73,9 +81,8 @@ from couchlite.transport._redirects import (
     origin,
     websocket_url,
 )
-from couchlite.transport._tlserrors import ssl_error_in, tls_error_code
 from couchlite.transport._wschannel import HandshakeRequest, WebSocketChannel, _format_address
-from couchlite.transport._wschannel import _closed_error as _closed_error  # for the tests
+from couchlite.transport.boundary import listen_error, ssl_error_in, translate_connect_error
 from couchlite.transport.channel import (
     CLOSE_NORMAL,
     CLOSE_PROTOCOL_ERROR,
@@ -84,26 +91,8 @@ from couchlite.transport.channel import (
     ChannelClosed,
 )
 from couchlite.transport.errors import HandshakeRefused, RedirectRefused
-from couchlite.transport.failures import describe as describe_error
 
 logger = logging.getLogger(__name__)
-
-#: LiteCore refuses incoming WebSocket messages over 1 MiB (notes §1). BLIP frames are at most
-#: 16 KiB, so anything near this is a broken or hostile peer; the margin tolerates a peer whose
-#: own limit counts only the payload it considers "the message".
-MAX_INCOMING_MESSAGE = (1 << 20) + 16 * 1024
-#: LiteCore's connect timeout (``kConnectTimeoutSecs``, notes §3.2).
-DEFAULT_OPEN_TIMEOUT_S = 15.0
-#: LiteCore's pong timeout (``kPongTimeout``, notes §3.6).
-DEFAULT_PING_TIMEOUT_S = 20.0
-#: LiteCore's close-handshake timeout (notes §3.6).
-DEFAULT_CLOSE_TIMEOUT_S = 5.0
-#: Incoming messages websockets buffers before it stops reading the socket: 16 BLIP frames
-#: (at most 256 KiB), enough to keep a 128 KB ACK window busy in both directions.
-DEFAULT_MAX_QUEUE = 16
-#: Outgoing bytes buffered before ``send`` waits; a few big frames, so the writer never idles
-#: while the kernel drains the socket, and memory stays flat when the peer stops reading.
-DEFAULT_WRITE_LIMIT = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +129,7 @@ def _connection_options(close_timeout: float, max_queue: int, write_limit: int) 
         "ping_interval": None,
         "ping_timeout": None,
         "close_timeout": close_timeout,
-        "max_size": MAX_INCOMING_MESSAGE,
+        "max_size": WS_MAX_INCOMING_MESSAGE,
         "max_queue": max_queue,
         "write_limit": write_limit,
     }
@@ -154,12 +143,12 @@ async def connect_channel(
     ssl: ssl_module.SSLContext | None = None,
     server_hostname: str | None = None,
     user_agent: str | None = None,
-    open_timeout: float = DEFAULT_OPEN_TIMEOUT_S,
+    open_timeout: float = WS_OPEN_TIMEOUT_S,
     ping_interval: float | None = None,
-    ping_timeout: float | None = DEFAULT_PING_TIMEOUT_S,
-    close_timeout: float = DEFAULT_CLOSE_TIMEOUT_S,
-    max_queue: int = DEFAULT_MAX_QUEUE,
-    write_limit: int = DEFAULT_WRITE_LIMIT,
+    ping_timeout: float | None = WS_PONG_TIMEOUT_S,
+    close_timeout: float = WS_CLOSE_TIMEOUT_S,
+    max_queue: int = WS_MAX_QUEUE,
+    write_limit: int = WS_WRITE_LIMIT,
     allow_cross_origin_redirects: bool = False,
     cross_origin_ssl: ssl_module.SSLContext | None = None,
     max_redirects: int = MAX_REDIRECTS,
@@ -186,7 +175,7 @@ async def connect_channel(
     try:
         home = origin(url)
     except InvalidURI as exc:
-        raise _translate_connect_error(exc, url) from exc
+        raise translate_connect_error(exc, url) from exc
     current, hop_headers, hop_ssl, hop_hostname = url, _headers_list(headers), ssl, server_hostname
     crossed = False
     ws: ClientConnection | None = None
@@ -296,12 +285,12 @@ async def _open_once(
         if response.status_code in REDIRECT_STATUSES and location:
             absolute = websocket_url(urllib.parse.urljoin(url, location))
             return Redirect((response.status_code, absolute))
-        raise _translate_connect_error(exc, url) from exc
+        raise translate_connect_error(exc, url) from exc
     except (InvalidHandshake, InvalidURI, OSError, TimeoutError) as exc:
         tls_failure = next((e for e in lost if isinstance(e, ssl_module.SSLError)), None)
         if tls_failure is not None and ssl_error_in(exc) is None:
-            raise _translate_connect_error(tls_failure, url) from exc
-        raise _translate_connect_error(exc, url) from exc
+            raise translate_connect_error(tls_failure, url) from exc
+        raise translate_connect_error(exc, url) from exc
 
 
 class ChannelServer:
@@ -347,9 +336,9 @@ class ChannelServer:
 
     async def close(
         self,
-        timeout: float = DEFAULT_CLOSE_TIMEOUT_S * 2,
+        timeout: float = WS_CLOSE_TIMEOUT_S * 2,
         *,
-        grace: float = DEFAULT_CLOSE_TIMEOUT_S,
+        grace: float = WS_CLOSE_TIMEOUT_S,
     ) -> None:
         """Stop listening and end every connection: those still opening at once, open ones
         with 1001 within ``grace`` seconds, after which whatever is left is aborted; then wait
@@ -406,12 +395,12 @@ async def serve_channels(
     ssl: ssl_module.SSLContext | None = None,
     process_request: ProcessRequest | None = None,
     server_header: str | None = "couchlite",
-    open_timeout: float = DEFAULT_OPEN_TIMEOUT_S,
+    open_timeout: float = WS_OPEN_TIMEOUT_S,
     ping_interval: float | None = None,
-    ping_timeout: float | None = DEFAULT_PING_TIMEOUT_S,
-    close_timeout: float = DEFAULT_CLOSE_TIMEOUT_S,
-    max_queue: int = DEFAULT_MAX_QUEUE,
-    write_limit: int = DEFAULT_WRITE_LIMIT,
+    ping_timeout: float | None = WS_PONG_TIMEOUT_S,
+    close_timeout: float = WS_CLOSE_TIMEOUT_S,
+    max_queue: int = WS_MAX_QUEUE,
+    write_limit: int = WS_WRITE_LIMIT,
     limits: ConnectionLimits | None = None,
 ) -> ChannelServer:
     """Listen on ``host:port`` and run ``await handler(channel)`` for each accepted WebSocket.
@@ -500,7 +489,7 @@ async def serve_channels(
             **_connection_options(close_timeout, max_queue, write_limit),
         )
     except OSError as exc:
-        raise NetworkError(f"cannot listen on {host}:{port}: {describe_error(exc)}") from exc
+        raise listen_error(exc, host, port) from exc
     return ChannelServer(server, gate)
 
 
@@ -519,9 +508,6 @@ def _peer_certificates(connection: ServerConnection) -> tuple[bytes, ...]:
 
 
 __all__ = [
-    "DEFAULT_CLOSE_TIMEOUT_S",
-    "DEFAULT_OPEN_TIMEOUT_S",
-    "MAX_INCOMING_MESSAGE",
     "ChannelHandler",
     "ChannelServer",
     "ConnectionLimits",
@@ -532,5 +518,4 @@ __all__ = [
     "WebSocketChannel",
     "connect_channel",
     "serve_channels",
-    "tls_error_code",
 ]

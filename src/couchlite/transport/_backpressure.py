@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from couchlite._tuning import BLIP_SMALL_MESSAGE_BYTES
 from couchlite.blip import BlipLimitExceeded, BlipProtocol, Message
 from couchlite.blip.errors import CLOSE_POLICY_VIOLATION
-from couchlite.transport._connparts import SMALL_MESSAGE_BYTES
 from couchlite.transport.channel import RequestTimeout
 
 
-class FlowControl:
+class BackPressure:
     """The waits of a connection's senders and of its reader (see the connection module)."""
 
     name: str
@@ -46,7 +46,7 @@ class FlowControl:
             return True
         if pending >= self._max_pending_messages:
             return False
-        if size <= SMALL_MESSAGE_BYTES:
+        if size <= BLIP_SMALL_MESSAGE_BYTES:
             return True
         return self._queued_bytes + size <= self._max_pending_bytes
 

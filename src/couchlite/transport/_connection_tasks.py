@@ -1,5 +1,5 @@
 """The tasks of a :class:`~couchlite.transport.blip_connection.BlipConnection`: the reader, the
-writer (with the inline sends that spare it most wake-ups) and the handler tasks.
+writer (with the synchronous sends that spare it most wake-ups) and the handler tasks.
 
 :class:`ConnectionTasks` is a base class holding only these task bodies; the connection owns
 their state (declared here for the type checker), starts them and stops them. The theory of
@@ -11,20 +11,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Coroutine
-from typing import Any
 
 from couchlite.blip import BlipError, BlipErrorReply, Message, MessageType
 from couchlite.errors import CouchliteError, DatabaseClosedError
-from couchlite.transport._connparts import INLINE_FRAMES, Handler, Reply, resume, unexpected
-from couchlite.transport._flow import FlowControl
+from couchlite.transport._backpressure import BackPressure
+from couchlite.transport.blip_types import Handler, Reply
+from couchlite.transport.boundary import unexpected
 from couchlite.transport.channel import CLOSE_UNEXPECTED, ChannelClosed, MessageChannel
 
 # The connection's logger: these records belong to it, wherever its code lives.
 logger = logging.getLogger("couchlite.transport.blip_connection")
 
 
-class ConnectionTasks(FlowControl):
+class ConnectionTasks(BackPressure):
     """The reader, writer and handler tasks of a connection (see the connection module)."""
 
     channel: MessageChannel
@@ -36,7 +35,7 @@ class ConnectionTasks(FlowControl):
     _handler_tasks: set[asyncio.Task[None]]
     _handler_name: str
     _sending: bool
-    _handoff: tuple[Coroutine[Any, Any, None], Any, bytes] | None
+    _handoff: bytes | None
     _stop: asyncio.Event
     _end: ChannelClosed | None
 
@@ -88,35 +87,32 @@ class ConnectionTasks(FlowControl):
             self._request_stop(CLOSE_UNEXPECTED, "unexpected exception", unexpected(exc, self.name))
 
     def _send_now(self) -> None:
-        """Send queued frames from the calling task, as far as the channel takes them at once.
+        """Send queued frames from the calling task, as long as the channel takes them at once.
 
-        Waking the writer task costs an event-loop turn per wake-up, which used to be a good
-        part of a round trip's latency. So whoever queues something sends it right away, as
-        long as no send is in progress and the channel accepts the frame without waiting; the
-        caller never awaits here, so it cannot be cancelled half-way through a send (channels
-        need not be cancel-safe). A send that has to wait for back-pressure is handed to the
-        writer task, which finishes it; so are frames beyond ``INLINE_FRAMES``.
+        Waking the writer task costs an event-loop turn per wake-up, a good part of a round
+        trip's latency. So whoever queues something writes it right away through the channel's
+        synchronous ``send_nowait``, frame after frame, while no send is in progress and the
+        channel has room; the caller never awaits here, so it cannot be cancelled half-way
+        through a send. The first frame the channel refuses (its buffer is full) is handed to
+        the writer task, which awaits ``channel.send`` for it; the channel's bounded buffer
+        also bounds the work a caller does here.
         """
         if self._sending or self._stop.is_set():
             self._wake_writer.set()
             return
-        protocol, channel = self.protocol, self.channel
+        protocol, send_nowait = self.protocol, self.channel.send_nowait
         try:
-            for _ in range(INLINE_FRAMES):
+            while True:
                 frame = protocol.next_frame()
                 if frame is None:
                     self._progress.set()
                     return
-                send = channel.send(frame)
-                try:
-                    waiting_on = send.send(None)
-                except StopIteration:
-                    self._sent(frame)
-                    continue
-                # Back-pressure: the send is suspended on `waiting_on`; the writer resumes it.
-                self._sending = True
-                self._handoff = (send, waiting_on, frame)
-                break
+                if not send_nowait(frame):
+                    # Back-pressure: one frame in transit at a time, so order is kept.
+                    self._sending = True
+                    self._handoff = frame
+                    break
+                self._sent(frame)
         except ChannelClosed as exc:
             self._end = exc
             self._request_stop(exc.code, exc.reason, None if exc.is_normal else exc)
@@ -142,17 +138,11 @@ class ConnectionTasks(FlowControl):
         protocol, channel = self.protocol, self.channel
         try:
             while True:
-                handoff = self._handoff
-                if handoff is not None:
+                frame = self._handoff
+                if frame is not None:
                     self._handoff = None
-                    send, waiting_on, handed = handoff
-                    try:
-                        await resume(send, waiting_on)
-                    finally:
-                        self._sending = False
-                    self._sent(handed)
-                    continue
-                frame = protocol.next_frame()
+                else:
+                    frame = protocol.next_frame()
                 if frame is None:
                     self._progress.set()
                     self._wake_writer.clear()

@@ -39,15 +39,13 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from couchlite._tuning import MAX_CLIENT_CHAIN_LENGTH
+from couchlite._tuning import MAX_CLIENT_CHAIN_LENGTH, TLS_MAX_RECORDED_CHAINS
 
 logger = logging.getLogger(__name__)
 
 _VERIFY_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_void_p)
 _SSL_VERIFY_PEER = 0x01
 _SSL_VERIFY_FAIL_IF_NO_PEER_CERT = 0x02
-#: Chains remembered per context (by leaf): enough for the handshakes in flight at once.
-_MAX_RECORDED = 256
 
 
 class _OpenSSL:
@@ -165,7 +163,7 @@ class ChainRecorder:
         with self._lock:
             self._chains[chain[0]] = chain
             self._chains.move_to_end(chain[0])
-            while len(self._chains) > _MAX_RECORDED:
+            while len(self._chains) > TLS_MAX_RECORDED_CHAINS:
                 self._chains.popitem(last=False)
 
     def chain(self, leaf: bytes) -> tuple[bytes, ...]:
