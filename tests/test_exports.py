@@ -177,3 +177,14 @@ def test_peer_to_peer_demo_runs(tmp_path) -> None:  # type: ignore[no-untyped-de
     assert out.returncode == 0, out.stderr
     assert "both databases identical: True" in out.stdout and "done." in out.stdout
     assert "merged on both sides" in out.stdout
+
+
+def test_one_version_for_the_package_its_metadata_and_its_headers() -> None:
+    from importlib import metadata
+
+    from couchlite.listener.listener import _server_header
+    from couchlite.replicator.supervisor import _user_agent
+
+    assert metadata.version("couchlite") == couchlite.__version__
+    assert _server_header() == f"CouchbaseLite/{couchlite.__version__} (couchlite)"
+    assert _user_agent().startswith(f"couchlite/{couchlite.__version__}")

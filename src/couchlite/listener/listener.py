@@ -61,8 +61,6 @@ import logging
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
-from importlib import metadata
 from typing import Protocol
 from urllib.parse import quote
 
@@ -78,6 +76,7 @@ from couchlite._tuning import (
     STOP_GRACE_S,
     STOP_HANDLERS_TIMEOUT_S,
 )
+from couchlite._version import __version__
 from couchlite.database.database import Database
 from couchlite.database.replication_access import replication_store
 from couchlite.errors import ErrorDomain, NetworkCode, NetworkError, NotFoundError, TLSError
@@ -175,13 +174,8 @@ def _make_session_factory(settings: ListenerSettings) -> SessionFactory:
     return factory
 
 
-@cache
 def _server_header() -> str:
-    try:
-        version = metadata.version("couchlite")
-    except metadata.PackageNotFoundError:
-        version = "0.0.0"
-    return f"CouchbaseLite/{version} (couchlite)"
+    return f"CouchbaseLite/{__version__} (couchlite)"
 
 
 @dataclass(eq=False)

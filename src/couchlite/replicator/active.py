@@ -11,9 +11,9 @@ Theory of operation
 2. **Checkpoints** (:mod:`couchlite.replicator.checkpointer`): the peer's answer is reconciled with
    the local body to decide where each direction starts.
 3. **Work**: per collection a :class:`~couchlite.replicator.puller.Puller` (``subChanges`` is sent
-   first) and a :class:`~couchlite.replicator.pusher.Pusher`, all concurrent, sharing one rev
-   semaphore and one ``remote_revs`` map per collection (what the peer is known to have; it
-   stops pulled revisions from being pushed back and supplies ``serverRevID``).
+   first) and a :class:`~couchlite.replicator.pusher.Pusher` that proposes, all concurrent,
+   sharing one rev semaphore and one ``remote_revs`` map per collection (what the peer is known
+   to have; it stops pulled revisions from being pushed back and supplies ``serverRevID``).
 4. **End**: one-shot -- when every pusher returned and every puller finished, the checkpoints
    are saved (``setCheckpoint``, then locally) and :meth:`ActiveSession.run` returns; the
    caller closes the connection with 1000. Continuous -- checkpoints are saved every
@@ -55,6 +55,7 @@ from couchlite.replicator.protocol.checkpoints import (
 )
 from couchlite.replicator.protocol.wire import http_reply
 from couchlite.replicator.puller import Puller
+from couchlite.replicator.push_dialects import Proposing
 from couchlite.replicator.pusher import Pusher
 from couchlite.replicator.remote_revs import RemoteRevisions
 from couchlite.replicator.reporter import Reporter
@@ -253,14 +254,12 @@ class ActiveSession:
                 unit.pusher = Pusher(
                     self.connection,
                     unit.context,
-                    unit.options,
                     self.calls,
+                    Proposing(unit.options, unit.remote_revs, unit.puller),
+                    sender=self.sender,
+                    reporter=self.reporter,
                     since=start.local,
                     continuous=self.continuous,
-                    reporter=self.reporter,
-                    sender=self.sender,
-                    remote_revs=unit.remote_revs,
-                    puller=unit.puller,
                 )
         for unit in self._units:
             if unit.puller is not None:

@@ -35,8 +35,9 @@ answers:
   peer pushed are kept as future bases (``KEEP_BODY``), so -- unlike a passive-only LiteCore
   database (interop fact 14) -- we can send the peer deltas against them later.
 * **Peer pulls** (source): ``subChanges`` -> empty reply, then a
-  :class:`~couchlite.replicator.passive_pusher.PassivePusher` task; ``getAttachment`` serves the
-  blobs of revisions sent on this connection. ``allow_pull=False`` answers ``HTTP``/403.
+  :class:`~couchlite.replicator.pusher.Pusher` task that announces ``changes``;
+  ``getAttachment`` serves the blobs of revisions sent on this connection.
+  ``allow_pull=False`` answers ``HTTP``/403.
 """
 
 from __future__ import annotations
@@ -53,7 +54,6 @@ from couchlite.replicator.collection_context import CollectionContext
 from couchlite.replicator.error_mapping import reply_error_for
 from couchlite.replicator.inserter import Inserter
 from couchlite.replicator.options import SessionEvents
-from couchlite.replicator.passive_pusher import PassivePusher
 from couchlite.replicator.protocol.changes import (
     Changes,
     ChangesReply,
@@ -72,6 +72,8 @@ from couchlite.replicator.protocol.checkpoints import (
 )
 from couchlite.replicator.protocol.revs import Rev
 from couchlite.replicator.protocol.wire import http_reply
+from couchlite.replicator.push_dialects import Announcing
+from couchlite.replicator.pusher import Pusher
 from couchlite.replicator.reporter import Reporter
 from couchlite.replicator.rev_receiver import expand_delta, incoming
 from couchlite.replicator.rev_sender import RevSender
@@ -284,17 +286,21 @@ class PassiveSession:
             # a second one would be a task per message
             raise http_reply(409, "subChanges already active for this collection")
         request = SubChanges.parse(message)
-        pusher = PassivePusher(
+        announcing = Announcing(
+            context.peer_revs,
+            active_only=request.active_only,
+            document_ids=request.document_ids,
+            replacements=request.send_replacement_revs,
+        )
+        pusher = Pusher(
             self.connection,
             context,
             self.calls,
+            announcing,
             sender=self.sender,
             reporter=self.reporter,
             since=request.since_sequence,
             continuous=request.continuous,
-            active_only=request.active_only,
-            document_ids=request.document_ids,
-            replacements=request.send_replacement_revs,
         )
         task = asyncio.create_task(pusher.run(), name=f"passive-pusher-{context.index}")
         self._pushers.add(task)

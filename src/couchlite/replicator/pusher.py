@@ -1,315 +1,287 @@
-"""The active pusher: ``proposeChanges`` then pipelined ``rev``s (notes §4.7, §4.8, §8, §10;
-interop facts 5, 8).
+"""One pusher for both sides of a push (notes §4.5-§4.8, §8, §10; interop facts 5-8, 15).
 
 Theory of operation
 -------------------
-The changes feed is read after the checkpoint in batches of ``CHANGES_BATCH_SIZE``. Document-ID
-and push filters run first (a filtered change counts as done); a change whose revision the peer
-is already known to have (it came from the peer in this session) is skipped, which is what
-stops pulled revisions from echoing back. The rest is proposed with ``proposeChanges``
-(urgent + compressed, ``conflictIncludesRev: true``; entries ``[docID, revID, serverRevID or
-"", bodySize]``); up to ``MAX_CHANGE_LISTS_IN_FLIGHT`` proposals are outstanding, so the feed
-read, the proposals and the revs all overlap.
+Pushing is one job whichever peer started the replication: read the collection's changes feed
+after a sequence in batches of ``CHANGES_BATCH_SIZE``, drop the changes that must not go, announce
+the rest in a list the peer answers entry by entry, send each revision it wants as a pipelined
+``rev``, and end -- or wait for new changes -- once the feed is exhausted. The :class:`Pusher`
+does that job. What differs between the sides is a :class:`PushDialect`
+(:mod:`couchlite.replicator.push_dialects`): an active replicator *proposes* (``proposeChanges``,
+answered with statuses, conflicts found by the peer), a passive peer answering ``subChanges``
+*announces* (``changes``, answered with the revisions the peer already has). The dialect decides
+which changes go, writes the list, reads what each answer means, and says when the push is over.
 
-Each answer: ``0`` -> send the ``rev`` (history cut at the server revision, up to the peer's
-``maxHistory``), pipelined under the session's rev semaphore; ``304`` -> done;
-``{"status": 409, "rev": X}`` -> if our revision descends from X, propose again with X as
-server revision; else, when also pulling, wait: the puller brings X, the conflict is resolved
-locally, and the resolution -- a new local change -- is pushed; when not pulling (or if the
-document still has the same revision when the pull is over) it is a document error 409.
+Bounds: up to ``MAX_CHANGE_LISTS_IN_FLIGHT`` lists await answers, and a list's slot is held
+until every revision it asked for has a sender slot (``MAX_REVS_IN_FLIGHT``, the
+:class:`~couchlite.replicator.rev_sender.RevSender`'s), so the feed is never read far ahead of the
+sending: memory stays flat however many documents there are. The feed reads, the lookups of
+what the peer has and the user's push filter run on the session's store thread.
 
-Deltas (notes §6.2): the revision the peer is known to have -- the server revision of the
-proposal, learnt from a 409, a 304, a pull or an earlier push -- is the delta base offered to
-the :class:`~couchlite.replicator.rev_sender.RevSender`; whether a delta goes is its decision.
+Every change read is tracked until its fate is known -- dropped, the peer has it, sent and
+acknowledged, or failed -- by one :class:`~couchlite.replicator.protocol.sequences.SequenceTracker`:
+its checkpoint is the active side's local checkpoint; its quiet (``in_flight``) is "nothing of
+this push outstanding". A second tracker counts the lists awaiting answers (``lists_in_flight``).
 
-What each answer means is :func:`couchlite.replicator.protocol.push.decide`'s; the feed reads,
-the lookups of what the peer has, the push filter and the ancestry checks run on the session's
-store thread, one call per batch.
-
-A one-shot push ends when the feed is exhausted, nothing is in flight and (when pulling) the
-puller has finished -- after one last read of the feed, so resolutions made by the puller are
-pushed in the same session. A continuous push waits on the collection's change listener.
+A revision the peer acknowledged that is no longer current is marked as the peer's
+(``mark_remote_revision``): its body stays, as a delta base for the next revision of it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+from dataclasses import dataclass, field
+from typing import Protocol
 
-from couchlite._tuning import (
-    CHANGES_BATCH_SIZE,
-    MAX_CHANGE_LISTS_IN_FLIGHT,
-    MAX_HISTORY,
-    WAIT_TIMEOUT_S,
-)
-from couchlite.blip import BlipErrorReply
+from couchlite._tuning import MAX_CHANGE_LISTS_IN_FLIGHT
+from couchlite.blip import BlipErrorReply, Message
 from couchlite.errors import CouchliteError
-from couchlite.replicator.change_feed import ChangeWatcher, Quiet, read_changes
+from couchlite.replicator.change_feed import ChangeWatcher, Quiet
 from couchlite.replicator.collection_context import CollectionContext
-from couchlite.replicator.error_mapping import conflict_error, http_error, remote_error
-from couchlite.replicator.options import SessionCollectionOptions
-from couchlite.replicator.protocol.changes import (
-    ProposeChanges,
-    ProposeChangesReply,
-    ProposedChange,
-)
-from couchlite.replicator.protocol.push import Decision, decide
+from couchlite.replicator.error_mapping import remote_error
 from couchlite.replicator.protocol.sequences import SequenceTracker
-from couchlite.replicator.puller import Puller
-from couchlite.replicator.remote_revs import RemoteRevisions
+from couchlite.replicator.protocol.wire import Outgoing
 from couchlite.replicator.reporter import Reporter
-from couchlite.replicator.rev_sender import RevSender
-from couchlite.replicator.store import ChangeEntry, CollectionStore, RevisionFilter
+from couchlite.replicator.rev_sender import RevSender, SendResult
+from couchlite.replicator.store import ChangeEntry, CollectionStore
 from couchlite.replicator.store_worker import StoreWorker
 from couchlite.transport.blip_connection import BlipConnection
 
 logger = logging.getLogger(__name__)
 
 
+@dataclass(slots=True)
+class FeedBatch:
+    """One read of the changes feed, with what the dialect looked up along with it."""
+
+    changes: list[ChangeEntry]
+    #: the doc IDs whose peer revision was looked up, and those found (proposing side)
+    looked_up: list[str] = field(default_factory=list)
+    found: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Wanted:
+    """A change the peer asked for, and the revisions it is known to have of that document
+    (best first): where the sent history may stop, and the possible delta bases."""
+
+    change: ChangeEntry
+    known: list[str]
+
+
+@dataclass(slots=True)
+class Answers:
+    """What one answered list asks of the pusher."""
+
+    max_history: int
+    wanted: list[Wanted] = field(default_factory=list)
+    #: changes to announce again, in a new round (a proposal whose server revision was stale)
+    again: list[ChangeEntry] = field(default_factory=list)
+
+
+class PushDialect(Protocol):
+    """What one side of the protocol makes of the shared push loop."""
+
+    #: ``rev`` messages carry ``noconflicts`` (proposing side)
+    noconflicts: bool
+    #: a gone revision may be replaced by the current one (``sendReplacementRevs``)
+    replacements: bool
+    #: a one-shot push watches the feed too (it waits for changes another task makes)
+    watches_feed: bool
+
+    def read(self, store: CollectionStore, cursor: int) -> FeedBatch:
+        """On the store thread: the next batch of the feed after ``cursor``."""
+        ...
+
+    async def select(self, push: Pusher, batch: FeedBatch) -> list[ChangeEntry]:
+        """The changes of ``batch`` to announce, in feed order (the rest are done)."""
+        ...
+
+    async def announce(self, push: Pusher, changes: list[ChangeEntry], round_: int) -> Answers:
+        """Send one list and read its answers; settles the entries the peer does not want."""
+        ...
+
+    async def gone(self, push: Pusher, change: ChangeEntry) -> None:
+        """The wanted revision is gone (replaced or purged since the feed was read)."""
+        ...
+
+    def sent(self, push: Pusher, change: ChangeEntry, result: SendResult) -> None:
+        """The ``rev`` was answered (``result.revision`` is set): settle ``change``."""
+        ...
+
+    async def exhausted(self, push: Pusher, cursor: int, watcher: ChangeWatcher | None) -> bool:
+        """The feed has nothing after ``cursor``: wait as the side must; ``False`` ends."""
+        ...
+
+    async def finish(self, push: Pusher) -> None:
+        """The push is over (every task done)."""
+        ...
+
+
 class Pusher:
-    """Pushes one collection for an :class:`~couchlite.replicator.active.ActiveSession`."""
+    """Pushes one collection to the peer of one session, in the manner of ``dialect``."""
 
     def __init__(
         self,
         connection: BlipConnection,
         context: CollectionContext,
-        options: SessionCollectionOptions,
         calls: StoreWorker,
+        dialect: PushDialect,
         *,
+        sender: RevSender,
+        reporter: Reporter,
         since: int,
         continuous: bool,
-        reporter: Reporter,
-        sender: RevSender,
-        remote_revs: RemoteRevisions,
-        puller: Puller | None,
     ) -> None:
         self.connection = connection
         self.context = context
         self.store = context.store
-        self.options = options
         self.calls = calls
+        self.dialect = dialect
+        self.sender = sender
+        self.reporter = reporter
         self.since = since
         self.continuous = continuous
-        self.reporter = reporter
-        self.sender = sender
-        self.remote_revs = remote_revs
-        self.puller = puller
-        self._quiet = Quiet()
-        self.tracker = SequenceTracker(since, on_quiet=self._quiet)
-        self._proposal_slots = asyncio.Semaphore(MAX_CHANGE_LISTS_IN_FLIGHT)
-        #: doc_id -> rev_id refused with 409 while pulling: resolved by the pull, or an error
-        self._waiting: dict[str, str] = {}
+        self.in_flight = Quiet()
+        self.tracker = SequenceTracker(since, on_quiet=self.in_flight)
+        self.lists_in_flight = Quiet()
+        self._lists = SequenceTracker(on_quiet=self.lists_in_flight)
+        self._list_keys = itertools.count()
+        self._list_slots = asyncio.Semaphore(MAX_CHANGE_LISTS_IN_FLIGHT)
         self.revs_sent = 0
 
     @property
     def checkpoint(self) -> int:
+        """The last sequence of the done prefix of the feed."""
         return int(self.tracker.checkpoint or 0)
 
     async def run(self) -> None:
         watcher = None
-        if self.continuous or self.puller:
-            watcher = ChangeWatcher(self.store, self.calls)
-            await watcher.start()
         try:
+            if self.continuous or self.dialect.watches_feed:
+                watcher = ChangeWatcher(self.store, self.calls)
+                await watcher.start()
             async with asyncio.TaskGroup() as tasks:
                 await self._loop(tasks, watcher)
         finally:
             if watcher is not None:
                 watcher.close()
             self.reporter.set_busy(self, False)
-        await self._report_unresolved()
+        await self.dialect.finish(self)
 
     async def _loop(self, tasks: asyncio.TaskGroup, watcher: ChangeWatcher | None) -> None:
         cursor = self.since
         while True:
-            changes, found = await self.calls.call(self._read, cursor)
-            if changes:
-                self.reporter.set_busy(self, True)
-                cursor = changes[-1].sequence
-                await self._propose_batch(changes, found, tasks)
-                continue
-            await self._quiet.wait()
-            if self.continuous:
-                assert watcher is not None
-                self.reporter.set_busy(self, False)
-                await watcher.wait()
-                continue
-            puller = self.puller
-            if puller is not None and not puller.finished.is_set():
-                assert watcher is not None
-                await _first_of(puller.finished, watcher.event)
-                watcher.event.clear()
-                continue
-            if not await read_changes(self.calls, self.store, cursor, 1):
+            batch = await self.calls.call(self.dialect.read, self.store, cursor)
+            if batch.changes:
+                cursor = batch.changes[-1].sequence
+                await self._take(batch, tasks)
+            elif not await self.dialect.exhausted(self, cursor, watcher):
                 return
 
-    def _read(self, cursor: int) -> tuple[list[ChangeEntry], tuple[list[str], dict[str, str]]]:
-        """On the store thread: the next batch of the feed, and what the peer has of it."""
-        changes = self.store.changes_since(cursor, CHANGES_BATCH_SIZE)
-        wanted = self.remote_revs.wanted(c.doc_id for c in changes)
-        return changes, (wanted, self.remote_revs.read(wanted))
-
-    async def _propose_batch(
-        self,
-        changes: list[ChangeEntry],
-        found: tuple[list[str], dict[str, str]],
-        tasks: asyncio.TaskGroup,
-    ) -> None:
+    async def _take(self, batch: FeedBatch, tasks: asyncio.TaskGroup) -> None:
         tracker = self.tracker
-        doc_ids = self.options.document_ids
-        remote_revs = self.remote_revs
-        remote_revs.merge(*found)
-        candidates: list[ChangeEntry] = []
-        for change in changes:
-            seq = change.sequence
-            tracker.add(seq, seq)
-            if (doc_ids is not None and change.doc_id not in doc_ids) or remote_revs.get(
-                change.doc_id
-            ) == change.rev_id:  # filtered out, or the peer has it (it came from the peer)
-                tracker.done(seq)
+        for change in batch.changes:
+            tracker.add(change.sequence, change.sequence)
+        kept = await self.dialect.select(self, batch)
+        remaining = iter(kept)
+        next_kept = next(remaining, None)
+        for change in batch.changes:
+            if change is next_kept:
+                next_kept = next(remaining, None)
             else:
-                candidates.append(change)
-        push_filter = self.options.push_filter
-        if candidates and push_filter is not None:
-            kept = await self.calls.call(_apply_filter, self.store, push_filter, candidates)
-            proposals = []
-            for change, keep in zip(candidates, kept, strict=True):
-                if keep:
-                    proposals.append(change)
-                else:
-                    tracker.done(change.sequence)
-        else:
-            proposals = candidates
-        if not proposals:
+                tracker.done(change.sequence)
+        if not kept:
             return
-        self.reporter.add_total(len(proposals))
-        await self._proposal_slots.acquire()
-        tasks.create_task(self._propose(proposals, tasks, 0))
+        self.reporter.set_busy(self, True)
+        self.reporter.add_total(len(kept))
+        await self._list_slots.acquire()
+        key = next(self._list_keys)
+        self._lists.add(key, key)
+        tasks.create_task(self._announce(kept, tasks, 0, key))
 
-    async def _propose(
-        self, changes: list[ChangeEntry], tasks: asyncio.TaskGroup, round_: int
+    async def _announce(
+        self, changes: list[ChangeEntry], tasks: asyncio.TaskGroup, round_: int, key: int
     ) -> None:
-        remote_revs = self.remote_revs
-        again: list[ChangeEntry] = []
-        # The slot is held until every accepted change has a sender slot, so the changes
-        # proposed and accepted but not yet sent stay within MAX_CHANGE_LISTS_IN_FLIGHT lists
-        # (released earlier, the feed would be read and proposed far ahead of the sending:
-        # memory growing with the number of documents).
+        again_key = None
         try:
-            out = ProposeChanges(
-                tuple(
-                    ProposedChange(c.doc_id, c.rev_id, remote_revs.get(c.doc_id), c.body_size)
-                    for c in changes
-                )
-            ).to_message(self.context.address)
-            try:
-                message = await self.connection.request(
-                    out.properties, out.body, urgent=out.urgent, compressed=out.compressed
-                )
-            except BlipErrorReply as exc:
-                raise remote_error(exc, "proposeChanges refused") from exc
-            del out
-            reply = ProposeChangesReply.parse(message)
-            max_history = reply.max_history
-            self.sender.peer_accepts_deltas(reply.deltas)
-            ancestry: list[tuple[ChangeEntry, str]] = []
-            for i, change in enumerate(changes):
-                answer = reply.answer(i)
-                decision = decide(answer, change.rev_id, round_)
-                if decision is Decision.SEND:
-                    await self.sender.slots.acquire()
-                    tasks.create_task(self._send(change, max_history))
-                elif decision is Decision.PEER_HAS_IT:
-                    remote_revs[change.doc_id] = change.rev_id
-                    self._completed(change, None)
-                elif decision is Decision.REPROPOSE_IF_ANCESTOR:
-                    assert answer.server_rev is not None
-                    ancestry.append((change, answer.server_rev))
-                elif decision is Decision.CONFLICT:
-                    self._conflict(change)
-                else:
-                    status = answer.status
-                    error = CouchliteError(f"peer refused {change.doc_id!r} with status {status}")
-                    if isinstance(status, int):
-                        error = http_error(status, f"peer refused {change.doc_id!r}")
-                    self._completed(change, error)
-            if ancestry:
-                descends = await self.calls.call(_descend, self.store, ancestry)
-                for (change, server_rev), is_ancestor in zip(ancestry, descends, strict=True):
-                    if is_ancestor:
-                        remote_revs[change.doc_id] = server_rev
-                        again.append(change)
-                    else:
-                        self._conflict(change)
+            answers = await self.dialect.announce(self, changes, round_)
+            for wanted in answers.wanted:
+                await self.sender.slots.acquire()
+                tasks.create_task(self._send(wanted, answers.max_history))
+            if answers.again:
+                # counted before this list is, so the lists never look all answered meanwhile
+                again_key = next(self._list_keys)
+                self._lists.add(again_key, again_key)
         finally:
-            self._proposal_slots.release()
-        if again:
-            await self._proposal_slots.acquire()
-            tasks.create_task(self._propose(again, tasks, round_ + 1))
+            # The slot is held until every wanted revision has a sender slot: released
+            # earlier, the feed would be read and announced far ahead of the sending.
+            self._list_slots.release()
+            self._lists.done(key)
+        if again_key is not None:
+            await self._list_slots.acquire()
+            tasks.create_task(self._announce(answers.again, tasks, round_ + 1, again_key))
 
-    def _conflict(self, change: ChangeEntry) -> None:
-        if self.puller is not None:
-            # the pull brings the peer's revision; the resolution will be a new change
-            self._waiting[change.doc_id] = change.rev_id
-            self.reporter.add_completed()
-            self.tracker.done(change.sequence)
-        else:
-            self._completed(change, conflict_error())
-
-    async def _send(self, change: ChangeEntry, max_history: int) -> None:
+    async def _send(self, wanted: Wanted, max_history: int) -> None:
+        change, known = wanted.change, wanted.known
+        dialect = self.dialect
         try:
-            known = self.remote_revs.get(change.doc_id)
             result = await self.sender.send(
                 self.context,
                 change.doc_id,
                 change.rev_id,
                 str(change.sequence),
-                [known] if known else [],
+                known,
                 max_history,
-                noconflicts=True,
-                delta_bases=[known] if known else (),
+                noconflicts=dialect.noconflicts,
+                replace=dialect.replacements,
+                delta_bases=known,
             )
+            revision = result.revision
+            if revision is None:
+                await dialect.gone(self, change)
+                self.settle_quietly(change)
+                return
+            self.revs_sent += 1
+            if result.error is None and revision.sequence != change.sequence:
+                # Only a revision that stopped being current needs marking: the current one's
+                # body (and its parent's) is kept anyway, and skipping the call saves a write.
+                _mark_remote_revision(self.calls, self.store, change.doc_id, revision.rev_id)
+            dialect.sent(self, change, result)
         finally:
             self.sender.slots.release()
-        if result.revision is None:
-            # gone (replaced or purged since the feed was read): a newer change supersedes it
-            self.reporter.add_completed()
-            self.tracker.done(change.sequence)
-            return
-        self.revs_sent += 1
-        if result.error is None:
-            self.remote_revs[change.doc_id] = change.rev_id
-            if result.revision.sequence != change.sequence:
-                # Only a revision that stopped being current needs marking: the current one's
-                # body is kept anyway, and skipping the call saves a read per document.
-                mark_remote_revision(self.calls, self.store, change.doc_id, change.rev_id)
-            self._completed(change, None)
-        elif result.error.code == 409 and self.puller is not None:
-            self._conflict(change)
-        else:
-            self._completed(change, result.error)
 
-    def _completed(self, change: ChangeEntry, error: CouchliteError | None) -> None:
-        self.reporter.result(True, self.store, change.doc_id, change.deleted, error)
+    async def request(self, out: Outgoing, what: str) -> Message:
+        """Send one list and wait for its answer (the peer's refusal is a ``CouchliteError``)."""
+        try:
+            return await self.connection.request(
+                out.properties, out.body, urgent=out.urgent, compressed=out.compressed
+            )
+        except BlipErrorReply as exc:
+            raise remote_error(exc, what) from exc
+
+    def settle(
+        self, change: ChangeEntry, error: CouchliteError | None, deleted: bool | None = None
+    ) -> None:
+        """``change`` is done with a document result (a transient error holds the checkpoint:
+        it is retried next session)."""
+        is_deleted = change.deleted if deleted is None else deleted
+        self.reporter.result(True, self.store, change.doc_id, is_deleted, error)
         if error is not None and error.is_transient:
-            self.tracker.stuck(change.sequence)  # retried next session
+            self.tracker.stuck(change.sequence)
         else:
             self.tracker.done(change.sequence)
 
-    async def _report_unresolved(self) -> None:
-        if not self._waiting:
-            return
-        waiting = list(self._waiting.items())
-        self._waiting.clear()
-        currents = await self.calls.call(_current_revisions, self.store, [d for d, _ in waiting])
-        for (doc_id, rev_id), current in zip(waiting, currents, strict=True):
-            if current is not None and current[0] == rev_id:
-                self.reporter.result(
-                    True, self.store, doc_id, current[1], conflict_error(), count=False
-                )
+    def settle_quietly(self, change: ChangeEntry) -> None:
+        """``change`` is done without a document result (nothing was sent, or it waits for the
+        pull): counted as completed."""
+        self.reporter.add_completed()
+        self.tracker.done(change.sequence)
 
 
-def mark_remote_revision(
+def _mark_remote_revision(
     calls: StoreWorker, store: CollectionStore, doc_id: str, rev_id: str
 ) -> None:
     """Queue ``mark_remote_revision`` (its failure only costs a future delta: logged)."""
@@ -321,45 +293,4 @@ def mark_remote_revision(
     calls.call(store.mark_remote_revision, doc_id, rev_id).add_done_callback(logged)
 
 
-def _apply_filter(
-    store: CollectionStore, push_filter: RevisionFilter, changes: list[ChangeEntry]
-) -> list[bool]:
-    """On the store thread: the push filter's verdict on each change."""
-    return [_passes(store, push_filter, change) for change in changes]
-
-
-def _passes(store: CollectionStore, push_filter: RevisionFilter, change: ChangeEntry) -> bool:
-    body = store.document_body(change.doc_id, change.rev_id)
-    if body is None:
-        return False  # replaced meanwhile: the newer change will be considered instead
-    try:
-        return bool(push_filter(change.doc_id, change.rev_id, change.deleted, body))
-    except Exception:
-        logger.exception("push filter failed for %r", change.doc_id)
-        return False
-
-
-def _descend(store: CollectionStore, pairs: list[tuple[ChangeEntry, str]]) -> list[bool]:
-    """On the store thread: whether each change's revision descends from the named one."""
-    result = []
-    for change, ancestor in pairs:
-        revision = store.get_revision(change.doc_id, change.rev_id, [ancestor], MAX_HISTORY)
-        result.append(revision is not None and ancestor in revision.history)
-    return result
-
-
-def _current_revisions(store: CollectionStore, doc_ids: list[str]) -> list[tuple[str, bool] | None]:
-    return [store.current_revision(doc_id) for doc_id in doc_ids]
-
-
-async def _first_of(*events: asyncio.Event) -> None:
-    """Wait until any of ``events`` is set (bounded by ``WAIT_TIMEOUT_S``)."""
-    waiters = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, timeout=WAIT_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()
-
-
-__all__ = ["Pusher"]
+__all__ = ["Answers", "FeedBatch", "PushDialect", "Pusher", "Wanted"]
