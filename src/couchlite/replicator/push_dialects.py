@@ -113,10 +113,7 @@ class Proposing:
                 for c, server in zip(changes, servers, strict=True)
             )
         ).to_message(push.context.address)
-        message = await push.request(out, "proposeChanges refused")
-        del out
-        reply = ProposeChangesReply.parse(message)
-        push.sender.peer_accepts_deltas(reply.deltas)
+        reply = await push.exchange(out, ProposeChangesReply.parse, "proposeChanges refused")
         answers = Answers(reply.max_history)
         ancestry: list[tuple[ChangeEntry, str]] = []
         for i, (change, server) in enumerate(zip(changes, servers, strict=True)):
@@ -240,10 +237,7 @@ class Announcing:
                 for c in changes
             )
         ).to_message(push.context.address)
-        message = await push.request(out, "changes refused")
-        del out
-        reply = ChangesReply.parse(message)
-        push.sender.peer_accepts_deltas(reply.deltas)
+        reply = await push.exchange(out, ChangesReply.parse, "changes refused")
         answers = Answers(reply.max_history)
         for i, change in enumerate(changes):
             known = reply.known(i)

@@ -32,8 +32,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from couchlite._tuning import MAX_CHANGE_LISTS_IN_FLIGHT
 from couchlite.blip import BlipErrorReply, Message
@@ -79,6 +80,19 @@ class Answers:
     wanted: list[Wanted] = field(default_factory=list)
     #: changes to announce again, in a new round (a proposal whose server revision was stale)
     again: list[ChangeEntry] = field(default_factory=list)
+
+
+class ListReply(Protocol):
+    """What every answer to a list says besides its entries."""
+
+    @property
+    def deltas(self) -> bool: ...
+
+    @property
+    def max_history(self) -> int: ...
+
+
+ReplyT = TypeVar("ReplyT", bound=ListReply)
 
 
 class PushDialect(Protocol):
@@ -253,14 +267,20 @@ class Pusher:
         finally:
             self.sender.slots.release()
 
-    async def request(self, out: Outgoing, what: str) -> Message:
-        """Send one list and wait for its answer (the peer's refusal is a ``CouchliteError``)."""
+    async def exchange(
+        self, out: Outgoing, parse: Callable[[Message], ReplyT], what: str
+    ) -> ReplyT:
+        """Send one list and parse its answer (the peer's refusal is a ``CouchliteError``);
+        the answer's ``deltas: true`` is latched for the connection's sender."""
         try:
-            return await self.connection.request(
+            message = await self.connection.request(
                 out.properties, out.body, urgent=out.urgent, compressed=out.compressed
             )
         except BlipErrorReply as exc:
             raise remote_error(exc, what) from exc
+        reply = parse(message)
+        self.sender.peer_accepts_deltas(reply.deltas)
+        return reply
 
     def settle(
         self, change: ChangeEntry, error: CouchliteError | None, deleted: bool | None = None
