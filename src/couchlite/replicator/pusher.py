@@ -21,7 +21,7 @@ what the peer has and the user's push filter run on the session's store thread.
 Every change read is tracked until its fate is known -- dropped, the peer has it, sent and
 acknowledged, or failed -- by one :class:`~couchlite.replicator.protocol.sequences.SequenceTracker`:
 its checkpoint is the active side's local checkpoint; its quiet (``in_flight``) is "nothing of
-this push outstanding". A second tracker counts the lists awaiting answers (``lists_in_flight``).
+this push outstanding". A count of the lists awaiting answers gives ``lists_in_flight``.
 
 A revision the peer acknowledged that is no longer current is marked as the peer's
 (``mark_remote_revision``): its body stays, as a delta base for the next revision of it.
@@ -30,7 +30,6 @@ A revision the peer acknowledged that is no longer current is marked as the peer
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -161,8 +160,7 @@ class Pusher:
         self.in_flight = Quiet()
         self.tracker = SequenceTracker(since, on_quiet=self.in_flight)
         self.lists_in_flight = Quiet()
-        self._lists = SequenceTracker(on_quiet=self.lists_in_flight)
-        self._list_keys = itertools.count()
+        self._lists_out = 0
         self._list_slots = asyncio.Semaphore(MAX_CHANGE_LISTS_IN_FLIGHT)
         self.revs_sent = 0
 
@@ -212,31 +210,33 @@ class Pusher:
         self.reporter.set_busy(self, True)
         self.reporter.add_total(len(kept))
         await self._list_slots.acquire()
-        key = next(self._list_keys)
-        self._lists.add(key, key)
-        tasks.create_task(self._announce(kept, tasks, 0, key))
+        self._count_list(1)
+        tasks.create_task(self._announce(kept, tasks, 0))
+
+    def _count_list(self, delta: int) -> None:
+        self._lists_out += delta
+        self.lists_in_flight(self._lists_out == 0)
 
     async def _announce(
-        self, changes: list[ChangeEntry], tasks: asyncio.TaskGroup, round_: int, key: int
+        self, changes: list[ChangeEntry], tasks: asyncio.TaskGroup, round_: int
     ) -> None:
-        again_key = None
+        again: list[ChangeEntry] = []
         try:
             answers = await self.dialect.announce(self, changes, round_)
             for wanted in answers.wanted:
                 await self.sender.slots.acquire()
                 tasks.create_task(self._send(wanted, answers.max_history))
-            if answers.again:
-                # counted before this list is, so the lists never look all answered meanwhile
-                again_key = next(self._list_keys)
-                self._lists.add(again_key, again_key)
+            again = answers.again
+            if again:
+                self._count_list(1)  # before this list is done: never "all answered" between
         finally:
             # The slot is held until every wanted revision has a sender slot: released
             # earlier, the feed would be read and announced far ahead of the sending.
             self._list_slots.release()
-            self._lists.done(key)
-        if again_key is not None:
+            self._count_list(-1)
+        if again:
             await self._list_slots.acquire()
-            tasks.create_task(self._announce(answers.again, tasks, round_ + 1, again_key))
+            tasks.create_task(self._announce(again, tasks, round_ + 1))
 
     async def _send(self, wanted: Wanted, max_history: int) -> None:
         change, known = wanted.change, wanted.known
