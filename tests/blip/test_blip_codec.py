@@ -7,6 +7,7 @@ import zlib
 
 import pytest
 
+from couchlite._tuning import BLIP_COMPRESSION_LEVEL
 from couchlite.blip import BlipError, FrameDecoder, FrameEncoder, decode_varint, encode_varint
 from couchlite.blip.codec import OutgoingPayload, parse_frame_header
 from couchlite.blip.message import decode_properties, encode_properties
@@ -48,8 +49,8 @@ def test_properties_encoding_is_key_nul_value_nul() -> None:
     assert decode_properties(b"Profile\x00x\x00a\x00\xc3\xa9\x00") == {"Profile": "x", "a": "é"}
 
 
-def _round_trip(chunks: list[tuple[bytes, bool]], budget: int) -> list[bytes]:
-    enc, dec = FrameEncoder(6), FrameDecoder()
+def _round_trip(chunks: list[tuple[bytes, bool]], budget: int, level: int = 6) -> list[bytes]:
+    enc, dec = FrameEncoder(level), FrameDecoder()
     frames = []
     for data, compressed in chunks:
         payload = OutgoingPayload(b"", memoryview(data))
@@ -65,11 +66,42 @@ def _round_trip(chunks: list[tuple[bytes, bool]], budget: int) -> list[bytes]:
     return frames
 
 
+@pytest.mark.parametrize("level", [1, 6, 9])
 @pytest.mark.parametrize("budget", [64, 200, 4096, 16384])
-def test_frames_never_exceed_budget_even_for_incompressible_data(budget: int) -> None:
+def test_frames_never_exceed_budget_even_for_incompressible_data(budget: int, level: int) -> None:
+    # level 1 is zlib-ng's quick strategy, which expands random bytes by an eighth
     data = os.urandom(70_000)
-    frames = _round_trip([(data, True), (data, False), (b"z" * 100_000, True)], budget)
+    frames = _round_trip([(data, True), (data, False), (b"z" * 100_000, True)], budget, level)
     assert len(frames) > 3
+
+
+@pytest.mark.parametrize("level", [1, 6])
+def test_small_incompressible_messages_fit_their_only_frame(level: int) -> None:
+    enc, dec = FrameEncoder(level), FrameDecoder()
+    for size in range(0, 3000, 7):
+        body = os.urandom(size)
+        frame = enc.encode_whole(3, 0x08, b"\x00", memoryview(body), 1024)
+        if frame is None:  # may not fit: the general path splits it
+            assert size > 800
+            continue
+        assert len(frame) <= 1024
+        assert dec.decode(parse_frame_header(frame), frame) == b"\x00" + body
+
+
+def test_compressed_frames_inflate_with_the_standard_zlib() -> None:
+    """Peers inflate with zlib (LiteCore does): our shared stream must be plain raw deflate."""
+    enc = FrameEncoder(BLIP_COMPRESSION_LEVEL)
+    inflater = zlib.decompressobj(-15)
+    crc = 0
+    for i in range(300):
+        body = b'{"n":%d,"text":"%s"}' % (i, b"lorem ipsum " * (i % 40))
+        frame = enc.encode_whole(i + 1, 0x08, b"\x00", memoryview(body), 16384)
+        assert frame is not None
+        header = parse_frame_header(frame)
+        data = inflater.decompress(frame[header.header_len : -4] + b"\0\0\xff\xff")
+        assert data == b"\x00" + body
+        crc = zlib.crc32(data, crc)
+        assert int.from_bytes(frame[-4:], "big") == crc
 
 
 def test_compressed_frame_carries_at_most_eight_budgets_of_input() -> None:

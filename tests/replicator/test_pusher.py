@@ -13,7 +13,8 @@ import pytest
 from couchlite._tuning import MAX_CHANGE_LISTS_IN_FLIGHT
 from couchlite.blip import Message
 from couchlite.database.replication_access import replication_store
-from couchlite.replicator import push_dialects
+from couchlite.replicator import push_dialects, rev_sender
+from couchlite.replicator import pusher as pusher_module
 from couchlite.replicator.collection_context import CollectionContext
 from couchlite.replicator.options import SessionCollectionOptions
 from couchlite.replicator.protocol.revisions import PeerRevisions
@@ -171,3 +172,33 @@ def test_lists_awaiting_answers_stay_within_the_bound(
     peer, pusher, _ = run(_push(tmp_path, dialect_of, _ask_for_all, hold=True))
     assert peer.max_outstanding == MAX_CHANGE_LISTS_IN_FLIGHT
     assert len(peer.lists) == 20 and pusher.revs_sent == 40
+
+
+@pytest.mark.parametrize("dialect_of", [_proposing, _announcing], ids=["proposing", "announcing"])
+@pytest.mark.parametrize("budget", [1024 * 1024, 30, 0], ids=["all", "some", "none"])
+def test_the_revisions_of_a_list_are_read_in_one_store_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dialect_of: Any, budget: int
+) -> None:
+    batches: list[int] = []
+    singles: list[str] = []
+    read_one, read_many = rev_sender._read, rev_sender._read_many
+
+    def counted_many(store: Any, calls: list[Any]) -> Any:
+        batches.append(len(calls))
+        return read_many(store, calls)
+
+    def counted_one(store: Any, doc_id: str, *args: Any) -> Any:
+        singles.append(doc_id)
+        return read_one(store, doc_id, *args)
+
+    monkeypatch.setattr(rev_sender, "_read_many", counted_many)
+    monkeypatch.setattr(rev_sender, "_read", counted_one)
+    monkeypatch.setattr(pusher_module, "REV_READ_AHEAD_BYTES", budget)
+    peer, pusher, _ = run(_push(tmp_path, dialect_of, _ask_for_all))
+    # each body is {"i":N}, 7 or 8 bytes: a budget of 30 takes the first 3 or 4 of the list
+    ahead = {1024 * 1024: 40, 30: 4, 0: 0}[budget]
+    assert batches == ([ahead] if ahead else [])
+    assert len(singles) == 40  # every revision read once: `ahead` of them in the one call
+    assert pusher.revs_sent == 40
+    sent = {m.properties["id"]: orjson.loads(m.body) for m in peer.revs}
+    assert sent == {f"doc-{i:02}": {"i": i} for i in range(40)}

@@ -153,6 +153,7 @@ class BlipProtocol:
         max_buffered_bytes: int | None = BLIP_MAX_BUFFERED_BYTES,
         max_incoming_messages: int | None = BLIP_MAX_INCOMING_MESSAGES,
         strict_numbering: bool = True,
+        standard_zlib: bool = False,
     ) -> None:
         if not -1 <= compression_level <= 9:
             raise InvalidArgumentError(f"compression_level must be -1..9, not {compression_level}")
@@ -176,7 +177,7 @@ class BlipProtocol:
         #: max_message_size as a plain int, for the hot paths (no None test per frame).
         message_limit = _UNBOUNDED if max_message_size is None else max_message_size
 
-        self._encoder = FrameEncoder(compression_level)
+        self._encoder = FrameEncoder(compression_level, standard_zlib=standard_zlib)
         self._error: BlipError | None = None
 
         self._next_request_number = 1

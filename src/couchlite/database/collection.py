@@ -179,7 +179,15 @@ class Collection(Mapping[str, Document]):
         ``doc_id`` that is not a string is an ``InvalidArgumentError``."""
         if not isinstance(doc_id, str):
             raise InvalidArgumentError(f"document ID must be a string, not {doc_id!r}")
-        record = self._engine().read_record(self._state, doc_id)
+        engine = self._engine()
+        txn = engine.txn
+        if txn is None or txn.owner != threading.get_ident():
+            # outside this thread's transaction (the common case): one narrow query
+            row = engine.store.get_current(self._state.id, doc_id)
+            if row is None or row[2] & DOC_DELETED:
+                return default
+            return Document(self, doc_id, row[0], row[1], row[3])
+        record = engine.read_record(self._state, doc_id)
         if record is None or record.flags & DOC_DELETED:
             return default
         return Document(self, doc_id, record.rev, record.seq, record.body)

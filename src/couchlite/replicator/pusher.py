@@ -16,7 +16,9 @@ Bounds: up to ``MAX_CHANGE_LISTS_IN_FLIGHT`` lists await answers, and a list's s
 until every revision it asked for has a sender slot (``MAX_REVS_IN_FLIGHT``, the
 :class:`~couchlite.replicator.rev_sender.RevSender`'s), so the feed is never read far ahead of the
 sending: memory stays flat however many documents there are. The feed reads, the lookups of
-what the peer has and the user's push filter run on the session's store thread.
+what the peer has, the user's push filter and the reads of the revisions to send (those of one
+answered list in one call, up to ``REV_READ_AHEAD_BYTES`` of bodies) run on the session's store
+thread.
 
 Every change read is tracked until its fate is known -- dropped, the peer has it, sent and
 acknowledged, or failed -- by one :class:`~couchlite.replicator.protocol.sequences.SequenceTracker`:
@@ -35,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from couchlite._tuning import MAX_CHANGE_LISTS_IN_FLIGHT
+from couchlite._tuning import MAX_CHANGE_LISTS_IN_FLIGHT, REV_READ_AHEAD_BYTES
 from couchlite.blip import BlipErrorReply, Message
 from couchlite.errors import CouchliteError
 from couchlite.replicator.change_feed import ChangeWatcher, Quiet
@@ -44,7 +46,7 @@ from couchlite.replicator.error_mapping import remote_error
 from couchlite.replicator.protocol.sequences import SequenceTracker
 from couchlite.replicator.protocol.wire import Outgoing
 from couchlite.replicator.reporter import Reporter
-from couchlite.replicator.rev_sender import RevSender, SendResult
+from couchlite.replicator.rev_sender import RevRead, RevSender, SendResult
 from couchlite.replicator.store import ChangeEntry, CollectionStore
 from couchlite.replicator.store_worker import StoreWorker
 from couchlite.transport.blip_connection import BlipConnection
@@ -223,9 +225,23 @@ class Pusher:
         again: list[ChangeEntry] = []
         try:
             answers = await self.dialect.announce(self, changes, round_)
-            for wanted in answers.wanted:
+            wanted = answers.wanted
+            ahead = _read_ahead(wanted)
+            reads = (
+                await self.sender.read_many(
+                    self.context,
+                    [(w.change.doc_id, w.change.rev_id, w.known) for w in wanted[:ahead]],
+                    answers.max_history,
+                    replace=self.dialect.replacements,
+                )
+                if ahead
+                else []
+            )
+            for i, one in enumerate(wanted):
                 await self.sender.slots.acquire()
-                tasks.create_task(self._send(wanted, answers.max_history))
+                tasks.create_task(
+                    self._send(one, answers.max_history, reads[i] if i < ahead else None)
+                )
             again = answers.again
             if again:
                 self._count_list(1)  # before this list is done: never "all answered" between
@@ -238,7 +254,7 @@ class Pusher:
             await self._list_slots.acquire()
             tasks.create_task(self._announce(again, tasks, round_ + 1))
 
-    async def _send(self, wanted: Wanted, max_history: int) -> None:
+    async def _send(self, wanted: Wanted, max_history: int, read: RevRead | None) -> None:
         change, known = wanted.change, wanted.known
         dialect = self.dialect
         try:
@@ -252,6 +268,7 @@ class Pusher:
                 noconflicts=dialect.noconflicts,
                 replace=dialect.replacements,
                 delta_bases=known,
+                read=read,
             )
             revision = result.revision
             if revision is None:
@@ -299,6 +316,17 @@ class Pusher:
         pull): counted as completed."""
         self.reporter.add_completed()
         self.tracker.done(change.sequence)
+
+
+def _read_ahead(wanted: list[Wanted]) -> int:
+    """How many of the first ``wanted`` revisions to read at once: as many as fit in
+    ``REV_READ_AHEAD_BYTES`` of bodies (by the feed's sizes), the rest are read one by one."""
+    total = 0
+    for count, one in enumerate(wanted):
+        total += one.change.body_size
+        if total > REV_READ_AHEAD_BYTES:
+            return count
+    return len(wanted)
 
 
 def _mark_remote_revision(

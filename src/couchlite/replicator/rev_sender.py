@@ -13,7 +13,9 @@ returned them -- no re-encoding, no copy.
 The number of ``rev`` requests awaiting replies is bounded per session by a semaphore that the
 *caller* acquires before it reads the revision, and their bodies by a byte budget, so memory
 and the peer's handler slots stay bounded while dozens of revisions are pipelined (never one
-round trip per document); the reads of the revisions being sent at once share one thread hop.
+round trip per document). The revisions one answered list asks for are read in one store call
+(:meth:`RevSender.read_many`, up to ``REV_READ_AHEAD_BYTES`` of bodies; larger ones are read as
+they are sent), so the thread hop is paid once per list rather than every few revisions.
 
 Deltas: a revision goes as a delta -- ``deltaSrc`` = the base revision, body = the JSON delta
 from the base to it (:mod:`couchlite.model.jsondelta`) -- only when *both* sides allow it: this
@@ -85,7 +87,10 @@ class SendResult:
 
 
 @dataclass(frozen=True, slots=True)
-class _Read:
+class RevRead:
+    """A revision read to be sent: the revision (``None``: gone), the gone revision it
+    replaces, and its delta."""
+
     revision: OutgoingRevision | None
     replaced: str | None = None
     #: ``(base_rev_id, delta_json)`` when a delta is worth sending
@@ -131,15 +136,15 @@ class RevSender:
         noconflicts: bool,
         replace: bool = False,
         delta_bases: Sequence[str] = (),
+        read: RevRead | None = None,
     ) -> SendResult:
         """Send one revision; with ``replace`` a newer current revision stands in for a gone
         one (``replacedRev``, when the puller asked for ``sendReplacementRevs``).
-        ``delta_bases``: revisions the peer has, best first -- possible delta bases."""
-        deltas = self.peer_deltas and self.deltas_enabled and bool(delta_bases)
-        read = await self._calls.call(
-            _read, context.store, doc_id, rev_id, known_revs, max_history, replace,
-            delta_bases if deltas else (),
-        )  # fmt: skip
+        ``delta_bases``: revisions the peer has, best first -- possible delta bases. ``read``:
+        the revision as :meth:`read_many` returned it (else it is read here)."""
+        if read is None:
+            args = self._read_args(doc_id, rev_id, known_revs, max_history, replace, delta_bases)
+            read = await self._calls.call(_read, context.store, *args)
         revision = read.revision
         if revision is None:
             return SendResult()
@@ -175,6 +180,34 @@ class RevSender:
         except BlipErrorReply as exc:
             return SendResult(revision, remote_error(exc, f"rev {doc_id} {revision.rev_id}"))
         return SendResult(revision)
+
+    async def read_many(
+        self,
+        context: CollectionContext,
+        wanted: Sequence[tuple[str, str, Sequence[str]]],
+        max_history: int,
+        *,
+        replace: bool = False,
+    ) -> list[RevRead]:
+        """Read several revisions to send -- ``(doc_id, rev_id, known_revs)`` each, the known
+        revisions also being the delta bases -- in one store call instead of one each."""
+        calls = [
+            self._read_args(doc_id, rev_id, known, max_history, replace, known)
+            for doc_id, rev_id, known in wanted
+        ]
+        return await self._calls.call(_read_many, context.store, calls)
+
+    def _read_args(
+        self,
+        doc_id: str,
+        rev_id: str,
+        known_revs: Sequence[str],
+        max_history: int,
+        replace: bool,
+        delta_bases: Sequence[str],
+    ) -> _ReadArgs:
+        deltas = self.peer_deltas and self.deltas_enabled and bool(delta_bases)
+        return doc_id, rev_id, known_revs, max_history, replace, delta_bases if deltas else ()
 
     def peer_accepts_deltas(self, deltas: bool) -> None:
         """Latch the peer's ``deltas: true`` from a ``changes``/``proposeChanges`` reply."""
@@ -218,6 +251,11 @@ class RevSender:
         return Reply(body=data, compressed=request.compress)
 
 
+def _read_many(store: CollectionStore, calls: list[_ReadArgs]) -> list[RevRead]:
+    """On the store thread: :func:`_read` for each of ``calls``."""
+    return [_read(store, *args) for args in calls]
+
+
 def _read(
     store: CollectionStore,
     doc_id: str,
@@ -226,7 +264,7 @@ def _read(
     max_history: int,
     replace: bool,
     delta_bases: Sequence[str],
-) -> _Read:
+) -> RevRead:
     """On the store thread: the revision to send (or its replacement) and its delta."""
     revision = store.get_revision(doc_id, rev_id, known_revs, max_history)
     replaced: str | None = None
@@ -236,11 +274,14 @@ def _read(
             revision = store.get_revision(doc_id, current[0], known_revs, max_history)
             replaced = rev_id
     if revision is None:
-        return _Read(None)
+        return RevRead(None)
     delta = None
     if delta_bases and not revision.deleted:
         delta = _delta(store, revision, delta_bases)
-    return _Read(revision, replaced, delta)
+    return RevRead(revision, replaced, delta)
+
+
+_ReadArgs = tuple[str, str, Sequence[str], int, bool, Sequence[str]]
 
 
 def _delta(
@@ -297,4 +338,4 @@ def blob_body(stream: BinaryIO) -> bytes | memoryview:
         return stream.read()
 
 
-__all__ = ["RevSender", "SendResult", "blob_body"]
+__all__ = ["RevRead", "RevSender", "SendResult", "blob_body"]

@@ -263,6 +263,9 @@ class StoreConnections:
                 conn.close()
                 raise DatabaseClosedError("the database is closed")
             self._local.conn = conn
+            # one cursor for the single-row reads of _fetchone: a lookup by key steps to its
+            # end within fetchone, so the statement is reset and holds no snapshot afterwards
+            self._local.cursor = conn.cursor()
         return conn
 
     def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -279,12 +282,14 @@ class StoreConnections:
         return self._read(lambda c: c.execute(sql, params).fetchall())
 
     def _fetchone(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> Any:
-        # the hot path of every document read: no closure, no extra frames
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._reader()
+        """The first row of a query that has at most one (a lookup by key)."""
+        # the hot path of every document read: no closure, no extra frames, no new cursor
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None:
+            self._reader()
+            cursor = self._local.cursor
         try:
-            return conn.execute(sql, params).fetchone()
+            return cursor.execute(sql, params).fetchone()
         except sqlite3.Error as exc:
             if self._closed_flag.is_set():
                 raise DatabaseClosedError("the database is closed") from exc

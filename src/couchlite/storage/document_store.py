@@ -66,6 +66,11 @@ class DocumentStore(Protocol):
 
     def get_record(self, coll_id: int, doc_id: str) -> DocRecord | None: ...
 
+    def get_current(self, coll_id: int, doc_id: str) -> tuple[str, int, int, bytes | None] | None:
+        """A document's current ``(rev, seq, flags, body)``: what reading it needs, without
+        its revision tree (the hot path of ``Collection.get``)."""
+        ...
+
     def get_records(self, coll_id: int, doc_ids: list[str]) -> dict[str, DocRecord]:
         """The records of those of ``doc_ids`` that exist, by ID (a bounded number of reads)."""
         ...

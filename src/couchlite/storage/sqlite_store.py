@@ -33,6 +33,7 @@ __all__ = ["STORE_FILENAME", "SQLiteStore", "store_exists"]
 STORE_FILENAME = "db.sqlite3"
 
 _GET_SQL: dict[int, str] = {}
+_CURRENT_SQL: dict[int, str] = {}
 _SELECT_RECORD = "SELECT seq, doc_id, rev, flags, body, tree, expiration FROM"
 
 
@@ -115,6 +116,15 @@ class SQLiteStore(StoreConnections):
             sql = _GET_SQL[coll_id] = f"{_SELECT_RECORD} {table(coll_id)} WHERE doc_id = ?"
         row = self._fetchone(sql, (doc_id,))
         return None if row is None else new_tuple(DocRecord, row)
+
+    def get_current(self, coll_id: int, doc_id: str) -> tuple[str, int, int, bytes | None] | None:
+        sql = _CURRENT_SQL.get(coll_id)
+        if sql is None:
+            sql = _CURRENT_SQL[coll_id] = (
+                f"SELECT rev, seq, flags, body FROM {table(coll_id)} WHERE doc_id = ?"
+            )
+        row: tuple[str, int, int, bytes | None] | None = self._fetchone(sql, (doc_id,))
+        return row
 
     def get_records(self, coll_id: int, doc_ids: list[str]) -> dict[str, DocRecord]:
         """Several documents in one query per ``_tuning.SQLITE_IN_LIST_IDS`` IDs."""
