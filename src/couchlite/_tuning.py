@@ -64,6 +64,13 @@ BLIP_ACK_THRESHOLD = 50_000
 BLIP_MAX_UNACKED_BYTES = 128_000
 #: Largest properties block accepted or sent (LiteCore ``kMaxPropertiesSize``).
 BLIP_MAX_PROPERTIES_SIZE = 100 * 1024
+#: WebSocket frames up to this size sent during one event-loop turn are written to the socket
+#: together (one system call, one TLS record for a burst of small revisions); larger ones go
+#: as they are, since joining would copy them for no saving.
+WS_COALESCE_MAX_FRAME = 4096
+#: At most this many bytes of such frames are held before they are written (a sender that
+#: queues thousands without yielding to the loop still streams them out).
+WS_COALESCE_MAX_BYTES = 64 * 1024
 #: Deflate level for compressed frames (LiteCore's default is 6). Level 1 is zlib-ng's quick
 #: strategy: a small revision compresses in ~1.7 us instead of ~5-9 us, to ~15% instead of ~13%
 #: of its size, and large bodies at ~350 MB/s instead of ~45 MB/s (to ~30% instead of ~19%): the

@@ -21,7 +21,11 @@ from websockets.asyncio.server import serve as ws_serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from couchlite._tuning import LOG_REPEAT_BURST, WS_MAX_INCOMING_MESSAGE
+from couchlite._tuning import (
+    LOG_REPEAT_BURST,
+    WS_COALESCE_MAX_FRAME,
+    WS_MAX_INCOMING_MESSAGE,
+)
 from couchlite.errors import (
     AuthenticationError,
     InvalidArgumentError,
@@ -105,6 +109,68 @@ def test_send_nowait_writes_until_the_buffer_is_full_and_refuses_once_closed() -
             assert not channel.send_nowait(b"after close")
             with pytest.raises(ChannelClosed):
                 await channel.send(b"after close")
+
+    run(main())
+
+
+def test_frames_sent_together_arrive_in_order_whatever_their_sizes() -> None:
+    """Small frames taken in one turn of the loop are written together; large ones, send()
+    and close() keep their place among them."""
+
+    async def main() -> None:
+        got: list[bytes] = []
+        done = asyncio.Event()
+
+        async def sink(channel: WebSocketChannel) -> None:
+            try:
+                while True:
+                    got.append(await channel.recv())
+            except ChannelClosed:
+                done.set()
+
+        async with await serve_channels(sink, "127.0.0.1", 0) as server:
+            channel = await connect_channel(f"ws://127.0.0.1:{server.port}/db/_blipsync")
+            assert isinstance(channel, WebSocketChannel)
+            sent: list[bytes] = []
+            sizes = [1, 100, WS_COALESCE_MAX_FRAME, WS_COALESCE_MAX_FRAME + 1, 50_000, 7]
+            for i in range(600):  # more than WS_COALESCE_MAX_BYTES of small frames in a turn
+                frame = bytes([i % 251]) * sizes[i % len(sizes)]
+                if not channel.send_nowait(frame):  # the transport's buffer is full
+                    await channel.send(frame)
+                sent.append(frame)
+                if i % 97 == 0:
+                    await channel.send(b"awaited %d" % i)
+                    sent.append(b"awaited %d" % i)
+            assert channel.send_nowait(b"just before close")
+            sent.append(b"just before close")
+            await channel.close()
+            await asyncio.wait_for(done.wait(), 10)
+        assert got == sent
+
+    run(main())
+
+
+def test_send_nowait_refuses_a_peer_that_does_not_read_small_frames_either() -> None:
+    async def main() -> None:
+        release = asyncio.Event()
+
+        async def deaf(channel: WebSocketChannel) -> None:
+            await release.wait()
+            await _echo(channel)
+
+        async with await serve_channels(deaf, "127.0.0.1", 0) as server:
+            channel = await connect_channel(f"ws://127.0.0.1:{server.port}/db/_blipsync")
+            taken = 0
+            while channel.send_nowait(b"s" * 100):
+                taken += 1
+                if taken % 1000 == 0:
+                    await asyncio.sleep(0)  # let held frames reach the socket
+                assert taken < 1_000_000, "send_nowait never refused a peer that does not read"
+            release.set()
+            await asyncio.wait_for(channel.send(b"last"), 10)
+            received = [await asyncio.wait_for(channel.recv(), 10) for _ in range(taken + 1)]
+            assert received == [b"s" * 100] * taken + [b"last"]
+            await channel.close()
 
     run(main())
 

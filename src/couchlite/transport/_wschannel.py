@@ -20,6 +20,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConcurrencyError, ConnectionClosed
 from websockets.protocol import State
 
+from couchlite._tuning import WS_COALESCE_MAX_BYTES, WS_COALESCE_MAX_FRAME
 from couchlite.transport.boundary import closed_error
 from couchlite.transport.channel import (
     CLOSE_NORMAL,
@@ -71,6 +72,11 @@ class WebSocketChannel:
         # The buffer size above which the transport pauses writing (websockets sets it).
         self._write_high = connection.transport.get_write_buffer_limits()[1]
         self._text_warnings = RateLimitedLog(logger)
+        # Frames sent with send_nowait during this turn of the event loop, written to the
+        # transport as one piece at its end (see send_nowait).
+        self._corked: list[bytes] = []
+        self._corked_bytes = 0
+        self._flush_handle: asyncio.Handle | None = None
 
     def start_heartbeat(self, interval: float, pong_timeout: float | None) -> None:
         """Ping the peer every ``interval`` seconds; if a pong (or the connection's end) does
@@ -125,10 +131,13 @@ class WebSocketChannel:
         return self._ws.close_reason
 
     def send_nowait(self, data: bytes) -> bool:
-        # The frame goes through websockets' sans-I/O protocol straight into the transport,
-        # as its own send() does before it awaits the drain; refused while the transport's
-        # buffer is above its high-water mark (send() would wait there) or the connection is
-        # not open (send() raises the right ChannelClosed).
+        # The frame goes through websockets' sans-I/O protocol, as its own send() does before it
+        # awaits the drain, but is held until the end of this turn of the event loop: the
+        # frames queued together (a burst of revisions, the replies to a batch) then reach the
+        # socket in one write -- one system call, one TLS record -- instead of one each.
+        # At most WS_COALESCE_MAX_BYTES are held. Refused while the transport's buffer is above
+        # its high-water mark (send() would wait there) or the connection is not open (send()
+        # raises the right ChannelClosed).
         ws = self._ws
         transport = ws.transport
         if (
@@ -139,11 +148,37 @@ class WebSocketChannel:
             return False
         protocol = ws.protocol
         protocol.send_binary(data)
+        corked = self._corked
         for chunk in protocol.data_to_send():
-            transport.write(chunk)
+            if len(chunk) > WS_COALESCE_MAX_FRAME:
+                # a large frame gains nothing from company, and joining would copy it
+                self.flush()
+                transport.write(chunk)
+                continue
+            corked.append(chunk)
+            self._corked_bytes += len(chunk)
+        if self._corked_bytes > WS_COALESCE_MAX_BYTES:
+            self.flush()  # enough for one write: the transport's buffer takes over from here
+        elif corked and self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self.flush)
         return True
 
+    def flush(self) -> None:
+        """Write what :meth:`send_nowait` holds to the transport now."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if not self._corked:
+            return
+        data = b"".join(self._corked)
+        self._corked.clear()
+        self._corked_bytes = 0
+        transport = self._ws.transport
+        if not transport.is_closing():
+            transport.write(data)
+
     async def send(self, data: bytes) -> None:
+        self.flush()  # what send_nowait holds goes first: frames keep their order
         try:
             await self._ws.send(data)
         except ConnectionClosed as exc:
@@ -171,6 +206,7 @@ class WebSocketChannel:
         # The peer's closing frame can only be seen if we keep reading: once nobody calls
         # recv(), websockets' receive buffer fills, it stops reading the socket, and the
         # handshake would wait for close_timeout. So discard whatever still arrives meanwhile.
+        self.flush()
         drain = asyncio.get_running_loop().create_task(self._discard_incoming())
         try:
             # websockets bounds the handshake with close_timeout, then drops the TCP link.

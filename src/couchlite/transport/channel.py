@@ -12,7 +12,9 @@ Contract:
   the channel is no longer open. The caller then awaits ``send`` for that message, which
   applies back-pressure: it returns once the transport has room for more, so a peer that
   stops reading eventually blocks the sender instead of growing a buffer. Messages reach the
-  peer in the order they were taken, whichever of the two took them.
+  peer in the order they were taken, whichever of the two took them. A channel may hold the
+  messages ``send_nowait`` takes until the end of the current turn of the event loop, to
+  write them together (the WebSocket channel does: one system call for a burst of frames).
 * ``recv`` returns the next binary message, or raises :class:`ChannelClosed` once the channel is
   closed (by either side, or by a network failure). Messages the peer sent before closing are
   delivered first.
