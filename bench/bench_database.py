@@ -25,6 +25,10 @@ import orjson
 from couchlite import Database, DatabaseConfiguration, MutableDocument
 
 BATCH = 1000
+#: the targets: native Couchbase Lite C 3.2's batched insert on this kind of machine, and reads
+#: by ID within this ratio of plain sqlite3's primary-key read
+INSERT_TARGET = 125_000
+READ_TARGET_RATIO = 0.8
 #: rounds on each side, alternating baseline and couchlite; the best of each is reported
 #: (the machines this runs on are shared: a round can be slowed by others, never sped up)
 ROUNDS = 3
@@ -163,11 +167,11 @@ def main(quick: bool = False) -> None:
     print(f"{'':32}{'couchlite':>14}{'sqlite3 baseline':>18}{'ratio':>8}   target")
     print(
         f"{'batched insert (docs/s)':32}{insert:14,.0f}{base_insert:18,.0f}"
-        f"{insert / base_insert:8.0%}   >= 50,000 and >= 25% of baseline"
+        f"{insert / base_insert:8.0%}   >= {INSERT_TARGET:,} (native C)"
     )
     print(
         f"{'get by ID + a property (docs/s)':32}{read:14,.0f}{base_read:18,.0f}"
-        f"{read / base_read:8.0%}   >= 50,000"
+        f"{read / base_read:8.0%}   >= {READ_TARGET_RATIO:.0%} of baseline"
     )
     print(f"{'changes-feed scan (rows/s)':32}{scan:14,.0f}{'':18}{'':8}   >= 500,000")
     print(
