@@ -37,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
+from couchlite._slots import Slots
 from couchlite._tuning import MAX_CHANGE_LISTS_IN_FLIGHT, REV_READ_AHEAD_BYTES
 from couchlite.blip import BlipErrorReply, Message
 from couchlite.errors import CouchliteError
@@ -163,7 +164,7 @@ class Pusher:
         self.tracker = SequenceTracker(since, on_quiet=self.in_flight)
         self.lists_in_flight = Quiet()
         self._lists_out = 0
-        self._list_slots = asyncio.Semaphore(MAX_CHANGE_LISTS_IN_FLIGHT)
+        self._list_slots = Slots(MAX_CHANGE_LISTS_IN_FLIGHT)
         self.revs_sent = 0
 
     @property
@@ -237,8 +238,10 @@ class Pusher:
                 if ahead
                 else []
             )
+            slots = self.sender.slots
             for i, one in enumerate(wanted):
-                await self.sender.slots.acquire()
+                if not slots.take():
+                    await slots.acquire()
                 tasks.create_task(
                     self._send(one, answers.max_history, reads[i] if i < ahead else None)
                 )

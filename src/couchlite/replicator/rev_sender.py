@@ -46,6 +46,7 @@ from typing import BinaryIO
 
 import orjson
 
+from couchlite._slots import Slots
 from couchlite._tuning import (
     BLOB_LARGE_SIZE,
     COMPRESS_REV_MIN_BYTES,
@@ -119,7 +120,7 @@ class RevSender:
         self.deltas_sent = 0
         self.delta_fallbacks = 0
         #: acquired by callers before reading a revision, released when its reply arrived
-        self.slots = asyncio.Semaphore(MAX_REVS_IN_FLIGHT)
+        self.slots = Slots(MAX_REVS_IN_FLIGHT)
         self._served_digests: set[str] = set()
         self._bytes_in_flight = 0
         self._bytes_room = asyncio.Event()

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections import deque
 
+from couchlite._slots import Slots
 from couchlite.blip import BlipError, BlipErrorReply, Message, MessageType
 from couchlite.errors import CouchliteError, DatabaseClosedError
 from couchlite.transport._backpressure import BackPressure
@@ -28,8 +29,7 @@ class ConnectionTasks(BackPressure):
 
     channel: MessageChannel
     _handlers: dict[str, Handler]
-    _free_slots: int
-    _slot_freed: asyncio.Event
+    _handler_slots: Slots
     _requests: deque[Message]
     _handler_pending: bool
     _handler_tasks: set[asyncio.Task[None]]
@@ -65,9 +65,8 @@ class ConnectionTasks(BackPressure):
                     self._send_now()
                 for message in messages:
                     if message.type is MessageType.REQUEST:
-                        while self._free_slots <= 0:
-                            self._slot_freed.clear()
-                            await self._slot_freed.wait()
+                        if not self._handler_slots.take():
+                            await self._handler_slots.acquire()
                         if protocol.pending_messages >= self._max_outbox:
                             await self._wait_for_outbox()
                         self._start_handler(message)
@@ -166,7 +165,6 @@ class ConnectionTasks(BackPressure):
 
     def _start_handler(self, message: Message) -> None:
         self._stats["requests_received"] += 1
-        self._free_slots -= 1
         self._requests.append(message)
         if not self._handler_pending:
             self._spawn_handler_task()
@@ -194,8 +192,7 @@ class ConnectionTasks(BackPressure):
                 try:
                     await self._run_handler(message)
                 finally:
-                    self._free_slots += 1
-                    self._slot_freed.set()
+                    self._handler_slots.release()
         finally:
             self._handler_tasks.discard(asyncio.current_task())
             if requests and not self._handler_pending and not self._stop.is_set():

@@ -74,6 +74,7 @@ from collections import deque
 from types import TracebackType
 from typing import Any
 
+from couchlite._slots import Slots
 from couchlite._tuning import (
     BLIP_CLOSE_FLUSH_TIMEOUT_S,
     BLIP_CLOSE_TASKS_TIMEOUT_S,
@@ -172,11 +173,8 @@ class BlipConnection(ConnectionTasks):
         self._handlers: dict[str, Handler] = {}
         self._max_pending_messages = max_pending_messages
         self._max_pending_bytes = max_pending_bytes
-        # Free handler slots; a plain counter (and an event for the rare wait) is cheaper per
-        # request than awaiting a Semaphore.
         self._max_handlers = max_concurrent_handlers
-        self._free_slots = max_concurrent_handlers
-        self._slot_freed = asyncio.Event()
+        self._handler_slots = Slots(max_concurrent_handlers)
         # Requests waiting for a handler task, and whether a task that will take them is
         # already created but not yet running (see _handle_requests).
         self._requests: deque[Message] = deque()
@@ -426,7 +424,7 @@ class BlipConnection(ConnectionTasks):
         stats.update(
             pending_requests=len(self._pending),
             buffered_bytes=self.protocol.buffered_bytes,
-            running_handlers=self._max_handlers - self._free_slots,
+            running_handlers=self._max_handlers - self._handler_slots.free,
             pending_messages=self.protocol.pending_messages,
             queued_bytes=self._queued_bytes,
         )
