@@ -34,17 +34,6 @@ def _bump(db: Database, v: int) -> None:
     col.save(mutable)
 
 
-def test_deleted_documents_read_as_missing(db: Database) -> None:
-    col = db.default_collection()
-    col.save(MutableDocument("gone", {"v": 1}))
-    doc = col.get("gone")
-    assert doc is not None
-    col.delete(doc)
-    assert col.get("gone") is None
-    assert col.get("gone", 7) == 7
-    assert "gone" not in col
-
-
 def test_a_batch_reads_its_own_writes_and_other_threads_do_not(db: Database) -> None:
     col = db.default_collection()
     col.save(MutableDocument("d", {"v": 1}))
