@@ -187,9 +187,9 @@ def test_the_revisions_of_a_list_are_read_in_one_store_call(
         batches.append(len(calls))
         return read_many(store, calls)
 
-    def counted_one(store: Any, doc_id: str, *args: Any) -> Any:
-        singles.append(doc_id)
-        return read_one(store, doc_id, *args)
+    def counted_one(store: Any, args: Any) -> Any:
+        singles.append(args.doc_id)
+        return read_one(store, args)
 
     monkeypatch.setattr(rev_sender, "_read_many", counted_many)
     monkeypatch.setattr(rev_sender, "_read", counted_one)

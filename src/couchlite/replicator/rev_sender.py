@@ -145,7 +145,7 @@ class RevSender:
         the revision as :meth:`read_many` returned it (else it is read here)."""
         if read is None:
             args = self._read_args(doc_id, rev_id, known_revs, max_history, replace, delta_bases)
-            read = await self._calls.call(_read, context.store, *args)
+            read = await self._calls.call(_read, context.store, args)
         revision = read.revision
         if revision is None:
             return SendResult()
@@ -208,7 +208,9 @@ class RevSender:
         delta_bases: Sequence[str],
     ) -> _ReadArgs:
         deltas = self.peer_deltas and self.deltas_enabled and bool(delta_bases)
-        return doc_id, rev_id, known_revs, max_history, replace, delta_bases if deltas else ()
+        return _ReadArgs(
+            doc_id, rev_id, known_revs, max_history, replace, delta_bases if deltas else ()
+        )
 
     def peer_accepts_deltas(self, deltas: bool) -> None:
         """Latch the peer's ``deltas: true`` from a ``changes``/``proposeChanges`` reply."""
@@ -254,35 +256,39 @@ class RevSender:
 
 def _read_many(store: CollectionStore, calls: list[_ReadArgs]) -> list[RevRead]:
     """On the store thread: :func:`_read` for each of ``calls``."""
-    return [_read(store, *args) for args in calls]
+    return [_read(store, args) for args in calls]
 
 
-def _read(
-    store: CollectionStore,
-    doc_id: str,
-    rev_id: str,
-    known_revs: Sequence[str],
-    max_history: int,
-    replace: bool,
-    delta_bases: Sequence[str],
-) -> RevRead:
+@dataclass(frozen=True, slots=True)
+class _ReadArgs:
+    """What to read for one ``rev``: the revision, the revisions the peer has (history cut),
+    the history limit, whether a newer current revision may replace a gone one, and the
+    delta bases (empty: no delta)."""
+
+    doc_id: str
+    rev_id: str
+    known_revs: Sequence[str]
+    max_history: int
+    replace: bool
+    delta_bases: Sequence[str]
+
+
+def _read(store: CollectionStore, args: _ReadArgs) -> RevRead:
     """On the store thread: the revision to send (or its replacement) and its delta."""
-    revision = store.get_revision(doc_id, rev_id, known_revs, max_history)
+    doc_id, known, max_history = args.doc_id, args.known_revs, args.max_history
+    revision = store.get_revision(doc_id, args.rev_id, known, max_history)
     replaced: str | None = None
-    if revision is None and replace:
+    if revision is None and args.replace:
         current = store.current_revision(doc_id)
-        if current is not None and current[0] != rev_id:
-            revision = store.get_revision(doc_id, current[0], known_revs, max_history)
-            replaced = rev_id
+        if current is not None and current[0] != args.rev_id:
+            revision = store.get_revision(doc_id, current[0], known, max_history)
+            replaced = args.rev_id
     if revision is None:
         return RevRead(None)
     delta = None
-    if delta_bases and not revision.deleted:
-        delta = _delta(store, revision, delta_bases)
+    if args.delta_bases and not revision.deleted:
+        delta = _delta(store, revision, args.delta_bases)
     return RevRead(revision, replaced, delta)
-
-
-_ReadArgs = tuple[str, str, Sequence[str], int, bool, Sequence[str]]
 
 
 def _delta(
