@@ -316,3 +316,35 @@ def test_a_closed_database_or_deleted_collection_is_refused(db: Database, store)
     db.close()
     with pytest.raises(DatabaseClosedError):
         store.get_local_checkpoint("cp")
+
+
+@pytest.mark.parametrize(
+    ("body", "deleted"),
+    [(b'{"v":1}', False), (b"{}", True)],
+    ids=["live", "tombstone"],
+)
+def test_a_first_revision_is_stored_as_its_one_revision_tree_would_be(
+    db: Database,
+    store,  # type: ignore[no-untyped-def]
+    body: bytes,
+    deleted: bool,
+) -> None:
+    from couchlite.database.records import record_from_tree
+    from couchlite.model.revtree import KEEP_BODY, RevTree
+
+    rc = store.collection("_default", "_default")
+    engine = db._engine  # the stored row, not the public view of it
+    first = rev(3, "peer")  # a first revision need not be generation 1
+    [outcome] = rc.insert_revisions([IncomingRevision("d", first, [], body, deleted)])
+    assert outcome.error is None and not outcome.conflicted and not outcome.already_present
+    stored = engine.store.get_record(rc._state.id, "d")
+    tree = RevTree()
+    tree.insert_history(
+        [first], body, deleted=deleted, sequence=stored.seq
+    ).revision.flags |= KEEP_BODY
+    assert stored == record_from_tree("d", tree, stored.seq, None)
+    # the peer's revision stays a delta base, and is found again as present
+    if not deleted:
+        assert rc.document_body("d", first) == body
+    [again] = rc.insert_revisions([IncomingRevision("d", first, [], body, deleted)])
+    assert again.already_present

@@ -7,7 +7,12 @@ from __future__ import annotations
 from couchlite.database._transaction import CollectionState, Transaction
 from couchlite.database.engine import Engine
 from couchlite.database.names import check_doc_id
-from couchlite.database.records import TOMBSTONE_BODY, record_from_tree, tree_of
+from couchlite.database.records import (
+    TOMBSTONE_BODY,
+    record_from_tree,
+    single_revision,
+    tree_of,
+)
 from couchlite.errors import ConflictError, InvalidArgumentError, LiteCoreCode, NotFoundError
 from couchlite.model.blobrefs import DIGEST_KEY, blob_digests
 from couchlite.model.canonical import canonicalize, loads
@@ -44,6 +49,18 @@ def insert_revision(
         if DIGEST_KEY in body:
             check_blobs_present(engine, incoming.doc_id, body)
     record = engine.read_record(state, incoming.doc_id)
+    if record is None and not incoming.history:
+        # a new document's first revision (most of what a first sync receives): no tree
+        record = single_revision(
+            state.next_sequence(),
+            incoming.doc_id,
+            incoming.rev_id,
+            body,
+            incoming.deleted,
+            keep_body=True,
+        )
+        engine.put_record(txn, state, record)
+        return InsertOutcome()
     if record is None:
         tree = RevTree()
     else:

@@ -80,14 +80,29 @@ def tree_of(record: DocRecord) -> RevTree:
 
 
 def first_revision(sequence: int, doc_id: str, body: bytes, deleted: bool = False) -> DocRecord:
-    """The record of a document's first revision (no parent, no tree yet)."""
+    """The record of a document's first local revision (no parent, no tree yet)."""
+    return single_revision(sequence, doc_id, new_rev_id(None, deleted, body), body, deleted)
+
+
+def single_revision(
+    sequence: int,
+    doc_id: str,
+    rev_id: str,
+    body: bytes,
+    deleted: bool,
+    *,
+    keep_body: bool = False,
+) -> DocRecord:
+    """The record of a document whose tree is one revision (stored without a tree): what
+    :func:`record_from_tree` makes of such a tree, without building one. ``keep_body``: the
+    revision came from a peer (it may be a delta base for that peer later)."""
     flags = DOC_DELETED if deleted else 0
     if body.find(DIGEST_KEY) >= 0:  # (cheaper than ``in``: this is every new document)
         flags |= DOC_HAS_BLOBS
+    if keep_body:
+        flags |= DOC_KEEP_BODY
     # tuple.__new__: no Python-level NamedTuple.__new__ on this hot path
-    return new_tuple(
-        DocRecord, (sequence, doc_id, new_rev_id(None, deleted, body), flags, body, None, None)
-    )
+    return new_tuple(DocRecord, (sequence, doc_id, rev_id, flags, body, None, None))
 
 
 def build_revision(
@@ -138,5 +153,6 @@ __all__ = [
     "digests_in_record",
     "first_revision",
     "record_from_tree",
+    "single_revision",
     "tree_of",
 ]
