@@ -19,6 +19,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Request, Response
 
 from couchlite._tuning import (
@@ -146,6 +147,37 @@ def test_frames_sent_together_arrive_in_order_whatever_their_sizes() -> None:
             await channel.close()
             await asyncio.wait_for(done.wait(), 10)
         assert got == sent
+
+    run(main())
+
+
+def test_frames_held_when_the_peers_close_arrives_go_before_the_answer_to_it() -> None:
+    """websockets answers a Close (and then half-closes TCP) from within data_received: the
+    frames held in the same turn of the loop go out first, not after the Close or the EOF."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        errors: list[object] = []
+        loop.set_exception_handler(lambda _, context: errors.append(context))
+        held = asyncio.Event()
+
+        async def handler(channel: WebSocketChannel) -> None:
+            assert channel.send_nowait(b"held")
+            # the peer's Close, handled in this same turn, before the held frame was written
+            close = Frame(Opcode.CLOSE, Close(1000, "bye").serialize())
+            channel._ws.data_received(close.serialize(mask=True))
+            held.set()
+            await channel._ws.wait_closed()
+
+        async with await serve_channels(handler, "127.0.0.1", 0) as server:
+            channel = await connect_channel(f"ws://127.0.0.1:{server.port}/db/_blipsync")
+            assert await asyncio.wait_for(channel.recv(), 5) == b"held"
+            await asyncio.wait_for(held.wait(), 5)
+            with pytest.raises(ChannelClosed):
+                await asyncio.wait_for(channel.recv(), 5)
+            assert channel.close_code == 1000
+            await channel.close()
+        assert errors == []
 
     run(main())
 

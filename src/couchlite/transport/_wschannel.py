@@ -77,6 +77,16 @@ class WebSocketChannel:
         self._corked: list[bytes] = []
         self._corked_bytes = 0
         self._flush_handle: asyncio.Handle | None = None
+        # websockets also writes on its own -- the answer to a ping or to the peer's Close, the
+        # EOF after the closing handshake -- from within its data_received: what is held goes
+        # first, so no frame of ours can follow a Close or meet a half-closed transport.
+        write_own = connection.send_data
+
+        def send_data() -> None:
+            self.flush()
+            write_own()
+
+        connection.send_data = send_data  # type: ignore[method-assign]
 
     def start_heartbeat(self, interval: float, pong_timeout: float | None) -> None:
         """Ping the peer every ``interval`` seconds; if a pong (or the connection's end) does
