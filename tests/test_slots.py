@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from couchlite._slots import Slots
 
 
@@ -38,5 +40,51 @@ def test_waiters_get_the_released_slots_and_never_exceed_the_bound() -> None:
         async with asyncio.timeout(10):
             await asyncio.gather(*(worker() for _ in range(50)))
         assert (done, peak, slots.free) == (50, 3, 3)
+
+    asyncio.run(main())
+
+
+def test_releasing_a_slot_that_was_not_taken_is_an_error() -> None:
+    slots = Slots(1)
+    with pytest.raises(RuntimeError):
+        slots.release()
+    assert slots.take()
+    slots.release()
+    assert slots.free == 1
+
+
+def test_a_waiter_cancelled_after_a_release_takes_nothing_and_another_gets_the_slot() -> None:
+    async def main() -> None:
+        slots = Slots(1)
+        assert slots.take()
+        first = asyncio.create_task(slots.acquire())
+        second = asyncio.create_task(slots.acquire())
+        await asyncio.sleep(0)  # both wait
+        slots.release()  # wakes both; the first is cancelled before it runs
+        first.cancel()
+        async with asyncio.timeout(5):
+            await second
+        assert first.cancelled()
+        assert slots.free == 0
+        slots.release()
+        assert slots.free == 1
+
+    asyncio.run(main())
+
+
+def test_a_plain_take_may_win_the_slot_a_woken_waiter_was_going_for() -> None:
+    async def main() -> None:
+        slots = Slots(1)
+        assert slots.take()
+        waiter = asyncio.create_task(slots.acquire())
+        await asyncio.sleep(0)
+        slots.release()
+        assert slots.take()  # before the waiter runs: it finds none and waits again
+        await asyncio.sleep(0.01)
+        assert not waiter.done() and slots.free == 0
+        slots.release()
+        async with asyncio.timeout(5):
+            await waiter
+        assert slots.free == 0
 
     asyncio.run(main())

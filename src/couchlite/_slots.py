@@ -14,9 +14,11 @@ import asyncio
 class Slots:
     """At most ``count`` holders at once (on one event loop)."""
 
-    __slots__ = ("_freed", "free")
+    __slots__ = ("_freed", "count", "free")
 
     def __init__(self, count: int) -> None:
+        #: the bound
+        self.count = count
         #: slots not held now
         self.free = count
         self._freed = asyncio.Event()
@@ -29,14 +31,18 @@ class Slots:
         return False
 
     async def acquire(self) -> None:
-        """Take a slot, waiting for one to be released if none is free."""
+        """Take a slot, waiting for one to be released if none is free. A waiter cancelled
+        while it waits takes nothing."""
         while self.free <= 0:
             self._freed.clear()
             await self._freed.wait()
         self.free -= 1
 
     def release(self) -> None:
-        """Give a slot back."""
+        """Give a slot back (``RuntimeError`` if none is held: a release without its take
+        would raise the bound silently)."""
+        if self.free >= self.count:
+            raise RuntimeError("a slot was released that was not taken")
         self.free += 1
         self._freed.set()
 

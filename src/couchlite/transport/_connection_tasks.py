@@ -65,10 +65,12 @@ class ConnectionTasks(BackPressure):
                     self._send_now()
                 for message in messages:
                     if message.type is MessageType.REQUEST:
-                        if not self._handler_slots.take():
-                            await self._handler_slots.acquire()
                         if protocol.pending_messages >= self._max_outbox:
                             await self._wait_for_outbox()
+                        # taken last, with nothing awaited before the handler starts: a
+                        # reader cancelled while it waits holds no slot
+                        if not self._handler_slots.take():
+                            await self._handler_slots.acquire()
                         self._start_handler(message)
                     else:
                         self._resolve(message)
