@@ -272,10 +272,11 @@ MAX_CHANGE_LISTS_IN_FLIGHT = 5
 MAX_REVS_IN_FLIGHT = 64
 #: Bytes of ``rev`` bodies awaiting replies before the sender waits (LiteCore: 2 MiB).
 MAX_REV_BYTES_IN_FLIGHT = 2 * 1024 * 1024
-#: Bodies of one answered list read in one store call before their ``rev`` messages go: one
-#: thread hop per list instead of one per few revisions; larger ones are read as they are sent,
-#: so this also bounds what a list holds in memory while it waits for sender slots.
-REV_READ_AHEAD_BYTES = 1024 * 1024
+#: Bodies of one answered list read in one store call while the list waits for sender slots
+#: (a list of small documents is read whole); the rest are read as slots come free. Read ahead
+#: of their slots, these are held per list: MAX_CHANGE_LISTS_IN_FLIGHT lists, so at most
+#: 1.25 MiB of bodies (and their deltas, each under MAX_DELTA_BODY_RATIO of its body).
+REV_READ_AHEAD_BYTES = 256 * 1024
 #: ``maxHistory`` we ask for, and assume when the peer names none (LiteCore rev trees: 50).
 MAX_HISTORY = 50
 #: Known ancestors listed per entry in a ``changes`` reply (LiteCore ``kMaxPossibleAncestors``).

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -227,24 +227,19 @@ class Pusher:
         try:
             answers = await self.dialect.announce(self, changes, round_)
             wanted = answers.wanted
+            max_history = answers.max_history
             ahead = _read_ahead(wanted)
-            reads = (
-                await self.sender.read_many(
-                    self.context,
-                    [(w.change.doc_id, w.change.rev_id, w.known) for w in wanted[:ahead]],
-                    answers.max_history,
-                    replace=self.dialect.replacements,
-                )
-                if ahead
-                else []
-            )
+            reads: list[RevRead | None] = []
+            if ahead:
+                reads.extend(await self._read(wanted[:ahead], max_history))
             slots = self.sender.slots
             for i, one in enumerate(wanted):
                 if not slots.take():
                     await slots.acquire()
-                tasks.create_task(
-                    self._send(one, answers.max_history, reads[i] if i < ahead else None)
-                )
+                read = None
+                if i < ahead:
+                    read, reads[i] = reads[i], None  # held by its sender task from now on
+                tasks.create_task(self._send(one, max_history, read))
             again = answers.again
             if again:
                 self._count_list(1)  # before this list is done: never "all answered" between
@@ -257,21 +252,27 @@ class Pusher:
             await self._list_slots.acquire()
             tasks.create_task(self._announce(again, tasks, round_ + 1))
 
+    async def _read(self, wanted: Sequence[Wanted], max_history: int) -> list[RevRead]:
+        return await self.sender.read(
+            self.context,
+            [(w.change.doc_id, w.change.rev_id, w.known) for w in wanted],
+            max_history,
+            replace=self.dialect.replacements,
+        )
+
     async def _send(self, wanted: Wanted, max_history: int, read: RevRead | None) -> None:
-        change, known = wanted.change, wanted.known
+        """Send one wanted revision (read now unless it was read ahead); its slot is held."""
+        change = wanted.change
         dialect = self.dialect
         try:
+            if read is None:
+                [read] = await self._read([wanted], max_history)
             result = await self.sender.send(
                 self.context,
                 change.doc_id,
-                change.rev_id,
                 str(change.sequence),
-                known,
-                max_history,
+                read,
                 noconflicts=dialect.noconflicts,
-                replace=dialect.replacements,
-                delta_bases=known,
-                read=read,
             )
             revision = result.revision
             if revision is None:

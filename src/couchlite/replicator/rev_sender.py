@@ -10,12 +10,13 @@ and the delta itself -- then send ``rev`` compressed, not urgent, with propertie
 order (:class:`~couchlite.replicator.protocol.revs.Rev`). Bodies go into BLIP as the store
 returned them -- no re-encoding, no copy.
 
-The number of ``rev`` requests awaiting replies is bounded per session by a semaphore that the
-*caller* acquires before it reads the revision, and their bodies by a byte budget, so memory
-and the peer's handler slots stay bounded while dozens of revisions are pipelined (never one
-round trip per document). The revisions one answered list asks for are read in one store call
-(:meth:`RevSender.read_many`, up to ``REV_READ_AHEAD_BYTES`` of bodies; larger ones are read as
-they are sent), so the thread hop is paid once per list rather than every few revisions.
+The number of ``rev`` requests awaiting replies is bounded per session by :attr:`RevSender.slots`
+(the caller takes one before it sends a revision and gives it back once the reply arrived),
+and their bodies by a byte budget, so memory and the peer's handler slots stay bounded while
+dozens of revisions are pipelined (never one round trip per document). Revisions are read in
+batches (:meth:`RevSender.read`: one store call, one thread hop, for many): the pusher reads
+what one answered list asks for, up to ``REV_READ_AHEAD_BYTES`` of bodies, while that list
+waits for slots, and the rest one by one as slots come free.
 
 Deltas: a revision goes as a delta -- ``deltaSrc`` = the base revision, body = the JSON delta
 from the base to it (:mod:`couchlite.model.jsondelta`) -- only when *both* sides allow it: this
@@ -42,7 +43,7 @@ import mmap
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import orjson
 
@@ -119,33 +120,41 @@ class RevSender:
         #: statistics: revisions sent as deltas, and deltas refused and resent in full
         self.deltas_sent = 0
         self.delta_fallbacks = 0
-        #: acquired by callers before reading a revision, released when its reply arrived
+        #: taken by callers before sending a revision, released when its reply arrived
         self.slots = Slots(MAX_REVS_IN_FLIGHT)
         self._served_digests: set[str] = set()
         self._bytes_in_flight = 0
         self._bytes_room = asyncio.Event()
 
+    async def read(
+        self,
+        context: CollectionContext,
+        wanted: Sequence[tuple[str, str, Sequence[str]]],
+        max_history: int,
+        *,
+        replace: bool = False,
+    ) -> list[RevRead]:
+        """Read revisions to send -- ``(doc_id, rev_id, known_revs)`` each: the history is cut
+        at the first known revision, and the known revisions (best first) are the possible
+        delta bases -- in one store call. With ``replace`` a newer current revision stands in
+        for a gone one (``replacedRev``, when the puller asked for ``sendReplacementRevs``)."""
+        deltas = self.peer_deltas and self.deltas_enabled
+        calls = [
+            _ReadArgs(doc_id, rev_id, known, max_history, replace, known if deltas else ())
+            for doc_id, rev_id, known in wanted
+        ]
+        return await self._calls.call(_read_many, context.store, calls)
+
     async def send(
         self,
         context: CollectionContext,
         doc_id: str,
-        rev_id: str,
         sequence: str,
-        known_revs: Sequence[str],
-        max_history: int,
+        read: RevRead,
         *,
         noconflicts: bool,
-        replace: bool = False,
-        delta_bases: Sequence[str] = (),
-        read: RevRead | None = None,
     ) -> SendResult:
-        """Send one revision; with ``replace`` a newer current revision stands in for a gone
-        one (``replacedRev``, when the puller asked for ``sendReplacementRevs``).
-        ``delta_bases``: revisions the peer has, best first -- possible delta bases. ``read``:
-        the revision as :meth:`read_many` returned it (else it is read here)."""
-        if read is None:
-            args = self._read_args(doc_id, rev_id, known_revs, max_history, replace, delta_bases)
-            read = await self._calls.call(_read, context.store, args)
+        """Send one revision as :meth:`read` returned it (nothing when it is gone)."""
         revision = read.revision
         if revision is None:
             return SendResult()
@@ -181,36 +190,6 @@ class RevSender:
         except BlipErrorReply as exc:
             return SendResult(revision, remote_error(exc, f"rev {doc_id} {revision.rev_id}"))
         return SendResult(revision)
-
-    async def read_many(
-        self,
-        context: CollectionContext,
-        wanted: Sequence[tuple[str, str, Sequence[str]]],
-        max_history: int,
-        *,
-        replace: bool = False,
-    ) -> list[RevRead]:
-        """Read several revisions to send -- ``(doc_id, rev_id, known_revs)`` each, the known
-        revisions also being the delta bases -- in one store call instead of one each."""
-        calls = [
-            self._read_args(doc_id, rev_id, known, max_history, replace, known)
-            for doc_id, rev_id, known in wanted
-        ]
-        return await self._calls.call(_read_many, context.store, calls)
-
-    def _read_args(
-        self,
-        doc_id: str,
-        rev_id: str,
-        known_revs: Sequence[str],
-        max_history: int,
-        replace: bool,
-        delta_bases: Sequence[str],
-    ) -> _ReadArgs:
-        deltas = self.peer_deltas and self.deltas_enabled and bool(delta_bases)
-        return _ReadArgs(
-            doc_id, rev_id, known_revs, max_history, replace, delta_bases if deltas else ()
-        )
 
     def peer_accepts_deltas(self, deltas: bool) -> None:
         """Latch the peer's ``deltas: true`` from a ``changes``/``proposeChanges`` reply."""
@@ -259,11 +238,10 @@ def _read_many(store: CollectionStore, calls: list[_ReadArgs]) -> list[RevRead]:
     return [_read(store, args) for args in calls]
 
 
-@dataclass(frozen=True, slots=True)
-class _ReadArgs:
+class _ReadArgs(NamedTuple):
     """What to read for one ``rev``: the revision, the revisions the peer has (history cut),
     the history limit, whether a newer current revision may replace a gone one, and the
-    delta bases (empty: no delta)."""
+    delta bases (empty: no delta). (A tuple: one is made per revision sent.)"""
 
     doc_id: str
     rev_id: str
