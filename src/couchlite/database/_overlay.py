@@ -18,7 +18,7 @@ from couchlite._tuning import BATCH_COMPACT_BODY_BYTES
 from couchlite.database._transaction import CollectionState, Key, Transaction
 from couchlite.database.records import build_revision
 from couchlite.storage.document_store import DocumentStore
-from couchlite.storage.records import DOC_DELETED, DocRecord
+from couchlite.storage.records import DOC_DELETED, CurrentRow, DocRecord
 
 if TYPE_CHECKING:
     from couchlite.database.collection import Collection
@@ -73,6 +73,15 @@ class TransactionOverlay:
                 record = record._replace(expiration=txn.expirations[key])
             return record
         return self.store.get_record(state.id, doc_id)
+
+    def read_current(self, state: CollectionState, doc_id: str) -> CurrentRow | None:
+        """A document's current ``(rev, seq, flags, body)`` as this thread sees it: outside
+        its own transaction (the common case) one narrow query, without the tree."""
+        txn = self.txn
+        if txn is not None and txn.owner == threading.get_ident():
+            record = self.read_record(state, doc_id)
+            return None if record is None else (record.rev, record.seq, record.flags, record.body)
+        return self.store.get_current(state.id, doc_id)
 
     def stamp_document(
         self, doc: Any, rev: str, sequence: int, collection: Any, deleted: bool = False

@@ -179,18 +179,11 @@ class Collection(Mapping[str, Document]):
         ``doc_id`` that is not a string is an ``InvalidArgumentError``."""
         if not isinstance(doc_id, str):
             raise InvalidArgumentError(f"document ID must be a string, not {doc_id!r}")
-        engine = self._engine()
-        txn = engine.txn
-        if txn is None or txn.owner != threading.get_ident():
-            # outside this thread's transaction (the common case): one narrow query
-            row = engine.store.get_current(self._state.id, doc_id)
-            if row is None or row[2] & DOC_DELETED:
-                return default
-            return Document(self, doc_id, row[0], row[1], row[3])
-        record = engine.read_record(self._state, doc_id)
-        if record is None or record.flags & DOC_DELETED:
+        row = self._engine().read_current(self._state, doc_id)
+        if row is None or row[2] & DOC_DELETED:
             return default
-        return Document(self, doc_id, record.rev, record.seq, record.body)
+        rev, seq, _, body = row
+        return Document(self, doc_id, rev, seq, body)
 
     def __getitem__(self, doc_id: str) -> Document:
         """The live document ``doc_id``; ``KeyError`` if there is none (or it is deleted)."""
@@ -202,8 +195,8 @@ class Collection(Mapping[str, Document]):
     def __contains__(self, doc_id: object) -> bool:
         if not isinstance(doc_id, str):
             return False
-        record = self._engine().read_record(self._state, doc_id)
-        return record is not None and not record.flags & DOC_DELETED
+        row = self._engine().read_current(self._state, doc_id)
+        return row is not None and not row[2] & DOC_DELETED
 
     def __len__(self) -> int:
         return self.count

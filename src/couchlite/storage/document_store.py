@@ -23,7 +23,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
-from couchlite.storage.records import ChangeRecord, CollectionRow, CommitBatch, DocRecord
+from couchlite.storage.records import (
+    ChangeRecord,
+    CollectionRow,
+    CommitBatch,
+    CurrentRow,
+    DocRecord,
+)
 
 __all__ = ["DocumentStore"]
 
@@ -66,7 +72,7 @@ class DocumentStore(Protocol):
 
     def get_record(self, coll_id: int, doc_id: str) -> DocRecord | None: ...
 
-    def get_current(self, coll_id: int, doc_id: str) -> tuple[str, int, int, bytes | None] | None:
+    def get_current(self, coll_id: int, doc_id: str) -> CurrentRow | None:
         """A document's current ``(rev, seq, flags, body)``: what reading it needs, without
         its revision tree (the hot path of ``Collection.get``)."""
         ...

@@ -20,6 +20,7 @@ __all__ = [
     "ChangeRecord",
     "CollectionRow",
     "CommitBatch",
+    "CurrentRow",
     "DocRecord",
     "GuessedWrong",
     "new_tuple",
@@ -66,6 +67,11 @@ class DocRecord(NamedTuple):
     @property
     def deleted(self) -> bool:
         return bool(self.flags & DOC_DELETED)
+
+
+#: What reading a document needs, without its tree: ``(rev, seq, flags, body)`` of its current
+#: revision (a plain row: the hot path of ``Collection.get`` builds nothing more).
+CurrentRow = tuple[str, int, int, bytes | None]
 
 
 #: One entry of a collection's changes feed as the store reads it: ``(sequence, doc_id,

@@ -23,6 +23,7 @@ from couchlite.storage.records import (
     ChangeRecord,
     CollectionRow,
     CommitBatch,
+    CurrentRow,
     DocRecord,
     new_tuple,
 )
@@ -117,13 +118,13 @@ class SQLiteStore(StoreConnections):
         row = self._fetchone(sql, (doc_id,))
         return None if row is None else new_tuple(DocRecord, row)
 
-    def get_current(self, coll_id: int, doc_id: str) -> tuple[str, int, int, bytes | None] | None:
+    def get_current(self, coll_id: int, doc_id: str) -> CurrentRow | None:
         sql = _CURRENT_SQL.get(coll_id)
         if sql is None:
             sql = _CURRENT_SQL[coll_id] = (
                 f"SELECT rev, seq, flags, body FROM {table(coll_id)} WHERE doc_id = ?"
             )
-        row: tuple[str, int, int, bytes | None] | None = self._fetchone(sql, (doc_id,))
+        row: CurrentRow | None = self._fetchone(sql, (doc_id,))
         return row
 
     def get_records(self, coll_id: int, doc_ids: list[str]) -> dict[str, DocRecord]:
