@@ -129,9 +129,10 @@ def _config(peer: Peer, db: Database, kind: ReplicatorType) -> ReplicatorConfigu
 
 
 def tenths_ratio(marks: list[float], n: int) -> tuple[float, float]:
-    """docs/s of the first and of the last tenth of a run."""
-    first = n / 10 / marks[0]
-    last = n / 10 / max(marks[9] - marks[8], 1e-9)
+    """docs/s of the first and of the last tenth of a run (a tenth never counts as shorter
+    than the status poll that timed it)."""
+    first = n / 10 / max(marks[0], POLL_S)
+    last = n / 10 / max(marks[9] - marks[8], POLL_S)
     return first, last
 
 

@@ -282,7 +282,10 @@ class StoreConnections:
         return self._read(lambda c: c.execute(sql, params).fetchall())
 
     def _fetchone(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> Any:
-        """The first row of a query that has at most one (a lookup by key)."""
+        """The row of a query that has at most one (a primary or unique key, or ``LIMIT 1``).
+        Only such a query may use the thread's shared cursor: ``fetchone`` then steps it to
+        its end, which resets the statement, so no read snapshot stays open after the call
+        (a second row would keep one open and hold back the WAL checkpoints)."""
         # the hot path of every document read: no closure, no extra frames, no new cursor
         cursor = getattr(self._local, "cursor", None)
         if cursor is None:
