@@ -69,7 +69,7 @@ MIN_FRAME_SIZE = 64
 _ACK_TYPES = frozenset({MessageType.ACK_REQUEST, MessageType.ACK_RESPONSE})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per frame, and frozen costs 5x to make
 class FrameHeader:
     """The decoded header of one frame."""
 

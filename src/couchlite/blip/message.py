@@ -98,7 +98,7 @@ def flag_names(flags: int) -> list[str]:
     return [name for bit, name in FLAG_NAMES if flags & bit]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per message, and frozen costs 5x to make
 class Message:
     """A complete message, as received (or decoded by the dump tool)."""
 

@@ -25,7 +25,7 @@ from couchlite.replicator.store_worker import StoreWorker
 logger = logging.getLogger("couchlite.replicator")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per revision, and frozen costs 5x to make
 class Inserted:
     """The outcome of one insert, and of the default resolution of the conflict it made."""
 

@@ -65,7 +65,7 @@ class FeedBatch:
     found: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per revision, and frozen costs 5x to make
 class Wanted:
     """A change the peer asked for, and the revisions it is known to have of that document
     (best first): where the sent history may stop, and the possible delta bases."""

@@ -76,7 +76,7 @@ logger = logging.getLogger("couchlite.replicator")
 _DELTA_REFUSED = (409, 422)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per revision, and frozen costs 5x to make
 class SendResult:
     """What became of one ``rev``: sent (and the revision sent), gone, or failed."""
 
@@ -88,7 +88,7 @@ class SendResult:
         return self.revision is not None and self.error is None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per revision, and frozen costs 5x to make
 class RevRead:
     """A revision read to be sent: the revision (``None``: gone), the gone revision it
     replaces, and its delta."""

@@ -21,7 +21,7 @@ from couchlite.model.revid import is_valid_rev_id
 from couchlite.replicator.protocol.wire import Outgoing, http_reply, start_properties
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per revision, and frozen costs 5x to make
 class Rev:
     """One revision as a ``rev`` message carries it."""
 
