@@ -348,3 +348,40 @@ def test_a_first_revision_is_stored_as_its_one_revision_tree_would_be(
         assert rc.document_body("d", first) == body
     [again] = rc.insert_revisions([IncomingRevision("d", first, [], body, deleted)])
     assert again.already_present
+
+
+def test_get_revisions_reads_many_as_get_revision_reads_each(db: Database, store) -> None:  # type: ignore[no-untyped-def]
+    col = db.default_collection()
+    edited = MutableDocument("edited", {"v": 0})
+    revs = []
+    for i in range(4):
+        edited["v"] = i
+        col.save(edited)
+        revs.append(edited.revision_id)
+    for i in range(5):
+        col.save(MutableDocument(f"single-{i}", {"i": i}))
+    gone = MutableDocument("gone", {"x": 1})
+    col.save(gone)
+    col.delete(gone)
+    rc = store.collection("_default", "_default")
+    single = col.get("single-3")
+    assert single is not None
+    tombstone = rc.current_revision("gone")
+    assert tombstone is not None and tombstone[1]
+    wanted = [
+        ("edited", revs[-1], [revs[0]], 50),  # history cut at a known revision
+        ("edited", revs[-1], [], 2),  # and at maxHistory
+        ("edited", revs[0], [], 50),  # an old revision whose body is gone
+        ("single-3", single.revision_id, [], 50),
+        ("single-4", rev(1, "other"), [], 50),  # not its revision
+        ("nobody", rev(1, "x"), [], 50),
+        ("gone", tombstone[0], [], 5),
+    ]
+    many = rc.get_revisions(wanted)
+    assert many == [rc.get_revision(*one) for one in wanted]
+    assert many[0] is not None and many[0].history == [revs[2], revs[1], revs[0]]
+    assert many[1] is not None and many[1].history == [revs[2], revs[1]]
+    assert many[3] is not None and many[3].body == b'{"i":3}'
+    assert many[2] is None and many[4] is None and many[5] is None
+    assert many[6] is not None and many[6].deleted
+    assert rc.get_revisions([]) == []

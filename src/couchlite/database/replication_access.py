@@ -126,28 +126,18 @@ class ReplicationCollection:
     def get_revision(
         self, doc_id: str, rev_id: str, known_revs: Sequence[str], max_history: int
     ) -> OutgoingRevision | None:
-        record = self._record(doc_id)
-        if record is None:
-            return None
-        if record.tree is None:  # the common case: a single revision
-            if record.rev != rev_id or record.body is None:
-                return None
-            return OutgoingRevision(
-                doc_id, rev_id, record.body, bool(record.flags & DOC_DELETED), [], record.seq
-            )
-        tree = tree_of(record)
-        rev = tree.get(rev_id)
-        if rev is None or rev.body is None:
-            return None
-        known = set(known_revs)
-        history: list[str] = []
-        for ancestor in tree.history(rev_id)[1:]:
-            if len(history) >= max_history:
-                break
-            history.append(ancestor)
-            if ancestor in known:
-                break
-        return OutgoingRevision(doc_id, rev_id, rev.body, rev.deleted, history, record.seq)
+        return _revision_of(self._record(doc_id), doc_id, rev_id, known_revs, max_history)
+
+    def get_revisions(
+        self, wanted: Sequence[tuple[str, str, Sequence[str], int]]
+    ) -> list[OutgoingRevision | None]:
+        if len(wanted) == 1:
+            return [self.get_revision(*wanted[0])]
+        records = self._records([doc_id for doc_id, _, _, _ in wanted])
+        return [
+            _revision_of(records.get(doc_id), doc_id, rev_id, known_revs, max_history)
+            for doc_id, rev_id, known_revs, max_history in wanted
+        ]
 
     def current_revision(self, doc_id: str) -> tuple[str, bool] | None:
         record = self._record(doc_id)
@@ -437,6 +427,38 @@ class ReplicationDatabase:
         if not isinstance(collection, ReplicationCollection):
             raise InvalidArgumentError("not a collection of this database")
         return self._engine().blob_leases.take(collection._coll_id, doc_id, digests)
+
+
+def _revision_of(
+    record: DocRecord | None,
+    doc_id: str,
+    rev_id: str,
+    known_revs: Sequence[str],
+    max_history: int,
+) -> OutgoingRevision | None:
+    """Revision ``rev_id`` of a document's record, with its history cut after the first of
+    ``known_revs`` and at ``max_history`` entries; ``None`` when it is gone."""
+    if record is None:
+        return None
+    if record.tree is None:  # the common case: a single revision
+        if record.rev != rev_id or record.body is None:
+            return None
+        return OutgoingRevision(
+            doc_id, rev_id, record.body, bool(record.flags & DOC_DELETED), [], record.seq
+        )
+    tree = tree_of(record)
+    rev = tree.get(rev_id)
+    if rev is None or rev.body is None:
+        return None
+    known = set(known_revs)
+    history: list[str] = []
+    for ancestor in tree.history(rev_id)[1:]:
+        if len(history) >= max_history:
+            break
+        history.append(ancestor)
+        if ancestor in known:
+            break
+    return OutgoingRevision(doc_id, rev_id, rev.body, rev.deleted, history, record.seq)
 
 
 def replication_store(database: Database) -> ReplicationDatabase:

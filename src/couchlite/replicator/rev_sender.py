@@ -234,8 +234,10 @@ class RevSender:
 
 
 def _read_many(store: CollectionStore, calls: list[_ReadArgs]) -> list[RevRead]:
-    """On the store thread: :func:`_read` for each of ``calls``."""
-    return [_read(store, args) for args in calls]
+    """On the store thread: the revisions to send (their documents read together), each with
+    its replacement when it is gone, and its delta."""
+    found = store.get_revisions([(a.doc_id, a.rev_id, a.known_revs, a.max_history) for a in calls])
+    return [_complete(store, args, revision) for args, revision in zip(calls, found, strict=True)]
 
 
 class _ReadArgs(NamedTuple):
@@ -251,15 +253,17 @@ class _ReadArgs(NamedTuple):
     delta_bases: Sequence[str]
 
 
-def _read(store: CollectionStore, args: _ReadArgs) -> RevRead:
-    """On the store thread: the revision to send (or its replacement) and its delta."""
-    doc_id, known, max_history = args.doc_id, args.known_revs, args.max_history
-    revision = store.get_revision(doc_id, args.rev_id, known, max_history)
+def _complete(
+    store: CollectionStore, args: _ReadArgs, revision: OutgoingRevision | None
+) -> RevRead:
+    """On the store thread: what is sent for one read revision (or its replacement)."""
     replaced: str | None = None
     if revision is None and args.replace:
-        current = store.current_revision(doc_id)
+        current = store.current_revision(args.doc_id)
         if current is not None and current[0] != args.rev_id:
-            revision = store.get_revision(doc_id, current[0], known, max_history)
+            revision = store.get_revision(
+                args.doc_id, current[0], args.known_revs, args.max_history
+            )
             replaced = args.rev_id
     if revision is None:
         return RevRead(None)

@@ -139,6 +139,13 @@ class CollectionStore(Protocol):
         has; the history stops after the first of them, and at ``max_history`` entries."""
         ...
 
+    def get_revisions(
+        self, wanted: Sequence[tuple[str, str, Sequence[str], int]]
+    ) -> list[OutgoingRevision | None]:
+        """:meth:`get_revision` for each ``(doc_id, rev_id, known_revs, max_history)`` of
+        ``wanted``, in order, reading the documents together (what sending a list needs)."""
+        ...
+
     def current_revision(self, doc_id: str) -> tuple[str, bool] | None:
         """``(rev_id, deleted)`` of the current revision, or ``None`` if there is no document."""
         ...
