@@ -97,11 +97,11 @@ BLIP_MAX_ATTACHMENT_SIZE = 256 * 1024 * 1024
 #: than BLIP_MAX_MESSAGE_SIZE in effect (a single message must always fit).
 BLIP_MAX_BUFFERED_BYTES = 64 * 1024 * 1024
 #: Incoming requests partially received at once on one connection (single-frame messages never
-#: count). LiteCore transmits at most 10 revs and 5 changes lists at a time, couchlite 64 revs;
+#: count). LiteCore transmits at most 10 revs and 5 changes lists at a time, couchlite 90 revs;
 #: 256 leaves room for any honest peer while bounding the per-message bookkeeping.
 BLIP_MAX_INCOMING_MESSAGES = 256
 #: Our requests awaiting their replies at once, per connection; request() waits beyond this.
-#: The replicator keeps far fewer in flight (64 revs, 5 changes lists, a few blobs), and it
+#: The replicator keeps far fewer in flight (90 revs, 5 changes lists, a few blobs), and it
 #: bounds how many replies we can make a peer owe us (see BLIP_MAX_OUTBOX_MESSAGES).
 BLIP_MAX_OUTSTANDING_REQUESTS = 500
 #: Our requests whose caller gave up waiting (timeout, cancellation) whose late replies we
@@ -266,10 +266,12 @@ CHANGES_BATCH_SIZE = 200
 #: ``changes``/``proposeChanges`` messages awaiting replies, per direction (LiteCore: 5).
 MAX_CHANGE_LISTS_IN_FLIGHT = 5
 #: ``rev`` messages awaiting replies per session. LiteCore allows 10, but our throughput comes
-#: from pipelining: one round trip per document is exactly what must not happen. It stays well
-#: below the connection's 100 concurrent handlers so the peer's rev handlers (which may wait on
-#: our getAttachment replies) can never exhaust its handler slots.
-MAX_REVS_IN_FLIGHT = 64
+#: from pipelining: one round trip per document is exactly what must not happen, and a
+#: receiver replies only once a batch committed, so this many revisions cover the commit's
+#: latency. Below the connection's 100 concurrent handlers less our changes lists (5) and a
+#: few others: a peer's rev handlers (which may wait on our getAttachment replies, read by the
+#: reader that waits for a free handler slot) can then never hold all of its slots.
+MAX_REVS_IN_FLIGHT = 90
 #: Bytes of ``rev`` bodies awaiting replies before the sender waits (LiteCore: 2 MiB).
 MAX_REV_BYTES_IN_FLIGHT = 2 * 1024 * 1024
 #: Bodies of one answered list read in one store call while the list waits for sender slots

@@ -10,7 +10,11 @@ from typing import Any
 import orjson
 import pytest
 
-from couchlite._tuning import MAX_CHANGE_LISTS_IN_FLIGHT
+from couchlite._tuning import (
+    BLIP_MAX_CONCURRENT_HANDLERS,
+    MAX_CHANGE_LISTS_IN_FLIGHT,
+    MAX_REVS_IN_FLIGHT,
+)
 from couchlite.blip import Message
 from couchlite.database.replication_access import replication_store
 from couchlite.replicator import push_dialects, rev_sender
@@ -196,3 +200,10 @@ def test_the_revisions_of_a_list_are_read_in_one_store_call(
     assert pusher.revs_sent == 40
     sent = {m.properties["id"]: orjson.loads(m.body) for m in peer.revs}
     assert sent == {f"doc-{i:02}": {"i": i} for i in range(40)}
+
+
+def test_revisions_in_flight_leave_the_peers_handler_slots_for_its_other_work() -> None:
+    """A couchlite peer's rev handlers may wait for our getAttachment replies, which its
+    reader reads only once it has a free handler slot: ours in flight, with our changes
+    lists, must never fill all of its slots."""
+    assert MAX_REVS_IN_FLIGHT + MAX_CHANGE_LISTS_IN_FLIGHT < BLIP_MAX_CONCURRENT_HANDLERS
