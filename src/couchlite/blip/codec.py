@@ -230,11 +230,12 @@ class FrameEncoder:
             # The bound of the first piece in _compress: guaranteed to fit when it is all.
             if size > min(_max_piece(room, self._quick), budget * BLIP_MAX_INPUT_PER_FRAME_FACTOR):
                 return None
-            crc = deflate.crc32(body, deflate.crc32(prefix, self.checksum))
+            # One input, so two calls into the deflater: each releases the GIL, and getting
+            # it back can wait for another thread's switch interval (milliseconds)
+            data = prefix + body
+            crc = deflate.crc32(data, self.checksum)
             deflater = self._deflater
-            compressed = (
-                deflater.compress(prefix) + deflater.compress(body) + deflater.flush(SYNC_FLUSH)
-            )
+            compressed = deflater.compress(data) + deflater.flush(SYNC_FLUSH)
             self.checksum = crc
             if not compressed.endswith(SYNC_FLUSH_TAIL) or len(compressed) - 4 > room:
                 raise _overflow()
