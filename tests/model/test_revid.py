@@ -9,6 +9,7 @@ import pytest
 
 from couchlite.errors import InvalidArgumentError, LiteCoreCode
 from couchlite.model.revid import (
+    check_rev_id,
     compare_rev_ids,
     generation,
     is_valid_rev_id,
@@ -33,6 +34,7 @@ MD5 = "0123456789abcdef" * 2
 def test_parse_valid(rev_id: str, expected: tuple[int, str]) -> None:
     assert parse_rev_id(rev_id) == expected
     assert is_valid_rev_id(rev_id)
+    check_rev_id(rev_id)
     assert generation(rev_id) == expected[0]
 
 
@@ -67,9 +69,10 @@ def test_parse_valid(rev_id: str, expected: tuple[int, str]) -> None:
 )
 def test_parse_invalid(rev_id: str) -> None:
     assert not is_valid_rev_id(rev_id)
-    with pytest.raises(InvalidArgumentError, match="invalid revision ID") as info:
-        parse_rev_id(rev_id)
-    assert info.value.code == LiteCoreCode.BAD_REVISION_ID
+    for check in (parse_rev_id, check_rev_id):
+        with pytest.raises(InvalidArgumentError, match="invalid revision ID") as info:
+            check(rev_id)
+        assert info.value.code == LiteCoreCode.BAD_REVISION_ID
     assert isinstance(info.value, ValueError)
 
 

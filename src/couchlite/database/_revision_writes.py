@@ -17,7 +17,7 @@ from couchlite.errors import ConflictError, InvalidArgumentError, LiteCoreCode, 
 from couchlite.model.blobrefs import DIGEST_KEY, blob_digests
 from couchlite.model.canonical import canonicalize, loads
 from couchlite.model.legacy import check_local_properties, may_have_old_meta_properties
-from couchlite.model.revid import parse_rev_id
+from couchlite.model.revid import check_rev_id
 from couchlite.model.revtree import KEEP_BODY, RevTree
 from couchlite.replicator.store import IncomingRevision, InsertOutcome
 from couchlite.storage.records import DOC_DELETED
@@ -35,7 +35,7 @@ def insert_revision(
     check_doc_id(incoming.doc_id)
     history = [incoming.rev_id, *incoming.history]
     for rev_id in history:
-        parse_rev_id(rev_id)
+        check_rev_id(rev_id)
     if incoming.deleted:
         body = TOMBSTONE_BODY
     else:
