@@ -16,7 +16,7 @@ $(STAMP_RUN): pyproject.toml | $(PY)
 	touch $@
 
 $(STAMP_TEST): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[test,cli]'
+	$(PY) -m pip install --quiet -e '.[test,cli,fast]'
 	touch $@ $(STAMP_RUN)
 
 demo: $(STAMP_RUN)

@@ -9,6 +9,7 @@ this interpreter; the other shell blocks (``make demo``, ``make test``) are not 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -97,14 +98,33 @@ def test_the_readme_has_the_blocks_this_test_runs() -> None:
     ]
 
 
+def _has_uvloop() -> bool:
+    return importlib.util.find_spec("uvloop") is not None
+
+
+@pytest.mark.parametrize(
+    "event_loop",
+    [
+        "asyncio",
+        pytest.param(
+            "uvloop",
+            marks=pytest.mark.skipif(not _has_uvloop(), reason="the fast extra is not installed"),
+        ),
+    ],
+)
 @pytest.mark.parametrize(("name", "code"), _PYTHON, ids=[name for name, _ in _PYTHON])
-def test_python_block_runs(name: str, code: str, tmp_path: Path) -> None:
+def test_python_block_runs(name: str, code: str, event_loop: str, tmp_path: Path) -> None:
+    """On the standard loop and on uvloop (``$COUCHLITE_EVENT_LOOP``): a listener and a
+    replicator in one process over wss:// is where uvloop once stalled the TLS handshake."""
     script = tmp_path / f"{name}.py"
     script.write_text(code, encoding="utf-8")
     cwd = tmp_path / "cwd"
     cwd.mkdir()
-    done = _run([sys.executable, str(script)], cwd, _environment(tmp_path))
+    env = {**_environment(tmp_path), "COUCHLITE_EVENT_LOOP": event_loop}
+    check = "import couchlite._runtime as r; print(type(r.loop_thread().loop).__module__)\n"
+    done = _run([sys.executable, "-c", check + code], cwd, env)
     assert done.returncode == 0, _report(done)
+    assert done.stdout.splitlines()[0].startswith(event_loop), _report(done)
 
 
 @pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX shell")

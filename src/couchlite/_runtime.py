@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable, Coroutine
@@ -22,26 +23,49 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+#: The environment variable that picks the library's event loop: ``asyncio`` (the default,
+#: the standard loop) or ``uvloop`` (the ``fast`` extra: less CPU per message).
+EVENT_LOOP_ENV = "COUCHLITE_EVENT_LOOP"
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A new loop of the kind ``$COUCHLITE_EVENT_LOOP`` names (a clear error for any other
+    value, or for ``uvloop`` without uvloop installed)."""
+    kind = os.environ.get(EVENT_LOOP_ENV, "asyncio").strip().lower() or "asyncio"
+    if kind == "asyncio":
+        return asyncio.new_event_loop()
+    if kind == "uvloop":
+        try:
+            import uvloop
+        except ImportError as exc:
+            raise ImportError(
+                f"{EVENT_LOOP_ENV}=uvloop needs uvloop: pip install 'couchlite[fast]'"
+            ) from exc
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+        return loop
+    raise ValueError(f"{EVENT_LOOP_ENV} must be 'asyncio' or 'uvloop', not {kind!r}")
+
+
 class LoopThread:
     """An asyncio event loop running forever in a daemon thread."""
 
     def __init__(self, name: str = "couchlite-loop") -> None:
+        # made here, not in the thread: a misconfigured loop is the caller's error, raised
+        loop = new_event_loop()
         self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop = loop
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
         self._thread.start()
         self._ready.wait()
 
     def _main(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
+        loop = self.loop
         asyncio.set_event_loop(loop)
         self._ready.set()
         loop.run_forever()
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
-        assert self._loop is not None
         return self._loop
 
     def in_loop_thread(self) -> bool:

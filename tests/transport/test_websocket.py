@@ -13,6 +13,7 @@ import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect as ws_connect
@@ -578,3 +579,40 @@ def test_a_redirect_from_wss_to_ws_is_refused_even_when_cross_origin_is_allowed(
             assert seen.requests == []
 
     run(main())
+
+
+def _loops() -> list[Any]:
+    factories: list[Any] = [pytest.param(asyncio.new_event_loop, id="asyncio")]
+    try:
+        import uvloop
+    except ImportError:  # the fast extra is not installed (it is in the test environment)
+        return factories
+    return [*factories, pytest.param(uvloop.new_event_loop, id="uvloop")]
+
+
+@pytest.mark.parametrize("loop_factory", _loops())
+def test_wss_within_one_loop_whose_client_hello_comes_before_start_tls(
+    identity: TLSIdentity, loop_factory: Any
+) -> None:
+    """A client on the server's own loop writes its ClientHello at once; uvloop starts reading
+    after connection_made whatever it asked, so the bytes reach us before start_tls put the TLS
+    layer in front of us: they must go to it, not be lost (the handshake would hang)."""
+
+    async def main() -> None:
+        async with await serve_channels(
+            _echo, "127.0.0.1", 0, ssl=identity.server_ssl_context()
+        ) as server:
+            for round_ in range(5):
+                channel = await connect_channel(
+                    f"wss://127.0.0.1:{server.port}/db/_blipsync", ssl=_trusting(identity)
+                )
+                await channel.send(b"round %d" % round_)
+                assert await channel.recv() == b"round %d" % round_
+                await channel.close()
+
+    async def bounded() -> None:
+        async with asyncio.timeout(20):
+            await main()
+
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(bounded())

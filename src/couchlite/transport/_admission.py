@@ -182,6 +182,8 @@ def admitting_connection_class(
             self._early: list[bytes] = []
             self._early_size = 0
             self._early_eof = False
+            self._tls_early = b""
+            self._awaiting_tls_layer = False
             self._tls_task: asyncio.Task[None] | None = None
             self._request_timer: asyncio.TimerHandle | None = None
             self._accepted_at = 0.0
@@ -207,9 +209,22 @@ def admitting_connection_class(
                 return
             # Nothing may be read before start_tls has put the TLS layer in front of us.
             raw.pause_reading()
+            self._awaiting_tls_layer = True
             self._tls_task = asyncio.get_running_loop().create_task(self._secure(raw))
 
         def data_received(self, data: bytes) -> None:
+            if self._awaiting_tls_layer:
+                # TLS not started yet, and still the bytes came: a loop that starts reading
+                # after connection_made whatever it asked (uvloop does). They are the start of
+                # the TLS handshake: held, and handed to the TLS layer once start_tls put it in
+                # front of us (see _secure).
+                self._tls_early += data
+                if len(self._tls_early) > LISTENER_EARLY_DATA_LIMIT:
+                    self.abort()
+                    return
+                if self._raw is not None:
+                    self._raw.pause_reading()
+                return
             if self._started:
                 if tls is None and not self._first_bytes_seen and data:
                     self._first_bytes_seen = True
@@ -247,6 +262,10 @@ def admitting_connection_class(
         async def _secure(self, raw: asyncio.Transport) -> None:
             assert tls is not None
             loop = asyncio.get_running_loop()
+            # Runs after start_tls has set its protocol on the transport (it does so before its
+            # first await) and before that protocol's connection_made and resume_reading,
+            # which start_tls schedules in turn: the early bytes keep their place in the stream.
+            loop.call_soon(self._hand_early_bytes_to_tls, raw)
             try:
                 secured = await loop.start_tls(
                     raw,
@@ -272,6 +291,23 @@ def admitting_connection_class(
                 gate.release(self)
                 return
             self._start(secured)
+
+        def _hand_early_bytes_to_tls(self, raw: asyncio.Transport) -> None:
+            self._awaiting_tls_layer = False
+            early, self._tls_early = self._tls_early, b""
+            if not early:
+                return
+            tls_layer: Any = raw.get_protocol()
+            if tls_layer is self or not hasattr(tls_layer, "buffer_updated"):
+                raw.abort()  # no TLS layer to give them to: never a handshake that hangs
+                return
+            view = memoryview(early)
+            while view:
+                buffer = memoryview(tls_layer.get_buffer(len(view)))
+                size = min(len(buffer), len(view))
+                buffer[:size] = view[:size]
+                tls_layer.buffer_updated(size)
+                view = view[size:]
 
         def _start(self, transport: asyncio.Transport) -> None:
             self._started = True
