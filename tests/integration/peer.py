@@ -6,8 +6,8 @@ Started by the integration tests (``PeerProcess`` in ``peer_harness.py``)::
         [--read-only] [--collection scope.name ...]
 
 It opens the database, starts a ``UrlEndpointListener`` on 127.0.0.1 (free port) and prints one
-JSON line ``{"port": ..., "urls": [...], "cert_pem": ...}``. Then it answers commands, one JSON
-object per line, with one JSON line each:
+JSON line ``{"port": ..., "urls": [...], "cert_pem": ..., "event_loop": ...}``. Then it answers
+commands, one JSON object per line, with one JSON line each:
 
 * ``{"op": "put", "collection": "scope.name", "id": ..., "body": {...}}`` -> ``{"rev": ...}``
 * ``{"op": "delete", "collection": ..., "id": ...}`` -> ``{"rev": ...}``
@@ -77,7 +77,18 @@ def main() -> int:
         from cryptography.hazmat.primitives.serialization import Encoding
 
         cert_pem = listener.tls_identity.certificates[0].public_bytes(Encoding.PEM).decode()
-    reply({"port": listener.port, "urls": listener.urls, "cert_pem": cert_pem})
+    # (the library's own loop, which the listener runs on: its module names its kind)
+    from couchlite._runtime import loop_thread
+
+    event_loop = type(loop_thread().loop).__module__.split(".")[0]
+    reply(
+        {
+            "port": listener.port,
+            "urls": listener.urls,
+            "cert_pem": cert_pem,
+            "event_loop": event_loop,
+        }
+    )
 
     def coll(cmd: dict[str, Any]) -> Any:
         return collections[cmd.get("collection", "_default._default")]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -17,9 +18,10 @@ TIMEOUT_S = 60.0
 
 
 class JsonProcess:
-    def __init__(self, args: list[str]) -> None:
+    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, *args],
+            env=None if env is None else {**os.environ, **env},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -112,7 +114,9 @@ class PeerProcess(JsonProcess):
         read_only: bool = False,
         collections: list[str] | None = None,
         port: int = 0,
+        event_loop: str | None = None,
     ) -> None:
+        """``event_loop``: the peer's ``$COUCHLITE_EVENT_LOOP`` (default: as this process's)."""
         args = [str(PEER), "--dir", str(directory), "--db", db, "--port", str(port)]
         if tls:
             args.append("--tls")
@@ -123,7 +127,7 @@ class PeerProcess(JsonProcess):
         for full in collections or []:
             args += ["--collection", full]
         self.db = db
-        super().__init__(args)
+        super().__init__(args, None if event_loop is None else {"COUCHLITE_EVENT_LOOP": event_loop})
         self.port: int = self.hello["port"]
         self.urls: list[str] = self.hello["urls"]
         self.cert_pem: str | None = self.hello["cert_pem"]

@@ -6,6 +6,7 @@ the ``Replicator``. Every wait is bounded.
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 import time
 from collections.abc import Iterator
@@ -75,9 +76,19 @@ def wait_until(predicate: Any, timeout: float = 60.0) -> None:
     raise AssertionError("condition not reached in time")
 
 
+_UVLOOP = pytest.mark.skipif(
+    importlib.util.find_spec("uvloop") is None, reason="the fast extra is not installed"
+)
+
+
+@pytest.mark.parametrize("event_loop", ["asyncio", pytest.param("uvloop", marks=_UVLOOP)])
 @pytest.mark.parametrize("tls", [False, True], ids=["ws", "wss"])
-def test_push_pull_and_converge(tmp_path: Path, local: Database, tls: bool) -> None:
-    with PeerProcess(tmp_path / "server", tls=tls) as peer:
+def test_push_pull_and_converge(
+    tmp_path: Path, local: Database, tls: bool, event_loop: str
+) -> None:
+    """The listener process on either event loop; this one's replicator on the standard one."""
+    with PeerProcess(tmp_path / "server", tls=tls, event_loop=event_loop) as peer:
+        assert peer.hello["event_loop"] == event_loop
         col = local.default_collection()
         for i in range(50):
             col.save(MutableDocument(f"local-{i}", {"i": i, "nested": {"list": [i, "x"]}}))
