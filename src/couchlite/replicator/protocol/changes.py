@@ -134,7 +134,7 @@ class SubChanges:
 # --- changes ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per revision, and frozen costs 5x to make
 class ChangeRow:
     """One entry ``[sequence, docID, revID, deleted, bodySize]`` of a ``changes`` list."""
 
@@ -235,7 +235,7 @@ class ChangesReply:
 # --- proposeChanges --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per revision, and frozen costs 5x to make
 class ProposedChange:
     """One entry ``[docID, revID, serverRevID, bodySize]`` of a ``proposeChanges`` list."""
 
@@ -287,7 +287,7 @@ class ProposeChanges:
         return cls(tuple(rows), message.bool_property("conflictIncludesRev"))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per revision, and frozen costs 5x to make
 class ProposalAnswer:
     """One answer to a proposal: ``0`` send it, ``304`` the peer has it, ``409`` conflict
     (``server_rev``: the peer's current revision, with ``conflictIncludesRev``); any other
