@@ -91,6 +91,7 @@ from couchlite._tuning import (
 from couchlite.blip import BlipProtocol, Message
 from couchlite.errors import CouchliteError, InvalidArgumentError
 from couchlite.transport._connection_tasks import ConnectionTasks
+from couchlite.transport._deadlines import Deadlines
 from couchlite.transport.blip_types import (
     Body,
     BodyWriter,
@@ -175,6 +176,8 @@ class BlipConnection(ConnectionTasks):
         self._max_pending_bytes = max_pending_bytes
         self._max_handlers = max_concurrent_handlers
         self._handler_slots = Slots(max_concurrent_handlers)
+        #: our requests' timeouts
+        self._deadlines = Deadlines(self._expire)
         # Requests waiting for a handler task, and whether a task that will take them is
         # already created but not yet running (see _handle_requests).
         self._requests: deque[Message] = deque()
@@ -376,9 +379,9 @@ class BlipConnection(ConnectionTasks):
         self._pending[number] = future
         self._queued(len(body))
         self._stats["requests_sent"] += 1
-        # A timer rather than asyncio.timeout(): this is the hot path of every round trip, and
-        # a plain call_at costs a fraction of a Timeout context's bookkeeping.
-        timer = None if deadline is None else loop.call_at(deadline, self._expire, future, timeout)
+        # Not asyncio.timeout(), nor a timer each: this is the hot path of every round trip
+        if timeout is not None:
+            self._deadlines.add(number, future, timeout)
         try:
             reply = await future
         except BaseException:
@@ -388,8 +391,8 @@ class BlipConnection(ConnectionTasks):
             if target is not None:
                 target.write = None  # whatever still arrives for this reply is dropped
             self._pending.pop(number, None)
-            if timer is not None:
-                timer.cancel()
+            if timeout is not None:
+                self._deadlines.discard(number, timeout)
             if self._outstanding_waiters:
                 self._reply_freed.set()
         if reply.is_error:
@@ -522,6 +525,7 @@ class BlipConnection(ConnectionTasks):
             if not future.done():
                 future.set_exception(error)
         self._pending.clear()
+        self._deadlines.cancel()
 
 
 __all__ = [
