@@ -8,6 +8,12 @@ from couchlite.transport._deadlines import Deadlines
 from tests.transport.helpers import run
 
 
+def _recording() -> tuple[Deadlines, list[str]]:
+    """Deadlines that record what expired."""
+    expired: list[str] = []
+    return Deadlines(lambda item, _: expired.append(item)), expired
+
+
 def test_waits_expire_in_order_unless_they_ended_first() -> None:
     async def main() -> None:
         expired: list[tuple[str, float]] = []
@@ -37,8 +43,7 @@ def test_waits_expire_in_order_unless_they_ended_first() -> None:
 
 def test_a_wait_added_later_moves_the_timer_on_after_the_first_expires() -> None:
     async def main() -> None:
-        expired: list[str] = []
-        deadlines = Deadlines(lambda item, _: expired.append(item))
+        deadlines, expired = _recording()
         deadlines.add(1, "first", 0.05)
         await asyncio.sleep(0.03)
         deadlines.add(2, "second", 0.05)  # due 0.03 s after the first
@@ -52,8 +57,7 @@ def test_a_wait_added_later_moves_the_timer_on_after_the_first_expires() -> None
 
 def test_cancel_forgets_every_wait() -> None:
     async def main() -> None:
-        expired: list[str] = []
-        deadlines = Deadlines(lambda item, _: expired.append(item))
+        deadlines, expired = _recording()
         deadlines.add(1, "a", 0.02)
         deadlines.add(2, "b", 0.03)
         deadlines.cancel()
