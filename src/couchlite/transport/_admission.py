@@ -182,7 +182,6 @@ def admitting_connection_class(
             self._early: list[bytes] = []
             self._early_size = 0
             self._early_eof = False
-            self._tls_early = b""
             self._awaiting_tls_layer = False
             self._tls_task: asyncio.Task[None] | None = None
             self._request_timer: asyncio.TimerHandle | None = None
@@ -213,18 +212,6 @@ def admitting_connection_class(
             self._tls_task = asyncio.get_running_loop().create_task(self._secure(raw))
 
         def data_received(self, data: bytes) -> None:
-            if self._awaiting_tls_layer:
-                # TLS not started yet, and still the bytes came: a loop that starts reading
-                # after connection_made whatever it asked (uvloop does). They are the start of
-                # the TLS handshake: held, and handed to the TLS layer once start_tls put it in
-                # front of us (see _secure).
-                self._tls_early += data
-                if len(self._tls_early) > LISTENER_EARLY_DATA_LIMIT:
-                    self.abort()
-                    return
-                if self._raw is not None:
-                    self._raw.pause_reading()
-                return
             if self._started:
                 if tls is None and not self._first_bytes_seen and data:
                     self._first_bytes_seen = True
@@ -233,13 +220,18 @@ def admitting_connection_class(
                         return
                 super().data_received(data)
                 return
-            # Decrypted in the event-loop turn that completed the TLS handshake, before
-            # start_tls returned: kept for websockets (bounded).
+            # Held (bounded) until they have somewhere to go. Before start_tls put the TLS
+            # layer in front of us they are the start of the handshake, read by a loop that
+            # starts reading after connection_made whatever it asked (uvloop does): they go to
+            # that layer (see _secure). After it, they were decrypted in the turn that
+            # completed the handshake, before start_tls returned: they go to websockets.
             self._early_size += len(data)
             if self._early_size > LISTENER_EARLY_DATA_LIMIT:
                 self.abort()
                 return
             self._early.append(data)
+            if self._awaiting_tls_layer and self._raw is not None:
+                self._raw.pause_reading()
 
         def eof_received(self) -> None:
             # Only TLS connections can get here unstarted; over TLS the return value of
@@ -294,9 +286,11 @@ def admitting_connection_class(
 
         def _hand_early_bytes_to_tls(self, raw: asyncio.Transport) -> None:
             self._awaiting_tls_layer = False
-            early, self._tls_early = self._tls_early, b""
-            if not early:
+            if not self._early:
                 return
+            early = b"".join(self._early)
+            self._early.clear()
+            self._early_size = 0
             tls_layer: Any = raw.get_protocol()
             if tls_layer is self or not hasattr(tls_layer, "buffer_updated"):
                 raw.abort()  # no TLS layer to give them to: never a handshake that hangs
