@@ -369,19 +369,22 @@ def test_get_revisions_reads_many_as_get_revision_reads_each(db: Database, store
     tombstone = rc.current_revision("gone")
     assert tombstone is not None and tombstone[1]
     wanted = [
-        ("edited", revs[-1], [revs[0]], 50),  # history cut at a known revision
-        ("edited", revs[-1], [], 2),  # and at maxHistory
-        ("edited", revs[0], [], 50),  # an old revision whose body is gone
-        ("single-3", single.revision_id, [], 50),
-        ("single-4", rev(1, "other"), [], 50),  # not its revision
-        ("nobody", rev(1, "x"), [], 50),
-        ("gone", tombstone[0], [], 5),
+        ("edited", revs[-1], [revs[0]]),  # history cut at a known revision
+        ("edited", revs[-1], []),
+        ("edited", revs[0], []),  # an old revision whose body is gone
+        ("single-3", single.revision_id, []),
+        ("single-4", rev(1, "other"), []),  # not its revision
+        ("nobody", rev(1, "x"), []),
+        ("gone", tombstone[0], []),
     ]
-    many = rc.get_revisions(wanted)
-    assert many == [rc.get_revision(*one) for one in wanted]
+    many = rc.get_revisions(wanted, 50)
+    assert many == [rc.get_revision(*one, 50) for one in wanted]
+    short = rc.get_revisions(wanted, 2)  # and at maxHistory
+    assert short == [rc.get_revision(*one, 2) for one in wanted]
     assert many[0] is not None and many[0].history == [revs[2], revs[1], revs[0]]
-    assert many[1] is not None and many[1].history == [revs[2], revs[1]]
+    assert many[1] is not None and many[1].history == [revs[2], revs[1], revs[0]]
+    assert short[1] is not None and short[1].history == [revs[2], revs[1]]
     assert many[3] is not None and many[3].body == b'{"i":3}'
     assert many[2] is None and many[4] is None and many[5] is None
     assert many[6] is not None and many[6].deleted
-    assert rc.get_revisions([]) == []
+    assert rc.get_revisions([], 50) == []

@@ -186,9 +186,9 @@ def test_the_revisions_of_a_list_are_read_in_one_store_call(
     batches: list[int] = []
     read_many = rev_sender._read_many
 
-    def counted_many(store: Any, calls: list[Any]) -> Any:
-        batches.append(len(calls))
-        return read_many(store, calls)
+    def counted_many(store: Any, wanted: list[Any], *args: Any) -> Any:
+        batches.append(len(wanted))
+        return read_many(store, wanted, *args)
 
     monkeypatch.setattr(rev_sender, "_read_many", counted_many)
     monkeypatch.setattr(pusher_module, "REV_READ_AHEAD_BYTES", budget)

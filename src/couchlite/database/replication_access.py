@@ -129,14 +129,14 @@ class ReplicationCollection:
         return _revision_of(self._record(doc_id), doc_id, rev_id, known_revs, max_history)
 
     def get_revisions(
-        self, wanted: Sequence[tuple[str, str, Sequence[str], int]]
+        self, wanted: Sequence[tuple[str, str, Sequence[str]]], max_history: int
     ) -> list[OutgoingRevision | None]:
         if len(wanted) == 1:
-            return [self.get_revision(*wanted[0])]
-        records = self._records([doc_id for doc_id, _, _, _ in wanted])
+            return [self.get_revision(*wanted[0], max_history)]
+        records = self._records([doc_id for doc_id, _, _ in wanted])
         return [
             _revision_of(records.get(doc_id), doc_id, rev_id, known_revs, max_history)
-            for doc_id, rev_id, known_revs, max_history in wanted
+            for doc_id, rev_id, known_revs in wanted
         ]
 
     def current_revision(self, doc_id: str) -> tuple[str, bool] | None:

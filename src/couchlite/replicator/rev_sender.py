@@ -43,7 +43,7 @@ import mmap
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO
 
 import orjson
 
@@ -139,11 +139,9 @@ class RevSender:
         delta bases -- in one store call. With ``replace`` a newer current revision stands in
         for a gone one (``replacedRev``, when the puller asked for ``sendReplacementRevs``)."""
         deltas = self.peer_deltas and self.deltas_enabled
-        calls = [
-            _ReadArgs(doc_id, rev_id, known, max_history, replace, known if deltas else ())
-            for doc_id, rev_id, known in wanted
-        ]
-        return await self._calls.call(_read_many, context.store, calls)
+        return await self._calls.call(
+            _read_many, context.store, wanted, max_history, replace, deltas
+        )
 
     async def send(
         self,
@@ -233,44 +231,33 @@ class RevSender:
         return Reply(body=data, compressed=request.compress)
 
 
-def _read_many(store: CollectionStore, calls: list[_ReadArgs]) -> list[RevRead]:
+def _read_many(
+    store: CollectionStore,
+    wanted: Sequence[tuple[str, str, Sequence[str]]],
+    max_history: int,
+    replace: bool,
+    deltas: bool,
+) -> list[RevRead]:
     """On the store thread: the revisions to send (their documents read together), each with
-    its replacement when it is gone, and its delta."""
-    found = store.get_revisions([(a.doc_id, a.rev_id, a.known_revs, a.max_history) for a in calls])
-    return [_complete(store, args, revision) for args, revision in zip(calls, found, strict=True)]
-
-
-class _ReadArgs(NamedTuple):
-    """What to read for one ``rev``: the revision, the revisions the peer has (history cut),
-    the history limit, whether a newer current revision may replace a gone one, and the
-    delta bases (empty: no delta). (A tuple: one is made per revision sent.)"""
-
-    doc_id: str
-    rev_id: str
-    known_revs: Sequence[str]
-    max_history: int
-    replace: bool
-    delta_bases: Sequence[str]
-
-
-def _complete(
-    store: CollectionStore, args: _ReadArgs, revision: OutgoingRevision | None
-) -> RevRead:
-    """On the store thread: what is sent for one read revision (or its replacement)."""
-    replaced: str | None = None
-    if revision is None and args.replace:
-        current = store.current_revision(args.doc_id)
-        if current is not None and current[0] != args.rev_id:
-            revision = store.get_revision(
-                args.doc_id, current[0], args.known_revs, args.max_history
-            )
-            replaced = args.rev_id
-    if revision is None:
-        return RevRead(None)
-    delta = None
-    if args.delta_bases and not revision.deleted:
-        delta = _delta(store, revision, args.delta_bases)
-    return RevRead(revision, replaced, delta)
+    its replacement when it is gone (``replace``), and its delta (``deltas``: against the first
+    of its known revisions whose body is kept)."""
+    found = store.get_revisions(wanted, max_history)
+    reads: list[RevRead] = []
+    for (doc_id, rev_id, known), revision in zip(wanted, found, strict=True):
+        replaced: str | None = None
+        if revision is None and replace:
+            current = store.current_revision(doc_id)
+            if current is not None and current[0] != rev_id:
+                revision = store.get_revision(doc_id, current[0], known, max_history)
+                replaced = rev_id
+        if revision is None:
+            reads.append(RevRead(None))
+            continue
+        delta = (
+            _delta(store, revision, known) if deltas and known and not revision.deleted else None
+        )
+        reads.append(RevRead(revision, replaced, delta))
+    return reads
 
 
 def _delta(

@@ -140,10 +140,10 @@ class CollectionStore(Protocol):
         ...
 
     def get_revisions(
-        self, wanted: Sequence[tuple[str, str, Sequence[str], int]]
+        self, wanted: Sequence[tuple[str, str, Sequence[str]]], max_history: int
     ) -> list[OutgoingRevision | None]:
-        """:meth:`get_revision` for each ``(doc_id, rev_id, known_revs, max_history)`` of
-        ``wanted``, in order, reading the documents together (what sending a list needs)."""
+        """:meth:`get_revision` for each ``(doc_id, rev_id, known_revs)`` of ``wanted``, in
+        order, reading the documents together (what sending a list needs)."""
         ...
 
     def current_revision(self, doc_id: str) -> tuple[str, bool] | None:
