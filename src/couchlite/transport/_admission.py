@@ -284,13 +284,18 @@ def admitting_connection_class(
                 return
             self._start(secured)
 
-        def _hand_early_bytes_to_tls(self, raw: asyncio.Transport) -> None:
-            self._awaiting_tls_layer = False
-            if not self._early:
-                return
+        def _take_early(self) -> bytes:
+            """What data_received held, now handed on (the bound starts again)."""
             early = b"".join(self._early)
             self._early.clear()
             self._early_size = 0
+            return early
+
+        def _hand_early_bytes_to_tls(self, raw: asyncio.Transport) -> None:
+            self._awaiting_tls_layer = False
+            early = self._take_early()
+            if not early:
+                return
             tls_layer: Any = raw.get_protocol()
             if tls_layer is self or not hasattr(tls_layer, "buffer_updated"):
                 raw.abort()  # no TLS layer to give them to: never a handshake that hangs
@@ -310,9 +315,9 @@ def admitting_connection_class(
             self._request_timer = asyncio.get_running_loop().call_at(
                 self._accepted_at + handshake_timeout, self._request_due
             )
-            early, self._early = self._early, []
+            early = self._take_early()
             if early:
-                super().data_received(b"".join(early))
+                super().data_received(early)
             if self._early_eof:
                 super().eof_received()
 
