@@ -437,3 +437,68 @@ SQLITE_IN_LIST_IDS = 500
 #: ``BATCH_COMPACT_AFTER`` documents (orjson's output keeps ~4 KiB of capacity); larger bodies
 #: already fill their buffers.
 BATCH_COMPACT_BODY_BYTES = 2048
+
+
+# --- Queries ------------------------------------------------------------------------------------
+
+#: Longest SQL++ text accepted (characters): real queries are a few hundred; the bound keeps a
+#: pasted or generated monster from costing the parser and SQLite unbounded work.
+QUERY_MAX_LENGTH = 65_536
+
+#: Deepest nesting of expressions: the parser recurses once per level, and Python's stack (and
+#: SQLite's own expression-depth limit of 1000) must never be what stops a query.
+QUERY_MAX_DEPTH = 200
+
+#: Longest a regular expression may run on one value (REGEXP_* functions), in seconds: a
+#: pattern that backtracks without end ("(a+)+b") then gives null instead of holding the query,
+#: or the writer when the function sits in an index, for minutes.
+QUERY_REGEX_TIMEOUT_S = 0.05
+
+#: Distinct paths, LIKE patterns and regular expressions compiled and kept per process: queries
+#: reuse a handful; the bound stops a stream of generated ones from growing memory.
+QUERY_COMPILED_CACHE = 512
+
+#: A live query waits this long after a commit before running again, so that a burst of
+#: commits costs one run; short enough to deliver well within 100 ms of the commit.
+LIVE_QUERY_DEBOUNCE_S = 0.01
+
+#: ... and runs at most this often, so that a collection taking thousands of saves a second
+#: costs its live queries at most ~40 runs a second ...
+LIVE_QUERY_MIN_INTERVAL_S = 0.025
+
+#: ... and rests at least this many times as long as its last run took: a query that scans
+#: a large collection takes at most 1/(1 + factor) of the time (and of the GIL) from the writers.
+LIVE_QUERY_IDLE_FACTOR = 5.0
+
+#: A live query's idle thread wakes this often to check that it is still wanted (bounded wait).
+LIVE_QUERY_IDLE_CHECK_S = 1.0
+
+#: Listeners of one query: each is called on every change; the bound stops a leak in a caller
+#: from growing the cost of every commit.
+LIVE_QUERY_MAX_LISTENERS = 1024
+
+# Full-text search: what one MATCH query, and the text of one indexed value, may cost.
+
+#: characters in one MATCH string; a search box never needs more, and parsing is linear in it
+FTS_MAX_QUERY_LENGTH = 4096
+
+#: words searched for by one query, each a doclist FTS reads and merges for every query run
+FTS_MAX_QUERY_TERMS = 64
+
+#: nested parentheses in one query; the parser recurses once per level
+FTS_MAX_QUERY_NESTING = 32
+
+#: levels of the expression tree FTS builds; SQLite rejects deeper ones (SQLITE_FTS3_MAX_EXPR_DEPTH)
+FTS_MAX_QUERY_TREE_DEPTH = 12
+
+#: largest ``NEAR/n``; any larger n means the same for text of realistic length
+FTS_MAX_NEAR_DISTANCE = 1_000_000
+
+#: longer words are stored unstemmed: no language has such words, and stemming cost grows with them
+FTS_MAX_STEMMED_LENGTH = 64
+
+#: (algorithm, word) stems remembered; text repeats its words, and stemming is the costly step
+FTS_STEM_CACHE_SIZE = 16384
+
+#: entries of the other caches: characters' case folding, and languages' settings
+FTS_SMALL_CACHE_SIZE = 4096

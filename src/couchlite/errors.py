@@ -96,6 +96,7 @@ class LiteCoreCode:
     DATABASE_TOO_OLD = 27
     DATABASE_TOO_NEW = 28
     BAD_DOC_ID = 29
+    INVALID_QUERY = 23
     DELTA_BASE_UNKNOWN = 31
     CORRUPT_DELTA = 32
 
@@ -157,6 +158,18 @@ class InvalidArgumentError(CouchliteError, ValueError):
 
 class ConfigurationError(InvalidArgumentError):
     """A configuration object is invalid; raised when it is used to build something."""
+
+
+class InvalidQueryError(InvalidArgumentError):
+    """A query does not parse, or names something that does not exist (a collection, a
+    function, a full-text index). ``position`` is the offset in the query text of the problem
+    (None when it is not at one place)."""
+
+    default_code = LiteCoreCode.INVALID_QUERY
+
+    def __init__(self, message: str, *, position: int | None = None) -> None:
+        super().__init__(message if position is None else f"{message} (at offset {position})")
+        self.position = position
 
 
 class NotFoundError(CouchliteError):
@@ -266,6 +279,7 @@ __all__ = [
     "ErrorDomain",
     "HandshakeRefused",
     "InvalidArgumentError",
+    "InvalidQueryError",
     "LiteCoreCode",
     "NetworkCode",
     "NetworkError",

@@ -75,9 +75,9 @@ def test_new_file_gets_the_schema_and_records_the_migrations(tmp_path: Path) -> 
     path = tmp_path / "db.sqlite3"
     SQLiteStore(path).close()
     assert raw(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
-    assert SCHEMA_VERSION == 3
+    assert SCHEMA_VERSION == 4
     migrations = raw(path, "SELECT version, applied_at FROM migrations")
-    assert [m[0] for m in migrations] == [1, 2, 3]
+    assert [m[0] for m in migrations] == [1, 2, 3, 4]
     assert isinstance(migrations[0][1], float) and migrations[0][1] > 0
     tables = {r[0] for r in raw(path, "SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {
@@ -685,7 +685,8 @@ def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
     store.close()
     conn = sqlite3.connect(path)
     conn.executescript(
-        "DROP TABLE remote_revs; DROP TABLE remotes; DROP INDEX peer_checkpoints_updated;"
+        "DROP TABLE indexes; DROP TABLE remote_revs; DROP TABLE remotes;"
+        "DROP INDEX peer_checkpoints_updated;"
         "ALTER TABLE peer_checkpoints DROP COLUMN updated;"
         "INSERT INTO peer_checkpoints (client_id, rev, body) VALUES ('old', '1-cc', X'7B7D');"
         "DELETE FROM migrations WHERE version >= 2; PRAGMA user_version = 1;"
@@ -693,8 +694,9 @@ def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
     conn.close()
     store = SQLiteStore(path)
     try:
-        assert raw(path, "PRAGMA user_version") == [(3,)]
-        assert [m[0] for m in raw(path, "SELECT version FROM migrations")] == [1, 2, 3]
+        assert raw(path, "PRAGMA user_version") == [(4,)]
+        assert [m[0] for m in raw(path, "SELECT version FROM migrations")] == [1, 2, 3, 4]
+        assert store.index_rows() == []  # v4: the table of query indexes
         # v3: peer checkpoints kept from before are the oldest, evicted first
         assert store.get_peer_checkpoint("old") == ("1-cc", b"{}")
         store.set_peer_checkpoint("new", b"{}", None, keep=1)

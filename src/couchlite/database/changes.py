@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -39,15 +41,22 @@ class DocumentChange:
 class ListenerToken:
     """Returned by ``add_*_listener``; ``remove()`` stops the notifications."""
 
-    __slots__ = ("_listener", "_notifier")
+    __slots__ = ("_remove",)
 
     def __init__(self, notifier: ChangeNotifier, listener: ListenerEntry) -> None:
-        self._notifier = notifier
-        self._listener = listener
+        self._remove: Callable[[], None] = functools.partial(notifier.remove_listener, listener)
+
+    @classmethod
+    def _calling(cls, remove: Callable[[], None]) -> ListenerToken:
+        """A token whose ``remove()`` calls ``remove`` (for listeners kept elsewhere, such as
+        a live query's)."""
+        token = cls.__new__(cls)
+        token._remove = remove
+        return token
 
     def remove(self) -> None:
         """Stop calling the listener (idempotent; safe from any thread, even the listener's).
 
         A commit being notified on another thread at that moment may still call it once.
         Couchbase Lite's ``ListenerToken.remove``."""
-        self._notifier.remove_listener(self._listener)
+        self._remove()

@@ -28,6 +28,7 @@ from couchlite.errors import (
 )
 from couchlite.model.canonical import canonical_json, encode_date
 from couchlite.model.legacy import check_local_properties
+from couchlite.query.indexes import IndexConfiguration, config_from_spec, plan_index
 from couchlite.storage.blobstore import BlobStore
 from couchlite.storage.records import DOC_DELETED, DocRecord
 
@@ -394,6 +395,35 @@ class Collection(Mapping[str, Document]):
         check_doc_id(doc_id)
         engine = self._engine()
         return engine.add_listener(self._state, self, fn, doc_id)
+
+    # --- query indexes --------------------------------------------------------------------
+
+    def create_index(self, name: str, config: IndexConfiguration) -> None:
+        """Create index ``name`` (a ``ValueIndexConfiguration`` or
+        ``FullTextIndexConfiguration``) over the documents already here, kept up to date by
+        every later write; replaces an index of that name made with another configuration, and
+        does nothing if the same one exists. ``InvalidQueryError`` for a bad expression."""
+        engine = self._engine()
+        plan = plan_index(self._state.id, f"kv_{self._state.id}", name, config)
+        engine.store.create_index(
+            self._state.id, name, (plan.kind, plan.spec, plan.create, plan.drop, plan.side_table)
+        )
+
+    def delete_index(self, name: str) -> None:
+        """Drop index ``name``; nothing happens if there is none (as in Couchbase Lite)."""
+        self._engine().store.delete_index(self._state.id, name)
+
+    @property
+    def indexes(self) -> list[str]:
+        """The names of this collection's indexes, sorted."""
+        return [row.name for row in self._engine().store.index_rows(self._state.id)]
+
+    def get_index(self, name: str) -> IndexConfiguration | None:
+        """The configuration of index ``name``, or None."""
+        for row in self._engine().store.index_rows(self._state.id):
+            if row.name == name:
+                return config_from_spec(row.kind, row.spec)
+        return None
 
     # --- internals ------------------------------------------------------------------------
 

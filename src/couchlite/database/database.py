@@ -29,6 +29,7 @@ from couchlite.errors import (
     InvalidArgumentError,
     LiteCoreCode,
 )
+from couchlite.query.query import Query
 
 EXTENSION = ".cblite2"
 
@@ -312,6 +313,11 @@ class Database:
         if state is None:
             state = engine.create_collection(scope, name)
         return self._wrap(state)
+
+    def create_query(self, sql: str) -> Query:
+        """A SQL++ query of this database (``InvalidQueryError`` if it does not parse or names
+        a collection, function or index that does not exist)."""
+        return Query(self, sql)
 
     def collection(self, name: str, scope: str | None = None) -> Collection | None:
         """The collection ``scope.name`` (``scope=None``: ``_default``), or ``None`` if there is

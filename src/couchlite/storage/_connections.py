@@ -30,6 +30,7 @@ from couchlite.errors import (
     ErrorDomain,
     LiteCoreCode,
 )
+from couchlite.storage._query_functions import register_query_functions
 from couchlite.storage._schema import check_format, check_header, migrate
 
 # the logger of the store as a whole: one name to configure for everything it reports
@@ -142,6 +143,9 @@ class StoreConnections:
         try:
             conn.execute(f"PRAGMA cache_size = -{_tuning.SQLITE_CACHE_KIB}")
             conn.execute("PRAGMA foreign_keys = OFF")
+            # INSERT OR REPLACE must fire the delete triggers of full-text indexes
+            conn.execute("PRAGMA recursive_triggers = ON")
+            register_query_functions(conn)
         except sqlite3.Error as exc:
             conn.close()
             raise translate(exc, f"opening {self.path}") from exc

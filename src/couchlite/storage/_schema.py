@@ -15,7 +15,10 @@ Layout (schema version 3, ``PRAGMA user_version``; applied migrations are record
 * ``remotes`` / ``remote_revs``: for each peer (by address), the revision of each document it is
   known to have (schema v2);
 * ``checkpoints`` (ours, as an active replicator) and ``peer_checkpoints`` (those peers ask us to
-  keep, with their ``N-cc`` revisions).
+  keep, with their ``N-cc`` revisions);
+* ``indexes``: the query indexes of each collection, by name: their kind, their configuration
+  (JSON), the statements that drop the SQLite objects behind them, and the side table a query
+  reads (the FTS4 table of a full-text index, the element table of an array index) (schema v4).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from pathlib import Path
 
 from couchlite.errors import CorruptDatabaseError, DatabaseError, ErrorDomain, LiteCoreCode
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 FORMAT_MARKER = "couchlite"
 SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -89,6 +92,12 @@ MIGRATIONS: dict[int, list[str]] = {
     3: [
         "ALTER TABLE peer_checkpoints ADD COLUMN updated INTEGER NOT NULL DEFAULT 0",
         "CREATE INDEX peer_checkpoints_updated ON peer_checkpoints (updated)",
+    ],
+    # v4: query indexes (value and full-text), kept with what it takes to drop them
+    4: [
+        """CREATE TABLE indexes (
+            coll INTEGER NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL, spec TEXT NOT NULL,
+            drop_sql TEXT NOT NULL, side_table TEXT, PRIMARY KEY (coll, name)) WITHOUT ROWID""",
     ],
 }
 

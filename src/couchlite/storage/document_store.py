@@ -21,7 +21,7 @@ checks it):
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from couchlite.storage.records import (
     ChangeRecord,
@@ -30,6 +30,9 @@ from couchlite.storage.records import (
     CurrentRow,
     DocRecord,
 )
+
+if TYPE_CHECKING:
+    from couchlite.storage._query_store import IndexRow
 
 __all__ = ["DocumentStore"]
 
@@ -169,4 +172,32 @@ class DocumentStore(Protocol):
         """Store a peer's checkpoint if ``rev`` is the stored revision (else ``ConflictError``);
         return the new revision (``<n>-cc``). With ``keep``, at most that many remain: those
         updated longest ago go."""
+        ...
+
+    # --- queries and indexes -----------------------------------------------------------------
+
+    def run_query(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Every row of a translated query, read from one committed snapshot."""
+        ...
+
+    def explain_query(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """SQLite's plan for a translated query (``InvalidQueryError`` if it cannot compile)."""
+        ...
+
+    def check_query(self, sql: str, params: dict[str, Any]) -> None:
+        """Compile a translated query without running it (``InvalidQueryError`` if it fails)."""
+        ...
+
+    def index_rows(self, coll_id: int | None = None) -> list[IndexRow]:
+        """The query indexes of one collection (or of all), by name."""
+        ...
+
+    def create_index(
+        self, coll_id: int, name: str, plan: tuple[str, str, list[str], list[str], str | None]
+    ) -> bool:
+        """Create (or replace) a query index; False if the same one exists already."""
+        ...
+
+    def delete_index(self, coll_id: int, name: str) -> bool:
+        """Drop a query index; False if there is none."""
         ...

@@ -14,7 +14,7 @@ from pathlib import Path
 from couchlite import _tuning
 from couchlite.errors import ConflictError
 from couchlite.storage._commit import apply_commit, insert_rows, replace_blob_refs
-from couchlite.storage._connections import StoreConnections
+from couchlite.storage._query_store import QueryStore, drop_indexes
 from couchlite.storage._schema import create_collection_table, table
 from couchlite.storage.records import (
     DOC_CONFLICTED,
@@ -43,7 +43,7 @@ def store_exists(directory: Path) -> bool:
     return (directory / STORE_FILENAME).exists()
 
 
-class SQLiteStore(StoreConnections):
+class SQLiteStore(QueryStore):
     """A ``DocumentStore`` in one SQLite file, with its writer thread and per-thread readers."""
 
     def __init__(self, path: Path, *, create: bool = True) -> None:
@@ -103,6 +103,7 @@ class SQLiteStore(StoreConnections):
             ]
             conn.execute("DELETE FROM blob_refs WHERE coll = ?", (coll_id,))
             conn.execute("DELETE FROM remote_revs WHERE coll = ?", (coll_id,))
+            drop_indexes(conn, coll_id)
             conn.execute(f"DROP TABLE IF EXISTS {table(coll_id)}")
             conn.execute("DELETE FROM collections WHERE id = ?", (coll_id,))
             return digests
