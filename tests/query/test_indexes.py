@@ -272,3 +272,27 @@ def test_an_index_cannot_depend_on_the_local_time_zone(db: Database) -> None:
     with pytest.raises(InvalidQueryError):
         db.default_collection().create_index("d", ValueIndexConfiguration(["MILLIS_TO_STR(n)"]))
     db.default_collection().create_index("u", ValueIndexConfiguration(["MILLIS_TO_UTC(n)"]))
+
+
+def test_each_side_of_a_self_join_searches_its_own_text(db: Database) -> None:
+    col = db.create_collection("sj", "t")
+    col.create_index("ft", FullTextIndexConfiguration(["t"], language=None))
+    for i in range(3):
+        col.save(MutableDocument(f"s{i}", {"k": i, "t": f"word{i}"}))
+    base = "SELECT a.k, b.k FROM t.sj AS a JOIN t.sj AS b ON a.k < 9 WHERE MATCH(a.ft, 'word1')"
+    plain = sorted(r.to_list() for r in db.create_query(base).execute())
+    assert plain == [[1, 0], [1, 1], [1, 2]]
+    ranked = db.create_query(base.replace("SELECT a.k, b.k", "SELECT a.k, b.k, RANK(a.ft)"))
+    assert sorted(r.to_list()[:2] for r in ranked.execute()) == plain
+    for sql in (
+        base.replace("SELECT a.k, b.k", "SELECT RANK(b.ft)"),
+        base + " AND MATCH(_.ft, 'x')".replace("_.ft", "a.ft"),
+        "SELECT k FROM t.sj WHERE MATCH(ft, 'x') AND MATCH(sj.ft, 'y')",
+    ):
+        with pytest.raises(InvalidQueryError):
+            db.create_query(sql)
+    both = db.create_query(
+        "SELECT a.k, b.k FROM t.sj AS a JOIN t.sj AS b ON a.k < 9 "
+        "WHERE MATCH(a.ft, 'word1') AND MATCH(b.ft, 'word2')"
+    )
+    assert [r.to_list() for r in both.execute()] == [[1, 2]]

@@ -217,3 +217,20 @@ def test_a_failing_run_is_reported_to_the_listener(db: Database) -> None:
     change = got.get(timeout=WAIT_S)
     assert change.results is None and change.error is not None
     token.remove()
+
+
+def test_a_live_query_reports_its_recovery_from_an_error(db: Database) -> None:
+    col = db.default_collection()
+    col.create_index("text", FullTextIndexConfiguration(["t"]))
+    col.save(MutableDocument("a", {"t": "x"}))
+    query = db.create_query("SELECT meta().id FROM _ WHERE MATCH(text, 'x')")
+    got: queue.Queue[QueryChange] = queue.Queue()
+    token = query.add_change_listener(got.put)
+    assert ids(got.get(timeout=WAIT_S)) == ["a"]
+    col.delete_index("text")
+    col.save(MutableDocument("b", {"t": "y"}))
+    assert got.get(timeout=WAIT_S).error is not None
+    col.create_index("text", FullTextIndexConfiguration(["t"]))
+    col.save(MutableDocument("c", {"t": "y"}))
+    assert ids(got.get(timeout=WAIT_S)) == ["a"]  # the same rows as before the error: news
+    token.remove()

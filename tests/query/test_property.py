@@ -121,6 +121,8 @@ def like_reference(value: str, pattern: str) -> bool:
             out.append(".")
         else:
             out.append(re.escape(char))
+    if escaped:  # a lone escape at the end: SQLite's LIKE matches nothing
+        return False
     return re.fullmatch("".join(out), value, re.DOTALL) is not None
 
 

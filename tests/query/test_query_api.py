@@ -280,3 +280,21 @@ def test_odd_text_is_refused_or_kept_exactly(db: Database) -> None:
     assert [r.to_dict() for r in nul.execute()] == [{"n": 9, "s": "x\x00y"}]
     with pytest.raises(InvalidQueryError):
         db.create_query("SELECT " + " + ".join(["1"] * 5000) + " FROM _")
+
+
+def test_an_unbound_parameter_keeps_comparisons_missing(db: Database) -> None:
+    query = db.create_query("SELECT meta().id FROM _ WHERE NOT (meta().id = $p)")
+    assert list(query.execute()) == []
+    query.parameters = {"p": "a"}
+    assert sorted(r["id"] for r in query.execute()) == ["b", "c"]
+
+
+def test_meta_deleted_equals_a_boolean_literal(db: Database) -> None:
+    col = db.default_collection()
+    doc = col.get("a")
+    assert doc is not None
+    col.delete(doc)
+    live = db.create_query("SELECT meta().id FROM _ WHERE meta().deleted = FALSE")
+    assert sorted(r["id"] for r in live.execute()) == ["b", "c"]
+    dead = db.create_query("SELECT meta().id FROM _ WHERE meta().deleted = TRUE")
+    assert [r["id"] for r in dead.execute()] == ["a"]

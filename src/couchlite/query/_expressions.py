@@ -51,6 +51,8 @@ class FtsJoin:
     source: Source
     language: str | None
     ignore_accents: bool
+    pos: int  # where the query first names it
+    matches: int = 0  # MATCHes that search it (exactly one is what FTS can run)
 
 
 @dataclass(slots=True)
@@ -62,7 +64,8 @@ class Scope:
     variables: dict[str, str] = field(default_factory=dict)
     #: ``$name`` -> SQL parameter name
     params: dict[str, str] = field(default_factory=dict)
-    fts_joins: dict[tuple[int, str], FtsJoin] = field(default_factory=dict)
+    #: by (collection alias, index name): a self-join's two sides search separately
+    fts_joins: dict[tuple[str, str], FtsJoin] = field(default_factory=dict)
     #: the terms of each MATCH given as text or a parameter, checked before the query runs:
     #: (the literal text or None, the parameter name or None, language, ignore accents)
     fts_terms: list[tuple[str | None, str | None, str | None, bool]] = field(default_factory=list)
@@ -167,6 +170,9 @@ class Translator:
             return self._quantified(e)
         if isinstance(e, ast.Match):
             join = self._fts(e.alias, e.index, e.pos)
+            join.matches += 1
+            if join.matches > 1:
+                raise InvalidQueryError(f"{e.index} is searched twice", position=e.pos)
             terms = self.value(e.terms)
             text = e.terms.value if isinstance(e.terms, ast.Literal) else None
             param = e.terms.name if isinstance(e.terms, ast.Param) else None
@@ -273,6 +279,15 @@ class Translator:
         left = self._comparable(e.left, (e.right,))
         right = self._comparable(e.right, (e.left,))
         if op in ("=", "!="):
+            # meta().deleted is the number 1 or 0, and equals TRUE or FALSE
+            for meta, literal, other in ((e.left, e.right, left), (e.right, e.left, right)):
+                if (
+                    isinstance(meta, ast.Meta)
+                    and meta.field == "deleted"
+                    and isinstance(literal, ast.Literal)
+                    and isinstance(literal.value, bool)
+                ):
+                    return f"({other} {op} {int(literal.value)})"
             # a stored boolean equals the number 1 or 0 (``free_breakfast = 1``)
             for number, other in ((e.right, left), (e.left, right)):
                 flag = _boolean_of(number)
@@ -286,8 +301,9 @@ class Translator:
             and e.left.field in ("id", "revisionID")
             and left.startswith("+")
         ):
-            # the column and its index, and no affinity: only a string can equal an ID
-            return f"({left[1:]} = {right} AND typeof({right}) = 'text')"
+            # the column and its index, and no affinity: only a string can equal an ID (and an
+            # unbound parameter, NULL, keeps the comparison MISSING)
+            return f"({left[1:]} = {right} AND nullif(typeof({right}), 'null') = 'text')"
         return f"({left} {op} {right})"
 
     def _is(self, e: ast.Is) -> str:
@@ -382,11 +398,13 @@ class Translator:
         for source in sources:
             found = source.fts.get(index)
             if found is not None:
-                key = (source.coll_id, index)
+                key = (source.alias, index)
                 join = self.scope.fts_joins.get(key)
                 if join is None:
                     table, language, ignore_accents = found
-                    join = FtsJoin(self.scope.fresh("f"), table, source, language, ignore_accents)
+                    join = FtsJoin(
+                        self.scope.fresh("f"), table, source, language, ignore_accents, pos
+                    )
                     self.scope.fts_joins[key] = join
                 return join
         raise InvalidQueryError(f"there is no full-text index {index!r}", position=pos)

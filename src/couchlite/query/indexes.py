@@ -153,6 +153,8 @@ def _check(config: object, name: str) -> None:
     language = config.language if isinstance(config, FullTextIndexConfiguration) else None
     # a language is a code such as "en" or "en_US" (one without a stemmer means no stemming,
     # as in Couchbase Lite); nothing else may reach the SQL of the index's triggers
+    if language is not None and not isinstance(language, str):
+        raise InvalidArgumentError("a full-text index's language is a string, such as 'en'")
     if language and not _LANGUAGE.fullmatch(language):
         raise InvalidArgumentError(f"not a language code: {language!r}")
 

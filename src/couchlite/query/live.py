@@ -67,12 +67,12 @@ class LiveQuery:
                 raise CouchliteError(
                     f"a query takes at most {_tuning.LIVE_QUERY_MAX_LISTENERS} listeners"
                 )
+            if self._thread is None:
+                self._start()  # first: if it fails, nothing is left registered
             key = self._next_id
             self._next_id += 1
             self._listeners[key] = fn
             self._fresh.add(key)
-            if self._thread is None:
-                self._start()
             self._wake.notify()
         return ListenerToken._calling(lambda: self._remove(key))
 
@@ -81,9 +81,17 @@ class LiveQuery:
     # calls _on_commit, which takes ours)
 
     def _start(self) -> None:
+        tokens: list[ListenerToken] = []
+        try:
+            for collection in self._collections:
+                tokens.append(collection.add_change_listener(self._on_commit))
+        except BaseException:
+            for token in tokens:
+                token.remove()
+            raise
+        self._tokens = tokens
         self._generation += 1
         self._stale = True
-        self._tokens = [c.add_change_listener(self._on_commit) for c in self._collections]
         self._thread = threading.Thread(
             target=self._main, args=(self._generation,), name="couchlite-live-query", daemon=True
         )
@@ -172,16 +180,16 @@ class LiveQuery:
                 or self._last is None
                 or (results is not None and not results._same_rows(self._last))
             )
-            if results is not None:
-                self._last = results
-            current = self._last
+            # after an error, whatever comes next is news
+            self._last = results
+            current = results
             # results that changed go to everyone (whatever woke the run); the same results
             # only to listeners that have not had any yet
             targets = [fn for key, fn in self._listeners.items() if changed or key in self._fresh]
             self._fresh.clear()
         for fn in targets:
             try:
-                fn(QueryChange(self._query, current if error is None else None, error))
+                fn(QueryChange(self._query, current, error))
             except Exception:
                 log.exception("a query listener raised")
         return True

@@ -258,6 +258,7 @@ class Query:
         except InvalidQueryError:
             # an index it used may have been deleted since: translate again, once
             self._compiled = compiled = self._compile()
+            self._check_terms(self._parameters)
             self._bound = bound = self._bind(self._parameters)
             rows = store.run_query(compiled.sql, bound)
         return ResultSet(compiled.columns, rows)

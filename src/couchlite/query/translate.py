@@ -159,6 +159,10 @@ def translate(select: ast.Select, catalog: Catalog) -> Compiled:
     )
 
     for fts in scope.fts_joins.values():
+        if not fts.matches:
+            raise InvalidQueryError(
+                "RANK of a full-text index needs a MATCH of it in WHERE", position=fts.pos
+            )
         on = f"{fts.table} AS {fts.sql} ON {fts.sql}.docid = {fts.source.sql}.seq"
         from_parts.append(("JOIN", None, on))
     conditions = [_live(main)] if not main.wants_deleted else []
@@ -230,9 +234,9 @@ def _alias_ref(expr: ast.Expr, by_alias: dict[str, str]) -> str | None:
 
 
 def _check_full_text(select: ast.Select) -> None:
-    """Refuse what SQLite's full-text search cannot run, when the query is created: a MATCH
-    anywhere but in the WHERE clause's top-level ``AND``s, two MATCHes of one index, and a
-    RANK of an index that no MATCH searches."""
+    """Refuse, when the query is created, a MATCH anywhere but in the WHERE clause's top-level
+    ``AND``s, which SQLite's full-text search cannot run. (Two MATCHes of one index, and a RANK
+    of an index no MATCH searches, are refused as the query is translated.)"""
     allowed: list[ast.Match] = []
     if select.where is not None:
         conjuncts = [select.where]
@@ -242,20 +246,10 @@ def _check_full_text(select: ast.Select) -> None:
                 conjuncts += [e.left, e.right]
             elif isinstance(e, ast.Match):
                 allowed.append(e)
-    searched: set[tuple[str | None, str]] = set()
-    for match in allowed:
-        key = (match.alias, match.index)
-        if key in searched:
-            raise InvalidQueryError(f"{match.index} is searched twice", position=match.pos)
-        searched.add(key)
     for node in _nodes(select):
         if isinstance(node, ast.Match) and not any(node is m for m in allowed):
             raise InvalidQueryError(
                 "MATCH must be one of the conditions ANDed in WHERE", position=node.pos
-            )
-        if isinstance(node, ast.Rank) and not any(m.index == node.index for m in allowed):
-            raise InvalidQueryError(
-                f"RANK({node.index}) needs a MATCH({node.index}, ...) in WHERE", position=node.pos
             )
 
 

@@ -125,7 +125,9 @@ _Run = tuple[str, tuple[int, ...]]
 
 
 @functools.lru_cache(maxsize=_tuning.QUERY_COMPILED_CACHE)
-def _like_runs(pattern: str) -> tuple[_Run, ...]:
+def _like_runs(pattern: str) -> tuple[_Run, ...] | None:
+    """The runs of ``pattern``; None if it ends in a lone escape (it then matches nothing, as
+    in SQLite)."""
     runs: list[_Run] = []
     chars: list[str] = []
     free: list[int] = []
@@ -144,6 +146,8 @@ def _like_runs(pattern: str) -> tuple[_Run, ...]:
             chars.append("_")
         else:
             chars.append(char)
+    if escaped:
+        return None
     runs.append(("".join(chars), tuple(free)))
     return tuple(runs)
 
@@ -169,6 +173,8 @@ def _find_run(value: str, run: _Run, start: int, stop: int) -> int:
 
 def _like(value: str, pattern: str) -> bool:
     runs = _like_runs(pattern)
+    if runs is None:
+        return False
     first, last = runs[0], runs[-1]
     if len(runs) == 1:
         return len(value) == len(first[0]) and _run_at(value, 0, first)
