@@ -83,7 +83,12 @@ class Result:
     @overload
     def __getitem__(self, key: str) -> Any: ...
     def __getitem__(self, key: int | str) -> Any:
-        if isinstance(key, int):
+        if type(key) is int:
+            raw = self._row[key]
+            if raw is None:
+                return None
+            if type(raw) is not bytes:  # a number or a string: as SQLite gave it
+                return raw
             value = self._value(key)
             return None if value is MISSING else value
         i = self._index.get(key)
