@@ -83,7 +83,7 @@ class Result:
     @overload
     def __getitem__(self, key: str) -> Any: ...
     def __getitem__(self, key: int | str) -> Any:
-        if type(key) is int:
+        if isinstance(key, int):
             raw = self._row[key]
             if raw is None:
                 return None
