@@ -229,16 +229,34 @@ def _all_changes(store: Any) -> Iterator[Any]:
         since = batch[-1].sequence
 
 
-def count_profile(conn: BlipConnection, profile: str) -> Callable[[], int]:
-    """Wrap ``profile``'s handler on ``conn`` to count calls."""
-    calls = [0]
+def spy_profile(conn: BlipConnection, profile: str, spy: Callable[[Any], None]) -> None:
+    """Call ``spy(message)`` before ``profile``'s handler on ``conn`` (async or synchronous)."""
+    sync = conn._sync_handlers.get(profile)
+    if sync is not None:
+
+        def sync_wrapper(message: Any) -> Any:
+            spy(message)
+            return sync(message)
+
+        conn.register_sync_handler(profile, sync_wrapper)
+        return
     inner = conn._handlers[profile]
 
     async def wrapper(message: Any) -> Any:
-        calls[0] += 1
+        spy(message)
         return await inner(message)
 
     conn.register_handler(profile, wrapper)
+
+
+def count_profile(conn: BlipConnection, profile: str) -> Callable[[], int]:
+    """Wrap ``profile``'s handler on ``conn`` to count calls."""
+    calls = [0]
+
+    def count(message: Any) -> None:
+        calls[0] += 1
+
+    spy_profile(conn, profile, count)
     return lambda: calls[0]
 
 

@@ -24,7 +24,7 @@ from couchlite.transport.blip_connection import BlipConnection
 from couchlite.transport.loopback import loopback_pair
 from tests.data import INTEROP
 
-from .helpers import TIMEOUT_S, Events, default_session, open_db, put, run, snapshot
+from .helpers import TIMEOUT_S, Events, default_session, open_db, put, run, snapshot, spy_profile
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -58,13 +58,7 @@ class Run:
 
 
 def _spy_revs(conn: BlipConnection, into: list[dict[str, str]]) -> None:
-    inner = conn._handlers["rev"]
-
-    async def wrapper(message: Message) -> Any:
-        into.append(dict(message.properties))
-        return await inner(message)
-
-    conn.register_handler("rev", wrapper)
+    spy_profile(conn, "rev", lambda message: into.append(dict(message.properties)))
 
 
 async def _session(

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Coroutine, Iterator
 from typing import Any
 
 from couchlite._tuning import CHECKPOINT_SAVE_INTERVAL_S, STOP_SAVE_TIMEOUT_S
@@ -63,7 +63,12 @@ from couchlite.replicator.rev_sender import RevSender
 from couchlite.replicator.store import DatabaseStore
 from couchlite.replicator.store_worker import StoreWorker
 from couchlite.replicator.types import ReplicatorType
-from couchlite.transport.blip_connection import BlipConnection, ConnectionClosedError, Reply
+from couchlite.transport.blip_connection import (
+    BlipConnection,
+    ConnectionClosedError,
+    Deferred,
+    Reply,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -213,7 +218,7 @@ class ActiveSession:
     def _register_handlers(self) -> None:
         conn = self.connection
         conn.register_handler("changes", self._on_changes)
-        conn.register_handler("rev", self._on_rev)
+        conn.register_sync_handler("rev", self._on_rev)
         conn.register_handler("norev", self._on_norev)
         conn.register_handler("getAttachment", self.sender.handle_get_attachment)
 
@@ -375,9 +380,29 @@ class ActiveSession:
         except DatabaseClosedError as exc:
             raise self._closed_under_us(exc) from exc
 
-    async def _on_rev(self, message: Message) -> Reply | None:
+    def _on_rev(self, message: Message) -> Deferred | Coroutine[Any, Any, Reply | None]:
         try:
-            return await self._puller_for(message).handle_rev(message)
+            result = self._puller_for(message).handle_rev(message)
+        except DatabaseClosedError as exc:
+            raise self._closed_under_us(exc) from exc
+        if isinstance(result, Deferred):
+            answer = Deferred()
+
+            def settle(reply: Reply | None, error: Exception | None) -> None:
+                if isinstance(error, DatabaseClosedError):
+                    answer.fail(self._closed_under_us(error))
+                elif error is not None:
+                    answer.fail(error)
+                else:
+                    answer.resolve(reply)
+
+            result.then(settle)
+            return answer
+        return self._closing_guard(result)
+
+    async def _closing_guard(self, pending: Awaitable[Reply | None]) -> Reply | None:
+        try:
+            return await pending
         except DatabaseClosedError as exc:
             raise self._closed_under_us(exc) from exc
 

@@ -2,11 +2,13 @@
 
 Revisions arriving within ``INSERT_BATCH_DELAY_S`` (or until ``INSERT_BATCH_SIZE`` are queued)
 are inserted with one ``insert_revisions`` call -- one transaction -- on the session's
-:class:`~couchlite.replicator.store_worker.StoreWorker`, and every waiting handler is woken
-with its own outcome: no task and no thread hop per revision, and the event loop never waits on
-the commit. One batch of a collection is in flight at a time; what arrives meanwhile forms the
-next batch, so batches commit in the order their revisions arrived. A handler replies only after
-its batch committed, so the peer learns of a revision exactly when it is durable.
+:class:`~couchlite.replicator.store_worker.StoreWorker`, and every waiting handler is given
+its own outcome: no task and no thread hop per revision, and the event loop never waits on
+the commit. A handler either awaits :meth:`Inserter.insert` or, cheaper still, hands
+:meth:`Inserter.insert_later` a callback (no future, no wake-up per revision). One batch of a
+collection is in flight at a time; what arrives meanwhile forms the next batch, so batches
+commit in the order their revisions arrived. A handler replies only after its batch committed,
+so the peer learns of a revision exactly when it is durable.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ class Inserted:
     resolution_error: CouchliteError | None = None
 
 
-_Item = tuple[IncomingRevision, "asyncio.Future[Inserted]"]
+Done = Callable[["Inserted"], None]
+_Item = tuple[IncomingRevision, Done]
 
 
 class Inserter:
@@ -71,14 +74,24 @@ class Inserter:
         self.last_sequence = 0
 
     async def insert(self, revision: IncomingRevision) -> Inserted:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Inserted] = loop.create_future()
-        self._queue.append((revision, future))
-        if len(self._queue) >= self._batch_size:
+        future: asyncio.Future[Inserted] = asyncio.get_running_loop().create_future()
+
+        def done(inserted: Inserted) -> None:
+            if not future.done():  # (a cancelled waiter)
+                future.set_result(inserted)
+
+        self.insert_later(revision, done)
+        return await future
+
+    def insert_later(self, revision: IncomingRevision, done: Done) -> None:
+        """Queue ``revision``; ``done(inserted)`` is called on the loop once its batch
+        committed (or failed). Needs a running loop."""
+        queue = self._queue
+        queue.append((revision, done))
+        if len(queue) >= self._batch_size:
             self.flush()
         elif self._timer is None and not self._in_flight:
-            self._timer = loop.call_later(self._delay, self.flush)
-        return await future
+            self._timer = asyncio.get_running_loop().call_later(self._delay, self.flush)
 
     def flush(self) -> None:
         """Start committing what is queued (after the batch in flight, if any)."""
@@ -135,11 +148,13 @@ class Inserter:
         else:
             outcomes, self.last_sequence = done.result()
         on_stored = self._on_stored
-        for (revision, future), outcome in zip(items, outcomes, strict=True):
+        for (revision, waiter), outcome in zip(items, outcomes, strict=True):
             if on_stored is not None and outcome.outcome.error is None:
                 on_stored(revision, self.last_sequence)
-            if not future.done():
-                future.set_result(outcome)
+            try:
+                waiter(outcome)
+            except Exception:  # one waiter's bug must not keep the others from their outcome
+                logger.exception("insert callback failed")
         if self._queue:
             self.flush()  # what arrived while this batch committed has waited long enough
 

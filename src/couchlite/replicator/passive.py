@@ -44,15 +44,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from couchlite._tuning import MAX_POSSIBLE_ANCESTORS, PASSIVE_CLOSE_TIMEOUT_S
 from couchlite.blip import BlipErrorReply, Message
 from couchlite.errors import ConflictError, CouchliteError
+from couchlite.model.blobrefs import blob_digests
 from couchlite.replicator.blob_fetcher import BlobFetcher
 from couchlite.replicator.collection_context import CollectionContext
 from couchlite.replicator.error_mapping import reply_error_for
-from couchlite.replicator.inserter import Inserter
+from couchlite.replicator.inserter import Inserted, Inserter
 from couchlite.replicator.options import SessionEvents
 from couchlite.replicator.protocol.changes import (
     Changes,
@@ -79,7 +81,7 @@ from couchlite.replicator.rev_receiver import expand_delta, incoming
 from couchlite.replicator.rev_sender import RevSender
 from couchlite.replicator.store import CollectionStore, DatabaseStore, IncomingRevision
 from couchlite.replicator.store_worker import StoreWorker
-from couchlite.transport.blip_connection import BlipConnection, Reply
+from couchlite.transport.blip_connection import BlipConnection, Deferred, Reply
 
 logger = logging.getLogger(__name__)
 
@@ -139,12 +141,12 @@ class PassiveSession:
             "subChanges": self._on_sub_changes,
             "proposeChanges": self._on_propose_changes,
             "changes": self._on_changes,
-            "rev": self._on_rev,
             "norev": self._on_norev,
             "getAttachment": self._on_get_attachment,
         }
         for profile, handler in handlers.items():
             self.connection.register_handler(profile, handler)
+        self.connection.register_sync_handler("rev", self._on_rev)
 
     @property
     def is_busy(self) -> bool:
@@ -357,7 +359,10 @@ class PassiveSession:
         props, body = ChangesReply(trim_zeros(answers), self.enable_delta_sync).to_reply()
         return Reply(props, body, compressed=True)
 
-    async def _on_rev(self, message: Message) -> Reply | None:
+    def _on_rev(self, message: Message) -> Deferred | Coroutine[Any, Any, Reply | None]:
+        """A pushed revision: stored through the batching inserter, answered once its batch
+        committed. The common case (a full body without blobs) waits on nothing but the batch,
+        so it costs no task; a delta or a revision with blobs waits in a task of its own."""
         context = self._sink_context(message)
         requested = context.requested
         try:
@@ -369,6 +374,27 @@ class PassiveSession:
         if (rev.doc_id, rev.rev_id) not in requested:
             logger.debug("refused unproposed rev %r %s", rev.doc_id, rev.rev_id)
             raise http_reply(400, f"revision {rev.rev_id} of {rev.doc_id!r} was not proposed")
+        if rev.delta_src is not None or blob_digests(rev.body):
+            return self._on_rev_waiting(context, rev)
+        self._incoming += 1
+        answer = Deferred()
+
+        def stored(inserted: Inserted) -> None:
+            self._incoming -= 1
+            requested.pop(rev.doc_id, rev.rev_id)
+            try:
+                self._stored(context, rev, inserted)
+            except BlipErrorReply as exc:
+                answer.fail(exc)
+            else:
+                answer.resolve()
+
+        self._inserter(context).insert_later(incoming(rev, no_conflicts=True), stored)
+        return answer
+
+    async def _on_rev_waiting(self, context: CollectionContext, rev: Rev) -> Reply | None:
+        """A pushed delta, or a revision whose blobs may have to be fetched first."""
+        requested = context.requested
         self._incoming += 1
         finished = True
         try:
@@ -383,23 +409,31 @@ class PassiveSession:
             except CouchliteError as exc:
                 self._report(context, rev.doc_id, rev.deleted, exc)
                 raise reply_error_for(exc) from exc
-            inserter = self._inserters.get(context.index)
-            if inserter is None:
-                inserter = self._inserters[context.index] = Inserter(
-                    context.store, self.calls, on_stored=_recorder(context)
-                )
-            # a passive peer never creates a conflict from a push: 409 instead (notes §8)
-            outcome = (await inserter.insert(incoming(rev, no_conflicts=True))).outcome
-            self.revs_received += 1
-            if outcome.error is not None:
-                self._report(context, rev.doc_id, rev.deleted, outcome.error)
-                raise reply_error_for(outcome.error)
-            self._report(context, rev.doc_id, rev.deleted, None)
+            inserted = await self._inserter(context).insert(incoming(rev, no_conflicts=True))
+            self._stored(context, rev, inserted)
             return None
         finally:
             self._incoming -= 1
             if finished:
                 requested.pop(rev.doc_id, rev.rev_id)
+
+    def _inserter(self, context: CollectionContext) -> Inserter:
+        inserter = self._inserters.get(context.index)
+        if inserter is None:
+            inserter = self._inserters[context.index] = Inserter(
+                context.store, self.calls, on_stored=_recorder(context)
+            )
+        return inserter
+
+    def _stored(self, context: CollectionContext, rev: Rev, inserted: Inserted) -> None:
+        """Report what became of a pushed revision; raises the error reply when it was refused
+        (a passive peer never creates a conflict from a push: 409 instead, notes §8)."""
+        self.revs_received += 1
+        outcome = inserted.outcome
+        if outcome.error is not None:
+            self._report(context, rev.doc_id, rev.deleted, outcome.error)
+            raise reply_error_for(outcome.error)
+        self._report(context, rev.doc_id, rev.deleted, None)
 
     async def _on_norev(self, message: Message) -> Reply | None:
         return None

@@ -43,16 +43,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 from couchlite._tuning import MAX_POSSIBLE_ANCESTORS
 from couchlite.blip import BlipErrorReply, Message
 from couchlite.errors import CouchliteError, DatabaseClosedError, ErrorDomain
+from couchlite.model.blobrefs import blob_digests
 from couchlite.replicator.blob_fetcher import BlobFetcher
 from couchlite.replicator.collection_context import CollectionContext
 from couchlite.replicator.conflicts import resolve_conflict
 from couchlite.replicator.error_mapping import remote_error, reply_error_for
-from couchlite.replicator.inserter import Inserter
+from couchlite.replicator.inserter import Inserted, Inserter
 from couchlite.replicator.options import SessionCollectionOptions
 from couchlite.replicator.protocol.changes import Changes, SubChanges
 from couchlite.replicator.protocol.pull import PullState
@@ -64,7 +66,7 @@ from couchlite.replicator.rev_receiver import expand_delta, incoming
 from couchlite.replicator.store import CollectionStore, IncomingRevision, RevisionFilter
 from couchlite.replicator.store_worker import StoreWorker
 from couchlite.replicator.types import DocumentFlags, ReplicatedDocument
-from couchlite.transport.blip_connection import BlipConnection, Reply
+from couchlite.transport.blip_connection import BlipConnection, Deferred, Reply
 
 logger = logging.getLogger(__name__)
 
@@ -205,7 +207,11 @@ class Puller:
             count=False,
         )
 
-    async def handle_rev(self, message: Message) -> Reply | None:
+    def handle_rev(self, message: Message) -> Deferred | Coroutine[Any, Any, Reply | None]:
+        """A requested revision: stored through the batching inserter, answered once its batch
+        committed. The common case (a full body without blobs, no pull filter, no custom
+        resolver) waits on nothing but the batch, so it costs no task; the others wait in a
+        task of their own."""
         try:
             rev = Rev.parse(message)
             if rev.sequence is None:
@@ -220,6 +226,32 @@ class Puller:
             logger.debug("refused unrequested rev %r %s", rev.doc_id, rev.rev_id)
             raise http_reply(400, f"revision {rev.announced} of {rev.doc_id!r} was not requested")
         self.revs_received += 1
+        options = self.options
+        if (
+            rev.delta_src is not None
+            or options.pull_filter is not None
+            or options.conflict_resolver is not None
+            or blob_digests(rev.body)
+        ):
+            return self._rev_waiting(rev, key)
+        answer = Deferred()
+
+        def stored(inserted: Inserted) -> None:
+            try:
+                self._report(rev.doc_id, rev.deleted, self._inserted(rev, inserted))
+            except (BlipErrorReply, DatabaseClosedError) as exc:
+                answer.fail(exc)
+            else:
+                answer.resolve()
+            # the reply is queued by now: the sequence may count as done
+            self._finish_request(rev, key, call_soon=False)
+
+        self.inserter.insert_later(incoming(rev, no_conflicts=False), stored)
+        return answer
+
+    async def _rev_waiting(self, rev: Rev, key: str) -> Reply | None:
+        """A requested revision that waits on more than its batch: a delta to expand, the
+        pull filter, blobs to fetch, or the conflict resolver."""
         store, calls = self.store, self.calls
         finished = True
         try:
@@ -239,25 +271,38 @@ class Puller:
                 self._report(rev.doc_id, rev.deleted, exc)
                 raise reply_error_for(exc) from exc
             inserted = await self.inserter.insert(incoming(rev, no_conflicts=False))
-            outcome = inserted.outcome
-            if isinstance(outcome.error, DatabaseClosedError):
-                raise outcome.error  # not this document's failure: the session cannot go on
-            if outcome.error is not None:
-                self._report(rev.doc_id, rev.deleted, outcome.error)
-                raise reply_error_for(outcome.error)
-            error = inserted.resolution_error
-            if outcome.conflicted and not inserted.resolved:
+            error = self._inserted(rev, inserted)
+            if inserted.outcome.conflicted and not inserted.resolved:
                 error = await resolve_conflict(
                     store, calls, rev.doc_id, rev.rev_id, self.options.conflict_resolver
                 )
             self._report(rev.doc_id, rev.deleted, error)
             return None
         finally:
-            if finished and self.state.forget_request(rev.doc_id, rev.announced)[0]:
+            if finished:
                 # Marked done once the handler's reply is queued (it is, right after this
                 # returns), so "idle" is never announced before the peer can know the revision
                 # arrived.
+                self._finish_request(rev, key, call_soon=True)
+
+    def _inserted(self, rev: Rev, inserted: Inserted) -> CouchliteError | None:
+        """What the insert of ``rev`` left to report (a failed default resolution); raises the
+        error reply when the store refused it, and :class:`DatabaseClosedError` as such (not
+        this document's failure: the session cannot go on)."""
+        outcome = inserted.outcome
+        if isinstance(outcome.error, DatabaseClosedError):
+            raise outcome.error
+        if outcome.error is not None:
+            self._report(rev.doc_id, rev.deleted, outcome.error)
+            raise reply_error_for(outcome.error)
+        return inserted.resolution_error
+
+    def _finish_request(self, rev: Rev, key: str, *, call_soon: bool) -> None:
+        if self.state.forget_request(rev.doc_id, rev.announced)[0]:
+            if call_soon:
                 asyncio.get_running_loop().call_soon(self._rev_done, key)
+            else:
+                self._rev_done(key)
 
     def _unusable(self, message: Message, exc: BlipErrorReply) -> None:
         """A requested revision arrived unusable (malformed, or a body the local API could not

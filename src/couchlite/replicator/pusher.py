@@ -166,6 +166,11 @@ class Pusher:
         self._lists_out = 0
         self._list_slots = Slots(MAX_CHANGE_LISTS_IN_FLIGHT)
         self.revs_sent = 0
+        #: revisions sent by :meth:`_send_quickly` still awaiting their answers
+        self._quick_sends = 0
+        self._quick_sends_quiet = Quiet()
+        #: run() returned: answers still arriving are not acted on (as cancelled senders)
+        self._ended = False
 
     @property
     def checkpoint(self) -> int:
@@ -180,7 +185,11 @@ class Pusher:
                 await watcher.start()
             async with asyncio.TaskGroup() as tasks:
                 await self._loop(tasks, watcher)
+                # revisions sent without a task are answered too (each within its request's
+                # timeout, or failed by the connection's end)
+                await self._quick_sends_quiet.event.wait()
         finally:
+            self._ended = True
             if watcher is not None:
                 watcher.close()
             self.reporter.set_busy(self, False)
@@ -238,8 +247,9 @@ class Pusher:
                     await slots.acquire()
                 read = None
                 if i < ahead:
-                    read, reads[i] = reads[i], None  # held by its sender task from now on
-                tasks.create_task(self._send(one, max_history, read))
+                    read, reads[i] = reads[i], None  # held by its sender from now on
+                if read is None or not self._send_quickly(one, read, tasks):
+                    tasks.create_task(self._send(one, max_history, read))
             again = answers.again
             if again:
                 self._count_list(1)  # before this list is done: never "all answered" between
@@ -274,19 +284,56 @@ class Pusher:
                 read,
                 noconflicts=dialect.noconflicts,
             )
-            revision = result.revision
-            if revision is None:
+            if result.revision is None:
                 await dialect.gone(self, change)
                 self.settle_quietly(change)
                 return
-            self.revs_sent += 1
-            if result.error is None and revision.sequence != change.sequence:
-                # Only a revision that stopped being current needs marking: the current one's
-                # body (and its parent's) is kept anyway, and skipping the call saves a write.
-                _mark_remote_revision(self.calls, self.store, change.doc_id, revision.rev_id)
-            dialect.sent(self, change, result)
+            self._answered(change, result)
         finally:
             self.sender.slots.release()
+
+    def _send_quickly(self, wanted: Wanted, read: RevRead, tasks: asyncio.TaskGroup) -> bool:
+        """Send a revision read ahead with its full body at once, with no task (the common
+        case, and the cheap one); ``False`` when it must go through :meth:`_send`. Its slot is
+        held until the answer came."""
+        change = wanted.change
+
+        def done(result: SendResult | None, error: Exception | None) -> None:
+            self._quick_sends -= 1
+            self._quick_sends_quiet(self._quick_sends == 0)
+            try:
+                if self._ended:
+                    return
+                if result is not None:
+                    self._answered(change, result)
+                elif error is not None:
+                    _fail_group(tasks, error)  # the push ends with it, as when _send raises
+            finally:
+                self.sender.slots.release()
+
+        sent = self.sender.send_later(
+            self.context,
+            change.doc_id,
+            str(change.sequence),
+            read,
+            done,
+            noconflicts=self.dialect.noconflicts,
+        )
+        if sent:
+            self._quick_sends += 1
+            self._quick_sends_quiet(False)
+        return sent
+
+    def _answered(self, change: ChangeEntry, result: SendResult) -> None:
+        """The peer answered the ``rev`` of ``change`` (``result.revision`` is set)."""
+        revision = result.revision
+        assert revision is not None
+        self.revs_sent += 1
+        if result.error is None and revision.sequence != change.sequence:
+            # Only a revision that stopped being current needs marking: the current one's
+            # body (and its parent's) is kept anyway, and skipping the call saves a write.
+            _mark_remote_revision(self.calls, self.store, change.doc_id, revision.rev_id)
+        self.dialect.sent(self, change, result)
 
     async def exchange(
         self, out: Outgoing, parse: Callable[[Message], ReplyT], what: str
@@ -331,6 +378,19 @@ def _read_ahead(wanted: list[Wanted]) -> int:
         if total > REV_READ_AHEAD_BYTES:
             return count
     return len(wanted)
+
+
+def _fail_group(tasks: asyncio.TaskGroup, error: Exception) -> None:
+    """End the push with ``error`` from a callback, as if one of its tasks raised it."""
+
+    async def fail() -> None:
+        raise error
+
+    failing = fail()
+    try:
+        tasks.create_task(failing)
+    except RuntimeError:  # the group is already ending (cancelled, or another error)
+        failing.close()
 
 
 def _mark_remote_revision(

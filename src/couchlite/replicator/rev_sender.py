@@ -41,7 +41,7 @@ import io
 import logging
 import mmap
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -156,17 +156,7 @@ class RevSender:
         revision = read.revision
         if revision is None:
             return SendResult()
-        rev = Rev(
-            doc_id,
-            revision.rev_id,
-            sequence,
-            revision.deleted,
-            revision.history,
-            revision.body,
-            noconflicts,
-            replaced_rev=read.replaced,
-        )
-        self._served_digests.update(blob_digests(revision.body))
+        rev = self._rev(doc_id, sequence, revision, read.replaced, noconflicts)
         if read.delta is not None:
             base_rev, delta_body = read.delta
             delta = dataclasses.replace(rev, delta_src=base_rev, body=delta_body)
@@ -188,6 +178,71 @@ class RevSender:
         except BlipErrorReply as exc:
             return SendResult(revision, remote_error(exc, f"rev {doc_id} {revision.rev_id}"))
         return SendResult(revision)
+
+    def send_later(
+        self,
+        context: CollectionContext,
+        doc_id: str,
+        sequence: str,
+        read: RevRead,
+        done: Callable[[SendResult | None, Exception | None], None],
+        *,
+        noconflicts: bool,
+    ) -> bool:
+        """Send a revision read with its full body at once, with no task: ``done(result, None)``
+        is called when the peer answered (a refusal is the result's error), ``done(None,
+        error)`` with what :meth:`send` would raise (a timeout, the connection's end).
+        ``False`` when it cannot go at once (gone, a delta, the byte budget spent, the
+        connection's out-box full): nothing was sent, and the caller uses :meth:`send`."""
+        revision = read.revision
+        if revision is None or read.delta is not None:
+            return False
+        size = len(revision.body)
+        if self._bytes_in_flight and self._bytes_in_flight + size > MAX_REV_BYTES_IN_FLIGHT:
+            return False
+        rev = self._rev(doc_id, sequence, revision, read.replaced, noconflicts)
+
+        def answered(reply: Message | None, error: Exception | None) -> None:
+            self._bytes_in_flight -= size
+            self._bytes_room.set()
+            if isinstance(error, BlipErrorReply):
+                refusal = remote_error(error, f"rev {doc_id} {revision.rev_id}")
+                done(SendResult(revision, refusal), None)
+            elif error is not None:
+                done(None, error)
+            else:
+                done(SendResult(revision), None)
+
+        sent = self.connection.request_later(
+            rev.properties(context.address),
+            rev.body,
+            answered,
+            compressed=size >= COMPRESS_REV_MIN_BYTES,
+        )
+        if sent:
+            self._bytes_in_flight += size
+        return sent
+
+    def _rev(
+        self,
+        doc_id: str,
+        sequence: str,
+        revision: OutgoingRevision,
+        replaced: str | None,
+        noconflicts: bool,
+    ) -> Rev:
+        """The ``rev`` message of ``revision``; the blobs it references may now be served."""
+        self._served_digests.update(blob_digests(revision.body))
+        return Rev(
+            doc_id,
+            revision.rev_id,
+            sequence,
+            revision.deleted,
+            revision.history,
+            revision.body,
+            noconflicts,
+            replaced_rev=replaced,
+        )
 
     def peer_accepts_deltas(self, deltas: bool) -> None:
         """Latch the peer's ``deltas: true`` from a ``changes``/``proposeChanges`` reply."""

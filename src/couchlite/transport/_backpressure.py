@@ -13,6 +13,7 @@ from typing import Any
 from couchlite._tuning import BLIP_SMALL_MESSAGE_BYTES
 from couchlite.blip import BlipLimitExceeded, BlipProtocol, Message
 from couchlite.blip.errors import CLOSE_POLICY_VIOLATION
+from couchlite.transport._pending import CallbackReply
 from couchlite.transport.channel import RequestTimeout
 
 
@@ -22,7 +23,7 @@ class BackPressure:
     name: str
     protocol: BlipProtocol
     _stats: dict[str, Any]
-    _pending: dict[int, asyncio.Future[Message]]
+    _pending: dict[int, asyncio.Future[Message] | CallbackReply]
     _progress: asyncio.Event
     _wake_writer: asyncio.Event
     _reply_freed: asyncio.Event

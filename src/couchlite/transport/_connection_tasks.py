@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Coroutine
+from typing import Any
 
 from couchlite._slots import Slots
 from couchlite.blip import BlipError, BlipErrorReply, Message, MessageType
 from couchlite.errors import CouchliteError, DatabaseClosedError
 from couchlite.transport._backpressure import BackPressure
-from couchlite.transport.blip_types import Handler, Reply
+from couchlite.transport.blip_types import Deferred, Handler, Reply, SyncHandler
 from couchlite.transport.boundary import unexpected
 from couchlite.transport.channel import CLOSE_UNEXPECTED, ChannelClosed, MessageChannel
 
@@ -29,10 +31,11 @@ class ConnectionTasks(BackPressure):
 
     channel: MessageChannel
     _handlers: dict[str, Handler]
+    _sync_handlers: dict[str, SyncHandler]
     _handler_slots: Slots
     _requests: deque[Message]
     _handler_pending: bool
-    _handler_tasks: set[asyncio.Task[None]]
+    _handler_tasks: set[asyncio.Task[Any]]
     _handler_name: str
     _sending: bool
     _handoff: bytes | None
@@ -71,7 +74,11 @@ class ConnectionTasks(BackPressure):
                         # reader cancelled while it waits holds no slot
                         if not self._handler_slots.take():
                             await self._handler_slots.acquire()
-                        self._start_handler(message)
+                        sync = self._sync_handlers.get(message.profile or "")
+                        if sync is None:
+                            self._start_handler(message)
+                        else:
+                            self._run_sync_handler(sync, message)
                     else:
                         self._resolve(message)
         except ChannelClosed as exc:
@@ -214,31 +221,78 @@ class ConnectionTasks(BackPressure):
 
     async def _run_handler(self, message: Message) -> None:
         handler = self._handlers.get(message.profile or "")
-        number, urgent, no_reply = message.number, message.urgent, message.no_reply
-        try:
-            if handler is None:
-                if no_reply:
-                    logger.warning("%s: no handler for no-reply %r", self.name, message.profile)
-                    return
-                self._reply_error(number, "BLIP", 404, "no handler for message", urgent)
+        if handler is None:
+            if message.no_reply:
+                logger.warning("%s: no handler for no-reply %r", self.name, message.profile)
                 return
+            self._reply_error(message.number, "BLIP", 404, "no handler for message", message.urgent)
+            return
+        try:
             reply = await handler(message)
-        except BlipErrorReply as exc:
-            if not no_reply:
-                self._reply_error(number, exc.error_domain, exc.code, exc.message, urgent)
+        except Exception as exc:
+            self._answer(message, None, exc)
             return
-        except DatabaseClosedError as exc:
-            # The database was closed while the message was on its way (``close()`` stops this
-            # side a moment later): an expected end, answered as "try again later".
-            logger.info("%s: %r not handled: %s", self.name, message.profile, exc)
-            if not no_reply:
-                self._reply_error(number, "HTTP", 503, "database closed", urgent)
+        self._answer(message, reply, None)
+
+    def _run_sync_handler(self, handler: SyncHandler, message: Message) -> None:
+        """Run a synchronous handler from the reader; its slot is held until it answered.
+
+        A handler that answers at once, or settles a :class:`Deferred` later, costs no task and
+        no coroutine: what makes a stream of small requests (``rev``) cheap to serve. One that
+        must wait returns a coroutine, which runs in a handler task of its own.
+        """
+        self._stats["requests_received"] += 1
+        try:
+            result = handler(message)
+        except Exception as exc:
+            self._settled(message, None, exc)
             return
-        except Exception:
-            self._stats["handler_errors"] += 1
-            logger.exception("%s: handler for %r failed", self.name, message.profile)
-            if not no_reply:
-                self._reply_error(number, "BLIP", 501, "unexpected exception", urgent)
+        if isinstance(result, Deferred):
+            result.then(lambda reply, error: self._settled(message, reply, error))
+        elif isinstance(result, Coroutine):
+            task = asyncio.create_task(result, name=self._handler_name)
+            self._handler_tasks.add(task)
+            task.add_done_callback(lambda done: self._handler_task_done(message, done))
+        else:
+            self._settled(message, result, None)
+
+    def _handler_task_done(self, message: Message, task: asyncio.Task[Reply | None]) -> None:
+        self._handler_tasks.discard(task)
+        if task.cancelled():  # the connection is closing: nobody to answer
+            self._handler_slots.release()
+            return
+        error = task.exception()
+        if error is None:
+            self._settled(message, task.result(), None)
+        elif isinstance(error, Exception):
+            self._settled(message, None, error)
+        else:  # KeyboardInterrupt and the like: not the peer's answer
+            self._handler_slots.release()
+
+    def _settled(self, message: Message, reply: Reply | None, error: Exception | None) -> None:
+        self._handler_slots.release()
+        self._answer(message, reply, error)
+
+    def _answer(self, message: Message, reply: Reply | None, error: Exception | None) -> None:
+        """Send what a handler answered (``error``: what it raised) to ``message``."""
+        number, urgent, no_reply = message.number, message.urgent, message.no_reply
+        if error is not None:
+            if isinstance(error, BlipErrorReply):
+                if not no_reply:
+                    self._reply_error(number, error.error_domain, error.code, error.message, urgent)
+            elif isinstance(error, DatabaseClosedError):
+                # The database was closed while the message was on its way (``close()`` stops
+                # this side a moment later): an expected end, answered as "try again later".
+                logger.info("%s: %r not handled: %s", self.name, message.profile, error)
+                if not no_reply:
+                    self._reply_error(number, "HTTP", 503, "database closed", urgent)
+            else:
+                self._stats["handler_errors"] += 1
+                logger.error(
+                    "%s: handler for %r failed", self.name, message.profile, exc_info=error
+                )
+                if not no_reply:
+                    self._reply_error(number, "BLIP", 501, "unexpected exception", urgent)
             return
         if no_reply:
             return

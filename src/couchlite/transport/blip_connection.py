@@ -21,13 +21,15 @@ is in :mod:`couchlite.transport._connection_tasks`):
   requests at a time. Requests that arrive together share one task while their handlers
   complete without waiting (a task per request cost more than a small handler); as soon as
   a handler suspends, the requests behind it go to another task, so handlers run
-  concurrently. Only context variables set by a handler may leak to the next
-  handler in the same task. When all slots are busy the reader stops reading, which pushes
-  back on the peer through the channel's (and TCP's) own flow control. Consequence: a
-  handler that itself awaits a reply from the same peer holds its slot meanwhile, and if
-  every slot is held that way the reply can never be read. Such handlers must stay fewer
-  than ``max_concurrent_handlers`` (the replicator's in-flight limits, far below 100,
-  already ensure it).
+  concurrently. Only context variables set by a handler may leak to the next handler in the
+  same task. A synchronous handler (:meth:`~BlipConnection.register_sync_handler`) runs in the
+  reader with no task: it answers at once, later through a :class:`Deferred`, or via a
+  coroutine run in a task of its own; it holds its slot until it answered. When all slots are
+  busy the reader stops reading, which pushes back on the peer through the channel's (and
+  TCP's) own flow control. Consequence: a handler that itself awaits a reply from the same
+  peer holds its slot meanwhile, and if every slot is held that way the reply can never be
+  read. Such handlers must stay fewer than ``max_concurrent_handlers`` (the replicator's
+  in-flight limits, far below 100, already ensure it).
 
 Back-pressure on the sending side: :meth:`request` and :meth:`send_no_reply` wait before queueing
 while the protocol's out-box holds ``max_pending_messages`` messages or, for large messages,
@@ -92,13 +94,17 @@ from couchlite.blip import BlipProtocol, Message
 from couchlite.errors import CouchliteError, InvalidArgumentError
 from couchlite.transport._connection_tasks import ConnectionTasks
 from couchlite.transport._deadlines import Deadlines
+from couchlite.transport._pending import CallbackReply
 from couchlite.transport.blip_types import (
     Body,
     BodyWriter,
+    Deferred,
     Handler,
     Properties,
     Reply,
+    ReplyCallback,
     StreamTarget,
+    SyncHandler,
     error_reply,
 )
 from couchlite.transport.channel import (
@@ -172,6 +178,7 @@ class BlipConnection(ConnectionTasks):
         self._outstanding_waiters = 0
         self.name = name or f"blip-{next(_connection_ids)}"
         self._handlers: dict[str, Handler] = {}
+        self._sync_handlers: dict[str, SyncHandler] = {}
         self._max_pending_messages = max_pending_messages
         self._max_pending_bytes = max_pending_bytes
         self._max_handlers = max_concurrent_handlers
@@ -182,8 +189,10 @@ class BlipConnection(ConnectionTasks):
         # already created but not yet running (see _handle_requests).
         self._requests: deque[Message] = deque()
         self._handler_pending = False
-        self._pending: dict[int, asyncio.Future[Message]] = {}
-        self._handler_tasks: set[asyncio.Task[None]] = set()
+        #: our requests awaiting replies: the future :meth:`request` awaits, or the stand-in
+        #: of a :meth:`request_later` callback (it has the same methods)
+        self._pending: dict[int, asyncio.Future[Message] | CallbackReply] = {}
+        self._handler_tasks: set[asyncio.Task[Any]] = set()
         # One name for every handler task: formatting one per request costs more than it helps.
         self._handler_name = f"{self.name}-handler"
         self._supervisor: asyncio.Task[None] | None = None
@@ -225,10 +234,20 @@ class BlipConnection(ConnectionTasks):
 
     def register_handler(self, profile: str, handler: Handler) -> None:
         """Answer requests whose ``Profile`` is ``profile`` with ``handler``."""
+        self._sync_handlers.pop(profile, None)
         self._handlers[profile] = handler
+
+    def register_sync_handler(self, profile: str, handler: SyncHandler) -> None:
+        """Answer requests whose ``Profile`` is ``profile`` with a synchronous ``handler``,
+        called from the reader: it returns the reply (or raises), a :class:`Deferred` it
+        settles later, or a coroutine when it must wait (run in a handler task). It holds its
+        handler slot until it answered, as an ``async`` handler does."""
+        self._handlers.pop(profile, None)
+        self._sync_handlers[profile] = handler
 
     def unregister_handler(self, profile: str) -> None:
         self._handlers.pop(profile, None)
+        self._sync_handlers.pop(profile, None)
 
     @property
     def is_open(self) -> bool:
@@ -399,6 +418,42 @@ class BlipConnection(ConnectionTasks):
             raise error_reply(reply)
         return reply
 
+    def request_later(
+        self,
+        properties: Properties,
+        body: Body,
+        on_reply: ReplyCallback,
+        *,
+        urgent: bool = False,
+        compressed: bool = False,
+        timeout: float | None = BLIP_REQUEST_TIMEOUT_S,
+    ) -> bool:
+        """Send a request now, if that needs no wait, and hand its outcome to ``on_reply``.
+
+        ``on_reply(reply, None)`` gets the reply, ``on_reply(None, error)`` what
+        :meth:`request` would raise (:class:`BlipErrorReply` for ``ERR``, a timeout, the
+        connection's end); it is called once, from the connection's reader or its end, and
+        must not block. Nothing is sent and ``False`` returned when the request would have to
+        wait first (too many outstanding requests, or a full out-box): use :meth:`request`."""
+        self._check_open()
+        if len(self._pending) >= self._max_outstanding or not self._has_room(len(body), urgent):
+            return False
+        number = self.protocol.send_request(properties, body, urgent=urgent, compressed=compressed)
+        pending = self._pending[number] = CallbackReply(number, on_reply, timeout, self._forget)
+        self._queued(len(body))
+        self._stats["requests_sent"] += 1
+        if timeout is not None:
+            self._deadlines.add(number, pending, timeout)
+        return True
+
+    def _forget(self, pending: CallbackReply) -> None:
+        """A :meth:`request_later` request is settled: it no longer counts as outstanding."""
+        self._pending.pop(pending.number, None)
+        if pending.timeout is not None:
+            self._deadlines.discard(pending.number, pending.timeout)
+        if self._outstanding_waiters:
+            self._reply_freed.set()
+
     async def send_no_reply(
         self,
         properties: Properties,
@@ -453,7 +508,9 @@ class BlipConnection(ConnectionTasks):
         reason = self._end.reason if self._end is not None else self._stop_reason
         return ConnectionClosedError(code, reason, message=f"{self.name}: connection closed")
 
-    def _expire(self, future: asyncio.Future[Message], timeout: float | None) -> None:
+    def _expire(
+        self, future: asyncio.Future[Message] | CallbackReply, timeout: float | None
+    ) -> None:
         if not future.done():
             future.set_exception(RequestTimeout(f"{self.name}: no reply within {timeout} s"))
 
@@ -521,7 +578,7 @@ class BlipConnection(ConnectionTasks):
 
     def _fail_pending(self) -> None:
         error = self._closed_error_for_callers()
-        for future in self._pending.values():
+        for future in list(self._pending.values()):  # a callback's stand-in leaves the dict
             if not future.done():
                 future.set_exception(error)
         self._pending.clear()
@@ -532,7 +589,10 @@ __all__ = [
     "BlipConnection",
     "BodyWriter",
     "ConnectionClosedError",
+    "Deferred",
     "Handler",
     "Reply",
+    "ReplyCallback",
     "RequestTimeout",
+    "SyncHandler",
 ]
