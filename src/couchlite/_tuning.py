@@ -287,8 +287,11 @@ MAX_POSSIBLE_ANCESTORS = 10
 #: peer that moved on while our proposal was in flight, bounded so two peers cannot ping-pong.
 MAX_REPROPOSALS = 2
 #: Revisions inserted per transaction by the batching inserter: one commit per batch is what
-#: makes pulling fast; 200 matches the changes batch.
-INSERT_BATCH_SIZE = 200
+#: makes receiving fast. Half a sender's revisions in flight (MAX_REVS_IN_FLIGHT), so that one
+#: batch commits while the next one arrives: with a whole window per batch, sender and
+#: receiver took turns, each idle while the other worked (measured: 90 -> 45 took 20,000 small
+#: documents from ~2,900 to ~3,600 docs/s, both ways; 30 and 60 did less well).
+INSERT_BATCH_SIZE = MAX_REVS_IN_FLIGHT // 2
 #: How long the inserter waits for more revisions before committing a partial batch. Short
 #: enough to be invisible in latency, long enough to gather the revs of one burst of frames.
 INSERT_BATCH_DELAY_S = 0.001

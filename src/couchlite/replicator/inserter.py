@@ -7,7 +7,9 @@ its own outcome: no task and no thread hop per revision, and the event loop neve
 the commit. A handler either awaits :meth:`Inserter.insert` or, cheaper still, hands
 :meth:`Inserter.insert_later` a callback (no future, no wake-up per revision). One batch of a
 collection is in flight at a time; what arrives meanwhile forms the next batch, so batches
-commit in the order their revisions arrived. A handler replies only after its batch committed,
+commit in the order their revisions arrived. A full batch goes to the store thread at once,
+not at the end of the loop turn: the reader may be busy with a burst of frames for a while,
+and the commit then runs beside it. A handler replies only after its batch committed,
 so the peer learns of a revision exactly when it is durable.
 """
 
@@ -103,7 +105,7 @@ class Inserter:
         items, self._queue = self._queue, []
         self._in_flight = True
         self.batches += 1
-        done = self._calls.call(self._insert, [r for r, _ in items])
+        done = self._calls.call_now(self._insert, [r for r, _ in items])
         done.add_done_callback(lambda f: self._deliver(items, f))
 
     def _insert(self, revisions: list[IncomingRevision]) -> tuple[Sequence[Inserted], int]:

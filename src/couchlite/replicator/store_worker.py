@@ -105,6 +105,21 @@ class StoreWorker:
             loop.call_soon(self._submit)
         return future
 
+    def call_now(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """:meth:`call`, handed to the thread at once when nothing is queued or running, not
+        at the end of the loop turn: for a call the rest of a long turn must not hold up (a
+        batch of inserts while the reader goes on with the frames behind it)."""
+        if self._running:  # it goes with the batch queued (or next after the one running)
+            return self.call(fn, *args)
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.append((fn, args, future))
+        self._running = True
+        self._submit()
+        return future
+
     def _submit(self) -> None:
         items, self._queue = self._queue, []
         if not items:
