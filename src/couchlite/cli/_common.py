@@ -63,10 +63,10 @@ EXIT_BUSY = 5
 EXIT_INTERRUPTED = 130
 
 #: The epilog of every command's ``--help``: the exit codes, one line each.
-EXIT_CODES_HELP = (
-    "\b\nExit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 network/TLS/authentication, "
-    "5 database busy (owned by another process) or read-only, 130 interrupted."
-)
+EXIT_CODES_HELP = """\b
+Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 network, TLS or authentication failure,
+5 database busy (another process writes to it) or read-only, 130 interrupted.
+"""
 
 #: The default collection's full name, as ``--collection`` takes it.
 DEFAULT_COLLECTION = "_default._default"

@@ -44,7 +44,7 @@ def _counts(db: Database) -> list[dict[str, Any]]:
     ]
 
 
-@click.command("ls", epilog=EXIT_CODES_HELP)
+@click.command("ls", short_help="Collections and their document counts.", epilog=EXIT_CODES_HELP)
 @database_argument
 @json_option
 @handles_errors
@@ -75,7 +75,7 @@ def _document(collection: Collection, doc_id: str) -> Any:
     return doc
 
 
-@click.command("get", epilog=EXIT_CODES_HELP)
+@click.command("get", short_help="Print a document as JSON.", epilog=EXIT_CODES_HELP)
 @database_argument
 @click.argument("doc_id", metavar="ID")
 @collection_option
@@ -115,7 +115,7 @@ def _body(text: str) -> dict[str, Any]:
     return body
 
 
-@click.command("put", epilog=EXIT_CODES_HELP)
+@click.command("put", short_help="Save a document from JSON.", epilog=EXIT_CODES_HELP)
 @database_argument
 @click.argument("doc_id", metavar="ID")
 @click.argument("body", metavar="JSON|-")
@@ -146,7 +146,7 @@ def put(path: Path, doc_id: str, body: str, collection: str, as_json: bool) -> N
         _console.print(f"saved {doc_id} in {result['collection']} ({doc.revision_id})")
 
 
-@click.command("rm", epilog=EXIT_CODES_HELP)
+@click.command("rm", short_help="Delete a document.", epilog=EXIT_CODES_HELP)
 @database_argument
 @click.argument("doc_id", metavar="ID")
 @collection_option
@@ -177,7 +177,9 @@ def _size_on_disk(folder: Path) -> int:
     return total
 
 
-@click.command("info", epilog=EXIT_CODES_HELP)
+@click.command(
+    "info", short_help="Path, size, UUID, collections and indexes.", epilog=EXIT_CODES_HELP
+)
 @database_argument
 @json_option
 @handles_errors
@@ -223,7 +225,9 @@ def info(path: Path, as_json: bool) -> None:
     _console.print(table)
 
 
-@click.command("compact", epilog=EXIT_CODES_HELP)
+@click.command(
+    "compact", short_help="Purge expired documents, delete unused blobs.", epilog=EXIT_CODES_HELP
+)
 @database_argument
 @json_option
 @handles_errors

@@ -74,7 +74,7 @@ def _print_events(events: Any, as_json: bool) -> None:
             _console.print(f"{kind}: {peer['name']} {_where(peer)} {peer['url']}")
 
 
-@click.command("peers", epilog=EXIT_CODES_HELP)
+@click.command("peers", short_help="List the peers on the local network.", epilog=EXIT_CODES_HELP)
 @click.option("--watch", is_flag=True, help="Stream peers as they come and go, until SIGINT.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=None,
               help=f"Seconds to browse  [default: {_tuning.CLI_DISCOVERY_TIMEOUT_S:g}; "

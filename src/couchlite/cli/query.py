@@ -47,7 +47,7 @@ def _cell(value: object) -> str:
     return value if isinstance(value, str) else dumps(value)
 
 
-@click.command("query", epilog=EXIT_CODES_HELP)
+@click.command("query", short_help="Run a SQL++ query.", epilog=EXIT_CODES_HELP)
 @database_argument
 @click.argument("sql", metavar='"SELECT ..."')
 @click.option(

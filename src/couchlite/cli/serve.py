@@ -13,6 +13,7 @@ listener and close the database cleanly (exit code 0).
   users can read those).
 * ``--read-only``: peers may pull but not push.
 * ``--advertise [--name NAME]``: announce the listener over DNS-SD (the ``discovery`` extra).
+* ``--certificate-out FILE``: write the certificate (PEM) for ``sync --pin FILE``.
 
 Output: on a terminal a status line updated live; otherwise a line per change of the
 connection counts. ``--json`` prints one JSON object per line: ``{"event": "started", "urls",
@@ -31,6 +32,7 @@ from typing import Any
 
 import click
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
 from rich.console import Console
 from rich.live import Live
 from rich.text import Text
@@ -151,7 +153,9 @@ class _Reporter:
             self.console.print("stopped")
 
 
-@click.command("serve", epilog=EXIT_CODES_HELP)
+@click.command(
+    "serve", short_help="Serve collections to peers (a listener).", epilog=EXIT_CODES_HELP
+)
 @database_argument
 @click.option(
     "--collection",
@@ -173,6 +177,8 @@ class _Reporter:
 @click.option("--read-only", is_flag=True, help="Peers may pull, not push.")
 @click.option("--advertise", is_flag=True, help="Announce over DNS-SD (the discovery extra).")
 @click.option("--name", "service", metavar="NAME", help="The name to advertise under.")
+@click.option("--certificate-out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the TLS certificate (PEM) here, for sync --pin.")  # fmt: skip
 @json_option
 @handles_errors
 def serve(
@@ -187,6 +193,7 @@ def serve(
     read_only: bool,
     advertise: bool,
     service: str | None,
+    certificate_out: Path | None,
     as_json: bool,
 ) -> None:
     """Serve collections of the database at PATH to peers, until SIGINT or SIGTERM.
@@ -198,6 +205,8 @@ def serve(
     """
     if identity_label and not tls:
         raise CommandError("--identity needs --tls", 2)
+    if certificate_out is not None and not tls:
+        raise CommandError("--certificate-out needs --tls", 2)
     if service is not None and not advertise:
         raise CommandError("--name needs --advertise", 2)
     credentials = user_password(user, password_env)
@@ -220,10 +229,17 @@ def serve(
         with stop_requested() as stop:
             listener.start()
             try:
+                if certificate_out is not None:
+                    _write_certificate(listener, certificate_out)
                 _run(listener, reporter, stop, db.name, [c.full_name for c in served])
             finally:
                 listener.stop()
                 reporter.stopped()
+
+
+def _write_certificate(listener: UrlEndpointListener, path: Path) -> None:
+    assert listener.tls_identity is not None  # --tls, checked before the start
+    path.write_bytes(listener.tls_identity.certificates[0].public_bytes(Encoding.PEM))
 
 
 def _run(

@@ -46,6 +46,7 @@ from couchlite import (
     ReplicatorChange,
     ReplicatorConfiguration,
     ReplicatorType,
+    TLSError,
     _tuning,
 )
 from couchlite.cli import _discovery
@@ -140,7 +141,9 @@ def _trust(
     return {}
 
 
-@click.command("sync", epilog=EXIT_CODES_HELP)
+@click.command(
+    "sync", short_help="Replicate with a peer, once or continuously.", epilog=EXIT_CODES_HELP
+)
 @database_argument
 @click.argument("url", required=False)
 @click.option("--discover", metavar="NAME", help="Sync with the peer advertised as NAME.")
@@ -208,7 +211,7 @@ def sync(
             **trust,
         )
         config.add_collections(chosen)
-        _replicate(db, config, chosen, target, quiet=quiet, as_json=as_json)
+        _replicate(db, config, chosen, target, trusted=bool(trust), quiet=quiet, as_json=as_json)
 
 
 def _replicate(
@@ -217,6 +220,7 @@ def _replicate(
     chosen: list[Collection],
     target: str,
     *,
+    trusted: bool,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -272,6 +276,9 @@ def _replicate(
             sys.stderr.write(f"document error: {line}\n")
     sys.stdout.flush()
     if error is not None:
+        if isinstance(error, TLSError) and not trusted:
+            hint = "; a self-signed peer needs --fingerprint HEX, --pin FILE or --insecure"
+            error = TLSError(error.message + hint, code=error.code)
         fail(error)
     if interrupted and not config.continuous:
         sys.exit(EXIT_INTERRUPTED)

@@ -65,7 +65,7 @@ def _lines_of(collection: Collection) -> Iterator[tuple[str, int]]:
         yield line, len(body)
 
 
-@click.command("export", epilog=EXIT_CODES_HELP)
+@click.command("export", short_help="Write a collection as JSON Lines.", epilog=EXIT_CODES_HELP)
 @database_argument
 @collection_option
 @click.option(
@@ -237,7 +237,7 @@ def _size_of(source: IO[bytes]) -> int | None:
     return info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
-@click.command("import", epilog=EXIT_CODES_HELP)
+@click.command("import", short_help="Save documents from JSON Lines.", epilog=EXIT_CODES_HELP)
 @database_argument
 @click.argument("file", metavar="FILE|-", type=click.File("rb"))
 @collection_option
