@@ -17,7 +17,12 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
-from couchlite import ReplicatorConfiguration, UrlEndpointListenerConfiguration
+from couchlite import (
+    CouchliteError,
+    NotFoundError,
+    ReplicatorConfiguration,
+    UrlEndpointListenerConfiguration,
+)
 from couchlite.cli._common import CommandError
 
 EXTRA_HINT = "pip install 'couchlite[discovery]'"
@@ -31,6 +36,11 @@ def _module() -> ModuleType:
         raise CommandError(
             f"discovery needs the 'discovery' extra ({missing} is missing): {EXTRA_HINT}"
         ) from exc
+
+
+def require() -> None:
+    """Fail now (before anything is opened or created) if discovery cannot be used."""
+    _module()
 
 
 def available() -> bool:
@@ -77,9 +87,16 @@ def browse(
 
 
 def find(name: str, *, timeout: float, interfaces: Sequence[str] | None = None) -> dict[str, Any]:
-    """The peer advertised as ``name``; ``DiscoveryError`` (a ``CouchliteError``, exit code
-    3) when none answers in time."""
-    peer = _module().find_peer(name, interfaces=interfaces, timeout=timeout)
+    """The peer advertised as ``name``; ``NotFoundError`` (exit code 3) when none answers in
+    time."""
+    module = _module()
+    try:
+        peer = module.find_peer(name, interfaces=interfaces, timeout=timeout)
+    except CouchliteError as exc:
+        if isinstance(exc, module.DiscoveryError) and not isinstance(exc, NotFoundError):
+            # nobody answered to that name: "not found" to scripts (exit code 3)
+            raise NotFoundError(exc.message) from exc
+        raise
     return peer_dict(peer)
 
 
@@ -120,5 +137,6 @@ __all__ = [
     "fingerprint_option",
     "peer_dict",
     "peers",
+    "require",
     "service_name",
 ]

@@ -209,6 +209,8 @@ def serve(
         raise CommandError("--certificate-out needs --tls", 2)
     if service is not None and not advertise:
         raise CommandError("--name needs --advertise", 2)
+    if advertise:
+        _discovery.require()
     credentials = user_password(user, password_env)
     identity = TLSIdentity.identity(identity_label) if identity_label else None
     with open_database(path, write=True, create=True) as db:
