@@ -167,3 +167,33 @@ def test_fingerprint_pinning(tmp_path: Path) -> None:
         wrong = couchlite("sync", tmp_path / "a", url, "--fingerprint", "0" * 64, "--quiet")
         one_line_error(wrong, 4)
     one_line_error(couchlite("sync", tmp_path / "a", url, "--fingerprint", "xyz"), 2)
+
+
+def test_a_read_only_server_refuses_pushes(tmp_path: Path) -> None:
+    ok("put", tmp_path / "hub", "h", '{"n": 1}')
+    ok("put", tmp_path / "phone", "p", '{"n": 2}')
+    with serving(tmp_path / "hub", "--no-tls", "--read-only") as (server, started):
+        url = local_url(started)
+        assert "pull-only" in one_line_error(couchlite("sync", tmp_path / "phone", url), 1)
+        pulled = couchlite("sync", tmp_path / "phone", url, "--pull", "--json")
+        assert pulled.returncode == 0, pulled.stderr
+        assert orjson.loads(pulled.stdout)["pulled"] == 1
+        assert server.interrupt()[0] == 0
+    assert [d["_id"] for d in json_lines(ok("export", tmp_path / "hub"))] == ["h"]
+
+
+def test_serve_with_an_identity_from_the_key_store(tmp_path: Path) -> None:
+    env = {
+        "COUCHLITE_KEYSTORE": str(tmp_path / "keys"),
+        "COUCHLITE_KEYSTORE_PASSPHRASE": "test passphrase",
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
+    }
+    ok("identity", "create", "hub", "--cn", "127.0.0.1", "--ip", "127.0.0.1", env=env)
+    cert = tmp_path / "hub.crt"
+    ok("identity", "export", "hub", cert, "--format", "cert", env=env)
+    with serving(tmp_path / "hub", "--identity", "hub", env=env) as (server, started):
+        done = couchlite("sync", tmp_path / "phone", local_url(started), "--pin", cert)
+        assert done.returncode == 0, done.stderr
+        assert server.interrupt()[0] == 0
+    usage = couchlite("serve", tmp_path / "hub", "--identity", "hub", "--no-tls", env=env)
+    one_line_error(usage, 2)

@@ -104,14 +104,15 @@ def exit_code_of(exc: BaseException) -> int:
     return EXIT_ERROR
 
 
-def _debugging() -> bool:
+def debugging() -> bool:
+    """Whether the global ``--debug`` option was given."""
     ctx = click.get_current_context(silent=True)
     return bool(ctx is not None and ctx.find_root().params.get("debug"))
 
 
 def fail(exc: BaseException) -> NoReturn:
     """Print ``exc`` as one line on stderr (and its traceback with ``--debug``), then exit."""
-    if _debugging():
+    if debugging():
         traceback.print_exception(exc, file=sys.stderr)
     if isinstance(exc, (click.ClickException, CouchliteError)):
         message = exc.message
@@ -272,6 +273,7 @@ __all__ = [
     "collection_option",
     "database_argument",
     "database_folder",
+    "debugging",
     "dumps",
     "emit_json",
     "exit_code_of",

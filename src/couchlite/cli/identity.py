@@ -14,7 +14,8 @@ A CA identity (``create --ca``) issues server and client identities alike; ``--s
 ``--client`` describe the identities it issues, so they are refused together with ``--ca``.
 
 Errors of the library (``CouchliteError``) and missing secrets become one line on stderr and
-exit status 1; misused options are click's usage errors (exit status 2).
+exit status 1 (``couchlite --debug identity ...`` adds the traceback); misused options are
+click's usage errors (exit status 2).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import datetime as dt
 import functools
 import os
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,6 +37,7 @@ from rich.console import Console
 from rich.table import Table
 
 from couchlite import CouchliteError, KeyStore, KeyUsage, TLSIdentity
+from couchlite.cli._common import debugging
 from couchlite.cli._secrets import SecretUnavailable, read_secret, stdin_is_a_terminal
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -52,6 +55,8 @@ def _fails_cleanly(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except (CouchliteError, SecretUnavailable) as exc:
+            if debugging():
+                traceback.print_exception(exc, file=sys.stderr)
             message = exc.message if isinstance(exc, SecretUnavailable) else str(exc)
             # soft_wrap: one line, however long, so that scripts can grep it.
             _errors.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
