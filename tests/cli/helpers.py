@@ -144,9 +144,15 @@ def local_url(started: dict[str, Any]) -> str:
     return next(url for url in started["urls"] if "://127.0.0.1:" in url)
 
 
-def on_a_terminal(args: list[str | Path], env: dict[str, str] | None = None) -> tuple[int, str]:
+def on_a_terminal(
+    args: list[str | Path],
+    env: dict[str, str] | None = None,
+    *,
+    interrupt_after: str | None = None,
+) -> tuple[int, str]:
     """Run ``python -m couchlite ARGS`` with a pseudo-terminal as stdin, stdout and stderr;
-    return its exit code and everything it wrote there (read until it exits, bounded)."""
+    return its exit code and everything it wrote there (read until it exits, bounded). With
+    ``interrupt_after``, SIGINT is sent once that text has appeared (for ``serve``)."""
     import pty  # POSIX only
 
     master, slave = pty.openpty()
@@ -175,6 +181,9 @@ def on_a_terminal(args: list[str | Path], env: dict[str, str] | None = None) -> 
             if not chunk:
                 break
             output += chunk
+            if interrupt_after is not None and interrupt_after.encode() in output:
+                process.send_signal(signal.SIGINT)
+                interrupt_after = None
         return process.wait(timeout=max(1.0, deadline - time.monotonic())), output.decode(
             errors="replace"
         )

@@ -4,6 +4,9 @@ exit codes, one-line errors (``--debug`` for the traceback), databases never cre
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import orjson
@@ -120,3 +123,34 @@ def test_a_running_server_owns_the_database_and_reads_still_work(tmp_path: Path)
         code, _, _ = server.interrupt()
         assert code == 0
     assert json_lines(ok("ls", db, "--json"))[0]["count"] == 1
+
+
+OWNER = Path(__file__).resolve().parents[1] / "database" / "ro_owner.py"
+
+
+def test_read_commands_follow_an_application_that_keeps_writing(tmp_path: Path) -> None:
+    owner = subprocess.Popen(
+        [sys.executable, str(OWNER), str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert owner.stdout is not None
+        deadline = time.monotonic() + 60
+        while owner.stdout.readline().strip() != "wrote 20":
+            assert time.monotonic() < deadline and owner.poll() is None
+        db = tmp_path / "live.cblite2"
+        first = json_lines(ok("ls", db, "--json"))[0]["count"]
+        assert first >= 21
+        assert json_lines(ok("get", db, "doc-20", "--json"))[0]["body"] == {"i": 20}
+        while json_lines(ok("ls", db, "--json"))[0]["count"] <= first:  # it goes on writing
+            assert time.monotonic() < deadline and owner.poll() is None
+        exported = json_lines(ok("export", db))
+        assert len(exported) > first and {"_id": "doc-0", "i": 0} in exported
+        message = one_line_error(couchlite("put", db, "mine", "{}"), 5)
+        assert "another process" in message
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+        owner.communicate(timeout=30)

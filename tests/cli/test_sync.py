@@ -197,3 +197,13 @@ def test_serve_with_an_identity_from_the_key_store(tmp_path: Path) -> None:
         assert server.interrupt()[0] == 0
     usage = couchlite("serve", tmp_path / "hub", "--identity", "hub", "--no-tls", env=env)
     one_line_error(usage, 2)
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_serve_shows_a_live_status_line_on_a_terminal(tmp_path: Path) -> None:
+    code, output = on_a_terminal(
+        ["serve", tmp_path / "hub", "--port", "0", "--no-tls"], interrupt_after="Ctrl-C stops"
+    )
+    assert code == 0, output
+    assert "url: ws://127.0.0.1:" in output and "0 connections (0 replicating)" in output
+    assert output.rstrip().endswith("stopped"), output
