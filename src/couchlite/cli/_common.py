@@ -28,6 +28,7 @@ of a running application, and never create anything.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -138,10 +139,21 @@ def handles_errors(fn: F) -> F:
             fail(exc)
         except KeyboardInterrupt:
             fail(Interrupted("interrupted"))
+        except BrokenPipeError:  # `couchlite ... | head`: the reader had enough, not an error
+            quiet_broken_stdout()
+            sys.exit(EXIT_OK)
         except OSError as exc:  # a file that cannot be read or written, a closed pipe
             fail(CommandError(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")))
 
     return wrapper  # type: ignore[return-value]
+
+
+def quiet_broken_stdout() -> None:
+    """Point stdout at /dev/null: the interpreter would complain once more when it flushes
+    a stdout whose reader has gone."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 # --- options shared by many commands -----------------------------------------------------------
@@ -284,5 +296,6 @@ __all__ = [
     "open_database",
     "parse_collection",
     "parse_json_value",
+    "quiet_broken_stdout",
     "split_path",
 ]

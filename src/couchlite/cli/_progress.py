@@ -54,6 +54,7 @@ class ProgressDisplay:
         self._task: TaskID | None = None
         self._last_line = 0.0
         self._last_shown: tuple[int, int | None, int, float | None] | None = None
+        self._last_printed: tuple[int, int | None, int, float | None] | None = None
 
     def __enter__(self) -> ProgressDisplay:
         if self._mode == "bar":
@@ -108,6 +109,8 @@ class ProgressDisplay:
             )
             return
         shown = (done, total, size, fraction)
+        if shown == self._last_printed:
+            return  # nothing new: an idle continuous sync stays quiet
         self._last_shown = shown
         now = time.monotonic()
         if now - self._last_line >= _tuning.CLI_PROGRESS_LINE_INTERVAL_S:
@@ -115,6 +118,7 @@ class ProgressDisplay:
 
     def _line(self, done: int, total: int | None, size: int, fraction: float | None) -> None:
         self._last_line = time.monotonic()
+        self._last_printed = (done, total, size, fraction)
         of = "" if total is None else f"/{total:,}"
         if fraction is None and total:
             fraction = done / total

@@ -72,6 +72,9 @@ from couchlite.cli.serve import user_password
 #: (1 s, then 2 s of backoff) instead of the library's ten attempts over minutes.
 ONE_SHOT_ATTEMPTS = 3
 
+#: How long a stop may take (the replicator's own stop is bounded well below this).
+STOP_TIMEOUT_S = 60.0
+
 
 class _Tally:
     """Documents pushed, pulled and failed, counted from document-replication events (on
@@ -247,7 +250,10 @@ def _replicate(
             progress = replicator.status.progress
             shown.update(progress.completed, progress.total or None, tally.bytes)
             stopped.wait(_tuning.CLI_STATUS_POLL_S)
-        status = replicator.wait_for(ReplicatorActivityLevel.STOPPED, timeout=60)
+        try:
+            status = replicator.wait_for(ReplicatorActivityLevel.STOPPED, timeout=STOP_TIMEOUT_S)
+        except TimeoutError:
+            raise CommandError(f"the replicator did not stop within {STOP_TIMEOUT_S:g} s") from None
         shown.update(status.progress.completed, status.progress.total or None, tally.bytes)
     error = status.error
     failed = error is not None or tally.errors

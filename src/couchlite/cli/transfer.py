@@ -95,9 +95,6 @@ def export(path: Path, collection: str, output: Path | None, as_json: bool) -> N
                 count += 1
                 size += body_bytes
             sink.flush()
-        except BrokenPipeError:  # `couchlite export ... | head`: the reader had enough
-            _quiet_broken_stdout()
-            return
         finally:
             if output:
                 sink.close()
@@ -111,13 +108,6 @@ def export(path: Path, collection: str, output: Path | None, as_json: bool) -> N
         sys.stderr.write(dumps(summary) + "\n")
     elif stderr_is_a_terminal():
         sys.stderr.write(f"exported {count:,} documents from {source.full_name}\n")
-
-
-def _quiet_broken_stdout() -> None:
-    # the interpreter would complain once more when it flushes stdout at exit
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
 
 
 class BadLine(Exception):
