@@ -140,8 +140,8 @@ def test_a_second_process_reads_while_the_owner_writes(tmp_path: Path) -> None:
             _line(owner, f"wrote {seen}", deadline)
             assert col[f"doc-{seen}"].to_dict() == {"i": seen}
             _refused(col.save, MutableDocument("from-reader"))
-            with _read_only(tmp_path) as again:  # a later open counts what is there now
-                assert again.default_collection().count > seen
+            assert col.count > seen and col.last_sequence > seen  # re-read, not cached
+            assert [c.name for c in reader.collections()] == ["_default"]
         assert owner.stdin is not None
         owner.stdin.write("stop\n")
         owner.stdin.flush()
@@ -157,3 +157,14 @@ def test_a_second_process_reads_while_the_owner_writes(tmp_path: Path) -> None:
     with Database("live", DatabaseConfiguration(directory=tmp_path)) as db:
         col = db.default_collection()
         assert col.count == count and "from-reader" not in col
+
+
+def test_collections_created_by_the_owner_appear(tmp_path: Path) -> None:
+    config = DatabaseConfiguration(directory=tmp_path)
+    with Database("live", config) as owner, _read_only(tmp_path) as reader:
+        assert reader.collection("orders", "shop") is None
+        owner.create_collection("orders", "shop").save(MutableDocument("o", {"n": 1}))
+        assert [s.name for s in reader.scopes()] == ["_default", "shop"]
+        orders = reader.collection("orders", "shop")
+        assert orders is not None and orders["o"].to_dict() == {"n": 1}
+        assert [c.name for c in reader.collections("shop")] == ["orders"]

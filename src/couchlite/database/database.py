@@ -106,9 +106,9 @@ class Database:
     ``read_only``). Safe to use from any thread; several ``Database`` objects may be open on
     the same files at once.
 
-    A read-only ``Database`` reads what the owning process has committed; it learns its
-    collections when it opens, and its change listeners hear nothing of another process's
-    writes.
+    A read-only ``Database`` reads what the owning process has committed (collections,
+    counts and sequences are re-read when asked for); its change listeners hear nothing of
+    another process's writes.
     """
 
     def __init__(self, name: str, config: DatabaseConfiguration | None = None) -> None:
@@ -377,6 +377,8 @@ class Database:
         scope = DEFAULT_NAME if scope is None else scope
         check_collection_name(scope, "scope")
         engine = self._engine_or_raise()
+        if engine.read_only:  # the owning process may have created some since
+            engine.refresh()
         states = [s for s in engine.collections.values() if s.scope == scope and not s.dropped]
         return [self._wrap(s) for s in sorted(states, key=lambda s: s.name)]
 
@@ -384,6 +386,8 @@ class Database:
         """The scopes holding at least one collection, and always ``_default``; sorted by
         name."""
         engine = self._engine_or_raise()
+        if engine.read_only:
+            engine.refresh()
         names = {s.scope for s in engine.collections.values() if not s.dropped}
         names.add(DEFAULT_NAME)
         return [Scope(self, n) for n in sorted(names)]
