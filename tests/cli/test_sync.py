@@ -114,6 +114,9 @@ def _free_port() -> int:
 def test_network_tls_and_authentication_failures_exit_4(tmp_path: Path) -> None:
     refused = couchlite("sync", tmp_path / "a", f"ws://127.0.0.1:{_free_port()}/x", "--quiet")
     one_line_error(refused, 4)
+    with serving(tmp_path / "hub", "--no-tls") as (_, started):
+        wrong_name = local_url(started).replace("/hub", "/nothing")
+        assert "404" in one_line_error(couchlite("sync", tmp_path / "a", wrong_name), 3)
     env = {"HUB_PW": "s3cret", "WRONG_PW": "nope"}
     with serving(tmp_path / "hub", "--user", "me", "--password-env", "HUB_PW", env=env) as (
         _,

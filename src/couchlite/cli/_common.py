@@ -7,7 +7,7 @@ Exit codes
 1     an error (invalid data, a query that does not parse, a failed write...)
 2     usage: a misused option or argument (click's own)
 3     not found: no database at PATH (read commands never create one), no such collection or
-      document
+      document; a peer with no database of that name (HTTP 404)
 4     network, TLS or authentication failure (refused, unreachable, untrusted certificate,
       credentials refused, a peer that broke the protocol)
 5     the database is busy or read-only here: another process owns it (only one process at a
@@ -46,6 +46,7 @@ from couchlite import (
     Database,
     DatabaseConfiguration,
     DatabaseError,
+    ErrorDomain,
     LiteCoreCode,
     NetworkError,
     NotFoundError,
@@ -93,6 +94,8 @@ def exit_code_of(exc: BaseException) -> int:
         return exc.status
     if isinstance(exc, NotFoundError):
         return EXIT_NOT_FOUND
+    if isinstance(exc, NetworkError) and exc.domain is ErrorDomain.WEBSOCKET and exc.code == 404:
+        return EXIT_NOT_FOUND  # the peer answered: it has no database of that name
     if isinstance(exc, (NetworkError, AuthenticationError, ProtocolError)):
         return EXIT_NETWORK
     if isinstance(exc, DatabaseError) and exc.code in (
