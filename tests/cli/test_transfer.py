@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import orjson
@@ -9,7 +13,7 @@ import pytest
 
 from couchlite import Blob, Database, DatabaseConfiguration, MutableDocument
 
-from .helpers import couchlite, json_lines, ok, on_a_terminal, one_line_error
+from .helpers import couchlite, environment, json_lines, ok, on_a_terminal, one_line_error
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -116,3 +120,36 @@ def test_import_shows_a_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     assert code == 0, output
     assert "importing" in output and "100%" in output and "━" in output, output
     assert "imported 3,000 documents" in output
+
+
+def test_an_interrupted_import_exits_130_and_keeps_whole_batches_only(tmp_path: Path) -> None:
+    db = tmp_path / "db"
+    importer = subprocess.Popen(
+        [sys.executable, "-m", "couchlite", "import", str(db), "-", "--batch-size", "1000"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=environment(),
+    )
+    try:
+        assert importer.stdin is not None
+        importer.stdin.write(_docs(2500).encode())  # two whole batches and half of a third
+        importer.stdin.flush()  # the pipe stays open: the import waits for more lines
+        deadline = time.monotonic() + 60
+        while (
+            not (tmp_path / "db.cblite2").exists()
+            or json_lines(ok("ls", db, "--json"))[0]["count"] < 2000
+        ):
+            assert time.monotonic() < deadline and importer.poll() is None
+            time.sleep(0.2)
+        importer.send_signal(signal.SIGINT)
+        _, err = importer.communicate(timeout=60)
+    finally:
+        if importer.poll() is None:
+            importer.kill()
+            importer.communicate(timeout=30)
+    assert importer.returncode == 130, err
+    assert err.decode().strip().splitlines()[-1] == (
+        "error: interrupted: 2000 documents imported; the batch in progress was not written"
+    )
+    assert len(json_lines(ok("export", db))) == 2000
