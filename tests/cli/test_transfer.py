@@ -136,10 +136,10 @@ def test_an_interrupted_import_exits_130_and_keeps_whole_batches_only(tmp_path: 
         importer.stdin.write(_docs(2500).encode())  # two whole batches and half of a third
         importer.stdin.flush()  # the pipe stays open: the import waits for more lines
         deadline = time.monotonic() + 60
-        while (
-            not (tmp_path / "db.cblite2").exists()
-            or json_lines(ok("ls", db, "--json"))[0]["count"] < 2000
-        ):
+        while True:  # until both batches are committed (read beside the import)
+            listed = couchlite("ls", db, "--json")  # fails until the database is set up
+            if listed.returncode == 0 and json_lines(listed.stdout)[0]["count"] >= 2000:
+                break
             assert time.monotonic() < deadline and importer.poll() is None
             time.sleep(0.2)
         importer.send_signal(signal.SIGINT)
