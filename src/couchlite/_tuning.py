@@ -505,3 +505,31 @@ FTS_STEM_CACHE_SIZE = 16384
 
 #: entries of the other caches: characters' case folding, and languages' settings
 FTS_SMALL_CACHE_SIZE = 4096
+
+# --- The couchlite command (couchlite.cli) ---------------------------------------------------
+
+#: Documents saved per transaction by ``couchlite import``: large enough that the commit cost
+#: (one fsync, one hand-off to the writer thread) is spread thin, small enough that a bad line
+#: or an interrupt loses little work and memory stays flat whatever the file's size.
+CLI_IMPORT_BATCH_DOCS = 1000
+
+#: Longest line ``couchlite import`` reads, in bytes: a document's JSON larger than a BLIP
+#: message (``BLIP_MAX_MESSAGE_SIZE``, 21 MiB) could not be replicated anyway, and a file
+#: without newlines must not be read whole into memory.
+CLI_IMPORT_MAX_LINE_BYTES = BLIP_MAX_MESSAGE_SIZE
+
+#: Redraws per second of a progress bar on a terminal: smooth enough to watch, cheap enough
+#: that drawing never competes with the transfer itself.
+CLI_PROGRESS_REFRESH_PER_S = 8
+
+#: Without a terminal, progress is one plain line at most this often: a log gets a heartbeat,
+#: not a flood.
+CLI_PROGRESS_LINE_INTERVAL_S = 1.0
+
+#: How often ``serve`` and ``sync`` look at the listener's or replicator's status to show it:
+#: live enough for a person, negligible work for the process.
+CLI_STATUS_POLL_S = 0.25
+
+#: Default ``--timeout`` of ``couchlite peers`` and of ``sync --discover``: a few mDNS query
+#: rounds, enough for peers on the local network to answer.
+CLI_DISCOVERY_TIMEOUT_S = 3.0

@@ -237,7 +237,9 @@ class Collection(Mapping[str, Document]):
         Each new revision -- saved, deleted or pulled -- takes the next number; the revisions
         of a batch still open count already, and a rolled-back batch may leave a gap. Raises
         ``DatabaseClosedError`` once the database is closed or the collection deleted."""
-        self._engine()
+        engine = self._engine()
+        if engine.read_only:
+            engine.refresh()
         return self._state.last_seq
 
     # --- writes ---------------------------------------------------------------------------
@@ -404,6 +406,7 @@ class Collection(Mapping[str, Document]):
         every later write; replaces an index of that name made with another configuration, and
         does nothing if the same one exists. ``InvalidQueryError`` for a bad expression."""
         engine = self._engine()
+        engine.check_writable(f"creating index {name!r}")
         plan = plan_index(self._state.id, f"kv_{self._state.id}", name, config)
         engine.store.create_index(
             self._state.id, name, (plan.kind, plan.spec, plan.create, plan.drop, plan.side_table)
@@ -411,7 +414,9 @@ class Collection(Mapping[str, Document]):
 
     def delete_index(self, name: str) -> None:
         """Drop index ``name``; nothing happens if there is none (as in Couchbase Lite)."""
-        self._engine().store.delete_index(self._state.id, name)
+        engine = self._engine()
+        engine.check_writable(f"deleting index {name!r}")
+        engine.store.delete_index(self._state.id, name)
 
     @property
     def indexes(self) -> list[str]:

@@ -28,8 +28,10 @@ from couchlite.errors import (
     ErrorDomain,
     InvalidArgumentError,
     LiteCoreCode,
+    NotFoundError,
 )
 from couchlite.query.query import Query
+from couchlite.storage._connections import read_only_error
 
 EXTENSION = ".cblite2"
 
@@ -54,18 +56,32 @@ class DatabaseDependent(Protocol):
         ...
 
 
+def _writes_to_database(dependent: DatabaseDependent) -> bool:
+    """Whether a dependent may write to its database. A replicator always may (it keeps its
+    checkpoints there, even when it only pushes); a listener declares ``_reads_only`` when it
+    refuses pushes."""
+    return not getattr(dependent, "_reads_only", False)
+
+
 @dataclass
 class DatabaseConfiguration(StrictAttributes):
     """Where a database lives and how it keeps history.
 
     ``directory``: the folder holding ``<name>.cblite2/`` (default: the current directory).
     ``max_rev_tree_depth``: revisions kept per branch before older ones are pruned.
+    ``read_only``: open an existing database for reading only, beside the process that owns
+    it: no folder lock is taken and SQLite opens the file read-only, so a second process can
+    read a live database (WAL lets readers run beside the writer). Every write -- saves,
+    deletes, purges, expirations, new collections, indexes, ``compact``, replicators, listeners
+    that accept pushes -- raises ``DatabaseError`` (code ``LiteCoreCode.NOT_WRITEABLE``) and
+    changes nothing; opening a database that does not exist raises ``NotFoundError``.
     Assigning any other attribute raises ``AttributeError`` (a misspelt setting would
     otherwise be ignored silently).
     """
 
     directory: str | Path | None = None
     max_rev_tree_depth: int = _tuning.DEFAULT_MAX_REV_TREE_DEPTH
+    read_only: bool = False
 
     def _validated(self) -> DatabaseConfiguration:
         config = copy.copy(self)
@@ -73,6 +89,8 @@ class DatabaseConfiguration(StrictAttributes):
             raise ConfigurationError("max_rev_tree_depth must be a positive integer")
         if config.directory is not None and not isinstance(config.directory, (str, Path)):
             raise ConfigurationError("directory must be a path")
+        if not isinstance(config.read_only, bool):
+            raise ConfigurationError("read_only must be a bool")
         return config
 
 
@@ -84,8 +102,13 @@ def _database_path(name: str, directory: str | Path | None) -> Path:
 class Database:
     """An embedded document database: ``Database(name, DatabaseConfiguration(directory=...))``.
 
-    Opens ``<directory>/<name>.cblite2/``, creating it if needed. Safe to use from any thread;
-    several ``Database`` objects may be open on the same files at once.
+    Opens ``<directory>/<name>.cblite2/``, creating it if needed (unless the configuration is
+    ``read_only``). Safe to use from any thread; several ``Database`` objects may be open on
+    the same files at once.
+
+    A read-only ``Database`` reads what the owning process has committed (collections,
+    counts and sequences are re-read when asked for); its change listeners hear nothing of
+    another process's writes.
     """
 
     def __init__(self, name: str, config: DatabaseConfiguration | None = None) -> None:
@@ -98,6 +121,8 @@ class Database:
                 domain=ErrorDomain.LITECORE,
                 code=LiteCoreCode.CANT_OPEN_FILE,
             )
+        if self._config.read_only and not _registry.has_database(self._path):
+            raise NotFoundError(f"no database at {self._path}")
         try:
             make_private_folder(self._path)  # 0o700: nobody else reads the documents
         except OSError as exc:
@@ -113,7 +138,9 @@ class Database:
         self._closing = False
         #: one ``close`` at a time; never held by anything a dependent's stop may wait for
         self._close_lock = threading.Lock()
-        self._engine: Engine | None = _registry.acquire(self._path)
+        self._engine: Engine | None = _registry.acquire(
+            self._path, read_only=self._config.read_only
+        )
         self._engine.max_rev_tree_depth = self._config.max_rev_tree_depth
         self._collections: dict[int, Collection] = {}
         try:
@@ -151,6 +178,11 @@ class Database:
         return self._engine_or_raise().store.private_uuid
 
     @property
+    def is_read_only(self) -> bool:
+        """Whether the database was opened ``read_only`` (every write raises)."""
+        return self._config.read_only
+
+    @property
     def is_closed(self) -> bool:
         """Whether :meth:`close` (or :meth:`delete`) was called on this ``Database`` object."""
         return self._engine is None
@@ -167,7 +199,14 @@ class Database:
         Idempotent; holds a strong reference until :meth:`_remove_dependent`. Raises
         ``DatabaseClosedError`` once the database is closing or closed: nothing new may start
         on it (as Couchbase Lite refuses to register a replicator on a closing database).
+        A read-only database refuses a dependent that may write (``DatabaseError``,
+        ``NOT_WRITEABLE``).
         """
+        if self._config.read_only and _writes_to_database(dependent):
+            raise read_only_error(
+                f"{type(dependent).__name__} on database {self._name!r}: a replicator or a "
+                "listener that accepts pushes needs a writable database"
+            )
         with self._dependents_lock:
             if self._closing or self._engine is None:
                 raise DatabaseClosedError(f"database {self._name!r} is closed")
@@ -223,8 +262,10 @@ class Database:
             _registry.release(engine)
 
     def delete(self) -> None:
-        """Close the database and delete its files."""
+        """Close the database and delete its files (refused when it is open read-only)."""
         path = self._path
+        if self._config.read_only:
+            raise read_only_error(f"deleting database {self._name!r}")
         self.close()
         if _registry.is_open(path):
             raise DatabaseError(
@@ -336,6 +377,8 @@ class Database:
         scope = DEFAULT_NAME if scope is None else scope
         check_collection_name(scope, "scope")
         engine = self._engine_or_raise()
+        if engine.read_only:  # the owning process may have created some since
+            engine.refresh()
         states = [s for s in engine.collections.values() if s.scope == scope and not s.dropped]
         return [self._wrap(s) for s in sorted(states, key=lambda s: s.name)]
 
@@ -343,6 +386,8 @@ class Database:
         """The scopes holding at least one collection, and always ``_default``; sorted by
         name."""
         engine = self._engine_or_raise()
+        if engine.read_only:
+            engine.refresh()
         names = {s.scope for s in engine.collections.values() if not s.dropped}
         names.add(DEFAULT_NAME)
         return [Scope(self, n) for n in sorted(names)]

@@ -28,6 +28,10 @@ commit). A rolled-back transaction leaves a gap; a sequence is never handed out 
 After a commit, blobs nobody references any more are deleted (``_blob_gc``), the expiry purger
 is woken if an expiration changed (``_expiry``), and change listeners are called on the
 committing thread, after the lock is released (``_listeners``).
+
+A read-only engine (``DatabaseConfiguration.read_only``) holds no folder lock, starts no expiry
+purger and collects no blobs: the process that owns the database does all of that. Every write
+is refused (``check_writable``) before anything changes in memory or on disk.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from couchlite.database._overlay import TransactionOverlay
 from couchlite.database._transaction import CollectionState, Transaction, TransactionScope
 from couchlite.database.blob import BlobLeases
 from couchlite.errors import DatabaseClosedError, DatabaseError, ErrorDomain, LiteCoreCode
+from couchlite.storage._connections import read_only_error
 from couchlite.storage.blobstore import BlobStore
 from couchlite.storage.document_store import DocumentStore
 from couchlite.storage.records import GuessedWrong
@@ -53,14 +58,22 @@ from couchlite.storage.records import GuessedWrong
 class Engine(ChangeNotifier, TransactionOverlay):
     """Shared state of one open database folder (see the module docstring).
 
-    Takes ownership of ``lock_file`` (the folder's lock), ``store`` and ``blobs``: all are
-    closed by ``shutdown``, or at once if the engine cannot be set up.
+    Takes ownership of ``lock_file`` (the folder's lock; ``None`` when ``read_only``),
+    ``store`` and ``blobs``: all are closed by ``shutdown``, or at once if the engine cannot be
+    set up.
     """
 
     def __init__(
-        self, directory: Path, lock_file: IO[bytes], store: DocumentStore, blobs: BlobStore
+        self,
+        directory: Path,
+        lock_file: IO[bytes] | None,
+        store: DocumentStore,
+        blobs: BlobStore,
+        *,
+        read_only: bool = False,
     ) -> None:
         self.directory = directory
+        self.read_only = read_only
         self._lock_file = lock_file
         self.store = store
         self.blobs = blobs
@@ -74,15 +87,19 @@ class Engine(ChangeNotifier, TransactionOverlay):
             self.collections: dict[int, CollectionState] = {
                 row.id: CollectionState.from_row(row) for row in store.collections()
             }
-            self._gc.upgrade_refs(self.collections)
+            if not read_only:  # the owner of the database upgrades it
+                self._gc.upgrade_refs(self.collections)
         except BaseException:
             store.close()
-            lock_file.close()
+            if lock_file is not None:
+                lock_file.close()
             raise
         ChangeNotifier.__init__(self)
         #: checked on every call
         self._is_closed = False
-        self._purger = ExpiryPurger(self, f"couchlite-expiry:{directory.name}")
+        self._purger = (
+            None if read_only else ExpiryPurger(self, f"couchlite-expiry:{directory.name}")
+        )
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -94,13 +111,21 @@ class Engine(ChangeNotifier, TransactionOverlay):
         if self._is_closed:
             raise DatabaseClosedError("the database is closed")
 
+    def check_writable(self, what: str = "write") -> None:
+        """Refuse a write on a read-only engine (``DatabaseError``, ``NOT_WRITEABLE``)."""
+        self.check_open()
+        if self.read_only:
+            raise read_only_error(what)
+
     def shutdown(self) -> None:
         """Close the engine for good: stop the purger, close the store, release the folder."""
         with self.lock:
             self._is_closed = True
-        self._purger.stop()
+        if self._purger is not None:
+            self._purger.stop()
         self.store.close()
-        self._lock_file.close()
+        if self._lock_file is not None:
+            self._lock_file.close()
 
     # --- collections ---------------------------------------------------------------------
 
@@ -108,7 +133,28 @@ class Engine(ChangeNotifier, TransactionOverlay):
         for state in self.collections.values():
             if state.scope == scope and state.name == name and not state.dropped:
                 return state
+        if self.read_only and self.refresh():  # the owner may have created it since
+            return self.find_collection(scope, name)
         return None
+
+    def refresh(self) -> bool:
+        """Read-only: reload the collections' counts and sequences, which the owning process
+        moves with each commit (a read-write engine's are always current). Returns whether a
+        collection appeared."""
+        appeared = False
+        for row in self.store.collections():
+            state = self.collections.get(row.id)
+            if state is None:
+                self.collections[row.id] = CollectionState.from_row(row)
+                appeared = True
+            else:
+                state.last_seq, state.doc_count = row.last_seq, row.doc_count
+        return appeared
+
+    def live_count(self, state: CollectionState) -> int:
+        if self.read_only:
+            self.refresh()
+        return super().live_count(state)
 
     def create_collection(self, scope: str, name: str) -> CollectionState:
         with self.lock:
@@ -116,13 +162,14 @@ class Engine(ChangeNotifier, TransactionOverlay):
             found = self.find_collection(scope, name)
             if found is not None:
                 return found
+            self.check_writable(f"creating collection {scope}.{name}")
             state = CollectionState.from_row(self.store.create_collection(scope, name))
             self.collections[state.id] = state
             return state
 
     def drop_collection(self, state: CollectionState) -> None:
         with self.lock:
-            self.check_open()
+            self.check_writable("deleting a collection")
             if self.txn is not None:
                 raise DatabaseError(
                     "cannot delete a collection inside a batch",
@@ -139,8 +186,10 @@ class Engine(ChangeNotifier, TransactionOverlay):
     def transaction(self) -> TransactionScope:
         """Open (or nest into) this thread's transaction; commit when the outermost ends.
 
-        Use as ``with engine.transaction() as txn:``.
+        Use as ``with engine.transaction() as txn:``. Refused on a read-only engine.
         """
+        if self.read_only:
+            raise read_only_error()
         return TransactionScope(self)
 
     def _commit(self, txn: Transaction) -> None:
@@ -164,7 +213,7 @@ class Engine(ChangeNotifier, TransactionOverlay):
                 state.doc_count += delta
         self._gc.finish(txn, plan.released_digests | txn.written_digests)
         if plan.expirations_changed:
-            self._purger.wake()
+            self.wake_purger()
 
     def _discard(self, txn: Transaction) -> None:
         """A rolled-back transaction: drop blobs written for it that nothing references."""
@@ -175,13 +224,15 @@ class Engine(ChangeNotifier, TransactionOverlay):
     def collect_all_garbage(self) -> int:
         """Delete every blob no document references and nobody pins (maintenance)."""
         with self.lock:
-            self.check_open()
+            self.check_writable("compacting")
             # compact() inside this thread's batch: keep what it uses
             return self._gc.collect_all(self.txn)
 
     def wake_purger(self) -> None:
-        self._purger.wake()
+        if self._purger is not None:
+            self._purger.wake()
 
     def purge_expired(self, now: float | None = None) -> int:
         """Purge every document whose expiration time has passed; return how many."""
+        self.check_writable("purging expired documents")
         return purge_expired(self, now)

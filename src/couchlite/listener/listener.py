@@ -212,6 +212,12 @@ class AsyncUrlEndpointListener(AsyncStartsOnEnter):
     # --- public API ---------------------------------------------------------------------------
 
     @property
+    def _reads_only(self) -> bool:
+        """Whether peers may only pull: then it may serve a read-only ``Database`` (which
+        asks, in ``_add_dependent``); peers' checkpoints are not saved there."""
+        return self._settings.read_only
+
+    @property
     def config(self) -> UrlEndpointListenerConfiguration:
         """A copy of the configuration in use."""
         # copy.copy, not vars(): it works whatever the class's storage (dict or slots).

@@ -7,6 +7,11 @@ which WAL lets run beside the writer and see only committed data. A third thread
 log into the database file in the background (``PASSIVE``: it never blocks the writer or the
 readers), so that no commit pays for a checkpoint; SQLite's own checkpoint-on-commit stays
 only as a safety net (``_tuning.WAL_AUTOCHECKPOINT_PAGES``).
+
+Read-only (``read_only=True``): no writer and no checkpointer are started; the readers open the
+file with SQLite's ``mode=ro``, so they can run in a second process beside the one that owns
+the database (WAL lets readers and one writer share the file), and every write is refused with
+``read_only_error`` before it reaches SQLite.
 """
 
 from __future__ import annotations
@@ -31,12 +36,21 @@ from couchlite.errors import (
     LiteCoreCode,
 )
 from couchlite.storage._query_functions import register_query_functions
-from couchlite.storage._schema import check_format, check_header, migrate
+from couchlite.storage._schema import SCHEMA_VERSION, check_format, check_header, migrate
 
 # the logger of the store as a whole: one name to configure for everything it reports
 log = logging.getLogger("couchlite.storage.sqlite_store")
 
 T = TypeVar("T")
+
+
+def read_only_error(what: str = "write") -> DatabaseError:
+    """The error of a write attempted on a database opened read-only (LiteCore's code for it)."""
+    return DatabaseError(
+        f"{what}: the database is open read-only",
+        code=LiteCoreCode.NOT_WRITEABLE,
+        domain=ErrorDomain.LITECORE,
+    )
 
 
 def translate(exc: sqlite3.Error, what: str) -> CouchliteError:
@@ -68,8 +82,9 @@ class StoreConnections:
     The base of ``SQLiteStore``, which adds the queries.
     """
 
-    def __init__(self, path: Path, *, create: bool = True) -> None:
+    def __init__(self, path: Path, *, create: bool = True, read_only: bool = False) -> None:
         self.path = path
+        self.read_only = read_only
         self._closed_flag = threading.Event()
         # held while a job is queued and while close() queues the stop: no job can land
         # behind the stop (where nobody would ever run it or fail its future)
@@ -85,7 +100,7 @@ class StoreConnections:
         exists = path.exists()
         if exists:
             check_header(path)
-        elif not create:
+        elif not create or read_only:
             raise DatabaseError(
                 f"no database at {path}", code=LiteCoreCode.NOT_FOUND, domain=ErrorDomain.LITECORE
             )
@@ -103,6 +118,13 @@ class StoreConnections:
             tuple[Callable[[sqlite3.Connection], Any], Future[Any]] | _Stop
         ]
         self._jobs = queue.SimpleQueue()
+        if read_only:
+            try:
+                self._check_readable()
+            except BaseException:
+                self.close()
+                raise
+            return
         ready: Future[None] = Future()
         self._writer = threading.Thread(
             target=self._writer_main,
@@ -125,14 +147,28 @@ class StoreConnections:
 
     # --- the writer thread ---------------------------------------------------------------
 
+    def _check_readable(self) -> None:
+        """Read-only open: the checks the writer makes at open, without migrating anything."""
+        version = self._read(lambda c: check_format(c, self.path))
+        if version != SCHEMA_VERSION:
+            # an older file needs a migration, which only a read-write open may run
+            raise DatabaseError(
+                f"{self.path} has schema version {version}: open it read-write once to upgrade "
+                "it before opening it read-only",
+                code=LiteCoreCode.DATABASE_TOO_OLD,
+                domain=ErrorDomain.LITECORE,
+            )
+
     def _open_connection(self) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(
-                self.path,
+                # mode=ro: SQLite itself refuses writes, and no write lock is ever asked for
+                f"{self.path.absolute().as_uri()}?mode=ro" if self.read_only else self.path,
                 isolation_level=None,
                 check_same_thread=False,
                 timeout=_tuning.SQLITE_BUSY_TIMEOUT_S,
                 cached_statements=256,
+                uri=self.read_only,
             )
         except sqlite3.Error as exc:
             raise DatabaseError(
@@ -242,6 +278,8 @@ class StoreConnections:
 
     def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(connection)`` on the writer thread in one transaction; return its result."""
+        if self.read_only:
+            raise read_only_error()
         future: Future[T] = Future()
         with self._submit_lock:
             if self._closed_flag.is_set():
@@ -316,7 +354,9 @@ class StoreConnections:
         checkpointer = getattr(self, "_checkpointer", None)
         if checkpointer is not None:
             checkpointer.join(timeout=30)
-        self._writer.join(timeout=30)
+        writer = getattr(self, "_writer", None)  # none when read-only
+        if writer is not None:
+            writer.join(timeout=30)
         # a write that raced with close() must not wait forever
         while True:
             try:

@@ -46,16 +46,17 @@ def store_exists(directory: Path) -> bool:
 class SQLiteStore(QueryStore):
     """A ``DocumentStore`` in one SQLite file, with its writer thread and per-thread readers."""
 
-    def __init__(self, path: Path, *, create: bool = True) -> None:
-        super().__init__(path, create=create)
+    def __init__(self, path: Path, *, create: bool = True, read_only: bool = False) -> None:
+        super().__init__(path, create=create, read_only=read_only)
         info = dict(self._read(lambda c: c.execute("SELECT key, value FROM info").fetchall()))
         self._public_uuid = str(info["public_uuid"])
         self._private_uuid = str(info["private_uuid"])
 
     @classmethod
-    def open_folder(cls, directory: Path) -> SQLiteStore:
-        """The store of database folder ``directory`` (created if missing)."""
-        return cls(directory / STORE_FILENAME)
+    def open_folder(cls, directory: Path, *, read_only: bool = False) -> SQLiteStore:
+        """The store of database folder ``directory`` (created if missing, unless
+        ``read_only``: then it must exist, and every write raises)."""
+        return cls(directory / STORE_FILENAME, read_only=read_only)
 
     @property
     def public_uuid(self) -> str:
