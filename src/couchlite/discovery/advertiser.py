@@ -124,15 +124,16 @@ class Advertiser:
                 server=self._server,
                 addresses=_packed(self._addresses),
             )
-            await self._add(sample)
+            # "cblistservicesync" breaks RFC 6335's 15-character limit, as the sample does.
+            await self._add(sample, strict=False)
         self.registered_name = registered
         logger.info("advertising %r (%s) on port %d", registered, SERVICE_TYPE, self._port)
         return registered
 
-    async def _add(self, info: ServiceInfo) -> None:
+    async def _add(self, info: ServiceInfo, *, strict: bool = True) -> None:
         assert self._zeroconf is not None
         announced: Awaitable[object] = await self._zeroconf.async_register_service(
-            info, allow_name_change=True
+            info, allow_name_change=True, strict=strict
         )
         self._infos.append(info)
         # The name is ours once probing is over; the announcements need not hold up start.

@@ -34,7 +34,7 @@ from couchlite._tuning import (
     DISCOVERY_MAX_RESOLVING,
     DISCOVERY_RESOLVE_TIMEOUT_S,
 )
-from couchlite.discovery._zeroconf import SERVICE_TYPE, zeroconf_options
+from couchlite.discovery._zeroconf import SERVICE_TYPE, interface_list, zeroconf_options
 from couchlite.discovery.peer import DiscoveredPeer, PeerEvent
 from couchlite.discovery.txt import decode_txt
 from couchlite.errors import CouchliteError, DiscoveryError
@@ -49,7 +49,8 @@ class _Browse:
     """The zeroconf side of a browser, on one event loop (see the module docstring)."""
 
     def __init__(self, interfaces: Sequence[str] | None, emit: Callable[[PeerEvent], None]):
-        self._interfaces = list(interfaces) if interfaces is not None else None
+        # Checked now, so that a bad argument fails the call that passed it.
+        self._interfaces = interface_list(interfaces)
         self._emit = emit
         self._zeroconf: AsyncZeroconf | None = None
         self._browser: AsyncServiceBrowser | None = None
