@@ -10,7 +10,6 @@ from collections.abc import Iterator
 
 import pytest
 
-
 LOOPBACK = ["127.0.0.1"]
 #: bound on every discovery wait of a test (never a timing assertion)
 FIND_TIMEOUT_S = 15.0

@@ -133,25 +133,27 @@ def test_closing_the_database_unregisters(tmp_path: Path, service_name: str) -> 
 
 
 def test_a_taken_name_is_made_unique(tmp_path: Path, service_name: str) -> None:
-    with _open(tmp_path / "a") as a, _open(tmp_path / "b", "other") as b:
-        with (
-            UrlEndpointListener(_config(a, service_name, disable_tls=True)) as first,
-            UrlEndpointListener(_config(b, service_name, disable_tls=True)) as second,
-        ):
-            assert first.service_name == service_name
-            assert second.service_name is not None and second.service_name != service_name
-            assert second.service_name.startswith(service_name)
-            found = find_peer(second.service_name, interfaces=LOOPBACK, timeout=FIND_TIMEOUT_S)
-            assert found.database == "other" and found.port == second.port
+    with (
+        _open(tmp_path / "a") as a,
+        _open(tmp_path / "b", "other") as b,
+        UrlEndpointListener(_config(a, service_name, disable_tls=True)) as first,
+        UrlEndpointListener(_config(b, service_name, disable_tls=True)) as second,
+    ):
+        assert first.service_name == service_name
+        assert second.service_name is not None and second.service_name != service_name
+        assert second.service_name.startswith(service_name)
+        found = find_peer(second.service_name, interfaces=LOOPBACK, timeout=FIND_TIMEOUT_S)
+        assert found.database == "other" and found.port == second.port
 
 
 def test_the_default_name_comes_from_the_database_and_host(tmp_path: Path) -> None:
-    with _open(tmp_path, "kitchen") as db:
-        with UrlEndpointListener(_config(db, None, disable_tls=True)) as listener:
-            name = listener.service_name
-            assert name is not None and name.startswith("kitchen on ")
-            host = socket.gethostname().split(".")[0]
-            assert host[:20].replace(".", "-") in name
+    with (
+        _open(tmp_path, "kitchen") as db,
+        UrlEndpointListener(_config(db, None, disable_tls=True)) as listener,
+    ):
+        name = listener.service_name
+        assert name is not None and name.startswith("kitchen on ")
+        assert socket.gethostname().split(".")[0][:20] in name
 
 
 def test_the_couchbase_sample_type_is_registered_when_asked(
