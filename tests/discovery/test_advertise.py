@@ -285,3 +285,33 @@ def test_browse_async_sees_an_async_listener(tmp_path: Path, service_name: str) 
                     raise AssertionError("removal not seen")
 
     asyncio.run(asyncio.wait_for(scenario(), FIND_TIMEOUT_S * 3))
+
+
+def test_without_an_interface_the_environment_keeps_it_on_loopback(
+    tmp_path: Path, service_name: str
+) -> None:
+    # The conftest sets $COUCHLITE_DISCOVERY_INTERFACES=127.0.0.1: a listener on every interface
+    # is then announced on loopback, with the loopback address.
+    with _open(tmp_path) as db:
+        config = _config(db, service_name, disable_tls=True)
+        config.network_interface = None
+        with UrlEndpointListener(config) as listener:
+            found = find_peer(service_name, timeout=FIND_TIMEOUT_S)  # interfaces from the env
+            assert found.addresses == ("127.0.0.1",) and found.port == listener.port
+
+
+def test_a_failure_to_advertise_fails_the_start_and_leaves_nothing_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COUCHLITE_DISCOVERY_INTERFACES", "not-an-address")
+    with _open(tmp_path) as db:
+        config = _config(db, None, disable_tls=True)
+        config.network_interface = None
+        listener = UrlEndpointListener(config)
+        with pytest.raises(ConfigurationError, match="not an IP address"):
+            listener.start()
+        assert not listener.is_listening and listener.port is None
+        assert listener.service_name is None
+        monkeypatch.setenv("COUCHLITE_DISCOVERY_INTERFACES", "127.0.0.1")
+        with listener:  # and it can start once the problem is gone
+            assert listener.service_name is not None

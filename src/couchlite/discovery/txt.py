@@ -104,6 +104,9 @@ def build_txt(
         txt["fp"] = fingerprint
     txt["auth"] = auth
     txt["proto"] = ",".join(protocols)
+    total = sum(_entry_size(key, value) + 1 for key, value in txt.items())
+    if total > DISCOVERY_TXT_MAX_RECORD:
+        raise DiscoveryError(f"cannot advertise: the TXT record would be {total} bytes")
     for key, value in txt.items():
         if _entry_size(key, value) > DISCOVERY_TXT_MAX_ENTRY:
             raise DiscoveryError(

@@ -26,11 +26,13 @@ front of one database:
    heartbeat (:data:`HEARTBEAT_S`).
 3. **Status.** ``connection_count`` counts the entries; ``active_connection_count`` those
    whose session is replicating right now (``is_busy``), as in Couchbase Lite (notes §11.1).
-4. **Stop.** New requests are refused (503), every connection is closed with 1001 "going
-   away" (a transient error for the peer's replicator, notes §3.6) within
-   :data:`~couchlite._tuning.STOP_GRACE_S`; then the server closes, aborting whatever is still
-   open or opening (a peer that stopped reading cannot delay stop), and waits (bounded) for the
-   handlers. ``stop()`` returns within ~2 s whatever the sockets are doing.
+4. **Advertising.** With ``advertise``, once bound, the listener registers its DNS-SD
+   service(s) (:mod:`couchlite.listener.advertising`); a failure stops the start.
+5. **Stop.** The advertisement is withdrawn; new requests are refused (503), every connection
+   is closed with 1001 "going away" (a transient error for the peer's replicator, notes §3.6)
+   within :data:`~couchlite._tuning.STOP_GRACE_S`; then the server closes, aborting whatever is
+   still open or opening (a peer that stopped reading cannot delay stop), and waits (bounded)
+   for the handlers. ``stop()`` returns within ~2 s whatever the sockets are doing.
 
 TLS is on by default (1.2 minimum): a configured :class:`TLSIdentity` with its chain (refused
 at start, ``TLSError`` code 7, once expired), else the database's anonymous identity
@@ -273,7 +275,9 @@ class AsyncUrlEndpointListener(AsyncStartsOnEnter):
 
         Raises :class:`NetworkError` (``POSIX`` domain, e.g. ``EADDRINUSE``) when the address
         cannot be bound, :class:`TLSError` when the identity cannot be used or saved,
-        :class:`DatabaseClosedError` when the database is closed.
+        :class:`DatabaseClosedError` when the database is closed; with ``advertise``,
+        :class:`ConfigurationError` without zeroconf, :class:`DiscoveryError` when the service
+        cannot be registered.
         """
         async with self._lock:
             if self._server is not None:
