@@ -449,7 +449,7 @@ DISCOVERY_TXT_MAX_ENTRY = 255
 #: bytes so the record fits in one packet with its PTR/SRV/A records; ours is ~250 bytes.
 DISCOVERY_TXT_MAX_RECORD = 1300
 
-#: TXT entries parsed per record: ours has 9; more from the network are ignored.
+#: TXT entries parsed per record: ours has 8; more from the network are ignored.
 DISCOVERY_TXT_MAX_ENTRIES = 32
 
 #: Collections listed in ``cols`` (the whole value is bounded by DISCOVERY_TXT_MAX_ENTRY too).

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import threading
 import time
@@ -227,8 +228,10 @@ class PeerBrowser:
         self.close()
 
     def __del__(self) -> None:
+        # A browser dropped without close(): release its sockets rather than leak them.
         if not getattr(self, "_closed", True):
-            loop_thread().call_soon(_close_soon, self._browse)
+            with contextlib.suppress(Exception):
+                loop_thread().call_soon(_close_soon, self._browse)
 
 
 def _close_soon(browse: _Browse) -> None:
