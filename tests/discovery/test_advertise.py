@@ -315,3 +315,34 @@ def test_a_failure_to_advertise_fails_the_start_and_leaves_nothing_bound(
         monkeypatch.setenv("COUCHLITE_DISCOVERY_INTERFACES", "127.0.0.1")
         with listener:  # and it can start once the problem is gone
             assert listener.service_name is not None
+
+
+def test_a_flood_of_services_is_bounded(service_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Lower bounds, so that a handful of real services stand for a flood.
+    import couchlite.discovery.browser as browser_module
+
+    monkeypatch.setattr(browser_module, "DISCOVERY_MAX_PEERS", 2)
+    monkeypatch.setattr(browser_module, "DISCOVERY_MAX_QUEUED_EVENTS", 1)
+    names = [f"{service_name}-{i}" for i in range(3)]
+    zc = Zeroconf(interfaces=LOOPBACK)
+    try:
+        with browse(interfaces=LOOPBACK, timeout=FIND_TIMEOUT_S) as events:
+            for name in names:
+                zc.register_service(
+                    ServiceInfo(
+                        SERVICE_TYPE,
+                        f"{name}.{SERVICE_TYPE}",
+                        port=4984,
+                        properties={"v": "1", "db": "x", "tls": "0"},
+                        server=f"{name}.local.",
+                        addresses=[socket.inet_aton("127.0.0.1")],
+                    )
+                )
+            deadline = time.monotonic() + 5.0
+            while len(events.peers) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(1.0)  # room for a third, which must not come
+            assert len(events.peers) == 2  # the table is full: more are ignored
+            assert len(events._events._events) <= 1  # a consumer that never read: one kept
+    finally:
+        zc.close()
