@@ -32,6 +32,7 @@ from couchlite.discovery import (
     browse,
     browse_async,
     find_peer,
+    find_peer_async,
     peers,
 )
 from couchlite.discovery.txt import build_txt
@@ -346,3 +347,18 @@ def test_a_flood_of_services_is_bounded(service_name: str, monkeypatch: pytest.M
             assert len(events._events._events) <= 1  # a consumer that never read: one kept
     finally:
         zc.close()
+
+
+def test_find_peer_async_finds_and_times_out(tmp_path: Path, service_name: str) -> None:
+    async def scenario() -> None:
+        with _open(tmp_path) as db:
+            config = _config(db, service_name, disable_tls=True)
+            async with AsyncUrlEndpointListener(config) as listener:
+                found = await find_peer_async(
+                    service_name, interfaces=LOOPBACK, timeout=FIND_TIMEOUT_S
+                )
+                assert found.port == listener.port
+        with pytest.raises(DiscoveryError, match="no peer named"):
+            await find_peer_async(f"{service_name}-absent", interfaces=LOOPBACK, timeout=0.5)
+
+    asyncio.run(asyncio.wait_for(scenario(), FIND_TIMEOUT_S * 2))

@@ -26,6 +26,7 @@ from couchlite.discovery.browser import (
     browse,
     browse_async,
     find_peer,
+    find_peer_async,
     peers,
 )
 from couchlite.discovery.peer import DiscoveredPeer, PeerEvent
@@ -44,5 +45,6 @@ __all__ = [
     "browse",
     "browse_async",
     "find_peer",
+    "find_peer_async",
     "peers",
 ]

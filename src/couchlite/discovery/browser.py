@@ -340,6 +340,21 @@ def find_peer(
     raise DiscoveryError(f"no peer named {name!r} found within {timeout:g} s (seen: {listed})")
 
 
+async def find_peer_async(
+    name: str, *, interfaces: Sequence[str] | None = None, timeout: float = 5.0
+) -> DiscoveredPeer:
+    """:func:`find_peer` for asyncio, browsing on the running loop."""
+    if not isinstance(name, str) or not name:
+        raise DiscoveryError("find_peer_async() needs a service name or a peer ID")
+    async with browse_async(interfaces=interfaces, timeout=timeout) as browser:
+        async for event in browser:
+            if event.kind != "removed" and _matches(event.peer, name):
+                return event.peer
+        seen = sorted(p.name for p in browser.peers)
+    listed = ", ".join(repr(s) for s in seen[:10]) or "none"
+    raise DiscoveryError(f"no peer named {name!r} found within {timeout:g} s (seen: {listed})")
+
+
 def peers(*, interfaces: Sequence[str] | None = None, timeout: float = 3.0) -> list[DiscoveredPeer]:
     """The peers found by browsing for ``timeout`` seconds, sorted by name."""
     with browse(interfaces=interfaces, timeout=timeout) as browser:
@@ -354,5 +369,6 @@ __all__ = [
     "browse",
     "browse_async",
     "find_peer",
+    "find_peer_async",
     "peers",
 ]
