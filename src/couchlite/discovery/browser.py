@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
 
+from zeroconf import Error as ZeroconfError
 from zeroconf import ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
@@ -56,7 +57,9 @@ class _Browse:
         self._zeroconf: AsyncZeroconf | None = None
         self._browser: AsyncServiceBrowser | None = None
         self._peers: dict[str, DiscoveredPeer] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        #: the resolution in progress of each instance name: a newer change or a removal
+        #: cancels it, so that a late answer cannot bring back a peer that has left
+        self._tasks: dict[str, asyncio.Task[None]] = {}
         self._resolving: asyncio.Semaphore | None = None
 
     @property
@@ -78,7 +81,7 @@ class _Browse:
     async def close(self) -> None:
         browser, self._browser = self._browser, None
         zc, self._zeroconf = self._zeroconf, None
-        for task in list(self._tasks):
+        for task in list(self._tasks.values()):
             task.cancel()
         if browser is not None:
             await browser.async_cancel()
@@ -89,6 +92,9 @@ class _Browse:
         self, zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange
     ) -> None:
         instance = name[: -len(service_type) - 1] if name.endswith(service_type) else name
+        pending = self._tasks.pop(instance, None)
+        if pending is not None:
+            pending.cancel()
         if state_change is ServiceStateChange.Removed:
             peer = self._peers.pop(instance, None)
             if peer is not None:
@@ -99,18 +105,24 @@ class _Browse:
         if len(self._tasks) >= DISCOVERY_MAX_PEERS:
             return  # a flood of names: those already being resolved are enough work
         task = asyncio.get_running_loop().create_task(self._resolve(service_type, name, instance))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks[instance] = task
+        task.add_done_callback(lambda done: self._forget_task(instance, done))
+
+    def _forget_task(self, instance: str, task: asyncio.Task[None]) -> None:
+        if self._tasks.get(instance) is task:
+            del self._tasks[instance]
 
     async def _resolve(self, service_type: str, name: str, instance: str) -> None:
         zc, semaphore = self._zeroconf, self._resolving
         if zc is None or semaphore is None:
             return
         async with semaphore:
-            info = AsyncServiceInfo(service_type, name)
             try:
+                # A name from the network that zeroconf itself refuses (``_sub``, control
+                # characters) raises here, before any request.
+                info = AsyncServiceInfo(service_type, name)
                 found = await info.async_request(zc.zeroconf, DISCOVERY_RESOLVE_TIMEOUT_S * 1000)
-            except (OSError, RuntimeError, ValueError) as exc:
+            except (OSError, RuntimeError, ValueError, ZeroconfError) as exc:
                 logger.debug("resolving %r failed: %s", name, exc)
                 return
         if not found or self._zeroconf is None:
@@ -260,7 +272,8 @@ class AsyncPeerBrowser:
 
     async def start(self) -> None:
         """Start browsing (idempotent)."""
-        if self._started:
+        if self._started or self._closed:
+            # Once closed, never (re)open sockets that nothing would close again.
             return
         self._started = True
         signal = self._signal = asyncio.Event()
@@ -273,7 +286,8 @@ class AsyncPeerBrowser:
 
     async def __anext__(self) -> PeerEvent:
         await self.start()
-        assert self._signal is not None
+        if self._signal is None:
+            raise StopAsyncIteration  # closed before it ever started
         while True:
             event = self._events.pop()
             if event is not None:
