@@ -279,7 +279,13 @@ class AsyncPeerBrowser:
         signal = self._signal = asyncio.Event()
         self._events.wake = signal.set
         self._deadline = _deadline(self._timeout)
-        await self._browse.start()
+        try:
+            await self._browse.start()
+        except BaseException:
+            # Nothing is browsing: a later ``async for`` must end, not wait for events that
+            # cannot come (forever, without a timeout).
+            self._closed = True
+            raise
 
     def __aiter__(self) -> AsyncPeerBrowser:
         return self
