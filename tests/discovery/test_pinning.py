@@ -181,6 +181,11 @@ def test_pin_options_are_checked_when_a_replicator_is_made(dbs) -> None:  # type
             },
             "cannot be combined",
         ),
+        (
+            "wss://127.0.0.1:1/db",
+            {"trust_on_first_use": True, "allow_cross_origin_redirects": True},
+            "cannot be combined with allow_cross_origin_redirects",
+        ),
     ]
     for url, options, message in cases:
         config = ReplicatorConfiguration(url, **options)  # type: ignore[arg-type]

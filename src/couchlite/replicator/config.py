@@ -431,6 +431,12 @@ class ReplicatorConfiguration(StrictAttributes):
             )
         if isinstance(self.authenticator, ClientCertificateAuthenticator) and not endpoint.is_tls:
             raise ConfigurationError("a ClientCertificateAuthenticator needs a wss:// endpoint")
+        if self.trust_on_first_use is True and self.allow_cross_origin_redirects is True:
+            # The pin would be the certificate of the last host of the redirects, and every
+            # later attempt, which starts at the first host, refused as a changed certificate.
+            raise ConfigurationError(
+                "trust_on_first_use cannot be combined with allow_cross_origin_redirects"
+            )
         trust = validated_server_trust(
             endpoint,
             pinned=self.pinned_server_certificate,
