@@ -9,11 +9,13 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from couchlite import (
+    BasicAuthenticator,
     CertificateMismatchError,
     ConfigurationError,
     Database,
     DatabaseConfiguration,
     KeyUsage,
+    ListenerPasswordAuthenticator,
     MutableDocument,
     Replicator,
     ReplicatorActivityLevel,
@@ -40,12 +42,18 @@ def _fingerprint(identity: TLSIdentity) -> str:
     return certificate_fingerprint(identity.certificates[0].public_bytes(Encoding.DER))
 
 
-def _listener(db: Database, identity: TLSIdentity, port: int | None = None) -> UrlEndpointListener:
+def _listener(
+    db: Database,
+    identity: TLSIdentity,
+    port: int | None = None,
+    authenticator: ListenerPasswordAuthenticator | None = None,
+) -> UrlEndpointListener:
     config = UrlEndpointListenerConfiguration(
         collections=[db.default_collection()],
         network_interface="127.0.0.1",
         tls_identity=identity,
         port=port,
+        authenticator=authenticator,
     )
     return UrlEndpointListener(config)
 
@@ -93,6 +101,34 @@ def test_another_fingerprint_is_refused_before_any_credentials(dbs) -> None:  # 
     assert error.pin_key is None
     assert wrong in str(error) and _fingerprint(identity) in str(error)
     assert phone.default_collection().get("doc-1") is None
+
+
+def test_a_refused_certificate_never_sees_the_password(dbs) -> None:  # type: ignore[no-untyped-def]
+    laptop, phone = dbs
+    first, second = _identity(), _identity()
+    offered: list[str] = []
+
+    def check(user: str, password: str) -> bool:
+        offered.append(password)
+        return password == "s3cret"
+
+    def listener(identity: TLSIdentity, port: int | None = None) -> UrlEndpointListener:
+        return _listener(laptop, identity, port, ListenerPasswordAuthenticator(check))
+
+    auth = BasicAuthenticator("phone", "s3cret")
+    with listener(first) as served:
+        url, port = served.urls[0], served.port
+        status = _replicate(phone, url, authenticator=auth, server_fingerprint="0" * 64)
+        assert isinstance(status.error, CertificateMismatchError)
+        assert offered == []  # refused inside the TLS handshake, before the upgrade request
+        pin = {"trust_on_first_use": True, "peer_id": "cafe0002"}
+        assert _replicate(phone, url, authenticator=auth, **pin).error is None
+        assert offered == ["s3cret"]  # first use: the password goes where TOFU trusts
+    with listener(second, port):
+        status = _replicate(phone, url, authenticator=auth, **pin)
+        assert isinstance(status.error, CertificateMismatchError)
+        assert status.error.pin_key == "cafe0002"
+    assert offered == ["s3cret"]  # never to the changed certificate
 
 
 def test_trust_on_first_use_pins_then_refuses_a_changed_certificate(dbs) -> None:  # type: ignore[no-untyped-def]
