@@ -11,12 +11,13 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
+# The demo's phone finds the laptop by DNS-SD: it needs the discovery extra.
 $(STAMP_RUN): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -e '.[discovery]'
 	touch $@
 
 $(STAMP_TEST): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[test,cli,fast]'
+	$(PY) -m pip install --quiet -e '.[test,cli,fast,discovery]'
 	touch $@ $(STAMP_RUN)
 
 demo: $(STAMP_RUN)

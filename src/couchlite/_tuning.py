@@ -442,6 +442,54 @@ SQLITE_IN_LIST_IDS = 500
 BATCH_COMPACT_BODY_BYTES = 2048
 
 
+# --- Discovery (DNS-SD over mDNS) and certificate pins ------------------------------------------
+
+#: Longest ``key=value`` string of a TXT record: DNS stores each in one length-prefixed string,
+#: so 255 bytes is the format's own limit; a longer one from the network is ignored.
+DISCOVERY_TXT_MAX_ENTRY = 255
+
+#: Largest whole TXT record we build or parse: RFC 6763 §6.2 advises keeping it under 1300
+#: bytes so the record fits in one packet with its PTR/SRV/A records; ours is ~250 bytes.
+DISCOVERY_TXT_MAX_RECORD = 1300
+
+#: TXT entries parsed per record: ours has 8; more from the network are ignored.
+DISCOVERY_TXT_MAX_ENTRIES = 32
+
+#: Collections listed in ``cols`` (the whole value is bounded by DISCOVERY_TXT_MAX_ENTRY too).
+DISCOVERY_MAX_COLLECTIONS = 64
+
+#: Addresses kept per discovered peer: a host has a handful; any peer on the network could
+#: announce thousands to make every browser hold them.
+DISCOVERY_MAX_ADDRESSES = 16
+
+#: Peers a browser tracks at once: anyone on the network can announce services, so without a
+#: bound a flood of fake announcements would grow every browser's memory. New peers beyond it
+#: are ignored until one is removed.
+DISCOVERY_MAX_PEERS = 256
+
+#: Events queued for a browser's consumer: a consumer that stops reading must not let a flood
+#: of announcements grow the queue; the oldest events are dropped (the peer table stays right).
+DISCOVERY_MAX_QUEUED_EVENTS = 1024
+
+#: Bound on one service-info request (the SRV/TXT/A answers of an announced peer), in seconds.
+DISCOVERY_RESOLVE_TIMEOUT_S = 3.0
+
+#: Service-info requests in flight at once per browser: each is a task with its own timer.
+DISCOVERY_MAX_RESOLVING = 16
+
+#: Bound on registering a listener's services at start (zeroconf probes three times, 250 ms
+#: apart, then announces): a stuck network must fail the start, not hang it.
+DISCOVERY_REGISTER_TIMEOUT_S = 10.0
+
+#: Bound on unregistering at stop (goodbye packets), so that stop() stays ~2 s.
+DISCOVERY_UNREGISTER_TIMEOUT_S = 2.0
+
+#: Certificate pins (trust on first use) kept per database: each is one small row, and only the
+#: peers a user replicates with add one; past the bound a new pin is refused (never an old one
+#: evicted, which would silently re-trust a peer).
+MAX_CERTIFICATE_PINS = 10_000
+
+
 # --- Queries ------------------------------------------------------------------------------------
 
 #: Longest SQL++ text accepted (characters): real queries are a few hundred; the bound keeps a

@@ -1,13 +1,16 @@
 """``make demo``: real peer-to-peer sync between two processes, narrated.
 
 A "laptop" process opens its database and serves it with a ``UrlEndpointListener`` (TLS with its
-anonymous self-signed identity, password authentication) on 127.0.0.1. This "phone" process opens
-its own database and runs a continuous push-and-pull ``Replicator`` against it, pinning the
-laptop's certificate. Both sides edit documents while they sync; both edit the same note while
+anonymous self-signed identity, password authentication) on 127.0.0.1, advertised by DNS-SD
+(mDNS, on loopback only). This "phone" process finds the laptop by its service name
+(``couchlite.discovery.find_peer``), then runs a continuous push-and-pull ``Replicator`` against
+it, pinning the certificate the laptop advertised (trust on first use, the pin kept in the
+phone's database). Both sides edit documents while they sync; both edit the same note while
 apart, and a conflict resolver merges the two versions when they meet again. Progress is shown as
 it happens; the final state of both databases is printed and compared; then everything stops.
 
-Run: ``python -m couchlite.demo`` (``--local`` for the tour of the local data API).
+Run: ``python -m couchlite.demo`` (``--local`` for the tour of the local data API); discovery
+needs ``pip install 'couchlite[discovery]'``, which ``make demo`` installs.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +38,6 @@ from couchlite import (
     Replicator,
     ReplicatorActivityLevel,
     ReplicatorChange,
-    ReplicatorConfiguration,
-    UrlEndpoint,
     UrlEndpointListener,
     UrlEndpointListenerConfiguration,
 )
@@ -43,6 +45,8 @@ from couchlite.demo_local import run as run_local
 
 USER, PASSWORD = "demo", "s3cret-passw0rd"
 WAIT_S = 60.0
+#: Both processes run here: the advertisement and the search stay on loopback.
+LOOPBACK = ["127.0.0.1"]
 
 
 def say(who: str, text: str) -> None:
@@ -52,24 +56,24 @@ def say(who: str, text: str) -> None:
 # --- the laptop: a listener in its own process ---------------------------------------------
 
 
-def serve(directory: Path) -> int:
+def serve(directory: Path, name: str) -> int:
     """The child process: serve a database, obey commands from stdin (JSON lines)."""
     db = Database("laptop", DatabaseConfiguration(directory=directory))
     notes = db.create_collection("notes", scope="demo")
     config = UrlEndpointListenerConfiguration(collections=[notes])
     config.network_interface = "127.0.0.1"
+    config.advertise = True
+    config.service_name = name
     config.authenticator = ListenerPasswordAuthenticator(
         lambda user, password: user == USER and password == PASSWORD
     )
     listener = UrlEndpointListener(config)
     listener.start()
-    from cryptography.hazmat.primitives.serialization import Encoding
 
     assert listener.tls_identity is not None
     cert = listener.tls_identity.certificates[0]
     hello = {
-        "port": listener.port,
-        "cert_pem": cert.public_bytes(Encoding.PEM).decode(),
+        "service_name": listener.service_name,
         "subject": cert.subject.rfc4514_string(),
     }
     print(orjson.dumps(hello).decode(), flush=True)
@@ -108,11 +112,11 @@ def serve(directory: Path) -> int:
 class Laptop:
     """The phone's handle on the laptop process."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, name: str) -> None:
         import subprocess
 
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "couchlite.demo", "--serve", str(directory)],
+            [sys.executable, "-m", "couchlite.demo", "--serve", str(directory), "--name", name],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -167,12 +171,20 @@ def merge_notes(conflict: Conflict) -> Document | None:
 
 
 def run_p2p(directory: Path) -> None:
+    try:
+        from couchlite.discovery import find_peer
+    except ImportError as exc:
+        raise SystemExit(f"the demo finds the laptop by DNS-SD: {exc}") from exc
     print(f"couchlite peer-to-peer demo — databases in {directory}", flush=True)
-    laptop = Laptop(directory / "laptop")
+    # A name of this run's own, should another demo be advertising on this machine too.
+    laptop = Laptop(directory / "laptop", f"couchlite demo laptop {uuid.uuid4().hex[:6]}")
     hello = laptop.hello
-    url = f"wss://127.0.0.1:{hello['port']}/laptop"
-    say("laptop", f"listening at {url} (TLS, password required)")
+    say("laptop", f"listening, advertised as {hello['service_name']!r} (TLS, password required)")
     say("laptop", f"anonymous self-signed certificate: {hello['subject']}")
+    peer = find_peer(hello["service_name"], interfaces=LOOPBACK, timeout=WAIT_S)
+    assert peer.fingerprint is not None
+    say("phone", f"found {peer.name!r} at {peer.url}")
+    say("phone", f"its certificate's SHA-256: {peer.fingerprint[:32]}... (pinned on first use)")
 
     phone_db = Database("phone", DatabaseConfiguration(directory=directory / "phone"))
     notes = phone_db.create_collection("notes", scope="demo")
@@ -185,11 +197,10 @@ def run_p2p(directory: Path) -> None:
         notes.save(MutableDocument("shared", body))
         say("phone", f"{notes.count} notes; laptop: {len(laptop.ask('dump'))} notes")
 
-        config = ReplicatorConfiguration(target=UrlEndpoint(url))
+        config = peer.replicator_configuration(
+            authenticator=BasicAuthenticator(USER, PASSWORD), continuous=True
+        )
         config.add_collection(notes, CollectionConfiguration(conflict_resolver=merge_notes))
-        config.continuous = True
-        config.authenticator = BasicAuthenticator(USER, PASSWORD)
-        config.pinned_server_certificate = hello["cert_pem"].encode()
 
         last: list[str] = []
 
@@ -221,6 +232,7 @@ def run_p2p(directory: Path) -> None:
         repl.start()
         repl.wait_for(ReplicatorActivityLevel.IDLE, timeout=WAIT_S)
         say("phone", f"in sync: phone {notes.count} notes, laptop {len(laptop.ask('dump'))}")
+        say("phone", f"pinned in its database: {len(phone_db.pins())} certificate (by peer ID)")
 
         say("phone", "edit phone-0 on the phone ...")
         doc = notes.get("phone-0")
@@ -294,7 +306,7 @@ def run_p2p(directory: Path) -> None:
             raise SystemExit("the databases differ")
     finally:
         laptop.stop()
-        say("laptop", "listener stopped")
+        say("laptop", "listener stopped (and its advertisement withdrawn)")
         phone_db.close()
     print("done.", flush=True)
 
@@ -304,9 +316,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--directory", type=Path, help="keep the databases in this folder")
     parser.add_argument("--local", action="store_true", help="the local data-API tour")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--name", default="couchlite demo laptop", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve is not None:
-        return serve(args.serve)
+        return serve(args.serve, args.name)
     run = run_local if args.local else run_p2p
     if args.directory is not None:
         args.directory.mkdir(parents=True, exist_ok=True)

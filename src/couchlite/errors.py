@@ -17,12 +17,14 @@ later may succeed.
     │   └── CorruptDatabaseError                        unreadable or foreign database file
     ├── NetworkError                                    connection refused/reset, timeouts...
     │   ├── TLSError                                    certificate or handshake failures
+    │   │   └── CertificateMismatchError                not the pinned certificate (fingerprint)
     │   ├── ChannelClosed                               the WebSocket closed (close code)
     │   │   └── ConnectionClosedError                   a request on a closed connection
     │   ├── RequestTimeout                              no reply in time
     │   └── HandshakeRefused                            the upgrade got an HTTP error status
     │       └── RedirectRefused                         a redirect we will not follow
     ├── AuthenticationError                             credentials refused (HTTP 401)
+    ├── DiscoveryError                                  a peer not found, advertising failed
     ├── ProtocolError                                   a peer broke the wire protocol
     │   ├── BlipError                                   fatal BLIP violation (close code)
     │   │   └── BlipLimitExceeded                       a peer exceeded a size/count limit
@@ -219,6 +221,36 @@ class TLSError(NetworkError):
     default_transient = False
 
 
+class CertificateMismatchError(TLSError):
+    """The server's certificate is not the one pinned: ``server_fingerprint``, or the pin stored
+    by trust on first use. ``expected`` and ``actual`` are lowercase hex SHA-256 fingerprints of
+    the leaf certificate's DER; ``pin_key`` names the stored pin (``None`` for
+    ``server_fingerprint``), which ``Database.forget_pin(pin_key)`` removes."""
+
+    default_code = NetworkCode.TLS_CERT_UNTRUSTED
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        expected: str,
+        actual: str,
+        pin_key: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.actual = actual
+        self.pin_key = pin_key
+
+
+class DiscoveryError(CouchliteError):
+    """DNS-SD discovery failed: a peer was not found in time, or a listener could not advertise
+    (``couchlite.discovery``)."""
+
+    default_domain = ErrorDomain.NETWORK
+    default_code = NetworkCode.UNKNOWN
+
+
 class AuthenticationError(CouchliteError):
     """The peer refused our credentials (HTTP 401)."""
 
@@ -267,6 +299,7 @@ __all__ = [
     "BlipErrorReply",
     "BlipLimitExceeded",
     "BlipMessageError",
+    "CertificateMismatchError",
     "ChannelClosed",
     "ConfigurationError",
     "ConflictError",
@@ -276,6 +309,7 @@ __all__ = [
     "CouchliteError",
     "DatabaseClosedError",
     "DatabaseError",
+    "DiscoveryError",
     "ErrorDomain",
     "HandshakeRefused",
     "InvalidArgumentError",

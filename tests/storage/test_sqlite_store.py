@@ -75,9 +75,9 @@ def test_new_file_gets_the_schema_and_records_the_migrations(tmp_path: Path) -> 
     path = tmp_path / "db.sqlite3"
     SQLiteStore(path).close()
     assert raw(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
-    assert SCHEMA_VERSION == 4
+    assert SCHEMA_VERSION == 5
     migrations = raw(path, "SELECT version, applied_at FROM migrations")
-    assert [m[0] for m in migrations] == [1, 2, 3, 4]
+    assert [m[0] for m in migrations] == [1, 2, 3, 4, 5]
     assert isinstance(migrations[0][1], float) and migrations[0][1] > 0
     tables = {r[0] for r in raw(path, "SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {
@@ -678,6 +678,44 @@ def test_corrupt_page_found_while_reading(tmp_path: Path) -> None:
         s.close()
 
 
+def test_a_version_4_database_gets_the_table_of_pins_and_keeps_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    store = SQLiteStore(path)
+    coll = store.create_collection("_default", "_default")
+    store.set_checkpoint("cp-1", b"{}")
+    store.close()
+    conn = sqlite3.connect(path)
+    conn.executescript("DROP TABLE pins; DELETE FROM migrations WHERE version = 5;")
+    conn.execute("PRAGMA user_version = 4")
+    conn.close()
+    store = SQLiteStore(path)
+    try:
+        assert raw(path, "PRAGMA user_version") == [(5,)]
+        assert store.get_checkpoint("cp-1") == b"{}"
+        assert [c.id for c in store.collections()] == [coll.id]
+        assert store.add_pin("peer-1", "ab" * 32) == "ab" * 32
+        assert store.add_pin("peer-1", "cd" * 32) == "ab" * 32  # the first pin stays
+        assert store.get_pin("peer-1") == "ab" * 32 and store.get_pin("other") is None
+        assert store.pins() == {"peer-1": "ab" * 32}
+        assert store.delete_pin("peer-1") and not store.delete_pin("peer-1")
+    finally:
+        store.close()
+
+
+def test_pins_are_bounded_and_a_full_table_refuses_new_ones(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(_tuning, "MAX_CERTIFICATE_PINS", 2)
+    store = SQLiteStore(tmp_path / "db.sqlite3")
+    try:
+        store.add_pin("a", "aa" * 32)
+        store.add_pin("b", "bb" * 32)
+        with pytest.raises(DatabaseError, match="forget_pin"):
+            store.add_pin("c", "cc" * 32)
+        assert store.add_pin("a", "dd" * 32) == "aa" * 32  # existing keys still answer
+        assert store.pins() == {"a": "aa" * 32, "b": "bb" * 32}
+    finally:
+        store.close()
+
+
 def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite3"
     store = SQLiteStore(path)
@@ -685,7 +723,7 @@ def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
     store.close()
     conn = sqlite3.connect(path)
     conn.executescript(
-        "DROP TABLE indexes; DROP TABLE remote_revs; DROP TABLE remotes;"
+        "DROP TABLE pins; DROP TABLE indexes; DROP TABLE remote_revs; DROP TABLE remotes;"
         "DROP INDEX peer_checkpoints_updated;"
         "ALTER TABLE peer_checkpoints DROP COLUMN updated;"
         "INSERT INTO peer_checkpoints (client_id, rev, body) VALUES ('old', '1-cc', X'7B7D');"
@@ -694,9 +732,10 @@ def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
     conn.close()
     store = SQLiteStore(path)
     try:
-        assert raw(path, "PRAGMA user_version") == [(4,)]
-        assert [m[0] for m in raw(path, "SELECT version FROM migrations")] == [1, 2, 3, 4]
+        assert raw(path, "PRAGMA user_version") == [(5,)]
+        assert [m[0] for m in raw(path, "SELECT version FROM migrations")] == [1, 2, 3, 4, 5]
         assert store.index_rows() == []  # v4: the table of query indexes
+        assert store.pins() == {}  # v5: certificate pins
         # v3: peer checkpoints kept from before are the oldest, evicted first
         assert store.get_peer_checkpoint("old") == ("1-cc", b"{}")
         store.set_peer_checkpoint("new", b"{}", None, keep=1)

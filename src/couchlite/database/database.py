@@ -418,3 +418,24 @@ class Database:
         engine = self._engine_or_raise()
         engine.purge_expired()
         engine.collect_all_garbage()
+
+    # --- certificate pins (trust on first use) -------------------------------------------------
+
+    def pins(self) -> dict[str, str]:
+        """The server certificates pinned by replicators with ``trust_on_first_use``: key (the
+        peer ID, or the endpoint URL when the peer has none) -> hex SHA-256 fingerprint."""
+        return self._engine_or_raise().store.pins()
+
+    def forget_pin(self, key: str) -> bool:
+        """Forget the certificate pinned for ``key`` (as in :meth:`pins`), e.g. after the peer
+        got a new identity: the next connection pins whatever it is shown. Returns whether a
+        pin was there."""
+        if not isinstance(key, str):
+            raise InvalidArgumentError(f"a pin key is a string, not {type(key).__name__}")
+        return self._engine_or_raise().store.delete_pin(key)
+
+    def _pin(self, key: str) -> str | None:
+        return self._engine_or_raise().store.get_pin(key)
+
+    def _add_pin(self, key: str, fingerprint: str) -> str:
+        return self._engine_or_raise().store.add_pin(key, fingerprint)

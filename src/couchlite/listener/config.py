@@ -149,6 +149,16 @@ class UrlEndpointListenerConfiguration(StrictAttributes):
     included), then is dropped (slowloris). Raise both limits for a listener serving many
     devices at once; each idle connection costs ~180 KB, each pending one up to ~300 KB.
 
+    ``advertise``: once listening, register a ``_couchlite._tcp`` DNS-SD service (mDNS) that
+    describes the listener (:mod:`couchlite.discovery.txt`), withdrawn at stop; needs
+    ``pip install 'couchlite[discovery]'``. It is announced on ``network_interface`` alone
+    when one is set, else on every interface (or those of ``$COUCHLITE_DISCOVERY_INTERFACES``).
+    ``service_name``: the instance name (at most 63 UTF-8 bytes, no ``.``); ``None``:
+    ``"<database> on <host>"``; zeroconf appends ``-2``... if the name is taken, and
+    ``listener.service_name`` tells the name registered. ``advertise_cbl_sample``: also
+    register ``_cblistservicesync._tcp`` (no TXT record), which Couchbase's iOS list-sync
+    sample browses for.
+
     Assigning an attribute that does not exist (``config.read_onyl = True``) raises
     :class:`AttributeError` naming the closest one.
     """
@@ -166,6 +176,9 @@ class UrlEndpointListenerConfiguration(StrictAttributes):
     max_attachment_size: int = BLIP_MAX_ATTACHMENT_SIZE
     max_connections: int = LISTENER_MAX_CONNECTIONS
     max_pending_connections: int = LISTENER_MAX_PENDING_CONNECTIONS
+    advertise: bool = False
+    service_name: str | None = None
+    advertise_cbl_sample: bool = False
 
 
 @dataclass(frozen=True)
@@ -196,6 +209,30 @@ class ListenerSettings:
     max_connections: int = LISTENER_MAX_CONNECTIONS
     #: connections in TLS handshake, HTTP upgrade or authentication at once
     max_pending_connections: int = LISTENER_MAX_PENDING_CONNECTIONS
+    #: register the DNS-SD service(s) once listening
+    advertise: bool = False
+    #: the instance name asked for (``None``: derived from the database and host)
+    service_name: str | None = None
+    #: also register Couchbase's iOS sample service type
+    advertise_cbl_sample: bool = False
+
+
+#: the longest DNS label, which a service instance name is
+MAX_SERVICE_NAME_BYTES = 63
+
+
+def _check_service_name(name: object) -> str | None:
+    if name is None:
+        return None
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigurationError("service_name must be a non-empty string or None")
+    if len(name.encode()) > MAX_SERVICE_NAME_BYTES:
+        raise ConfigurationError(
+            f"service_name must be at most {MAX_SERVICE_NAME_BYTES} UTF-8 bytes (a DNS label)"
+        )
+    if not name.isprintable() or "." in name:
+        raise ConfigurationError(f"service_name {name!r} holds a '.' or a control character")
+    return name
 
 
 def _check_count(value: object, name: str) -> int:
@@ -322,6 +359,9 @@ def validate(config: UrlEndpointListenerConfiguration) -> ListenerSettings:
         max_pending_connections=_check_count(
             config.max_pending_connections, "max_pending_connections"
         ),
+        advertise=_check_bool(config.advertise, "advertise"),
+        service_name=_check_service_name(config.service_name),
+        advertise_cbl_sample=_check_bool(config.advertise_cbl_sample, "advertise_cbl_sample"),
         config=config,
     )
 

@@ -26,11 +26,13 @@ front of one database:
    heartbeat (:data:`HEARTBEAT_S`).
 3. **Status.** ``connection_count`` counts the entries; ``active_connection_count`` those
    whose session is replicating right now (``is_busy``), as in Couchbase Lite (notes §11.1).
-4. **Stop.** New requests are refused (503), every connection is closed with 1001 "going
-   away" (a transient error for the peer's replicator, notes §3.6) within
-   :data:`~couchlite._tuning.STOP_GRACE_S`; then the server closes, aborting whatever is still
-   open or opening (a peer that stopped reading cannot delay stop), and waits (bounded) for the
-   handlers. ``stop()`` returns within ~2 s whatever the sockets are doing.
+4. **Advertising.** With ``advertise``, once bound, the listener registers its DNS-SD
+   service(s) (:mod:`couchlite.listener.advertising`); a failure stops the start.
+5. **Stop.** The advertisement is withdrawn; new requests are refused (503), every connection
+   is closed with 1001 "going away" (a transient error for the peer's replicator, notes §3.6)
+   within :data:`~couchlite._tuning.STOP_GRACE_S`; then the server closes, aborting whatever is
+   still open or opening (a peer that stopped reading cannot delay stop), and waits (bounded)
+   for the handlers. ``stop()`` returns within ~2 s whatever the sockets are doing.
 
 TLS is on by default (1.2 minimum): a configured :class:`TLSIdentity` with its chain (refused
 at start, ``TLSError`` code 7, once expired), else the database's anonymous identity
@@ -61,7 +63,7 @@ import logging
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import quote
 
 from couchlite._lifecycle import AsyncStartsOnEnter
@@ -80,7 +82,7 @@ from couchlite._version import __version__
 from couchlite.database.database import Database
 from couchlite.database.replication_access import replication_store
 from couchlite.errors import ErrorDomain, NetworkCode, NetworkError, NotFoundError, TLSError
-from couchlite.listener import handshake
+from couchlite.listener import advertising, handshake
 from couchlite.listener.config import (
     ListenerCertificateAuthenticator,
     ListenerSettings,
@@ -104,6 +106,9 @@ from couchlite.transport.websocket import (
     WebSocketChannel,
     serve_channels,
 )
+
+if TYPE_CHECKING:
+    from couchlite.discovery.advertiser import Advertiser
 
 logger = logging.getLogger(__name__)
 
@@ -197,6 +202,7 @@ class AsyncUrlEndpointListener(AsyncStartsOnEnter):
         self._lock = asyncio.Lock()
         self._server: ChannelServer | None = None
         self._identity: TLSIdentity | None = self._settings.tls_identity
+        self._advertiser: Advertiser | None = None
         self._session_factory: SessionFactory | None = None
         self._peers: dict[int, _Peer] = {}
         self._peer_ids = itertools.count(1)
@@ -238,15 +244,17 @@ class AsyncUrlEndpointListener(AsyncStartsOnEnter):
         if server is None:
             return []
         scheme = "ws" if self._settings.disable_tls else "wss"
-        if self._settings.bind_host:
-            hosts = [self._settings.bind_host]
-        else:
-            bound = [host for host, _port in server.addresses]
-            hosts = local_addresses(
-                ipv4=any(":" not in h for h in bound), ipv6=any(":" in h for h in bound)
-            )
         path = quote(self._settings.database.name, safe="")
-        return [f"{scheme}://{url_host(host)}:{server.port}/{path}" for host in hosts]
+        return [
+            f"{scheme}://{url_host(host)}:{server.port}/{path}"
+            for host in _hosts(server, self._settings)
+        ]
+
+    @property
+    def service_name(self) -> str | None:
+        """The DNS-SD instance name registered (``advertise``); ``None`` when not advertising."""
+        advertiser = self._advertiser
+        return advertiser.registered_name if advertiser is not None else None
 
     @property
     def tls_identity(self) -> TLSIdentity | None:
@@ -273,7 +281,9 @@ class AsyncUrlEndpointListener(AsyncStartsOnEnter):
 
         Raises :class:`NetworkError` (``POSIX`` domain, e.g. ``EADDRINUSE``) when the address
         cannot be bound, :class:`TLSError` when the identity cannot be used or saved,
-        :class:`DatabaseClosedError` when the database is closed.
+        :class:`DatabaseClosedError` when the database is closed; with ``advertise``,
+        :class:`ConfigurationError` without zeroconf, :class:`DiscoveryError` when the service
+        cannot be registered.
         """
         async with self._lock:
             if self._server is not None:
@@ -299,6 +309,8 @@ class AsyncUrlEndpointListener(AsyncStartsOnEnter):
                 authenticator = settings.authenticator
                 if isinstance(authenticator, ListenerCertificateAuthenticator):
                     require_client_certificates(ssl_context, authenticator.roots)
+            if settings.advertise:
+                advertising.check_available()
             self._session_factory = factory
             self._stopping = False
             self._guard = handshake.AuthGuard()
@@ -306,7 +318,14 @@ class AsyncUrlEndpointListener(AsyncStartsOnEnter):
             self._register()
             try:
                 self._server = await self._bind(ssl_context)
+                if settings.advertise:
+                    self._advertiser = await advertising.start_advertising(
+                        settings, self._server.port, _hosts(self._server, settings), self._identity
+                    )
             except BaseException:
+                if self._server is not None:
+                    await self._server.close(STOP_HANDLERS_TIMEOUT_S)
+                    self._server = None
                 self._unregister()
                 self._session_factory = None
                 raise
@@ -328,6 +347,10 @@ class AsyncUrlEndpointListener(AsyncStartsOnEnter):
                 self._stopping = True
                 loop = asyncio.get_running_loop()
                 started = loop.time()
+                # First, so that browsers learn of the stop while the connections close.
+                advertiser, self._advertiser = self._advertiser, None
+                if advertiser is not None:
+                    await advertiser.stop()
                 closes = [
                     asyncio.ensure_future(p.connection.close(CLOSE_GOING_AWAY, "listener stopped"))
                     for p in self._peers.values()
@@ -530,6 +553,14 @@ def _databases_of(settings: ListenerSettings) -> list[Database]:
         if not any(collection.database is d for d in databases):
             databases.append(collection.database)
     return databases
+
+
+def _hosts(server: ChannelServer, settings: ListenerSettings) -> list[str]:
+    """The addresses the listener can be reached at."""
+    if settings.bind_host:
+        return [settings.bind_host]
+    bound = [host for host, _port in server.addresses]
+    return local_addresses(ipv4=any(":" not in h for h in bound), ipv6=any(":" in h for h in bound))
 
 
 def _consume(future: asyncio.Future[None]) -> None:

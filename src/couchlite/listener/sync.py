@@ -38,6 +38,11 @@ class UrlEndpointListener(StartsOnEnter):
         return self._impl.urls
 
     @property
+    def service_name(self) -> str | None:
+        """The DNS-SD instance name registered (``advertise``); ``None`` when not advertising."""
+        return self._impl.service_name
+
+    @property
     def tls_identity(self) -> TLSIdentity | None:
         """The identity presented (``None`` with TLS disabled; the anonymous one once
         started when none was configured)."""

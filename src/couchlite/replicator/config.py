@@ -22,10 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar, Union
-
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
+from typing import TYPE_CHECKING, Any, TypeVar, Union
 
 from couchlite._strict import StrictAttributes
 from couchlite._tuning import (
@@ -36,28 +33,30 @@ from couchlite._tuning import (
     DEFAULT_ONE_SHOT_MAX_ATTEMPTS,
 )
 from couchlite.database import Collection
-from couchlite.errors import ConfigurationError, CouchliteError, InvalidArgumentError
+from couchlite.errors import ConfigurationError, InvalidArgumentError
 from couchlite.replicator.endpoint import (
     Authenticator,
     BasicAuthenticator,
     ClientCertificateAuthenticator,
     UrlEndpoint,
 )
+from couchlite.replicator.server_trust import (
+    CertificateLike,
+    certificate_der,
+    validated_server_trust,
+)
 from couchlite.replicator.types import Conflict, DocumentFlags, ReplicatorType
-from couchlite.tls.certificates import load_certificates
 
 if TYPE_CHECKING:
     from couchlite.database.database import Database
     from couchlite.database.document import Document
+    from couchlite.discovery.peer import DiscoveredPeer
 
 #: ``fn(document, flags) -> bool``: replicate this revision?
 ReplicationFilter = Callable[["Document", DocumentFlags], bool]
 #: ``fn(conflict) -> Document | None`` (or a coroutine function): the resolution, ``None`` to
 #: delete the document
 ConflictResolver = Callable[[Conflict], Union["Document", Awaitable[Union["Document", None]], None]]
-
-#: What ``pinned_server_certificate`` accepts (api.md "TLS identities": one of all three forms).
-CertificateLike = bytes | bytearray | str | x509.Certificate
 
 #: Headers a user may not set: the WebSocket handshake owns them.
 _RESERVED_HEADERS = frozenset(
@@ -139,6 +138,10 @@ class ValidatedConfiguration:
     max_attachment_size: int = field(default=BLIP_MAX_ATTACHMENT_SIZE)
     #: follow redirects to another scheme, host or port (without headers or credentials)
     allow_cross_origin_redirects: bool = field(default=False)
+    #: lowercase hex SHA-256 the server's leaf certificate must have
+    server_fingerprint: str | None = field(default=None)
+    #: key of the trust-on-first-use pin in the database (``None``: no trust on first use)
+    pin_key: str | None = field(default=None)
 
     def collection_for(self, collection: Collection) -> ValidatedCollection | None:
         for entry in self.collections:
@@ -149,31 +152,6 @@ class ValidatedConfiguration:
 
 def _same_collection(a: Collection, b: Collection) -> bool:
     return a.database is b.database and a.full_name == b.full_name
-
-
-def certificate_der(value: object, what: str = "certificate") -> bytes:
-    """The DER form of a certificate given as a ``cryptography`` object, PEM or DER bytes.
-
-    Raises :class:`ConfigurationError` if ``value`` is not a certificate.
-    """
-    if isinstance(value, x509.Certificate):
-        return value.public_bytes(Encoding.DER)
-    if isinstance(value, str):
-        value = value.encode("ascii", "replace")
-    if not isinstance(value, (bytes, bytearray)):
-        raise ConfigurationError(
-            f"{what} must be a cryptography x509.Certificate, PEM or DER bytes, "
-            f"not {type(value).__name__}"
-        )
-    data = bytes(value)
-    try:
-        if b"-----BEGIN" in data:
-            cert = x509.load_pem_x509_certificate(data)
-        else:
-            cert = x509.load_der_x509_certificate(data)
-    except ValueError as exc:
-        raise ConfigurationError(f"{what} is not a valid X.509 certificate: {exc}") from exc
-    return cert.public_bytes(Encoding.DER)
 
 
 def _endpoint(value: object) -> UrlEndpoint:
@@ -285,6 +263,12 @@ class ReplicatorConfiguration(StrictAttributes):
     max_attachment_size: int
     #: Follow redirects to another scheme, host or port (without headers or credentials).
     allow_cross_origin_redirects: bool
+    #: Hex SHA-256 of the one server leaf certificate accepted (``:`` separators allowed).
+    server_fingerprint: str | None
+    #: Pin the first certificate seen in the database; refuse another later.
+    trust_on_first_use: bool
+    #: The peer's stable ID (discovery's ``id``): keys the pin; ``None``: the URL does.
+    peer_id: str | None
     _collections: list[tuple[Collection, CollectionConfiguration]]
 
     def __init__(
@@ -306,6 +290,9 @@ class ReplicatorConfiguration(StrictAttributes):
         max_message_size: int = BLIP_MAX_MESSAGE_SIZE,
         max_attachment_size: int = BLIP_MAX_ATTACHMENT_SIZE,
         allow_cross_origin_redirects: bool = False,
+        server_fingerprint: str | None = None,
+        trust_on_first_use: bool = False,
+        peer_id: str | None = None,
     ) -> None:
         self.target = _endpoint(target)
         self.replicator_type = replicator_type
@@ -325,7 +312,18 @@ class ReplicatorConfiguration(StrictAttributes):
         self.max_message_size = max_message_size
         self.max_attachment_size = max_attachment_size
         self.allow_cross_origin_redirects = allow_cross_origin_redirects
+        self.server_fingerprint = server_fingerprint
+        self.trust_on_first_use = trust_on_first_use
+        self.peer_id = peer_id
         self._collections = []
+
+    @classmethod
+    def for_peer(
+        cls, peer: DiscoveredPeer, *, trust_on_first_use: bool = True, **options: Any
+    ) -> ReplicatorConfiguration:
+        """The same as ``peer.replicator_configuration(...)``
+        (:meth:`couchlite.discovery.DiscoveredPeer.replicator_configuration`)."""
+        return peer.replicator_configuration(trust_on_first_use=trust_on_first_use, **options)
 
     # --- collections --------------------------------------------------------------------------
 
@@ -433,19 +431,21 @@ class ReplicatorConfiguration(StrictAttributes):
             )
         if isinstance(self.authenticator, ClientCertificateAuthenticator) and not endpoint.is_tls:
             raise ConfigurationError("a ClientCertificateAuthenticator needs a wss:// endpoint")
-        roots = self._validated_roots(endpoint)
-        pinned = None
-        if self.pinned_server_certificate is not None:
-            pinned = certificate_der(self.pinned_server_certificate, "pinned_server_certificate")
-            if self.accept_only_self_signed_server_certificate:
-                raise ConfigurationError(
-                    "pinned_server_certificate and accept_only_self_signed_server_certificate "
-                    "cannot both be set"
-                )
-        if (pinned is not None or self.accept_only_self_signed_server_certificate) and (
-            not endpoint.is_tls
-        ):
-            raise ConfigurationError("certificate options need a wss:// endpoint")
+        if self.trust_on_first_use is True and self.allow_cross_origin_redirects is True:
+            # The pin would be the certificate of the last host of the redirects, and every
+            # later attempt, which starts at the first host, refused as a changed certificate.
+            raise ConfigurationError(
+                "trust_on_first_use cannot be combined with allow_cross_origin_redirects"
+            )
+        trust = validated_server_trust(
+            endpoint,
+            pinned=self.pinned_server_certificate,
+            roots=self.trusted_root_certificates,
+            only_self_signed=self.accept_only_self_signed_server_certificate,
+            fingerprint=self.server_fingerprint,
+            trust_on_first_use=self.trust_on_first_use,
+            peer_id=self.peer_id,
+        )
         headers, user_agent = self._validated_headers()
         heartbeat = _number(self.heartbeat, "heartbeat", minimum=0.0, allow_equal=False)
         wait = _number(
@@ -484,7 +484,7 @@ class ReplicatorConfiguration(StrictAttributes):
             continuous=self.continuous,
             authenticator=self.authenticator,
             accept_only_self_signed_server_certificate=self.accept_only_self_signed_server_certificate,
-            pinned_server_certificate=pinned,
+            pinned_server_certificate=trust.pinned_der,
             headers=headers,
             user_agent=user_agent,
             heartbeat=heartbeat,
@@ -492,32 +492,13 @@ class ReplicatorConfiguration(StrictAttributes):
             max_attempt_wait_time=wait,
             enable_auto_purge=self.enable_auto_purge,
             enable_delta_sync=self.enable_delta_sync,
-            trusted_root_certificates=roots,
+            trusted_root_certificates=trust.roots,
             max_message_size=self.max_message_size,
             max_attachment_size=self.max_attachment_size,
             allow_cross_origin_redirects=self.allow_cross_origin_redirects,
+            server_fingerprint=trust.fingerprint,
+            pin_key=trust.pin_key,
         )
-
-    def _validated_roots(self, endpoint: UrlEndpoint) -> tuple[bytes, ...] | None:
-        # A lone certificate is accepted as well as a list (and anything else is refused).
-        value: CertificateLike | Iterable[CertificateLike] | None = self.trusted_root_certificates
-        if value is None:
-            return None
-        try:
-            roots = load_certificates(value)
-        except CouchliteError as exc:
-            raise ConfigurationError(f"trusted_root_certificates: {exc}") from exc
-        if not roots:
-            raise ConfigurationError("trusted_root_certificates is empty (None: the system's)")
-        if not endpoint.is_tls:
-            raise ConfigurationError("certificate options need a wss:// endpoint")
-        if self.accept_only_self_signed_server_certificate or self.pinned_server_certificate:
-            # LiteCore refuses onlySelfSignedServer with rootCerts; a pin overrides any root.
-            raise ConfigurationError(
-                "trusted_root_certificates cannot be combined with a pinned certificate or "
-                "accept_only_self_signed_server_certificate"
-            )
-        return tuple(c.public_bytes(Encoding.DER) for c in roots)
 
     def _validated_headers(self) -> tuple[tuple[tuple[str, str], ...], str | None]:
         if not isinstance(self.headers, Mapping):

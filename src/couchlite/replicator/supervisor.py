@@ -72,6 +72,13 @@ from couchlite.replicator.config import (
     ValidatedConfiguration,
 )
 from couchlite.replicator.options import SessionCollectionOptions, SessionEvents
+from couchlite.replicator.pins import (
+    ExpectedCertificate,
+    expected_certificate,
+    mismatch_error,
+    remember_certificate,
+    trusts_any,
+)
 from couchlite.replicator.store import DatabaseStore
 from couchlite.transport.blip_connection import BlipConnection
 from couchlite.transport.boundary import classify
@@ -253,12 +260,20 @@ class Supervisor:
         """One connection and session; returns (error or None, whether the connection opened)."""
         record = PeerCertificate()
         try:
-            channel = await self._connect(record)
+            expected = await expected_certificate(self.config)
+            channel = await self._connect(record, expected)
         except CouchliteError as exc:
             if record.der is not None:
                 # Refused after the TLS handshake (pinned / self-signed checks, HTTP errors): the
                 # certificate we were shown is what the user needs to diagnose it.
                 self.owner.certificate_received(record.der)
+            return exc, False
+        try:
+            await remember_certificate(self.config, expected, record)
+        except CouchliteError as exc:
+            if record.der is not None:
+                self.owner.certificate_received(record.der)
+            _abort(channel)
             return exc, False
         connection = BlipConnection(
             channel,
@@ -292,7 +307,9 @@ class Supervisor:
             self.session = None
             await self._close(connection, channel)
 
-    async def _connect(self, record: PeerCertificate) -> MessageChannel:
+    async def _connect(
+        self, record: PeerCertificate, expected: ExpectedCertificate
+    ) -> MessageChannel:
         config = self.config
         headers: list[tuple[str, str]] = []
         authenticator = config.authenticator
@@ -310,6 +327,8 @@ class Supervisor:
                 only_self_signed=config.accept_only_self_signed_server_certificate,
                 trusted_roots=config.trusted_root_certificates,
                 client_identity=client_identity,
+                expected=expected.fingerprints,
+                trust_any=trusts_any(config, expected),
             )
             cross_origin_context = context
             if config.allow_cross_origin_redirects and client_identity is not None:
@@ -319,6 +338,8 @@ class Supervisor:
                     pinned_der=config.pinned_server_certificate,
                     only_self_signed=config.accept_only_self_signed_server_certificate,
                     trusted_roots=config.trusted_root_certificates,
+                    expected=expected.fingerprints,
+                    trust_any=trusts_any(config, expected),
                 )
         connect = self._connector if self._connector is not None else default_connector()
         url = config.endpoint.blipsync_url
@@ -335,6 +356,8 @@ class Supervisor:
                 allow_cross_origin_redirects=config.allow_cross_origin_redirects,
                 cross_origin_ssl=cross_origin_context,
             )
+        except TLSError as exc:
+            raise mismatch_error(url, record, exc) from exc
         except AuthenticationError as exc:
             if client_identity is None:
                 raise

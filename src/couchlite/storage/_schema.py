@@ -1,7 +1,7 @@
 """The on-disk format of a couchlite database: its tables, their migrations, and the checks
 that a file is one this version can open.
 
-Layout (schema version 3, ``PRAGMA user_version``; applied migrations are recorded in
+Layout (schema version 5, ``PRAGMA user_version``; applied migrations are recorded in
 ``migrations``):
 
 * ``info``: key/value facts -- the format marker, the public and private UUIDs;
@@ -18,7 +18,9 @@ Layout (schema version 3, ``PRAGMA user_version``; applied migrations are record
   keep, with their ``N-cc`` revisions);
 * ``indexes``: the query indexes of each collection, by name: their kind, their configuration
   (JSON), the statements that drop the SQLite objects behind them, and the side table a query
-  reads (the FTS4 table of a full-text index, the element table of an array index) (schema v4).
+  reads (the FTS4 table of a full-text index, the element table of an array index) (schema v4);
+* ``pins``: the certificate fingerprint (SHA-256, hex) first seen for each peer a replicator
+  trusts on first use, by peer ID or URL (schema v5).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from pathlib import Path
 
 from couchlite.errors import CorruptDatabaseError, DatabaseError, ErrorDomain, LiteCoreCode
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 FORMAT_MARKER = "couchlite"
 SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -98,6 +100,12 @@ MIGRATIONS: dict[int, list[str]] = {
         """CREATE TABLE indexes (
             coll INTEGER NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL, spec TEXT NOT NULL,
             drop_sql TEXT NOT NULL, side_table TEXT, PRIMARY KEY (coll, name)) WITHOUT ROWID""",
+    ],
+    # v5: certificate pins of trust on first use
+    5: [
+        """CREATE TABLE pins (
+            key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, pinned_at REAL NOT NULL)
+            WITHOUT ROWID""",
     ],
 }
 

@@ -174,6 +174,25 @@ class DocumentStore(Protocol):
         updated longest ago go."""
         ...
 
+    # --- certificate pins (trust on first use) ----------------------------------------------
+
+    def get_pin(self, key: str) -> str | None:
+        """The fingerprint pinned for ``key`` (a peer ID or URL), if any."""
+        ...
+
+    def pins(self) -> dict[str, str]:
+        """Every pin: key -> fingerprint."""
+        ...
+
+    def add_pin(self, key: str, fingerprint: str) -> str:
+        """Pin ``fingerprint`` for ``key`` unless one is pinned already (that one stays);
+        return the pin in force. ``DatabaseError`` when the bound on pins is reached."""
+        ...
+
+    def delete_pin(self, key: str) -> bool:
+        """Forget the pin of ``key``; whether there was one."""
+        ...
+
     # --- queries and indexes -----------------------------------------------------------------
 
     def run_query(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:

@@ -8,11 +8,12 @@ checkpointer), ``_schema`` (the tables, their migrations, the checks that a file
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from couchlite import _tuning
-from couchlite.errors import ConflictError
+from couchlite.errors import ConflictError, DatabaseError
 from couchlite.storage._commit import apply_commit, insert_rows, replace_blob_refs
 from couchlite.storage._query_store import QueryStore, drop_indexes
 from couchlite.storage._schema import create_collection_table, table
@@ -376,3 +377,41 @@ class SQLiteStore(QueryStore):
             return new_rev
 
         return self._write(store)
+
+    # --- certificate pins --------------------------------------------------------------------
+
+    def get_pin(self, key: str) -> str | None:
+        row = self._fetchone("SELECT fingerprint FROM pins WHERE key = ?", (key,))
+        return None if row is None else str(row[0])
+
+    def pins(self) -> dict[str, str]:
+        rows = self._read(
+            lambda c: c.execute("SELECT key, fingerprint FROM pins ORDER BY key").fetchall()
+        )
+        return {str(key): str(fingerprint) for key, fingerprint in rows}
+
+    def add_pin(self, key: str, fingerprint: str) -> str:
+        """Pin ``fingerprint`` for ``key`` unless a pin exists; return the pin in force."""
+
+        def add(conn: sqlite3.Connection) -> str:
+            row = conn.execute("SELECT fingerprint FROM pins WHERE key = ?", (key,)).fetchone()
+            if row is not None:
+                return str(row[0])
+            (count,) = conn.execute("SELECT count(*) FROM pins").fetchone()
+            if count >= _tuning.MAX_CERTIFICATE_PINS:
+                raise DatabaseError(
+                    f"cannot pin the certificate of {key!r}: the database holds "
+                    f"{_tuning.MAX_CERTIFICATE_PINS} pins already (forget_pin() some)"
+                )
+            conn.execute(
+                "INSERT INTO pins (key, fingerprint, pinned_at) VALUES (?, ?, ?)",
+                (key, fingerprint, time.time()),
+            )
+            return fingerprint
+
+        return self._write(add)
+
+    def delete_pin(self, key: str) -> bool:
+        return bool(
+            self._write(lambda c: c.execute("DELETE FROM pins WHERE key = ?", (key,)).rowcount)
+        )

@@ -17,6 +17,11 @@ then fails exactly as an ordinary verification failure does, and the transport t
   anchors (the system's CAs are not consulted);
 * ``pinned_server_certificate``: OpenSSL verification off; the leaf's DER must equal the pinned
   certificate's (LiteCore's ``allow_only_certificate``: no CA chain, no host name needed);
+* ``server_fingerprint`` and the pin of trust on first use (``expected``): the SHA-256 of the
+  leaf's DER must equal each expected fingerprint; OpenSSL verification off unless trusted
+  roots are given (then both apply). A mismatch is noted in the :class:`PeerCertificate` so
+  that the replicator can report it as a ``CertificateMismatchError`` naming both
+  fingerprints;
 * ``accept_only_self_signed_server_certificate``: verification off; the leaf must be self-signed
   -- issuer equal to subject, and its signature verifying with its own public key -- and within
   its validity period. A CA-issued certificate is refused, as LiteCore's ``onlySelfSignedServer``.
@@ -44,6 +49,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from couchlite.tls.fingerprint import certificate_fingerprint
 from couchlite.tls.identity import TLSIdentity
 from couchlite.transport.tls_context import apply_chain_rules, load_identity
 
@@ -56,10 +62,12 @@ _VERIFY_UNTRUSTED = 0
 class PeerCertificate:
     """Where one connection attempt records the server's leaf certificate (DER)."""
 
-    __slots__ = ("der",)
+    __slots__ = ("der", "mismatch")
 
     def __init__(self) -> None:
         self.der: bytes | None = None
+        #: the expected fingerprint the leaf did not have: (expected, actual, pin key or None)
+        self.mismatch: tuple[str, str, str | None] | None = None
 
     def certificate(self) -> x509.Certificate | None:
         return x509.load_der_x509_certificate(self.der) if self.der is not None else None
@@ -99,9 +107,16 @@ def client_context(
     only_self_signed: bool = False,
     trusted_roots: tuple[bytes, ...] | None = None,
     client_identity: TLSIdentity | None = None,
+    expected: tuple[tuple[str, str | None], ...] = (),
+    trust_any: bool = False,
 ) -> ssl.SSLContext:
-    """A client context for one connection attempt; the leaf certificate goes to ``record``."""
-    if pinned_der is not None or only_self_signed:
+    """A client context for one connection attempt; the leaf certificate goes to ``record``.
+
+    ``expected``: ``(fingerprint, pin key or None)`` pairs the leaf must match. ``trust_any``:
+    no chain check at all (trust on first use before anything is pinned).
+    """
+    custom = pinned_der is not None or only_self_signed or bool(expected) or trust_any
+    if custom and trusted_roots is None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         # Our own check below replaces OpenSSL's chain and host-name verification.
         context.check_hostname = False
@@ -131,6 +146,14 @@ def client_context(
             record.der = der
             if pinned_der is not None and der != pinned_der:
                 raise _refuse("certificate does not match the pinned certificate")
+            if expected:
+                actual = certificate_fingerprint(der)
+                for fingerprint, pin_key in expected:
+                    if actual != fingerprint:
+                        record.mismatch = (fingerprint, actual, pin_key)
+                        raise _refuse(
+                            f"certificate SHA-256 {actual} is not the expected {fingerprint}"
+                        )
             if only_self_signed:
                 problem = self_signed_problem(der)
                 if problem is not None:
