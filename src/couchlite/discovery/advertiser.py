@@ -10,7 +10,6 @@ Any failure to register is a :class:`DiscoveryError` from ``start``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 import socket
@@ -155,11 +154,14 @@ class Advertiser:
             async with asyncio.timeout(DISCOVERY_UNREGISTER_TIMEOUT_S):
                 if infos:
                     await zc.async_unregister_all_services()
-        except (TimeoutError, OSError, RuntimeError) as exc:
+        except Exception as exc:  # the listener's stop goes on whatever zeroconf raised
             logger.info("withdrawing the advertisement did not finish: %s", exc)
-        with contextlib.suppress(TimeoutError, OSError, RuntimeError):
-            async with asyncio.timeout(DISCOVERY_UNREGISTER_TIMEOUT_S):
-                await zc.async_close()
+        finally:
+            try:
+                async with asyncio.timeout(DISCOVERY_UNREGISTER_TIMEOUT_S):
+                    await zc.async_close()
+            except Exception as exc:
+                logger.info("closing the advertiser's sockets failed: %s", exc)
 
 
 def _consume(future: asyncio.Future[object]) -> None:

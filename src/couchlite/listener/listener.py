@@ -326,6 +326,8 @@ class AsyncUrlEndpointListener(AsyncStartsOnEnter):
                 if self._server is not None:
                     await self._server.close(STOP_HANDLERS_TIMEOUT_S)
                     self._server = None
+                # a peer may have begun a password check in the moment the socket was bound
+                self._guard.runner.shutdown()
                 self._unregister()
                 self._session_factory = None
                 raise
