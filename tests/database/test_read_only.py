@@ -16,7 +16,9 @@ from couchlite import (
     LiteCoreCode,
     MutableDocument,
     NotFoundError,
+    ReplicatorActivityLevel,
     ReplicatorConfiguration,
+    ReplicatorType,
     UrlEndpoint,
     UrlEndpointListener,
     UrlEndpointListenerConfiguration,
@@ -168,3 +170,42 @@ def test_collections_created_by_the_owner_appear(tmp_path: Path) -> None:
         orders = reader.collection("orders", "shop")
         assert orders is not None and orders["o"].to_dict() == {"n": 1}
         assert [c.name for c in reader.collections("shop")] == ["orders"]
+
+
+def test_a_peer_pulls_from_a_read_only_database(tmp_path: Path) -> None:
+    with Database("live", DatabaseConfiguration(directory=tmp_path)) as owner:
+        for n in range(3):
+            owner.default_collection().save(MutableDocument(f"doc-{n}", {"n": n}))
+    with (
+        _read_only(tmp_path) as source,
+        Database("copy", DatabaseConfiguration(directory=tmp_path / "peer")) as copy,
+    ):
+        listener = UrlEndpointListener(
+            UrlEndpointListenerConfiguration(
+                collections=[source.default_collection()],
+                port=0,
+                disable_tls=True,
+                read_only=True,
+            )
+        )
+        listener.start()
+        try:
+            config = ReplicatorConfiguration(
+                target=UrlEndpoint(f"ws://127.0.0.1:{listener.port}/live"),
+                replicator_type=ReplicatorType.PULL,
+            )
+            config.add_collection(copy.default_collection())
+            replicator = Replicator(config)
+            replicator.start()
+            try:
+                deadline = time.monotonic() + 30
+                while replicator.status.activity is not ReplicatorActivityLevel.STOPPED:
+                    assert time.monotonic() < deadline, replicator.status
+                    time.sleep(0.05)
+            finally:
+                replicator.stop()
+            # the pull ends cleanly: the peer's checkpoint is acknowledged, not stored
+            assert replicator.status.error is None
+            assert copy.default_collection().count == 3
+        finally:
+            listener.stop()
