@@ -48,6 +48,17 @@ def test_a_missing_database_is_not_created(tmp_path: Path) -> None:
     assert not (tmp_path / "nothing.cblite2").exists()
 
 
+def test_a_read_only_open_creates_nothing_in_the_folder(tmp_path: Path) -> None:
+    with Database("live", DatabaseConfiguration(directory=tmp_path)) as owner:
+        owner.default_collection().save(MutableDocument("a", {"v": 1}))
+    attachments = tmp_path / "live.cblite2" / "Attachments"
+    attachments.rmdir()  # a database without blobs, its folder gone (or never made)
+    with _read_only(tmp_path) as reader:
+        doc = reader.default_collection().get("a")
+        assert doc is not None and doc.to_dict() == {"v": 1}
+    assert not attachments.exists()
+
+
 def test_every_write_is_refused_and_changes_nothing(tmp_path: Path) -> None:
     config = DatabaseConfiguration(directory=tmp_path)
     with Database("live", config) as owner:
