@@ -11,6 +11,7 @@ import pytest
 
 from couchlite import (
     Database,
+    DatabaseClosedError,
     DatabaseConfiguration,
     DatabaseError,
     LiteCoreCode,
@@ -181,6 +182,20 @@ def test_collections_created_by_the_owner_appear(tmp_path: Path) -> None:
         orders = reader.collection("orders", "shop")
         assert orders is not None and orders["o"].to_dict() == {"n": 1}
         assert [c.name for c in reader.collections("shop")] == ["orders"]
+
+
+def test_collections_deleted_by_the_owner_go(tmp_path: Path) -> None:
+    config = DatabaseConfiguration(directory=tmp_path)
+    with Database("live", config) as owner, _read_only(tmp_path) as reader:
+        owner.create_collection("orders", "shop").save(MutableDocument("o", {"n": 1}))
+        seen = reader.collection("orders", "shop")
+        assert seen is not None and seen.count == 1
+        owner.delete_collection("orders", "shop")
+        assert reader.collection("orders", "shop") is None
+        assert [c.name for c in reader.collections("shop")] == []
+        assert [s.name for s in reader.scopes()] == ["_default"]
+        with pytest.raises(DatabaseClosedError):  # typed, not SQLite's "no such table"
+            seen.get("o")
 
 
 def test_a_peer_pulls_from_a_read_only_database(tmp_path: Path) -> None:
