@@ -60,6 +60,16 @@ def test_a_read_only_open_creates_nothing_in_the_folder(tmp_path: Path) -> None:
     assert not attachments.exists()
 
 
+def test_a_database_still_being_created_is_not_found(tmp_path: Path) -> None:
+    # what a reader sees between its owner's creating the file and committing the schema
+    folder = tmp_path / "new.cblite2"
+    folder.mkdir()
+    (folder / "db.sqlite3").touch()
+    with pytest.raises(NotFoundError, match="being created"):
+        _read_only(tmp_path, "new")
+    assert sorted(p.name for p in folder.iterdir()) == ["db.sqlite3"]
+
+
 def test_every_write_is_refused_and_changes_nothing(tmp_path: Path) -> None:
     config = DatabaseConfiguration(directory=tmp_path)
     with Database("live", config) as owner:
