@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import subprocess
 import sys
 import time
@@ -26,6 +28,7 @@ from couchlite import (
     ValueIndexConfiguration,
 )
 from couchlite.replicator.replicator import Replicator
+from couchlite.storage._schema import SCHEMA_VERSION
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -68,6 +71,19 @@ def test_a_database_still_being_created_is_not_found(tmp_path: Path) -> None:
     with pytest.raises(NotFoundError, match="being created"):
         _read_only(tmp_path, "new")
     assert sorted(p.name for p in folder.iterdir()) == ["db.sqlite3"]
+
+
+def test_an_older_schema_is_refused_not_migrated(tmp_path: Path) -> None:
+    with Database("old", DatabaseConfiguration(directory=tmp_path)):
+        pass
+    path = tmp_path / "old.cblite2" / "db.sqlite3"
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
+    with pytest.raises(DatabaseError) as caught:
+        _read_only(tmp_path, "old")
+    assert caught.value.code == LiteCoreCode.DATABASE_TOO_OLD
+    with contextlib.closing(sqlite3.connect(path)) as conn:  # only the owner migrates
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION - 1
 
 
 def test_every_write_is_refused_and_changes_nothing(tmp_path: Path) -> None:
