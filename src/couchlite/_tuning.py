@@ -561,6 +561,11 @@ FTS_SMALL_CACHE_SIZE = 4096
 #: or an interrupt loses little work and memory stays flat whatever the file's size.
 CLI_IMPORT_BATCH_DOCS = 1000
 
+#: Bytes of JSON ``couchlite import`` holds in one batch, whatever ``--batch-size`` says: a
+#: batch is saved as soon as its lines reach this much, so a file of large documents (each up
+#: to ``CLI_IMPORT_MAX_LINE_BYTES``) never keeps a thousand of them in memory at once.
+CLI_IMPORT_BATCH_BYTES = 32 * 1024 * 1024
+
 #: Longest line ``couchlite import`` reads, in bytes: a document's JSON larger than a BLIP
 #: message (``BLIP_MAX_MESSAGE_SIZE``, 21 MiB) could not be replicated anyway, and a file
 #: without newlines must not be read whole into memory.

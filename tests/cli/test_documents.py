@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from couchlite import Database, DatabaseConfiguration
+from couchlite import Database, DatabaseConfiguration, _tuning
 
 from .helpers import couchlite, json_lines, ok, one_line_error, serving
 
@@ -46,6 +46,13 @@ def test_put_get_ls_rm_with_json(tmp_path: Path) -> None:
     one_line_error(couchlite("get", db, "k1"), 3)
     one_line_error(couchlite("rm", db, "k1"), 3)
     one_line_error(couchlite("get", db, "l1", "-c", "store.nothing"), 3)
+
+
+def test_put_reads_a_bounded_body_from_stdin(tmp_path: Path) -> None:
+    huge = '{"big": "' + "x" * _tuning.CLI_IMPORT_MAX_LINE_BYTES + '"}'
+    message = one_line_error(couchlite("put", tmp_path / "db", "k", "-", stdin_text=huge), 1)
+    assert "longer than" in message
+    assert not (tmp_path / "db.cblite2").exists()  # refused before anything was opened
 
 
 def test_info_and_compact(tmp_path: Path) -> None:

@@ -172,6 +172,19 @@ def test_fingerprint_pinning(tmp_path: Path) -> None:
     one_line_error(couchlite("sync", tmp_path / "a", url, "--fingerprint", "xyz"), 2)
 
 
+def test_a_pinned_certificate_of_another_server_is_refused(tmp_path: Path) -> None:
+    other = tmp_path / "other.pem"
+    with serving(tmp_path / "other", "--certificate-out", other):
+        pass  # only its certificate is wanted
+    with serving(tmp_path / "hub") as (_, started):
+        url = local_url(started)
+        wrong = couchlite("sync", tmp_path / "a", url, "--pin", other, "--quiet")
+        assert "certificate" in one_line_error(wrong, 4)
+        garbage = tmp_path / "garbage.pem"
+        garbage.write_bytes(b"not a certificate")
+        one_line_error(couchlite("sync", tmp_path / "a", url, "--pin", garbage, "--quiet"), 1)
+
+
 def test_a_read_only_server_refuses_pushes(tmp_path: Path) -> None:
     ok("put", tmp_path / "hub", "h", '{"n": 1}')
     ok("put", tmp_path / "phone", "p", '{"n": 2}')

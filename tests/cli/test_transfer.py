@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from couchlite import Blob, Database, DatabaseConfiguration, MutableDocument
+from couchlite import Blob, Database, DatabaseConfiguration, MutableDocument, _tuning
 
 from .helpers import couchlite, environment, json_lines, ok, on_a_terminal, one_line_error
 
@@ -81,6 +81,23 @@ def test_a_bad_line_stops_the_import_and_its_batch_is_not_written(tmp_path: Path
         source.write_text('{"_id": "ok"}\n' + bad + "\n")
         assert reason in one_line_error(couchlite("import", tmp_path / "other", source), 1)
     assert not json_lines(ok("export", tmp_path / "other"))
+
+
+def test_large_documents_are_saved_in_batches_bounded_in_bytes(tmp_path: Path) -> None:
+    # lines of 1 MiB: a default batch of 1000 would hold a GiB; the byte bound saves them in
+    # batches of CLI_IMPORT_BATCH_BYTES, which the bad line at the end shows (earlier batches
+    # stay saved)
+    big = "x" * (_tuning.CLI_IMPORT_BATCH_BYTES // 32)
+    count = 40
+    source = tmp_path / "big.jsonl"
+    with source.open("w") as out:
+        for i in range(count):
+            out.write(orjson.dumps({"_id": f"doc-{i}", "big": big}).decode() + "\n")
+        out.write("not json\n")
+    message = one_line_error(couchlite("import", tmp_path / "db", source), 1)
+    assert message.startswith(f"error: line {count + 1}:")
+    with Database("db", DatabaseConfiguration(directory=tmp_path, read_only=True)) as db:
+        assert 0 < db.default_collection().count < count
 
 
 def test_skip_bad_reports_each_line_and_goes_on(tmp_path: Path) -> None:

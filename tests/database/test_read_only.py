@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import subprocess
 import sys
 import time
@@ -11,18 +13,22 @@ import pytest
 
 from couchlite import (
     Database,
+    DatabaseClosedError,
     DatabaseConfiguration,
     DatabaseError,
     LiteCoreCode,
     MutableDocument,
     NotFoundError,
+    ReplicatorActivityLevel,
     ReplicatorConfiguration,
+    ReplicatorType,
     UrlEndpoint,
     UrlEndpointListener,
     UrlEndpointListenerConfiguration,
     ValueIndexConfiguration,
 )
 from couchlite.replicator.replicator import Replicator
+from couchlite.storage._schema import SCHEMA_VERSION
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -44,6 +50,40 @@ def test_a_missing_database_is_not_created(tmp_path: Path) -> None:
     with pytest.raises(NotFoundError):
         _read_only(tmp_path, "nothing")
     assert not (tmp_path / "nothing.cblite2").exists()
+
+
+def test_a_read_only_open_creates_nothing_in_the_folder(tmp_path: Path) -> None:
+    with Database("live", DatabaseConfiguration(directory=tmp_path)) as owner:
+        owner.default_collection().save(MutableDocument("a", {"v": 1}))
+    attachments = tmp_path / "live.cblite2" / "Attachments"
+    attachments.rmdir()  # a database without blobs, its folder gone (or never made)
+    with _read_only(tmp_path) as reader:
+        doc = reader.default_collection().get("a")
+        assert doc is not None and doc.to_dict() == {"v": 1}
+    assert not attachments.exists()
+
+
+def test_a_database_still_being_created_is_not_found(tmp_path: Path) -> None:
+    # what a reader sees between its owner's creating the file and committing the schema
+    folder = tmp_path / "new.cblite2"
+    folder.mkdir()
+    (folder / "db.sqlite3").touch()
+    with pytest.raises(NotFoundError, match="being created"):
+        _read_only(tmp_path, "new")
+    assert sorted(p.name for p in folder.iterdir()) == ["db.sqlite3"]
+
+
+def test_an_older_schema_is_refused_not_migrated(tmp_path: Path) -> None:
+    with Database("old", DatabaseConfiguration(directory=tmp_path)):
+        pass
+    path = tmp_path / "old.cblite2" / "db.sqlite3"
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
+    with pytest.raises(DatabaseError) as caught:
+        _read_only(tmp_path, "old")
+    assert caught.value.code == LiteCoreCode.DATABASE_TOO_OLD
+    with contextlib.closing(sqlite3.connect(path)) as conn:  # only the owner migrates
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION - 1
 
 
 def test_every_write_is_refused_and_changes_nothing(tmp_path: Path) -> None:
@@ -168,3 +208,56 @@ def test_collections_created_by_the_owner_appear(tmp_path: Path) -> None:
         orders = reader.collection("orders", "shop")
         assert orders is not None and orders["o"].to_dict() == {"n": 1}
         assert [c.name for c in reader.collections("shop")] == ["orders"]
+
+
+def test_collections_deleted_by_the_owner_go(tmp_path: Path) -> None:
+    config = DatabaseConfiguration(directory=tmp_path)
+    with Database("live", config) as owner, _read_only(tmp_path) as reader:
+        owner.create_collection("orders", "shop").save(MutableDocument("o", {"n": 1}))
+        seen = reader.collection("orders", "shop")
+        assert seen is not None and seen.count == 1
+        owner.delete_collection("orders", "shop")
+        assert reader.collection("orders", "shop") is None
+        assert [c.name for c in reader.collections("shop")] == []
+        assert [s.name for s in reader.scopes()] == ["_default"]
+        with pytest.raises(DatabaseClosedError):  # typed, not SQLite's "no such table"
+            seen.get("o")
+
+
+def test_a_peer_pulls_from_a_read_only_database(tmp_path: Path) -> None:
+    with Database("live", DatabaseConfiguration(directory=tmp_path)) as owner:
+        for n in range(3):
+            owner.default_collection().save(MutableDocument(f"doc-{n}", {"n": n}))
+    with (
+        _read_only(tmp_path) as source,
+        Database("copy", DatabaseConfiguration(directory=tmp_path / "peer")) as copy,
+    ):
+        listener = UrlEndpointListener(
+            UrlEndpointListenerConfiguration(
+                collections=[source.default_collection()],
+                port=0,
+                disable_tls=True,
+                read_only=True,
+            )
+        )
+        listener.start()
+        try:
+            config = ReplicatorConfiguration(
+                target=UrlEndpoint(f"ws://127.0.0.1:{listener.port}/live"),
+                replicator_type=ReplicatorType.PULL,
+            )
+            config.add_collection(copy.default_collection())
+            replicator = Replicator(config)
+            replicator.start()
+            try:
+                deadline = time.monotonic() + 30
+                while replicator.status.activity is not ReplicatorActivityLevel.STOPPED:
+                    assert time.monotonic() < deadline, replicator.status
+                    time.sleep(0.05)
+            finally:
+                replicator.stop()
+            # the pull ends cleanly: the peer's checkpoint is acknowledged, not stored
+            assert replicator.status.error is None
+            assert copy.default_collection().count == 3
+        finally:
+            listener.stop()

@@ -92,7 +92,12 @@ def exit_code_of(exc: BaseException) -> int:
     """The exit status for an error (see the module docstring)."""
     if isinstance(exc, CommandError):
         return exc.status
-    if isinstance(exc, NotFoundError):
+    if isinstance(exc, NotFoundError) or (
+        # the store's own "no database at PATH" (a folder deleted under us) is one too
+        isinstance(exc, DatabaseError)
+        and exc.domain is ErrorDomain.LITECORE
+        and exc.code == LiteCoreCode.NOT_FOUND
+    ):
         return EXIT_NOT_FOUND
     if isinstance(exc, NetworkError) and exc.domain is ErrorDomain.WEBSOCKET and exc.code == 404:
         return EXIT_NOT_FOUND  # the peer answered: it has no database of that name

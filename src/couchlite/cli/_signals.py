@@ -25,7 +25,9 @@ def stop_requested() -> Iterator[threading.Event]:
 
     def handler(signum: int, frame: FrameType | None) -> None:
         if event.is_set() and signum == signal.SIGINT:
+            # the second SIGINT: the stop itself may hang, so cut it short here and now
             signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt
         event.set()
 
     previous = {sig: signal.signal(sig, handler) for sig in signals}

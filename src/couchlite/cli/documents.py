@@ -19,7 +19,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from couchlite import Collection, Database, MutableDocument, NotFoundError
+from couchlite import Collection, Database, MutableDocument, NotFoundError, _tuning
 from couchlite.cli._common import (
     EXIT_CODES_HELP,
     CommandError,
@@ -104,10 +104,15 @@ def get(path: Path, doc_id: str, collection: str, as_json: bool) -> None:
 
 
 def _body(text: str) -> dict[str, Any]:
+    data: str | bytes = text
     if text == "-":
-        text = sys.stdin.read()
+        # bounded as an import line is: a body larger could not be replicated anyway
+        limit = _tuning.CLI_IMPORT_MAX_LINE_BYTES
+        data = sys.stdin.buffer.read(limit + 1)
+        if len(data) > limit:
+            raise CommandError(f"the body on stdin is longer than {limit} bytes")
     try:
-        body = orjson.loads(text)
+        body = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise CommandError(f"the body is not JSON: {exc}") from None
     if not isinstance(body, dict):

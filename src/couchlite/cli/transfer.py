@@ -10,7 +10,8 @@ application's database; it is not a snapshot (a document written meanwhile may o
 in it).
 
 ``import`` reads lines of at most ``_tuning.CLI_IMPORT_MAX_LINE_BYTES`` and saves
-``_tuning.CLI_IMPORT_BATCH_DOCS`` documents per transaction (``--batch-size``). Blank lines are
+``_tuning.CLI_IMPORT_BATCH_DOCS`` documents per transaction (``--batch-size``), fewer when their
+lines reach ``_tuning.CLI_IMPORT_BATCH_BYTES``. Blank lines are
 ignored. A line without ``_id`` gets a random ID; a document that exists is replaced (last
 write wins). A bad line (not JSON, not an object, a bad ``_id``, a value or key the database
 refuses, too long) stops the import with its line number and exit code 1: the batches before it
@@ -195,6 +196,7 @@ class _Importer:
 
     def run(self, source: IO[bytes], shown: ProgressDisplay, total: int | None) -> None:
         batch: list[tuple[int, MutableDocument]] = []
+        batch_bytes = 0
         for number, line, consumed in _read_lines(source):
             self.bytes += consumed
             try:
@@ -204,9 +206,10 @@ class _Importer:
                 continue
             if doc is not None:
                 batch.append((number, doc))
-            if len(batch) >= self.batch_size:
+                batch_bytes += consumed
+            if len(batch) >= self.batch_size or batch_bytes >= _tuning.CLI_IMPORT_BATCH_BYTES:
                 self.save(batch)
-                batch = []
+                batch, batch_bytes = [], 0
                 self._show(shown, total)
         if batch:
             self.save(batch)

@@ -33,7 +33,7 @@ def _open(directory: Path, read_only: bool) -> Engine:
             lock_file.close()
         raise
     try:
-        blobs = BlobStore(directory / "Attachments")
+        blobs = BlobStore(directory / "Attachments", create=not read_only)
         if not read_only:
             blobs.remove_temporary_files()
     except BaseException:

@@ -124,7 +124,8 @@ class Database:
         if self._config.read_only and not _registry.has_database(self._path):
             raise NotFoundError(f"no database at {self._path}")
         try:
-            make_private_folder(self._path)  # 0o700: nobody else reads the documents
+            if not self._config.read_only:  # a reader creates nothing, even if the folder went
+                make_private_folder(self._path)  # 0o700: nobody else reads the documents
         except OSError as exc:
             raise DatabaseError(
                 f"cannot create {self._path}: {exc.strerror}",

@@ -130,19 +130,25 @@ class Engine(ChangeNotifier, TransactionOverlay):
     # --- collections ---------------------------------------------------------------------
 
     def find_collection(self, scope: str, name: str) -> CollectionState | None:
+        if self.read_only:  # the owner may have created or deleted it since
+            self.refresh()
         for state in self.collections.values():
             if state.scope == scope and state.name == name and not state.dropped:
                 return state
-        if self.read_only and self.refresh():  # the owner may have created it since
-            return self.find_collection(scope, name)
         return None
 
     def refresh(self) -> bool:
         """Read-only: reload the collections' counts and sequences, which the owning process
-        moves with each commit (a read-write engine's are always current). Returns whether a
-        collection appeared."""
+        moves with each commit (a read-write engine's are always current), and the owner's new
+        and deleted collections. Returns whether a collection appeared."""
         appeared = False
-        for row in self.store.collections():
+        rows = self.store.collections()
+        present = {row.id for row in rows}
+        for coll_id in [i for i in self.collections if i not in present]:
+            # deleted by the owner: its Collection objects now raise DatabaseClosedError, as
+            # after a delete here, rather than reading a table that is gone
+            self.collections.pop(coll_id).dropped = True
+        for row in rows:
             state = self.collections.get(row.id)
             if state is None:
                 self.collections[row.id] = CollectionState.from_row(row)

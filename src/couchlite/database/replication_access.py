@@ -388,10 +388,16 @@ class ReplicationDatabase:
         return self._engine().store.get_peer_checkpoint(client_id)
 
     def set_peer_checkpoint(self, client_id: str, body: bytes, rev: str | None) -> str:
+        engine = self._engine()
+        if engine.read_only:
+            # nowhere to keep it: acknowledge without saving, or every pull from a read-only
+            # database would fail at its first checkpoint (the peer, finding none next time,
+            # starts over from the beginning)
+            generation, _, _ = (rev or "").partition("-")
+            known = generation.isdecimal() and len(generation) < 10  # int() of a peer's text
+            return f"{int(generation) + 1 if known else 1}-cc"
         # bounded per database, read-only listeners included: the oldest-updated is evicted
-        return self._engine().store.set_peer_checkpoint(
-            client_id, body, rev, keep=MAX_PEER_CHECKPOINTS
-        )
+        return engine.store.set_peer_checkpoint(client_id, body, rev, keep=MAX_PEER_CHECKPOINTS)
 
     # --- blobs --------------------------------------------------------------------------------
 

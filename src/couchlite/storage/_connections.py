@@ -34,6 +34,7 @@ from couchlite.errors import (
     DatabaseError,
     ErrorDomain,
     LiteCoreCode,
+    NotFoundError,
 )
 from couchlite.storage._query_functions import register_query_functions
 from couchlite.storage._schema import SCHEMA_VERSION, check_format, check_header, migrate
@@ -150,6 +151,10 @@ class StoreConnections:
     def _check_readable(self) -> None:
         """Read-only open: the checks the writer makes at open, without migrating anything."""
         version = self._read(lambda c: check_format(c, self.path))
+        if version == 0:
+            # an empty file: its owner has only just created it (the schema comes in the same
+            # transaction), so there is nothing to read yet -- not an old database
+            raise NotFoundError(f"no database at {self.path} yet (it is being created)")
         if version != SCHEMA_VERSION:
             # an older file needs a migration, which only a read-write open may run
             raise DatabaseError(

@@ -41,8 +41,12 @@ def _raw_digest(digest: str) -> bytes:
 class BlobStore:
     SUFFIX = ".blob"
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, create: bool = True) -> None:
+        """``create=False`` (read-only opens): a missing folder is left missing, read as
+        holding no blobs -- a reader must not write to a database another process owns."""
         self.directory = directory
+        if not create:
+            return
         try:
             make_private_folder(directory)  # 0o700: blobs are as private as documents
         except OSError as exc:
