@@ -384,7 +384,7 @@ class PassiveSession:
             requested.pop(rev.doc_id, rev.rev_id)
             try:
                 self._stored(context, rev, inserted)
-            except BlipErrorReply as exc:
+            except Exception as exc:  # the reply the handler would have raised (501 if a bug)
                 answer.fail(exc)
             else:
                 answer.resolve()

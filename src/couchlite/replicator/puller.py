@@ -239,7 +239,7 @@ class Puller:
         def stored(inserted: Inserted) -> None:
             try:
                 self._report(rev.doc_id, rev.deleted, self._inserted(rev, inserted))
-            except (BlipErrorReply, DatabaseClosedError) as exc:
+            except Exception as exc:  # the reply the handler would have raised (501 if a bug)
                 answer.fail(exc)
             else:
                 answer.resolve()
