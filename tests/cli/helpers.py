@@ -18,6 +18,8 @@ from typing import Any
 
 import orjson
 
+from tests.terminal import run_on_a_terminal
+
 #: Bound on one command run (a sync includes TLS handshakes on a machine shared with others).
 RUN_TIMEOUT_S = 60
 
@@ -153,42 +155,14 @@ def on_a_terminal(
     """Run ``python -m couchlite ARGS`` with a pseudo-terminal as stdin, stdout and stderr;
     return its exit code and everything it wrote there (read until it exits, bounded). With
     ``interrupt_after``, SIGINT is sent once that text has appeared (for ``serve``)."""
-    import pty  # POSIX only
+    pending = [interrupt_after]
 
-    master, slave = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "couchlite", *map(str, args)],
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        start_new_session=True,
-        env=environment({"TERM": "xterm-256color", **(env or {})}),
-    )
-    os.close(slave)
-    output = b""
-    deadline = time.monotonic() + RUN_TIMEOUT_S
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.5)
-            if not ready:
-                if process.poll() is not None:
-                    break
-                continue
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO: the process closed the terminal
-                break
-            if not chunk:
-                break
-            output += chunk
-            if interrupt_after is not None and interrupt_after.encode() in output:
-                process.send_signal(signal.SIGINT)
-                interrupt_after = None
-        return process.wait(timeout=max(1.0, deadline - time.monotonic())), output.decode(
-            errors="replace"
-        )
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-        os.close(master)
+    def react(process: subprocess.Popen[bytes], master: int, output: bytes) -> None:
+        text = pending[0]
+        if text is not None and text.encode() in output:
+            process.send_signal(signal.SIGINT)
+            pending[0] = None
+
+    env = environment({"TERM": "xterm-256color", **(env or {})})
+    code, output = run_on_a_terminal(args, env, react, RUN_TIMEOUT_S)
+    return code, output.decode(errors="replace")

@@ -42,6 +42,7 @@ import struct
 from collections.abc import Iterable
 from typing import Any
 
+from couchlite.blip.varint import encode_varint  # Fleece counts are the same LEB128 varints
 from couchlite.model.revid import check_rev_id, generation
 
 __all__ = ["EMPTY_DICT", "SharedKeys", "cbl_rev_id", "revision_digest_body"]
@@ -126,15 +127,6 @@ class SharedKeys:
         known = self._ids[key] = len(self._keys)
         self._keys.append(key.decode())
         return known
-
-
-def _uvarint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def _int_bytes(n: int, unsigned: bool) -> bytes:
@@ -251,7 +243,9 @@ class _Encoder:
         elif size < 0x0F:
             self._place(bytes(((_STRING << 4) | size,)) + data, can_inline=False)
         else:
-            self._place(bytes(((_STRING << 4) | 0x0F,)) + _uvarint(size) + data, can_inline=False)
+            self._place(
+                bytes(((_STRING << 4) | 0x0F,)) + encode_varint(size) + data, can_inline=False
+            )
 
     def _write_string(self, data: bytes) -> None:
         if not _MIN_SHARED_STRING <= len(data) <= _MAX_SHARED_STRING:
@@ -293,7 +287,7 @@ class _Encoder:
         short = min(count, _LONG_COUNT)
         header = bytes(((tag << 4) | (short >> 8), short & 0xFF))
         if count >= _LONG_COUNT:
-            header += _uvarint(count - _LONG_COUNT)
+            header += encode_varint(count - _LONG_COUNT)
         header_pos = self._next_write_pos()
         self._place(header, can_inline=False)
         self._write_slots(collection)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import select
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ from click.testing import CliRunner
 
 from couchlite import KeyStore, KeyUsage, TLSIdentity
 from couchlite.cli import main
+from tests.terminal import run_on_a_terminal
 
 from .conftest import PASSPHRASE
 
@@ -249,43 +248,15 @@ def test_the_cli_runner_reads_piped_secrets_line_by_line(
 def _on_a_terminal(args: list[str], answers: list[tuple[bytes, bytes]]) -> tuple[int, bytes]:
     """Run ``python -m couchlite ARGS`` with a pseudo-terminal as stdin, stdout and stderr,
     typing each answer once its prompt has appeared; bounded by a deadline."""
-    import pty  # POSIX only
+    searched, pending = 0, list(answers)
 
-    master, slave = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "couchlite", *args],
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        start_new_session=True,  # no controlling terminal: the prompt can only use the pty
-        env=os.environ.copy(),
-    )
-    os.close(slave)
-    output, searched, pending = b"", 0, list(answers)
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.5)
-            if not ready:
-                if process.poll() is not None:
-                    break
-                continue
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: the process closed the terminal
-                break
-            if not chunk:
-                break
-            output += chunk
-            if pending and pending[0][0] in output[searched:]:
-                searched = output.index(pending[0][0], searched) + len(pending[0][0])
-                os.write(master, pending.pop(0)[1] + b"\n")
-        return process.wait(timeout=max(1.0, deadline - time.monotonic())), output
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-        os.close(master)
+    def react(process: subprocess.Popen[bytes], master: int, output: bytes) -> None:
+        nonlocal searched
+        if pending and pending[0][0] in output[searched:]:
+            searched = output.index(pending[0][0], searched) + len(pending[0][0])
+            os.write(master, pending.pop(0)[1] + b"\n")
+
+    return run_on_a_terminal(args, os.environ.copy(), react)
 
 
 @pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
